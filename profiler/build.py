@@ -1,0 +1,94 @@
+"""Assemble a Profile from what a run produced: the .pte, its ETRecord, the ETDump, the log."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from profiler import pte
+from profiler.errors import InputError
+from profiler.etrecord import SourceMap, load_source_map
+from profiler.ops import EXECUTE_EVENT, drop_warmup, op_samples, source_map_mismatch, to_records
+from profiler.record import DeviceInfo, Latency, Memory, ModelInfo, Profile, Settings
+from profiler.summary import summarize
+from profiler.trace import Trace, read_trace
+
+TOOL_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the device measured besides the ETDump."""
+
+    etdump_path: Path
+    load_ms: Optional[float] = None
+    peak_rss_bytes: Optional[int] = None
+    baseline_rss_bytes: Optional[int] = None
+    execution_ms: tuple[float, ...] = ()
+
+
+def build_profile(pte_path: Path, etrecord_path: Optional[Path], source: str, measurement: Measurement,
+                  device: DeviceInfo, settings: Settings) -> Profile:
+    """Read the ETDump against the .pte (and ETRecord) and compute every statistic.
+
+    An ETRecord that cannot be read or does not belong to the .pte is reported in
+    ``Profile.warnings`` and the profile is made without layers.
+
+    Raises:
+        InputError: the .pte or the ETDump cannot be read, or the ETDump is empty.
+    """
+    program = pte.load_program(pte_path)
+    trace = read_trace(measurement.etdump_path)
+    blobs, kernels = pte.delegate_blobs(program), pte.kernel_names(program)
+    warnings: list[str] = []
+    source_map = _source_map(etrecord_path, pte_path, trace, blobs, kernels, warnings)
+    ops = to_records(op_samples(trace, settings.warmup, blobs, kernels, source_map))
+    sizes = pte.planned_buffer_sizes(program)
+    return Profile(
+        model=ModelInfo(str(pte_path), pte.sha256(pte_path), pte_path.stat().st_size, pte.backend_of(program),
+                        source, str(etrecord_path) if source_map else None),
+        device=device,
+        settings=settings,
+        latency=_latency(trace, settings.warmup, measurement),
+        memory=Memory(sum(sizes), measurement.peak_rss_bytes, measurement.baseline_rss_bytes, sizes),
+        ops=tuple(ops),
+        summary=summarize(ops),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        tool_version=TOOL_VERSION,
+        warnings=tuple(warnings),
+    )
+
+
+def _source_map(etrecord_path: Optional[Path], pte_path: Path, trace: Trace, blobs, kernels,
+                warnings: list[str]) -> Optional[SourceMap]:
+    if etrecord_path is None:
+        warnings.append(f"no ETRecord for {pte_path.name}: ops are profiled without their source layers "
+                        f"(pass --etrecord or put {pte_path.with_suffix('.etrecord').name} beside it)")
+        return None
+    try:
+        source_map = load_source_map(etrecord_path)
+    except InputError as error:
+        warnings.append(f"{error}; profiling without layers")
+        return None
+    reason = source_map_mismatch(source_map, trace, blobs, kernels)
+    if reason:
+        warnings.append(f"ETRecord {etrecord_path.name} does not belong to {pte_path.name} ({reason}); "
+                        "profiling without layers")
+        return None
+    return source_map
+
+
+def _latency(trace: Trace, warmup: int, measurement: Measurement) -> Latency:
+    execute = trace.find(EXECUTE_EVENT)
+    load_ms = measurement.load_ms
+    if load_ms is None:
+        load_ms = sum(e.raw_ms[0] for e in trace.load_events if e.name == "Program::load_method") or None
+    if execute is not None:
+        return Latency.from_samples(drop_warmup(execute.raw_ms, warmup), load_ms, execute.raw_ms[0],
+                                    source="etdump:Method::execute")
+    samples: Sequence[float] = measurement.execution_ms
+    if not samples:
+        raise InputError(f"{measurement.etdump_path}: no Method::execute events and no timings in the runner log")
+    return Latency.from_samples(samples, load_ms, samples[0], source="runner-log")

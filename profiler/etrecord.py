@@ -1,0 +1,86 @@
+"""Source nodes out of an ETRecord: debug handle -> aten op, layer path, module type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from profiler.errors import ModelFileError
+from profiler.quiet import quiet
+
+
+@dataclass(frozen=True)
+class SourceNode:
+    """The graph node a debug handle points at."""
+
+    debug_handle: int
+    op: str
+    layer: Optional[str]
+    module_type: Optional[str]
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """What an ETRecord tells about one method of the program it was made with."""
+
+    nodes: dict[int, SourceNode]
+    instructions: dict[int, tuple[int, ...]]
+    delegates: dict[int, str] = field(default_factory=dict)
+
+    def node(self, handle: Optional[int]) -> Optional[SourceNode]:
+        return self.nodes.get(handle) if handle is not None else None
+
+
+def load_source_map(path: str | Path, method: str = "forward") -> SourceMap:
+    """Read an ETRecord.
+
+    Raises:
+        ModelFileError: the file is missing or not an ETRecord.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such ETRecord")
+    from executorch.devtools.etrecord import parse_etrecord
+
+    try:
+        with quiet():
+            record = parse_etrecord(str(path))
+    except Exception as error:  # zip, pickle and torch.export errors alike
+        raise ModelFileError(f"{path}: not a readable ETRecord ({type(error).__name__}: {error})") from None
+    program = record.edge_dialect_program
+    if isinstance(program, dict):
+        program = program.get(method)
+    if program is None:
+        raise ModelFileError(f"{path}: the ETRecord has no edge program for {method!r}")
+    handle_map = (record._debug_handle_map or {}).get(method, {})
+    instructions = {int(k): tuple(v) if isinstance(v, list) else (int(v),) for k, v in handle_map.items()}
+    delegates = {int(k): v.get("name", "") for k, v in ((record._delegate_map or {}).get(method, {})).items()}
+    return SourceMap(_nodes(program.graph_module), instructions, delegates)
+
+
+def _nodes(graph_module) -> dict[int, SourceNode]:
+    nodes: dict[int, SourceNode] = {}
+    for node in graph_module.graph.nodes:
+        handle = node.meta.get("debug_handle")
+        if node.op != "call_function" or handle is None or handle in nodes:
+            continue
+        if getattr(node.target, "__name__", "") == "getitem":
+            continue
+        layer, module_type = _layer(node)
+        nodes[int(handle)] = SourceNode(int(handle), _op_name(node.target), layer, module_type)
+    return nodes
+
+
+def _op_name(target) -> str:
+    name = getattr(target, "_name", None) or getattr(target, "__name__", None) or str(target)
+    return str(name).replace("::", ".")
+
+
+def _layer(node) -> tuple[Optional[str], Optional[str]]:
+    """The deepest nn.Module path of a node; functional ops in the root module have none."""
+    stack = node.meta.get("nn_module_stack") or {}
+    for path, module_type in reversed(list(stack.values())):
+        if path:
+            return str(path), str(module_type).rsplit(".", 1)[-1]
+    return None, None

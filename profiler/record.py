@@ -1,0 +1,299 @@
+"""The Profile record: the versioned JSON document every part of rebirth exchanges.
+
+Records are frozen dataclasses. ``Profile.save`` writes JSON atomically and ``Profile.load``
+migrates files written by older schema versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from profiler import stats
+from profiler.errors import InputError
+
+SCHEMA_VERSION = 1
+
+TENSOR, NON_TENSOR, FRAMEWORK = "tensor", "non_tensor", "framework"
+CATEGORIES = (TENSOR, NON_TENSOR, FRAMEWORK)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The .pte that was profiled and where it came from."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    backend: str
+    source: str
+    etrecord: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CoreInfo:
+    """One CPU core as the device reports it."""
+
+    index: int
+    max_freq_khz: Optional[int] = None
+    governor: Optional[str] = None
+    cur_freq_khz_start: Optional[int] = None
+    cur_freq_khz_end: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The device a profile ran on and its state at the start and end of the run."""
+
+    name: str
+    kind: str
+    serial: Optional[str] = None
+    product_model: Optional[str] = None
+    abi: Optional[str] = None
+    os: Optional[str] = None
+    cores: tuple[CoreInfo, ...] = ()
+    temperature_c_start: Optional[float] = None
+    temperature_c_end: Optional[float] = None
+    throttled: Optional[bool] = None
+    runner: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the runner was driven."""
+
+    warmup: int
+    iterations: int
+    threads: Optional[int] = None
+    cpu_affinity: Optional[str] = None
+    cooldown_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Per-inference latency in milliseconds, computed from the raw samples it keeps."""
+
+    raw: tuple[float, ...]
+    min: float
+    p10: float
+    p50: float
+    p90: float
+    mean: float
+    std: float
+    trimmed_mean: float
+    cv: float
+    load_ms: Optional[float] = None
+    first_ms: Optional[float] = None
+    source: str = "etdump"
+
+    @classmethod
+    def from_samples(cls, raw: typing.Sequence[float], load_ms: Optional[float] = None,
+                     first_ms: Optional[float] = None, source: str = "etdump") -> "Latency":
+        """Compute every statistic from ``raw`` (at least one sample)."""
+        mean, std = stats.mean_std(raw)
+        return cls(
+            raw=tuple(float(s) for s in raw),
+            min=min(raw),
+            p10=stats.percentile(raw, 10),
+            p50=stats.percentile(raw, 50),
+            p90=stats.percentile(raw, 90),
+            mean=mean,
+            std=std,
+            trimmed_mean=stats.trimmed_mean(raw),
+            cv=std / mean if mean else 0.0,
+            load_ms=load_ms,
+            first_ms=first_ms,
+            source=source,
+        )
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Planned memory from the .pte and the runner process's resident memory."""
+
+    planned_bytes: int
+    peak_rss_bytes: Optional[int] = None
+    baseline_rss_bytes: Optional[int] = None
+    buffer_sizes: tuple[int, ...] = ()
+
+    @property
+    def model_rss_bytes(self) -> Optional[int]:
+        """Peak RSS above the runner's idle baseline: the memory the model itself costs."""
+        if self.peak_rss_bytes is None or self.baseline_rss_bytes is None:
+            return None
+        return max(0, self.peak_rss_bytes - self.baseline_rss_bytes)
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One runtime op event (one row per executed op, summed over nothing)."""
+
+    index: int
+    name: str
+    op_type: str
+    category: str
+    layer: Optional[str]
+    p50_ms: float
+    mean_ms: float
+    min_ms: float
+    p90_ms: float
+    share: float
+    backend: str = "portable"
+    source_op: Optional[str] = None
+    module_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class OpTypeSummary:
+    """One row of the "summary by node type" table."""
+
+    op_type: str
+    category: str
+    count: int
+    ms: float
+    share: float
+    cumulative_share: float
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """Time spent in one source layer (nn.Module path)."""
+
+    layer: str
+    ms: float
+    share: float
+    module_type: Optional[str] = None
+    tensor_ms: float = 0.0
+    non_tensor_ms: float = 0.0
+    framework_ms: float = 0.0
+    ops: int = 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Totals and shares per category, per op type and per layer (p50 times)."""
+
+    total_ms: float
+    tensor_ms: float
+    non_tensor_ms: float
+    framework_ms: float
+    tensor_share: float
+    non_tensor_share: float
+    framework_share: float
+    attributed_share: float
+    by_op_type: tuple[OpTypeSummary, ...] = ()
+    top_layers: tuple[LayerSummary, ...] = ()
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Accuracy of the profiled model on a named data set (optional)."""
+
+    dataset: str
+    metric: str
+    value: float
+    agreement: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One profiling run of one model on one device."""
+
+    model: ModelInfo
+    device: DeviceInfo
+    settings: Settings
+    latency: Latency
+    memory: Memory
+    ops: tuple[OpRecord, ...]
+    summary: Summary
+    created: str = ""
+    tool_version: str = ""
+    accuracy: Optional[Accuracy] = None
+    warnings: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; ``latency`` is stored under the key ``latency_ms``."""
+        data = dataclasses.asdict(self)
+        data["latency_ms"] = data.pop("latency")
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """Build a Profile from its JSON form, migrating older schema versions."""
+        data = migrate(dict(data))
+        data["latency"] = data.pop("latency_ms")
+        return _build(cls, data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the JSON atomically: the file is either complete or untouched."""
+        write_json_atomic(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Profile":
+        """Read a Profile JSON file.
+
+        Raises:
+            InputError: the file is missing or is not a Profile.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            return cls.from_dict(data)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such profile file") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise InputError(f"{path}: not a rebirth profile ({error})") from None
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a Profile dict of any known schema version up to ``SCHEMA_VERSION``."""
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise ValueError("no schema_version")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version} is newer than this rebirth ({SCHEMA_VERSION}); upgrade rebirth")
+    return data
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=1, allow_nan=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _build(cls: type, data: Any) -> Any:
+    """Recursively turn dicts and lists into the dataclasses named by ``cls``'s type hints."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {name: _convert(hints[name], value) for name, value in data.items() if name in known}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:
+        return _convert(next(a for a in args if a is not type(None)), value)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value)
+    if origin is tuple:
+        return tuple(_convert(args[0], item) for item in value)
+    return value

@@ -1,0 +1,137 @@
+"""Where a model comes from: a .pte, a .pt2, ``file.py:NAME`` or ``zoo:NAME``."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from profiler.errors import InputError, ModelFileError
+
+PTE, PT2, PYTHON, ZOO = "pte", "pt2", "python", "zoo"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model argument. Parsing checks paths and names but imports nothing heavy."""
+
+    kind: str
+    text: str
+    path: Optional[Path] = None
+    name: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        """A short name for the model: the zoo name, the function, or the file stem."""
+        if self.kind == ZOO:
+            return self.name or self.text
+        if self.kind == PYTHON:
+            return f"{self.path.stem}.{self.name}"
+        return self.path.stem if self.path else self.text
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """Parse a model argument.
+
+    Raises:
+        InputError: unknown zoo name, missing file, or a form we do not know.
+    """
+    if text.startswith("zoo:"):
+        from profiler import zoo
+
+        name = text[4:]
+        if name not in zoo.ZOO:
+            raise InputError(f"unknown zoo model {name!r}; the zoo has: {', '.join(zoo.names())}")
+        return ModelSpec(ZOO, text, name=name)
+    if ".py:" in text:
+        file, _, name = text.rpartition(":")
+        path = _existing(file)
+        if not name.isidentifier():
+            raise InputError(f"{text}: {name!r} is not a Python function name")
+        return ModelSpec(PYTHON, text, path=path, name=name)
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if suffix == ".pte":
+        return ModelSpec(PTE, text, path=_existing(text))
+    if suffix == ".pt2":
+        return ModelSpec(PT2, text, path=_existing(text))
+    if not path.exists():
+        raise InputError(f"{text}: no such file")
+    raise InputError(f"{text}: not a model: expected a .pte, a .pt2, file.py:NAME or zoo:NAME")
+
+
+def _existing(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise InputError(f"{text}: no such file")
+    if not path.is_file():
+        raise InputError(f"{text}: not a file")
+    return path
+
+
+def fingerprint(spec: ModelSpec) -> str:
+    """A hash that changes when the model's definition changes (for the export cache)."""
+    digest = hashlib.sha256(spec.kind.encode())
+    if spec.kind == ZOO:
+        from profiler import zoo
+
+        for file in sorted(Path(zoo.__file__).parent.glob("*.py")):
+            digest.update(file.read_bytes())
+        digest.update(spec.name.encode())
+    else:
+        digest.update(spec.path.read_bytes())
+        digest.update((spec.name or "").encode())
+    return digest.hexdigest()[:20]
+
+
+def load_python(spec: ModelSpec) -> tuple[Any, tuple]:
+    """``(model, example_inputs)`` from a zoo name or a function in a Python file.
+
+    Raises:
+        InputError: the file cannot be imported, the function is missing or returns
+            something else.
+    """
+    if spec.kind == ZOO:
+        from profiler import zoo
+
+        return zoo.build(spec.name)
+    module_name = "rebirth_user_" + hashlib.sha1(str(spec.path.resolve()).encode()).hexdigest()[:10]
+    loader_spec = importlib.util.spec_from_file_location(module_name, spec.path)
+    module = importlib.util.module_from_spec(loader_spec)
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as error:
+        raise InputError(f"{spec.path}: importing it failed: {type(error).__name__}: {error}") from None
+    factory = getattr(module, spec.name, None)
+    if not callable(factory):
+        raise InputError(f"{spec.path}: has no function {spec.name!r}")
+    result = factory()
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], (tuple, list))):
+        raise InputError(f"{spec.text}: must return (model, example_inputs) with example_inputs a tuple")
+    model, inputs = result
+    return model.eval(), tuple(inputs)
+
+
+def load_exported(spec: ModelSpec):
+    """A ``torch.export.ExportedProgram`` for any spec except a .pte.
+
+    Raises:
+        InputError: a .pte (its graph is gone), or a model torch.export cannot trace.
+    """
+    import torch
+
+    if spec.kind == PTE:
+        raise InputError(f"{spec.text}: a .pte has no PyTorch graph left; pass the .pt2, file.py:NAME or zoo:NAME")
+    if spec.kind == PT2:
+        try:
+            return torch.export.load(str(spec.path))
+        except Exception as error:
+            raise ModelFileError(f"{spec.path}: not a torch.export .pt2 ({type(error).__name__}: {error})") from None
+    model, inputs = load_python(spec)
+    try:
+        return torch.export.export(model, inputs)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{spec.text}: torch.export failed: {first}") from None

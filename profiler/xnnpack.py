@@ -1,0 +1,199 @@
+"""Offline layer attribution for XNNPACK delegates.
+
+XNNPACK fuses a whole partition into one delegate call and reports its own operator names
+("Convolution (NHWC, F32) IGEMM #3") with no link to the source graph. ``per_op_mode``
+restores the link but distorts the timings. Instead we read the serialized XNNPACK graph
+out of the .pte (every XNode carries the debug handle of the aten node it came from), and
+align the runtime's operator events with the XNodes in order: XNNPACK creates one operator
+per remaining node, in node order, after fusing some nodes (a clamp into its convolution)
+and expanding a few (a concatenation into copies).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Sequence
+
+from profiler.taxonomy import normalize
+
+DEFAULT_DEBUG_HANDLE = 65535
+
+# XNode type -> the XNNPACK operator names (normalized) it can run as.
+OPERATOR_NAMES: dict[str, tuple[str, ...]] = {
+    "XNNConv2d": ("convolution", "fully connected"),
+    "XNNDepthwiseConv2d": ("convolution", "convolution dwconv"),
+    "XNNConvTranspose2d": ("deconvolution",),
+    "XNNFullyConnected": ("fully connected",),
+    "XNNMaxPooling2d": ("max pooling", "argmax pooling"),
+    "XNNArgMaxPooling2d": ("argmax pooling",),
+    "XNNAvgPooling2d": ("average pooling",),
+    "XNNGlobalAvgPooling2d": ("global average pooling", "mean"),
+    "XNNStaticReshape": ("static reshape", "copy"),
+    "XNNStaticTranspose": ("transpose",),
+    "XNNStaticConstantPad": ("constant pad",),
+    "XNNStaticSlice": ("slice",),
+    "XNNConcatenate2": ("copy", "concatenate"),
+    "XNNConcatenate3": ("copy", "concatenate"),
+    "XNNConcatenate4": ("copy", "concatenate"),
+    "XNNConcatenate5": ("copy", "concatenate"),
+    "XNNBatchMatrixMultiply": ("batch matrix multiply",),
+    "XNNDiv": ("divide",),
+    "XNNSub": ("subtract",),
+    "XNNMultiply": ("multiply", "square"),
+    "XNNLeakyReLU": ("leaky relu",),
+    "XNNELU": ("elu",),
+}
+
+
+@dataclass(frozen=True)
+class XNode:
+    """One node of a serialized XNNPACK graph."""
+
+    kind: str
+    debug_handle: Optional[int]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Which XNode an operator event ran, if any could be found."""
+
+    event_index: int
+    node_index: Optional[int]
+    debug_handle: Optional[int]
+    matched: bool
+
+
+def parse_graph(blob: bytes) -> list[XNode]:
+    """The XNodes of an XNNPACK delegate blob, in serialization order.
+
+    Raises:
+        ValueError: the blob is not an XNNPACK graph.
+    """
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
+
+    header = XNNHeader.from_bytes(blob[: XNNHeader.EXPECTED_LENGTH])
+    flatbuffer = blob[header.flatbuffer_offset : header.flatbuffer_offset + header.flatbuffer_size]
+    graph = _flatbuffer_to_json(flatbuffer)
+    nodes = []
+    for xnode in graph.get("xnodes", []):
+        handle = xnode.get("debug_handle")
+        nodes.append(XNode(xnode["xnode_union_type"], None if handle in (None, DEFAULT_DEBUG_HANDLE) else handle))
+    return nodes
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_json(digest: str, flatbuffer: bytes) -> str:
+    flatc = resources.files("executorch.data.bin").joinpath("flatc")
+    schema = resources.files("executorch.backends.xnnpack.serialization").joinpath("schema.fbs")
+    with tempfile.TemporaryDirectory() as folder, resources.as_file(flatc) as flatc_path, \
+            resources.as_file(schema) as schema_path:
+        binary = Path(folder) / "graph.bin"
+        binary.write_bytes(flatbuffer)
+        command = [str(flatc_path), "--json", "--strict-json", "--raw-binary", "-o", folder,
+                   str(schema_path), "--", str(binary)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ValueError(f"flatc could not read the XNNPACK graph: {done.stderr.strip()}")
+        return (Path(folder) / "graph.json").read_text()
+
+
+def _flatbuffer_to_json(flatbuffer: bytes) -> dict:
+    text = _cached_json(hashlib.sha256(flatbuffer).hexdigest(), flatbuffer)
+    # flatc writes non-finite floats as bare inf/nan, which JSON does not allow.
+    text = re.sub(r"(:\s*)(-?)(inf|nan)\b", lambda m: m.group(1) + ("-Infinity" if m.group(2) else
+                  ("NaN" if m.group(3) == "nan" else "Infinity")), text)
+    return json.loads(text)
+
+
+def compatible(event_name: str, kind: str) -> bool:
+    """Whether an XNNPACK operator event can be the runtime form of an XNode of ``kind``."""
+    key = normalize(event_name)
+    names = OPERATOR_NAMES.get(kind)
+    if names is not None:
+        return key in names
+    words = " ".join(re.findall(r"[A-Z][a-z]*|\d+", kind.removeprefix("XNN"))).lower()
+    words = re.sub(r"\s*\d+d?$", "", words)
+    return bool(words) and (key == words or key.startswith(words) or words.startswith(key))
+
+
+MATCH, SKIP_EVENT, SKIP_NODE = 2, -1, 0
+
+
+def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attribution]:
+    """Attribute each operator event of one delegate call to an XNode.
+
+    A global alignment (events and nodes both in execution order) that may skip nodes
+    (fused away) and events (extra operators a node expanded into). An event left unmatched
+    takes the node of the matched event before it when it is of a compatible kind (a
+    concatenation's second copy), else of the one after it (a layout transpose belongs to
+    the op that needs it). Nodes without a debug handle (layout transposes XNNPACK's
+    lowering inserted) pass on the handle of the next node that has one.
+    """
+    pairs = _best_alignment(event_names, nodes)
+    node_of = {event: node for event, node in pairs}
+    handles = _effective_handles(nodes)
+    result = []
+    for index, name in enumerate(event_names):
+        node = node_of.get(index)
+        matched = node is not None
+        if node is None:
+            node = _neighbour_node(index, name, node_of, nodes, len(event_names))
+        handle = handles[node] if node is not None else None
+        result.append(Attribution(index, node, handle, matched))
+    return result
+
+
+def _best_alignment(events: Sequence[str], nodes: Sequence[XNode]) -> list[tuple[int, int]]:
+    m, n = len(events), len(nodes)
+    score = [[0] * (n + 1) for _ in range(m + 1)]
+    for i in range(1, m + 1):
+        score[i][0] = score[i - 1][0] + SKIP_EVENT
+    for i in range(1, m + 1):
+        for j in range(1, n + 1):
+            best = max(score[i - 1][j] + SKIP_EVENT, score[i][j - 1] + SKIP_NODE)
+            if compatible(events[i - 1], nodes[j - 1].kind):
+                best = max(best, score[i - 1][j - 1] + MATCH)
+            score[i][j] = best
+    pairs, i, j = [], m, n
+    while i > 0 and j > 0:
+        if compatible(events[i - 1], nodes[j - 1].kind) and score[i][j] == score[i - 1][j - 1] + MATCH:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif score[i][j] == score[i][j - 1] + SKIP_NODE:
+            j -= 1
+        else:
+            i -= 1
+    return pairs[::-1]
+
+
+def _effective_handles(nodes: Sequence[XNode]) -> list[Optional[int]]:
+    handles: list[Optional[int]] = [None] * len(nodes)
+    following: Optional[int] = None
+    for index in range(len(nodes) - 1, -1, -1):
+        if nodes[index].debug_handle is not None:
+            following = nodes[index].debug_handle
+        handles[index] = nodes[index].debug_handle if nodes[index].debug_handle is not None else following
+    if following is None:
+        return handles
+    previous = None
+    for index, handle in enumerate(handles):
+        handles[index] = handle if handle is not None else previous
+        previous = handles[index]
+    return handles
+
+
+def _neighbour_node(index: int, name: str, node_of: dict[int, int], nodes: Sequence[XNode],
+                    count: int) -> Optional[int]:
+    before = next((node_of[i] for i in range(index - 1, -1, -1) if i in node_of), None)
+    after = next((node_of[i] for i in range(index + 1, count) if i in node_of), None)
+    if before is not None and compatible(name, nodes[before].kind):
+        return before
+    return after if after is not None else before

@@ -1,0 +1,80 @@
+"""GoogLeNet (Inception v1) as in Szegedy et al. 2015 and the DeepRebirth paper: LRN, no BatchNorm."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from profiler.zoo.lrn import LocalResponseNorm
+
+
+def conv_relu(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.ReLU(inplace=False))
+
+
+class Inception(nn.Module):
+    """Four parallel branches (1x1; 1x1-3x3; 1x1-5x5; pool-1x1) concatenated on channels."""
+
+    def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int):
+        super().__init__()
+        self.branch1 = conv_relu(cin, c1, 1)
+        self.branch2 = nn.Sequential(conv_relu(cin, c3r, 1), conv_relu(c3r, c3, 3, padding=1))
+        self.branch3 = nn.Sequential(conv_relu(cin, c5r, 1), conv_relu(c5r, c5, 5, padding=2))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_relu(cin, pool_proj, 1))
+
+    @property
+    def out_channels(self) -> int:
+        last = [self.branch1[0], self.branch2[-1][0], self.branch3[-1][0], self.branch4[-1][0]]
+        return sum(conv.out_channels for conv in last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+# (c1, c3r, c3, c5r, c5, pool_proj) for 3a..5b, from the paper's Table 1.
+INCEPTION_CONFIG = {
+    "inception3a": (64, 96, 128, 16, 32, 32),
+    "inception3b": (128, 128, 192, 32, 96, 64),
+    "inception4a": (192, 96, 208, 16, 48, 64),
+    "inception4b": (160, 112, 224, 24, 64, 64),
+    "inception4c": (128, 128, 256, 24, 64, 64),
+    "inception4d": (112, 144, 288, 32, 64, 64),
+    "inception4e": (256, 160, 320, 32, 128, 128),
+    "inception5a": (256, 160, 320, 32, 128, 128),
+    "inception5b": (384, 192, 384, 48, 128, 128),
+}
+POOL_AFTER = {"inception3b", "inception4e"}
+
+
+class GoogLeNet(nn.Module):
+    """Inception v1 with its two LRN layers; ``width`` scales every channel count."""
+
+    def __init__(self, num_classes: int = 10, width: float = 1.0):
+        super().__init__()
+
+        def ch(c: int) -> int:
+            return max(4, int(round(c * width)))
+
+        self.conv1 = conv_relu(3, ch(64), 7, stride=2, padding=3)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.lrn1 = LocalResponseNorm(5, alpha=1e-4, beta=0.75)
+        self.conv2_reduce = conv_relu(ch(64), ch(64), 1)
+        self.conv2 = conv_relu(ch(64), ch(192), 3, padding=1)
+        self.lrn2 = LocalResponseNorm(5, alpha=1e-4, beta=0.75)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        cin = ch(192)
+        for name, cfg in INCEPTION_CONFIG.items():
+            block = Inception(cin, *(ch(c) for c in cfg))
+            self.add_module(name, block)
+            cin = block.out_channels
+            if name in POOL_AFTER:
+                self.add_module("pool" + name[-2], nn.MaxPool2d(3, 2, ceil_mode=True))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        self.dropout = nn.Dropout(0.4)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.children():
+            x = module(x)
+        return x

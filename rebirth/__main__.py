@@ -1,0 +1,3 @@
+from rebirth.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""rebirth's command line. Parses, calls the library, prints. Nothing heavy is imported at
+module level, so ``--help`` answers fast.
+
+Exit codes: 0 done, 2 the user's input was wrong, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+BACKENDS = ("portable", "xnnpack")
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a .pte, a .pt2, file.py:NAME (returns (model, example_inputs)) or zoo:NAME")
+    parser.add_argument("--device", default="local", help="device name (default: local, this host)")
+    parser.add_argument("--backend", choices=BACKENDS, default="xnnpack",
+                        help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
+    parser.add_argument("--warmup", type=non_negative, default=3, help="untimed runs first (default: 3)")
+    parser.add_argument("--iterations", type=positive, default=20, help="timed runs (default: 20)")
+    parser.add_argument("--threads", type=positive, default=None, help="runtime threads (default: runtime's)")
+    parser.add_argument("--etrecord", type=Path, default=None,
+                        help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the Profile record here")
+    parser.add_argument("--top", type=positive, default=15, help="rows in the terminal tables (default: 15)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no terminal report, no progress")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rebirth", description="Profile and slim neural networks on phones.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    profile = commands.add_parser("profile", help="profile a model per layer on a device",
+                                  description="Profile a model per layer on a device.")
+    add_profile_arguments(profile)
+    export = commands.add_parser("export", help="lower a model to a .pte and its .etrecord",
+                                 description="Lower a model to a .pte and write its .etrecord beside it.")
+    export.add_argument("model", help="a .pt2, file.py:NAME or zoo:NAME")
+    export.add_argument("--backend", choices=BACKENDS, default="xnnpack")
+    export.add_argument("-o", "--output", type=Path, required=True, help="the .pte to write")
+    commands.add_parser("zoo", help="list the model zoo", description="List the model zoo.")
+    return parser
+
+
+def profile_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rebirth-profile", description="Profile a model per layer on a device.")
+    add_profile_arguments(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def profile_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = profile_parser().parse_args(argv)
+    args.command = "profile"
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("rebirth: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        code = exit_code_of(error)
+        if code is None:
+            raise
+        print(f"rebirth: error: {error}", file=sys.stderr)
+        return code
+
+
+def exit_code_of(error: Exception) -> Optional[int]:
+    """2 for errors the user caused, 1 for device failures, None for bugs (they raise)."""
+    from devices.errors import DeviceError, ModelRejectedError, UnknownDeviceError
+    from profiler.errors import InputError
+
+    if isinstance(error, (InputError, UnknownDeviceError, ModelRejectedError)):
+        return EXIT_USAGE
+    if isinstance(error, DeviceError):
+        return EXIT_FAILED
+    return None
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from rebirth.app import ProfileOptions, profile
+    from rebirth.progress import ProgressView
+
+    options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord)
+    with ProgressView(enabled=not args.quiet) as view:
+        result = profile(args.model, options, progress=view.update, stage=view.stage)
+    if args.json:
+        result.save(args.json)
+    if not args.quiet:
+        from reports.terminal import render_profile
+
+        render_profile(result, top=args.top)
+        if args.json:
+            print(f"profile written to {args.json}")
+    else:
+        for warning in result.warnings:
+            print(f"rebirth: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from rebirth.app import export
+
+    if args.output.suffix != ".pte":
+        print(f"rebirth: error: {args.output}: the output must end in .pte", file=sys.stderr)
+        return EXIT_USAGE
+    exported = export(args.model, args.backend, args.output)
+    print(f"wrote {exported.pte} and {exported.etrecord}")
+    return EXIT_OK
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from profiler.zoo import ZOO
+
+    for name, entry in sorted(ZOO.items()):
+        print(f"zoo:{name:<20} {entry.input_size:>3} px  {entry.description}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
