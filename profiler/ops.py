@@ -27,6 +27,7 @@ class OpSamples:
     samples: tuple[float, ...]
     backend: str
     node: Optional[SourceNode]
+    own_node: bool = True
 
 
 def drop_warmup(samples: Sequence[float], warmup: int) -> tuple[float, ...]:
@@ -71,23 +72,27 @@ def _delegate_rows(events: list[TraceEvent], blob: Optional[DelegateBlob], warmu
     backend = blob.backend if blob else "delegate"
     inner = [e for e in events if e.delegated]
     calls = [e for e in events if e.name == DELEGATE_EVENT]
-    handles = _attribute(inner, blob) if source else [None] * len(inner)
+    attributions = _attribute(inner, blob) if source else [(None, False)] * len(inner)
     rows = [OpSamples(e.name, e.instruction, drop_warmup(e.raw_ms, warmup), backend,
-                      source.node(h) if source else None) for e, h in zip(inner, handles)]
+                      source.node(handle) if source else None, own)
+            for e, (handle, own) in zip(inner, attributions)]
     for call in calls:
         overhead = _residual(drop_warmup(call.raw_ms, warmup), [r.samples for r in rows])
         rows.append(OpSamples(f"{DELEGATE_EVENT} {backend}", call.instruction, overhead, backend, None))
     return rows
 
 
-def _attribute(inner: list[TraceEvent], blob: Optional[DelegateBlob]) -> list[Optional[int]]:
+def _attribute(inner: list[TraceEvent], blob: Optional[DelegateBlob]) -> list[tuple[Optional[int], bool]]:
+    """Per event: the debug handle of its source node, and whether the event is that node's
+    own operator (rather than a layout copy or extra operator that inherits the layer)."""
     if blob is None or blob.backend != "XnnpackBackend":
-        return [None] * len(inner)
+        return [(None, False)] * len(inner)
     try:
         nodes = xnnpack.parse_graph(blob.data)
     except (ValueError, KeyError):
-        return [None] * len(inner)
-    return [a.debug_handle for a in xnnpack.align([e.name for e in inner], nodes)]
+        return [(None, False)] * len(inner)
+    return [(a.debug_handle, a.matched and nodes[a.node_index].debug_handle is not None)
+            for a in xnnpack.align([e.name for e in inner], nodes)]
 
 
 def _residual(total: Sequence[float], parts: Sequence[Sequence[float]]) -> tuple[float, ...]:
@@ -111,7 +116,7 @@ def to_records(rows: Sequence[OpSamples]) -> list[OpRecord]:
     for index, (row, p50) in enumerate(zip(rows, p50s)):
         source_op = row.node.op if row.node else None
         # A kernel's own name is exact; a delegate's operator names say less than its source node.
-        by_source = source_op if row.backend != "portable" else None
+        by_source = source_op if row.backend != "portable" and row.own_node else None
         op_type, category = classify(row.name.split(" ")[0] if row.name.startswith(DELEGATE_EVENT) else row.name,
                                      by_source)
         samples = row.samples or (0.0,)

@@ -1,0 +1,44 @@
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tests.foreign import export_plain, make_firenet
+
+warnings.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Exports made by rebirth go to a cache private to this test session."""
+    os.environ["REBIRTH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def firenet_ptes(tmp_path_factory):
+    """FireNet exported with plain ExecuTorch for both backends: {backend: path}."""
+    from profiler.quiet import quiet
+
+    folder = tmp_path_factory.mktemp("firenet")
+    model, inputs = make_firenet()
+    with quiet():
+        return {backend: export_plain(model, inputs, backend, folder / f"firenet_{backend}.pte")
+                for backend in ("portable", "xnnpack")}
+
+
+@pytest.fixture
+def firenet_copy(firenet_ptes, tmp_path):
+    """A copy of both exports in a test's own folder, which the test may damage."""
+    copies = {}
+    for backend, pte in firenet_ptes.items():
+        copies[backend] = tmp_path / pte.name
+        shutil.copy(pte, copies[backend])
+        shutil.copy(pte.with_suffix(".etrecord"), copies[backend].with_suffix(".etrecord"))
+    return copies
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

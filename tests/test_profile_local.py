@@ -1,0 +1,136 @@
+"""The foundation's "done when": a .pte exported with plain ExecuTorch, from a network the
+zoo does not have, profiled on ``local`` for both backends, with and without its ETRecord."""
+
+from pathlib import Path
+
+import pytest
+
+from profiler.record import FRAMEWORK, NON_TENSOR, TENSOR, Profile
+from rebirth.app import ProfileOptions, profile
+from tests.foreign import FireNet
+
+OPTIONS = ProfileOptions(warmup=2, iterations=12)
+MODULE_NAMES = {name for name, _ in FireNet().named_modules() if name}
+
+
+@pytest.fixture(scope="module")
+def profiles(firenet_ptes, tmp_path_factory):
+    """{(backend, with_etrecord): Profile}."""
+    results = {}
+    for backend, pte in firenet_ptes.items():
+        results[(backend, True)] = profile(str(pte), OPTIONS)
+        bare = tmp_path_factory.mktemp(f"bare_{backend}") / pte.name
+        bare.write_bytes(pte.read_bytes())
+        results[(backend, False)] = profile(str(bare), OPTIONS)
+    return results
+
+
+KEYS = [(b, e) for b in ("portable", "xnnpack") for e in (True, False)]
+
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{'etrecord' if k[1] else 'bare'}")
+def test_op_times_add_up_to_the_measured_latency(profiles, key):
+    result = profiles[key]
+    summed = sum(op.p50_ms for op in result.ops)
+    assert summed == pytest.approx(result.summary.total_ms)
+    assert abs(summed - result.latency.p50) / result.latency.p50 <= 0.15, (summed, result.latency.p50)
+
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{'etrecord' if k[1] else 'bare'}")
+def test_non_tensor_share_is_right_for_the_ops_present(profiles, key):
+    result = profiles[key]
+    expected = sum(op.p50_ms for op in result.ops if op.category == NON_TENSOR) / result.summary.total_ms
+    assert result.summary.non_tensor_share == pytest.approx(expected)
+    for op in result.ops:
+        if op.op_type in ("conv", "linear", "matmul", "depthwise_conv"):
+            assert op.category == TENSOR, op
+        elif op.op_type == "framework":
+            assert op.category == FRAMEWORK, op
+        else:
+            assert op.category == NON_TENSOR, op
+    types = {op.op_type for op in result.ops}
+    assert {"conv", "max_pool"} <= types
+    assert "linear" in types or any(op.source_op and "linear" in op.source_op for op in result.ops)
+    if key[0] == "portable":
+        assert {"batch_norm", "relu", "concat", "softmax"} <= types
+        assert not any(op.name == "OPERATOR_CALL" for op in result.ops), "wrapper events double counted"
+
+
+@pytest.mark.parametrize("backend", ["portable", "xnnpack"])
+def test_planned_memory_equals_the_pte_buffers(profiles, firenet_ptes, backend):
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    program = deserialize_pte_binary(firenet_ptes[backend].read_bytes()).program
+    sizes = program.execution_plan[0].non_const_buffer_sizes
+    assert profiles[(backend, True)].memory.planned_bytes == sum(sizes) > 0
+
+
+@pytest.mark.parametrize("backend", ["portable", "xnnpack"])
+def test_memory_of_the_runner_is_measured(profiles, backend):
+    memory = profiles[(backend, True)].memory
+    assert memory.baseline_rss_bytes > 50 << 20  # a Python runner with torch imported
+    assert memory.peak_rss_bytes > memory.baseline_rss_bytes
+
+
+@pytest.mark.parametrize("backend", ["portable", "xnnpack"])
+def test_with_etrecord_every_op_has_its_source_layer(profiles, backend):
+    result = profiles[(backend, True)]
+    assert result.summary.attributed_share >= 0.95
+    layers = {op.layer for op in result.ops if op.layer}
+    assert layers <= MODULE_NAMES
+    assert {"stem", "pool1", "fire1.squeeze", "fire1.expand3", "head"} <= layers
+    assert not result.warnings
+
+
+def test_xnnpack_ops_are_attributed_to_layers_of_their_kind(profiles):
+    result = profiles[("xnnpack", True)]
+    kinds = {"conv": {"Conv2d"}, "max_pool": {"MaxPool2d"}, "linear": {"Linear"}, "concat": {"Fire"},
+             "global_avg_pool": {"AdaptiveAvgPool2d"}, "softmax": {"Softmax"}}
+    checked = 0
+    for op in result.ops:
+        if op.backend == "XnnpackBackend" and op.op_type in kinds and op.category != FRAMEWORK:
+            assert op.module_type in kinds[op.op_type], op
+            checked += 1
+    assert checked >= 10
+    transposes = [op for op in result.ops if op.name.startswith("Transpose")]
+    assert transposes and all(op.op_type == "transpose" and op.category == NON_TENSOR for op in transposes)
+    squeeze_bn = [op for op in result.ops if op.layer == "fire1.squeeze_bn"]
+    assert not squeeze_bn or all(op.op_type == "batch_norm" for op in squeeze_bn)
+
+
+@pytest.mark.parametrize("backend", ["portable", "xnnpack"])
+def test_without_etrecord_ops_are_profiled_without_layers(profiles, backend):
+    result = profiles[(backend, False)]
+    assert all(op.layer is None for op in result.ops)
+    assert result.summary.attributed_share == 0
+    assert any("no ETRecord" in w for w in result.warnings)
+    assert {op.op_type for op in result.ops} >= {"conv", "max_pool"}
+
+
+def test_backend_is_read_from_the_pte(profiles):
+    assert profiles[("portable", True)].model.backend == "portable"
+    assert profiles[("xnnpack", True)].model.backend == "xnnpack"
+
+
+def test_latency_statistics_come_from_the_timed_runs(profiles):
+    latency = profiles[("xnnpack", True)].latency
+    assert len(latency.raw) == OPTIONS.iterations
+    assert latency.min <= latency.p10 <= latency.p50 <= latency.p90 <= max(latency.raw)
+    assert latency.load_ms > 0 and latency.first_ms > 0
+
+
+def test_profile_json_has_the_fields_the_project_relies_on(profiles, tmp_path):
+    path = tmp_path / "p.json"
+    profiles[("xnnpack", True)].save(path)
+    import json
+
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1
+    assert data["latency_ms"]["p50"] > 0
+    assert data["memory"]["planned_bytes"] > 0
+    assert data["memory"]["peak_rss_bytes"] >= data["memory"]["baseline_rss_bytes"] > 0
+    assert data["summary"]["non_tensor_share"] > 0
+    assert data["device"]["name"] == "local"
+    op = data["ops"][0]
+    assert {"name", "op_type", "category", "layer", "p50_ms", "share"} <= set(op)
+    assert Profile.load(path) == profiles[("xnnpack", True)]

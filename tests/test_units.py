@@ -1,0 +1,118 @@
+"""Statistics, the taxonomy, the runner log and the Profile record, without a device."""
+
+import json
+
+import numpy as np
+import pytest
+
+from devices import runlog
+from profiler import stats
+from profiler.errors import InputError
+from profiler.record import Latency, Profile
+from profiler.taxonomy import Rule, classify, normalize, register, RULES
+
+
+def test_percentile_matches_numpy():
+    samples = [5.0, 1.0, 3.0, 2.5, 9.0, 4.0, 7.5]
+    for q in (0, 10, 50, 90, 100):
+        assert stats.percentile(samples, q) == pytest.approx(np.percentile(samples, q))
+
+
+def test_trimmed_mean_cuts_outliers_from_both_ends():
+    assert stats.trimmed_mean([1.0] * 8 + [100.0, -100.0], 0.1) == pytest.approx(1.0)
+
+
+def test_latency_from_samples():
+    latency = Latency.from_samples([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+    assert latency.mean == pytest.approx(5.0)
+    assert latency.std == pytest.approx(np.std([2, 4, 4, 4, 5, 5, 7, 9], ddof=1))
+    assert latency.cv == pytest.approx(latency.std / 5.0)
+    assert latency.p50 == pytest.approx(4.5)
+    assert latency.min == 2.0
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("native_call_convolution.out", ("conv", "tensor")),
+    ("native_call_addmm.out", ("linear", "tensor")),
+    ("native_call__native_batch_norm_legit_no_training.out", ("batch_norm", "non_tensor")),
+    ("native_call_max_pool2d_with_indices.out", ("max_pool", "non_tensor")),
+    ("native_call_cat.out", ("concat", "non_tensor")),
+    ("native_call_permute_copy.out", ("transpose", "non_tensor")),
+    ("Convolution (NHWC, F32) IGEMM #12", ("conv", "tensor")),
+    ("Convolution (NHWC, F32) DWConv #1", ("depthwise_conv", "tensor")),
+    ("Fully Connected (NC, F32) GEMM #2", ("linear", "tensor")),
+    ("Max Pooling (NHWC, F32) #2", ("max_pool", "non_tensor")),
+    ("Average Pooling (NHWC, F32) Average Pooling #1", ("avg_pool", "non_tensor")),
+    ("Copy (NC, X32) #1", ("copy", "non_tensor")),
+    ("Transpose (ND, X32) #1", ("transpose", "non_tensor")),
+    ("Static Reshape (NC) #1", ("reshape", "non_tensor")),
+    ("DELEGATE_CALL", ("framework", "framework")),
+    ("Method::execute", ("framework", "framework")),
+    ("native_call_some_new_op.out", ("some_new_op", "non_tensor")),
+])
+def test_taxonomy_covers_aten_and_xnnpack_names(name, expected):
+    assert classify(name) == expected
+
+
+def test_source_op_wins_over_the_xnnpack_name():
+    # XNNPACK runs an unfoldable BatchNorm as a depthwise convolution: it is still a BatchNorm.
+    assert classify("Convolution (NHWC, F32) DWConv #1", "aten._native_batch_norm_legit_no_training") == \
+        ("batch_norm", "non_tensor")
+    assert classify("Fully Connected (NC, F32) GEMM #1", "aten.convolution") == ("conv", "tensor")
+    assert classify("Copy (NC, X32) #3", "aten.cat") == ("concat", "non_tensor")
+
+
+def test_registered_rules_take_precedence():
+    register(Rule(r"my_custom_gemm", "custom_gemm", "tensor"))
+    try:
+        assert classify("native_call_my_custom_gemm.out") == ("custom_gemm", "tensor")
+    finally:
+        RULES.pop(0)
+    assert normalize("aten::avg_pool2d.out") == "avg_pool2d"
+
+
+NATIVE_LOG = """I 00:00:00.001 executorch:executor_runner.cpp:120] Model file model.pte is loaded.
+I 00:00:00.002 executorch:executor_runner.cpp:180] Model loaded in 12.500000 ms.
+I 00:00:01.002 executorch:executor_runner.cpp:300] Model executed successfully 10 time(s) in 950.250000 ms.
+"""
+
+
+def test_runlog_reads_the_native_runner():
+    log = runlog.parse_log(NATIVE_LOG)
+    assert (log.load_ms, log.executions, log.total_ms) == (12.5, 10, 950.25)
+    assert log.execution_ms == () and log.peak_rss_bytes is None
+
+
+def test_runlog_reads_the_python_runner_and_missing_operators():
+    text = ("Baseline RSS: 1000 bytes\nModel loaded in 1.0 ms.\nWarm-up 1/3 in 9.0 ms.\n"
+            "Execution 2/3 in 2.0 ms.\nExecution 3/3 in 3.0 ms.\nPeak RSS: 5000 bytes\n")
+    log = runlog.parse_log(text)
+    assert log.execution_ms == (2.0, 3.0)
+    assert (log.baseline_rss_bytes, log.peak_rss_bytes) == (1000, 5000)
+    assert runlog.progress_of("Execution 2/3 in 2.0 ms.") == (2, 3)
+    stderr = "[method.cpp:822] Missing operator: [3] aten::avg_pool3d.out\n" * 2
+    assert runlog.missing_operators(stderr) == ["aten::avg_pool3d.out"]
+
+
+def test_profile_load_rejects_what_is_not_a_profile(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not a rebirth profile"):
+        Profile.load(bad)
+    with pytest.raises(InputError, match="no such profile"):
+        Profile.load(tmp_path / "missing.json")
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(InputError, match="newer than this rebirth"):
+        Profile.load(newer)
+
+
+def test_json_is_written_atomically(tmp_path):
+    from profiler.record import write_json_atomic
+
+    path = tmp_path / "p.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(ValueError):
+        write_json_atomic(path, {"a": float("nan")})  # fails half-way through serialization
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
