@@ -116,3 +116,37 @@ def test_json_is_written_atomically(tmp_path):
         write_json_atomic(path, {"a": float("nan")})  # fails half-way through serialization
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+
+
+def make_op(index, op_type, category, ms, layer=None):
+    from profiler.record import OpRecord
+
+    return OpRecord(index, f"op{index}", op_type, category, layer, ms, ms, ms, ms, 0.0)
+
+
+def test_summary_tables_from_records_built_in_memory():
+    from profiler.summary import summarize
+
+    ops = [make_op(0, "conv", "tensor", 6.0, "a"), make_op(1, "max_pool", "non_tensor", 3.0, "b"),
+           make_op(2, "conv", "tensor", 0.5, "c"), make_op(3, "framework", "framework", 0.5)]
+    summary = summarize(ops)
+    assert summary.total_ms == 10.0
+    assert (summary.tensor_share, summary.non_tensor_share, summary.framework_share) == (0.65, 0.3, 0.05)
+    assert summary.attributed_share == 1.0
+    assert [(r.op_type, r.count) for r in summary.by_op_type] == [("conv", 2), ("max_pool", 1), ("framework", 1)]
+    assert [round(r.cumulative_share, 3) for r in summary.by_op_type] == [0.65, 0.95, 1.0]
+    assert [r.layer for r in summary.top_layers] == ["a", "b", "c"]
+
+
+def test_throttling_is_flagged_when_a_core_ends_below_its_maximum():
+    from devices.base import CoreState, DeviceDescription, DeviceState
+    from rebirth.app import device_info
+
+    before = DeviceState((CoreState(0, 2_000_000, 2_000_000, "performance"),), 40.0)
+    hot = DeviceState((CoreState(0, 2_000_000, 1_200_000, "performance"),), 70.0)
+    info = device_info(DeviceDescription("s6", "adb"), before, hot)
+    assert info.throttled is True
+    assert (info.temperature_c_start, info.temperature_c_end) == (40.0, 70.0)
+    assert info.cores[0].cur_freq_khz_end == 1_200_000
+    assert device_info(DeviceDescription("s6", "adb"), before, before).throttled is False
+    assert device_info(DeviceDescription("x", "local"), DeviceState(), DeviceState()).throttled is None
