@@ -100,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small models only, fewer repeats")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "profiler.json")
+    parser.add_argument("--only", choices=["overhead", "stability", "help", "attribution"],
+                        help="re-run one section and update it in --out")
     args = parser.parse_args()
     import_heavy()
     from profiler.export import ensure_pte
@@ -107,22 +109,27 @@ def main() -> None:
     from profiler.zoo import names
 
     overhead_model = "zoo:googlenet-small" if args.quick else "zoo:googlenet"
-    pte = ensure_pte(parse_spec(overhead_model), "xnnpack").pte
-    results = {
-        "machine": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
-        "overhead": overhead(pte, rounds=10, per_round=20 if args.quick else 40),
-        "stability": stability(overhead_model, repeats=5, iterations=30 if args.quick else 60),
-        "help": help_time(runs=10),
-        "attribution": attribution([n for n in names() if n.endswith("-small")] if args.quick else names(),
-                                   ["xnnpack", "portable"]),
+    sections = {
+        "overhead": lambda: overhead(ensure_pte(parse_spec(overhead_model), "xnnpack").pte, rounds=10,
+                                     per_round=20 if args.quick else 40),
+        "stability": lambda: stability(overhead_model, repeats=5, iterations=30 if args.quick else 60),
+        "help": lambda: help_time(runs=10),
+        "attribution": lambda: attribution([n for n in names() if n.endswith("-small")] if args.quick else names(),
+                                           ["xnnpack", "portable"]),
     }
+    results = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
+    results["machine"] = {"python": platform.python_version(), "machine": platform.machine(),
+                          "cpus": os.cpu_count(), "platform": platform.platform()}
+    results["date"] = time.strftime("%Y-%m-%d")
+    for name, run in sections.items():
+        if args.only in (None, name):
+            results[name] = run()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "attribution"}, indent=1))
-    worst = min(results["attribution"], key=lambda row: row["attributed_share"])
-    print(f"lowest attributed share: {worst['attributed_share']:.3f} ({worst['model']}, {worst['backend']})")
+    if results.get("attribution"):
+        worst = min(results["attribution"], key=lambda row: row["attributed_share"])
+        print(f"lowest attributed share: {worst['attributed_share']:.3f} ({worst['model']}, {worst['backend']})")
 
 
 if __name__ == "__main__":
