@@ -111,7 +111,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     with ProgressView(enabled=not args.quiet) as view:
         result = profile(args.model, options, progress=view.update, stage=view.stage)
     if args.json:
-        result.save(args.json)
+        save_profile(result, args.json)
     if not args.quiet:
         from reports.terminal import render_profile
 
@@ -124,13 +124,28 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def save_profile(result, path: Path) -> None:
+    """Write the Profile JSON; a path that cannot be written is the user's error."""
+    from profiler.errors import InputError
+
+    try:
+        result.save(path)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write the profile ({error.strerror or error})") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from rebirth.app import export
 
     if args.output.suffix != ".pte":
         print(f"rebirth: error: {args.output}: the output must end in .pte", file=sys.stderr)
         return EXIT_USAGE
-    exported = export(args.model, args.backend, args.output)
+    from profiler.errors import InputError
+
+    try:
+        exported = export(args.model, args.backend, args.output)
+    except OSError as error:
+        raise InputError(f"{args.output}: cannot write the export ({error.strerror or error})") from None
     print(f"wrote {exported.pte} and {exported.etrecord}")
     return EXIT_OK
 

@@ -57,10 +57,12 @@ def op_type_table(profile: Profile, top: int) -> Table:
 
 def layer_table(profile: Profile, top: int) -> Table:
     table = Table(title=f"Top {min(top, len(profile.summary.top_layers))} layers", title_justify="left")
-    table.add_column("layer", overflow="fold")
-    for column in ("module", "ops", "p50 ms", "%", "non-tensor ms"):
-        table.add_column(column, justify="left" if column == "module" else "right")
-    for row in profile.summary.top_layers[:top]:
+    rows = profile.summary.top_layers[:top]
+    table.add_column("layer", no_wrap=True, min_width=max((len(r.layer) for r in rows), default=5))
+    table.add_column("module", overflow="ellipsis", no_wrap=True)
+    for column in ("ops", "p50 ms", "%", "non-tensor"):
+        table.add_column(column, justify="right")
+    for row in rows:
         table.add_row(escape(row.layer), escape(row.module_type or ""), str(row.ops), f"{row.ms:.3f}",
                       pct(row.share), f"{row.non_tensor_ms:.3f}")
     return table

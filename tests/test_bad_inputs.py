@@ -184,3 +184,12 @@ def test_the_console_script_fails_cleanly_in_a_real_process(tmp_path):
                           capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert done.returncode == 2
     assert done.stderr.strip() == f"rebirth: error: {tmp_path / 'x.pte'}: no such file"
+
+
+def test_a_json_path_that_cannot_be_written(capsys, firenet_ptes, tmp_path):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    code, err = run_cli(capsys, firenet_ptes["portable"], "--iterations", "2", "-q", "--json", folder)
+    assert code == 2
+    assert "cannot write the profile" in one_error_line(err)
+    assert list(folder.iterdir()) == []
