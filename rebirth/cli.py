@@ -56,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--backend", choices=BACKENDS, default="xnnpack")
     export.add_argument("-o", "--output", type=Path, required=True, help="the .pte to write")
     commands.add_parser("zoo", help="list the model zoo", description="List the model zoo.")
+    devices = commands.add_parser("devices", help="devices and the emulated phone",
+                                  description="Devices and the emulated phone.")
+    device_commands = devices.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    emulate = device_commands.add_parser(
+        "emulate", help="start an emulated phone (an adbd on 127.0.0.1) until interrupted",
+        description="Start an emulated phone: an adbd on 127.0.0.1 that Debian's adb client can connect to.")
+    emulate.add_argument("--port", type=int, default=5555)
+    emulate.add_argument("--phone", default="galaxy-s6", help="phone profile (galaxy-s6, pixel-7)")
+    emulate.add_argument("--root", type=Path, default=None, help="the phone's file system (default: a temp folder)")
     return parser
 
 
@@ -77,7 +86,7 @@ def profile_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo}
+    handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo, "devices": cmd_devices}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -155,6 +164,26 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
     for name, entry in sorted(ZOO.items()):
         print(f"zoo:{name:<20} {entry.input_size:>3} px  {entry.description}")
+    return EXIT_OK
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    import tempfile
+    import threading
+
+    from devices.emulator import PHONES, EmulatedPhone
+    from profiler.errors import InputError
+
+    if args.phone not in PHONES:
+        raise InputError(f"unknown phone profile {args.phone!r}; profiles: {', '.join(sorted(PHONES))}")
+    root = args.root or Path(tempfile.mkdtemp(prefix=f"rebirth-{args.phone}-"))
+    try:
+        phone = EmulatedPhone(root, PHONES[args.phone], port=args.port).start()
+    except OSError as error:
+        raise InputError(f"cannot listen on 127.0.0.1:{args.port} ({error.strerror or error})") from None
+    print(f"emulated {args.phone} listening on {phone.address}, file system in {root}; "
+          f"try: adb connect {phone.address}", flush=True)
+    threading.Event().wait()
     return EXIT_OK
 
 

@@ -1,0 +1,121 @@
+"""Phone profiles the emulator can impersonate, and its sandboxed file system.
+
+Device paths (``/data/local/tmp/x``, ``/sys/devices/system/cpu/...``) live under one host
+folder, the phone's root; a path that leaves the root is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PhoneProfile:
+    """What ``getprop``, cpufreq and thermal files say about an emulated phone."""
+
+    name: str
+    model: str
+    device: str
+    product: str
+    hardware: str
+    abi: str
+    android: str
+    sdk: int
+    max_freq_khz: tuple[int, ...]
+    temperature_mc: int = 35000
+    battery_level: int = 87
+    extra_props: dict[str, str] = field(default_factory=dict)
+
+    def props(self) -> dict[str, str]:
+        return {
+            "ro.product.model": self.model, "ro.product.name": self.product, "ro.product.device": self.device,
+            "ro.product.manufacturer": self.model.split()[0], "ro.hardware": self.hardware,
+            "ro.board.platform": self.hardware, "ro.product.cpu.abi": self.abi,
+            "ro.product.cpu.abilist": self.abi, "ro.build.version.release": self.android,
+            "ro.build.version.sdk": str(self.sdk), "ro.serialno": f"emu-{self.name}",
+            "ro.build.fingerprint": f"rebirth/{self.product}/{self.device}:{self.android}/EMU/1:user/release-keys",
+            **self.extra_props,
+        }
+
+
+PHONES = {
+    "galaxy-s6": PhoneProfile("galaxy-s6", "SM-G920F", "zeroflte", "zerofltexx", "samsungexynos7420",
+                              "arm64-v8a", "7.0", 24, (1500000,) * 4 + (2100000,) * 4),
+    "pixel-7": PhoneProfile("pixel-7", "Pixel 7", "panther", "panther", "gs201", "arm64-v8a", "14", 34,
+                            (1803000,) * 4 + (2348000,) * 2 + (2850000,) * 2),
+}
+
+DEVICE_PREFIXES = ("/data", "/sdcard", "/sys", "/system", "/vendor", "/mnt")
+
+
+class Sandbox:
+    """The phone's file system: a host folder standing for ``/``."""
+
+    def __init__(self, root: Path, phone: PhoneProfile):
+        self.root = root.resolve()
+        self.phone = phone
+
+    def host_path(self, device_path: str) -> Path:
+        """The host path of an absolute device path.
+
+        Raises:
+            PermissionError: the path leaves the sandbox.
+        """
+        if not device_path.startswith("/"):
+            device_path = "/data/local/tmp/" + device_path
+        normal = posixpath.normpath(device_path)
+        candidate = (self.root / normal.lstrip("/")).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            raise PermissionError(f"{device_path}: outside the device's file system")
+        return candidate
+
+    def rewrite(self, command: str) -> str:
+        """Point absolute device paths in a shell command into the sandbox."""
+        pattern = r"(?<![\w./])(" + "|".join(re.escape(p) for p in DEVICE_PREFIXES) + r")(?=/|\b)"
+        return re.sub(pattern, lambda m: str(self.root) + m.group(1), command)
+
+    def populate(self) -> None:
+        """Create the folders, sysfs files and tools a phone of this profile has."""
+        for folder in ("data/local/tmp", "sdcard", "system/bin"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        for index, freq in enumerate(self.phone.max_freq_khz):
+            cpufreq = self.root / f"sys/devices/system/cpu/cpu{index}/cpufreq"
+            cpufreq.mkdir(parents=True, exist_ok=True)
+            for name, value in (("cpuinfo_max_freq", freq), ("scaling_cur_freq", freq),
+                                ("scaling_governor", "schedutil")):
+                (cpufreq / name).write_text(f"{value}\n")
+        for zone, temp in enumerate((self.phone.temperature_mc, self.phone.temperature_mc - 2000)):
+            folder = self.root / f"sys/class/thermal/thermal_zone{zone}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "temp").write_text(f"{temp}\n")
+            (folder / "type").write_text(f"zone{zone}\n")
+        self._tool("getprop", self._getprop_script())
+        self._tool("dumpsys", self._dumpsys_script())
+
+    def _tool(self, name: str, body: str) -> None:
+        path = self.root / "system/bin" / name
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    def _getprop_script(self) -> str:
+        props = self.phone.props()
+        cases = "\n".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;" for k, v in props.items())
+        listing = "\n".join(f"echo {shlex.quote(f'[{k}]: [{v}]')}" for k, v in props.items())
+        return f"#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}\nexit 0\nfi\ncase \"$1\" in\n{cases}\n  *) echo ;;\nesac\n"
+
+    def _dumpsys_script(self) -> str:
+        battery = (f"Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"
+                   f"  level: {self.phone.battery_level}\n  scale: 100\n  temperature: 300\n  status: 2\n")
+        return f"#!/bin/sh\nif [ \"$1\" = battery ]; then\nprintf %s {shlex.quote(battery)}\nfi\n"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")}
+        env.update(PATH=f"{self.root / 'system/bin'}:/usr/local/bin:/usr/bin:/bin", HOME=str(self.root / "data/local/tmp"),
+                   ANDROID_ROOT=str(self.root / "system"), REBIRTH_DEVICE_ROOT=str(self.root))
+        return env

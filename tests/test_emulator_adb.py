@@ -1,0 +1,108 @@
+"""The emulated phone against Debian's real ``adb`` client, the independent peer."""
+
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from devices.emulator import PHONES, EmulatedPhone, Sandbox
+
+ADB = shutil.which("adb")
+if ADB is None and os.environ.get("CI"):
+    raise RuntimeError("CI must install Debian's adb (apt-get install adb): see .ci/run")
+pytestmark = pytest.mark.skipif(ADB is None, reason="Debian's adb client is not installed (apt-get install adb)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def phone(tmp_path_factory):
+    emulated = EmulatedPhone(tmp_path_factory.mktemp("phone"), PHONES["galaxy-s6"]).start()
+    yield emulated
+    emulated.stop()
+
+
+@pytest.fixture(scope="module")
+def adb(phone):
+    """Run the real adb client against the phone through a private adb server."""
+    server_port = str(free_port())
+
+    def run(*args, check=False, timeout=60):
+        return subprocess.run([ADB, "-P", server_port, *args], capture_output=True, text=True, timeout=timeout,
+                              check=check)
+
+    connected = run("connect", phone.address)
+    assert "connected to" in connected.stdout, connected.stdout + connected.stderr
+    def on_phone(*args, **kw):
+        return run("-s", phone.address, *args, **kw)
+
+    on_phone.server = run
+    on_phone.raw = lambda *args: subprocess.run([ADB, "-P", server_port, "-s", phone.address, *args],
+                                               capture_output=True, timeout=60)
+    yield on_phone
+    run("kill-server")
+
+
+def test_devices_lists_the_phone_with_its_model(adb, phone):
+    listing = adb.server("devices", "-l").stdout
+    line = next(line for line in listing.splitlines() if phone.address in line)
+    assert "device " in line and "model:SM_G920F" in line and "device:zeroflte" in line
+
+
+def test_shell_returns_exit_codes_and_separates_stderr(adb):
+    done = adb("shell", "echo out; echo err >&2; exit 7")
+    assert done.returncode == 7
+    assert done.stdout == "out\n" and done.stderr == "err\n"
+    assert adb("shell", "true").returncode == 0
+
+
+def test_getprop_dumpsys_and_sysfs_describe_the_phone(adb):
+    assert adb("shell", "getprop ro.product.model").stdout.strip() == "SM-G920F"
+    assert adb("shell", "getprop ro.product.cpu.abi").stdout.strip() == "arm64-v8a"
+    assert "level: 87" in adb("shell", "dumpsys battery").stdout
+    freqs = adb("shell", "cat /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq").stdout.split()
+    assert freqs == ["1500000"] * 4 + ["2100000"] * 4
+    assert int(adb("shell", "cat /sys/class/thermal/thermal_zone0/temp").stdout) == 35000
+
+
+def test_push_and_pull_a_large_file_byte_for_byte(adb, tmp_path):
+    data = os.urandom(3 << 20) * 7  # 21 MiB
+    source, back = tmp_path / "model.pte", tmp_path / "back.pte"
+    source.write_bytes(data)
+    pushed = adb("push", str(source), "/data/local/tmp/rebirth/run 1/model.pte")
+    assert pushed.returncode == 0, pushed.stderr
+    assert adb("shell", "stat -c %s '/data/local/tmp/rebirth/run 1/model.pte'").stdout.strip() == str(len(data))
+    pulled = adb("pull", "/data/local/tmp/rebirth/run 1/model.pte", str(back))
+    assert pulled.returncode == 0, pulled.stderr
+    assert back.read_bytes() == data
+
+
+def test_exec_out_is_binary_safe(adb, tmp_path):
+    blob = bytes(range(256)) * 64
+    (tmp_path / "blob").write_bytes(blob)
+    assert adb("push", str(tmp_path / "blob"), "/data/local/tmp/blob").returncode == 0
+    assert adb.raw("exec-out", "cat /data/local/tmp/blob").stdout == blob
+
+
+def test_pulling_a_missing_file_fails_cleanly(adb, tmp_path):
+    done = adb("pull", "/data/local/tmp/does-not-exist", str(tmp_path / "x"))
+    assert done.returncode != 0
+    assert "does not exist" in done.stdout + done.stderr
+
+
+def test_the_sandbox_refuses_paths_outside_its_root(tmp_path):
+    sandbox = Sandbox(tmp_path / "root", PHONES["pixel-7"])
+    sandbox.populate()
+    assert sandbox.host_path("/data/../../../etc/passwd") == sandbox.root / "etc/passwd"
+    (sandbox.root / "data/local/tmp/escape").symlink_to("/etc")
+    with pytest.raises(PermissionError):
+        sandbox.host_path("/data/local/tmp/escape/passwd")
+    assert sandbox.rewrite("cat /data/x && ls /sys/class") == \
+        f"cat {sandbox.root}/data/x && ls {sandbox.root}/sys/class"
+    assert sandbox.rewrite("echo foo/data") == "echo foo/data"
