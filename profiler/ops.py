@@ -91,8 +91,7 @@ def _attribute(inner: list[TraceEvent], blob: Optional[DelegateBlob]) -> list[tu
         nodes = xnnpack.parse_graph(blob.data)
     except (ValueError, KeyError):
         return [(None, False)] * len(inner)
-    return [(a.debug_handle, a.matched and nodes[a.node_index].debug_handle is not None)
-            for a in xnnpack.align([e.name for e in inner], nodes)]
+    return [(a.debug_handle, a.own) for a in xnnpack.align([e.name for e in inner], nodes)]
 
 
 def _residual(total: Sequence[float], parts: Sequence[Sequence[float]]) -> tuple[float, ...]:

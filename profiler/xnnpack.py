@@ -69,6 +69,9 @@ class Attribution:
     node_index: Optional[int]
     debug_handle: Optional[int]
     matched: bool
+    own: bool = False
+    """True when the event is the node's own operator and the node has its own debug handle;
+    False for layout copies and extra operators that only inherit a layer."""
 
 
 def parse_graph(blob: bytes) -> list[XNode]:
@@ -147,7 +150,8 @@ def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attributio
         if node is None:
             node = _neighbour_node(index, name, node_of, nodes, len(event_names))
         handle = handles[node] if node is not None else None
-        result.append(Attribution(index, node, handle, matched))
+        own = matched and nodes[node].debug_handle is not None
+        result.append(Attribution(index, node, handle, matched, own))
     return result
 
 

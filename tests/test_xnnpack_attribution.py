@@ -14,6 +14,7 @@ def test_one_to_one_with_a_layout_transpose_before_its_consumer():
     result = align(events, graph)
     assert [a.debug_handle for a in result] == [1, 1, 4]
     assert all(a.matched for a in result)
+    assert [a.own for a in result] == [False, True, True]  # the transpose only inherits conv's layer
 
 
 def test_fused_nodes_are_skipped_and_extra_operators_inherit():

@@ -141,11 +141,12 @@ class Connection:
 
 
 def service_handler(service: str):
-    if service.startswith("shell,v2") or service.startswith("shell,") and "v2" in service.split(":", 1)[0]:
+    head = service.split(":", 1)[0]
+    if head.startswith("shell") and "v2" in head.split(","):
         return shell_v2
-    if service.startswith("shell"):
+    if head.startswith("shell"):
         return shell_v1
-    if service.startswith("exec:"):
+    if head == "exec":
         return exec_service
     if service == "sync:":
         return sync_service
@@ -167,18 +168,21 @@ def _pump(source, sink) -> None:
         sink(chunk)
 
 
-def shell_v1(sandbox: Sandbox, stream: Stream, service: str) -> None:
-    process = spawn(sandbox, command_of(service), subprocess.STDOUT)
+def _raw(sandbox: Sandbox, stream: Stream, service: str, stderr) -> None:
+    process = spawn(sandbox, command_of(service), stderr)
     process.stdin.close()
     _pump(process.stdout, stream.write)
     process.wait()
+
+
+def shell_v1(sandbox: Sandbox, stream: Stream, service: str) -> None:
+    """``shell:``: stdout and stderr merged, no exit code (as adbd without shell_v2)."""
+    _raw(sandbox, stream, service, subprocess.STDOUT)
 
 
 def exec_service(sandbox: Sandbox, stream: Stream, service: str) -> None:
-    process = spawn(sandbox, command_of(service), subprocess.DEVNULL)
-    process.stdin.close()
-    _pump(process.stdout, stream.write)
-    process.wait()
+    """``exec:``: stdout only, byte for byte."""
+    _raw(sandbox, stream, service, subprocess.DEVNULL)
 
 
 def shell_v2(sandbox: Sandbox, stream: Stream, service: str) -> None:
