@@ -62,6 +62,10 @@ class RunResult:
     baseline_rss_bytes: Optional[int]
     state_before: DeviceState = field(default_factory=DeviceState)
     state_after: DeviceState = field(default_factory=DeviceState)
+    threads: Optional[int] = None
+    """Runtime threads the device used (None: the runtime's default)."""
+    cpu_affinity: Optional[str] = None
+    """The ``taskset`` mask (hex) or core list the runner was pinned to."""
 
 
 class Device(Protocol):

@@ -13,7 +13,7 @@ from typing import Optional
 
 from devices import runlog
 from devices.base import DeviceDescription, DeviceState, ProgressCallback, RunRequest, RunResult
-from devices.errors import ModelRejectedError, RunnerError
+from devices.errors import runner_failure
 from devices.hoststate import cpu_model, host_state
 
 POLL_S = 0.01
@@ -65,11 +65,12 @@ class LocalDevice:
             reader.join()
         output = "".join(lines)
         if process.returncode != 0:
-            raise _failure(self.name, command, process.returncode, output + "".join(errors))
+            raise runner_failure(self.name, " ".join(command), process.returncode, output + "".join(errors))
         parsed = runlog.parse_log(output)
         return RunResult(etdump_path if request.etdump else None, output,
                          max(filter(None, (peak, parsed.peak_rss_bytes)), default=None),
-                         parsed.baseline_rss_bytes, before, self.state())
+                         parsed.baseline_rss_bytes, before, self.state(), threads=request.threads,
+                         cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None)
 
 
 def _runner_env() -> dict[str, str]:
@@ -114,25 +115,3 @@ def _watch_memory(process: subprocess.Popen) -> Optional[int]:
             pass
         time.sleep(POLL_S)
     return peak
-
-
-def _failure(device: str, command: list[str], code: int, output: str) -> RunnerError:
-    missing = runlog.missing_operators(output)
-    shown = " ".join(command)
-    if missing:
-        return ModelRejectedError(
-            f"the model needs operator{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
-            "which the runtime was not built with", device=device, step="run", command=shown,
-            exit_code=code, output=output)
-    if code == 3:
-        reason = _last_error(output)
-        return ModelRejectedError(f"the runtime could not load the model: {reason}", device=device,
-                                  step="load", command=shown, exit_code=code, output=output)
-    return RunnerError(f"the runner failed on {device} (exit {code}): {_last_error(output)}", device=device,
-                       step="run", command=shown, exit_code=code, output=output)
-
-
-def _last_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:") or "error" in line.lower()]
-    return (errors or lines or ["no output"])[-1]

@@ -1,25 +1,40 @@
-"""Device names -> devices. ``local`` is built in; phones come from the inventory (later)."""
+"""Device names -> devices: ``local`` is built in, phones come from the inventory (devices.toml)."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 from devices.errors import UnknownDeviceError
 
 DEFAULT_DEVICE = "local"
 
 
-def known_devices() -> list[str]:
-    return [DEFAULT_DEVICE]
+def known_devices(inventory: Optional[dict] = None) -> list[str]:
+    from devices.inventory import load_inventory
+
+    return [DEFAULT_DEVICE] + sorted(load_inventory() if inventory is None else inventory)
 
 
 def open_device(name: str):
-    """The device called ``name``.
+    """The device called ``name``: ``local`` or a phone of the inventory.
 
     Raises:
         UnknownDeviceError: no device of that name is configured.
+        ConfigError: the inventory is wrong.
     """
     if name == DEFAULT_DEVICE:
         from devices.local import LocalDevice
 
         return LocalDevice()
-    raise UnknownDeviceError(
-        f"unknown device {name!r}; known devices: {', '.join(known_devices())}", device=name, step="open")
+    from devices.inventory import inventory_path, load_inventory
+
+    path = inventory_path()
+    inventory = load_inventory(path)
+    if name in inventory:
+        from devices.adb import AdbDevice
+
+        return AdbDevice(inventory[name])
+    where = (f"{path} has " + (", ".join(sorted(inventory)) or "no devices")) if path else (
+        "there is no devices.toml (looked in the working directory, $REBIRTH_DEVICES and ~/.config/rebirth)")
+    raise UnknownDeviceError(f"unknown device {name!r}: {where}; add it as [devices.{name}] with "
+                             "address = \"HOST:PORT\"", device=name, step="open")

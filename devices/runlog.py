@@ -49,6 +49,12 @@ def progress_of(line: str) -> Optional[tuple[int, int]]:
     return (int(match.group(2)), int(match.group(3))) if match else None
 
 
+def iteration_ms(line: str) -> Optional[float]:
+    """The milliseconds of a per-execution line, else None."""
+    match = _ITERATION.search(line)
+    return float(match.group(4)) if match else None
+
+
 def missing_operators(text: str) -> list[str]:
     """Operators the runtime reported missing, in order, without repeats."""
     return list(dict.fromkeys(_MISSING_OP.findall(text)))

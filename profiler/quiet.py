@@ -13,16 +13,19 @@ from typing import Iterator
 def quiet() -> Iterator[io.StringIO]:
     """Swallow warnings, log records and stdout/stderr prints from Python code inside."""
     captured = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.CRITICAL)
+    # torch's loggers carry their own handlers, bound to the stderr of the moment torch was imported.
+    loggers = [logging.getLogger(), logging.getLogger("torch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(captured), \
                 contextlib.redirect_stderr(captured):
             warnings.simplefilter("ignore")
             yield captured
     finally:
-        root.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def import_heavy() -> None:

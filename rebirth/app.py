@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,11 +19,26 @@ Progress = Callable[[str, int, int], None]
 class ProfileOptions:
     device: str = "local"
     backend: str = "xnnpack"
-    warmup: int = 3
-    iterations: int = 20
+    warmup: Optional[int] = None
+    """None: the device's setting in devices.toml, else 3."""
+    iterations: Optional[int] = None
+    """None: the device's setting in devices.toml, else 20."""
     threads: Optional[int] = None
     etrecord: Optional[Path] = None
-    cooldown_s: float = 0.0
+    cooldown_s: Optional[float] = None
+
+    def resolved(self, device) -> "ProfileOptions":
+        """Options with the device's inventory settings filled in where the caller gave none."""
+        config = getattr(device, "config", None)
+
+        def pick(value, key, default):
+            if value is not None:
+                return value
+            configured = getattr(config, key, None)
+            return configured if configured is not None else default
+
+        return replace(self, warmup=pick(self.warmup, "warmup", 3), iterations=pick(self.iterations, "iterations", 20),
+                       cooldown_s=pick(self.cooldown_s, "cooldown_s", 0.0))
 
 
 def profile(model: str, options: ProfileOptions, progress: Optional[Progress] = None,
@@ -40,6 +55,7 @@ def profile(model: str, options: ProfileOptions, progress: Optional[Progress] = 
     announce = stage or (lambda text: None)
     spec = parse_spec(model)
     device = open_device(options.device)
+    options = options.resolved(device)
     if spec.kind == PTE:
         pte.check_pte(spec.path)
     from profiler.export import ensure_pte
@@ -52,10 +68,15 @@ def profile(model: str, options: ProfileOptions, progress: Optional[Progress] = 
     request = RunRequest(exported.pte.resolve(), options.iterations, options.warmup, options.threads,
                          cooldown_s=options.cooldown_s)
     announce("run")
-    with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
-        result = _run(device, request, Path(workdir), progress)
-        announce("analyse")
-        return _build(exported, spec.text, result, device.describe(), options)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
+            result = _run(device, request, Path(workdir), progress)
+            announce("analyse")
+            return _build(exported, spec.text, result, device.describe(), options)
+    finally:
+        close = getattr(device, "close", None)
+        if close:
+            close()
 
 
 def _run(device, request: RunRequest, workdir: Path, progress: Optional[Progress]):
@@ -74,7 +95,8 @@ def _build(exported, source: str, result, description: DeviceDescription, option
     log = runlog.parse_log(result.log)
     measurement = Measurement(result.etdump_path, log.load_ms, result.peak_rss_bytes, result.baseline_rss_bytes,
                               log.execution_ms)
-    settings = Settings(options.warmup, options.iterations, options.threads, None, options.cooldown_s)
+    settings = Settings(options.warmup, options.iterations, result.threads or options.threads, result.cpu_affinity,
+                        options.cooldown_s)
     device = device_info(description, result.state_before, result.state_after)
     return build_profile(exported.pte, exported.etrecord, source, measurement, device, settings)
 
@@ -106,3 +128,108 @@ def export(model: str, backend: str, out: Path):
     spec = parse_spec(model)
     import_heavy()
     return export_to(spec, backend, out)
+
+
+def probe_pte() -> Path:
+    """A tiny portable .pte that any executor_runner can run (exported once, then cached)."""
+    import devices.probe_model as probe
+    from profiler.export import ensure_pte
+    from profiler.quiet import import_heavy
+    from profiler.sources import parse_spec
+
+    import_heavy()
+    return ensure_pte(parse_spec(f"{probe.__file__}:probe"), "portable").pte
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    name: str
+    kind: str
+    target: str
+    status: str
+    detail: str = ""
+
+
+def list_devices(timeout_s: float = 3.0) -> list[DeviceStatus]:
+    """``local``, every inventory device with whether it answers, and the phones an adb server knows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devices.adbserver import server_devices
+    from devices.inventory import load_inventory
+
+    inventory = load_inventory()
+    rows = [DeviceStatus("local", "local", "this host", "ready")]
+
+    def probe(config) -> DeviceStatus:
+        from devices.adb import AdbDevice
+        from devices.errors import UnauthorizedError, UnreachableError
+        from dataclasses import replace as with_
+
+        device = AdbDevice(with_(config, auth_timeout_s=min(config.auth_timeout_s, timeout_s)))
+        try:
+            model = device.shell("getprop ro.product.model", "list", timeout_s=timeout_s).output.strip()
+            return DeviceStatus(config.name, "adb", config.target, "ready", model)
+        except UnauthorizedError:
+            return DeviceStatus(config.name, "adb", config.target, "unauthorized",
+                                "accept this computer's key on the phone")
+        except UnreachableError as error:
+            return DeviceStatus(config.name, "adb", config.target, "unreachable", str(error).split(": ", 1)[-1])
+        finally:
+            device.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        rows += list(pool.map(probe, inventory.values()))
+    targets = {config.address or config.serial for config in inventory.values()}
+    for entry in server_devices():
+        if entry.serial not in targets:
+            rows.append(DeviceStatus(entry.serial, "adb server", entry.serial, entry.state, entry.model or ""))
+    return rows
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    description: DeviceDescription
+    props: dict
+    snapshot: object
+    battery: object
+    mask: Optional[str]
+
+
+def device_report(name: str) -> DeviceReport:
+    """What `rebirth devices info` shows: identity, SoC, cores, clocks, temperatures, battery."""
+    from devices import phonestate
+
+    device = open_device(name)
+    try:
+        if getattr(device, "kind", "") == "local":
+            from devices.hoststate import host_state
+
+            state = host_state()
+            snapshot = phonestate.Snapshot(state.cores, (phonestate.Zone(0, "hottest", state.temperature_c),)
+                                           if state.temperature_c is not None else ())
+            return DeviceReport(device.describe(), {}, snapshot, None, phonestate.big_core_mask(state.cores))
+        snapshot = device.snapshot("info")
+        return DeviceReport(device.describe(), device.props(), snapshot, device.battery(),
+                            device.config.cpu_mask or phonestate.big_core_mask(snapshot.cores))
+    finally:
+        close = getattr(device, "close", None)
+        if close:
+            close()
+
+
+def check_device(name: str, tracer: bool = True, stage: Optional[Callable[[str], None]] = None):
+    """`rebirth devices check`: a list of CheckItem (reachable, authorized, runner, event tracer)."""
+    from devices.adb import CheckItem
+
+    device = open_device(name)
+    if getattr(device, "kind", "") == "local":
+        return [CheckItem("reachable", True, "this host"), CheckItem("runner", True, device.describe().runner)]
+    try:
+        def probe():
+            if stage:
+                stage("exporting a probe model")
+            return probe_pte()
+
+        return device.check(probe if tracer else None)
+    finally:
+        device.close()

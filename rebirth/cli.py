@@ -34,9 +34,12 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="local", help="device name (default: local, this host)")
     parser.add_argument("--backend", choices=BACKENDS, default="xnnpack",
                         help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
-    parser.add_argument("--warmup", type=non_negative, default=3, help="untimed runs first (default: 3)")
-    parser.add_argument("--iterations", type=positive, default=20, help="timed runs (default: 20)")
-    parser.add_argument("--threads", type=positive, default=None, help="runtime threads (default: runtime's)")
+    parser.add_argument("--warmup", type=non_negative, default=None,
+                        help="untimed runs first (default: the device's in devices.toml, else 3)")
+    parser.add_argument("--iterations", type=positive, default=None,
+                        help="timed runs (default: the device's in devices.toml, else 20)")
+    parser.add_argument("--threads", type=positive, default=None,
+                        help="runtime threads (default: the device's; phones: one per big core)")
     parser.add_argument("--etrecord", type=Path, default=None,
                         help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the Profile record here")
@@ -59,12 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     devices = commands.add_parser("devices", help="devices and the emulated phone",
                                   description="Devices and the emulated phone.")
     device_commands = devices.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    device_commands.add_parser("list", help="the inventory (devices.toml) and reachable devices, with status",
+                               description="List local, the devices of devices.toml with their status, and the "
+                               "phones a running adb server knows.")
+    info = device_commands.add_parser("info", help="model, SoC, ABI, Android, cores and clocks, temperatures, "
+                                      "battery", description="Describe a device.")
+    info.add_argument("name", help="a device name (local, or one of devices.toml)")
+    check = device_commands.add_parser("check", help="reachable, authorized, runner present and built with the "
+                                       "event tracer", description="Check that a device can be profiled.")
+    check.add_argument("name", help="a device name (local, or one of devices.toml)")
+    check.add_argument("--no-probe", action="store_true",
+                       help="skip the probe run that checks the runner writes an ETDump")
     emulate = device_commands.add_parser(
         "emulate", help="start an emulated phone (an adbd on 127.0.0.1) until interrupted",
         description="Start an emulated phone: an adbd on 127.0.0.1 that Debian's adb client can connect to.")
     emulate.add_argument("--port", type=int, default=5555)
     emulate.add_argument("--phone", default="galaxy-s6", help="phone profile (galaxy-s6, pixel-7)")
     emulate.add_argument("--root", type=Path, default=None, help="the phone's file system (default: a temp folder)")
+    emulate.add_argument("--auth", action="store_true",
+                         help="require RSA authentication (needed to listen beyond loopback)")
+    emulate.add_argument("--authorized-keys", type=Path, action="append", default=None, metavar="FILE",
+                         help="adbkey.pub-style file of keys to let in with --auth (default: this user's "
+                         "~/.android/adbkey.pub)")
+    emulate.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default: 127.0.0.1; anything else needs --auth)")
     return parser
 
 
@@ -168,20 +189,82 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    handlers = {"list": cmd_devices_list, "info": cmd_devices_info, "check": cmd_devices_check,
+                "emulate": cmd_devices_emulate}
+    return handlers[args.device_command](args)
+
+
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from devices.inventory import inventory_path
+    from rebirth.app import list_devices
+
+    rows = list_devices()
+    table = Table(title=f"devices ({escape(str(inventory_path() or 'no devices.toml'))})", title_justify="left")
+    for column in ("name", "kind", "address / serial", "status", "detail"):
+        table.add_column(column)
+    colours = {"ready": "green", "device": "green", "unauthorized": "yellow"}
+    for row in rows:
+        table.add_row(escape(row.name), row.kind, escape(row.target),
+                      f"[{colours.get(row.status, 'red')}]{escape(row.status)}[/]", escape(row.detail))
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_devices_info(args: argparse.Namespace) -> int:
+    from rebirth.app import device_report
+    from reports.terminal import render_device
+
+    render_device(device_report(args.name))
+    return EXIT_OK
+
+
+def cmd_devices_check(args: argparse.Namespace) -> int:
+    from rebirth.app import check_device
+
+    def stage(text: str) -> None:
+        print(f"… {text}", file=sys.stderr, flush=True)
+
+    items = check_device(args.name, tracer=not args.no_probe, stage=stage)
+    for item in items:
+        print(f"{'ok  ' if item.ok else 'FAIL'} {item.name:<13} {item.detail}")
+    return EXIT_OK if all(item.ok for item in items) else EXIT_FAILED
+
+
+def cmd_devices_emulate(args: argparse.Namespace) -> int:
     import tempfile
     import threading
 
     from devices.emulator import PHONES, EmulatedPhone
+    from devices.emulator.auth import read_keys
     from profiler.errors import InputError
 
     if args.phone not in PHONES:
         raise InputError(f"unknown phone profile {args.phone!r}; profiles: {', '.join(sorted(PHONES))}")
+    keys = None
+    if args.auth:
+        from devices.keys import ensure_key
+
+        files = args.authorized_keys or [ensure_key().with_suffix(".pub")]
+        try:
+            keys = read_keys(files)
+        except (OSError, ValueError) as error:
+            raise InputError(f"--authorized-keys: {error}") from None
+    elif args.authorized_keys:
+        raise InputError("--authorized-keys needs --auth")
     root = args.root or Path(tempfile.mkdtemp(prefix=f"rebirth-{args.phone}-"))
     try:
-        phone = EmulatedPhone(root, PHONES[args.phone], port=args.port).start()
+        phone = EmulatedPhone(root, PHONES[args.phone], host=args.host, port=args.port,
+                              authorized_keys=keys).start()
+    except ValueError as error:
+        raise InputError(str(error)) from None
     except OSError as error:
-        raise InputError(f"cannot listen on 127.0.0.1:{args.port} ({error.strerror or error})") from None
-    print(f"emulated {args.phone} listening on {phone.address}, file system in {root}; "
+        raise InputError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})") from None
+    auth = f", RSA authentication on ({len(keys)} key{'s' if len(keys) != 1 else ''})" if keys else ""
+    print(f"emulated {args.phone} listening on {phone.address}{auth}, file system in {root}; "
           f"try: adb connect {phone.address}", flush=True)
     threading.Event().wait()
     return EXIT_OK

@@ -66,3 +66,45 @@ def layer_table(profile: Profile, top: int) -> Table:
         table.add_row(escape(row.layer), escape(row.module_type or ""), str(row.ops), f"{row.ms:.3f}",
                       pct(row.share), f"{row.non_tensor_ms:.3f}")
     return table
+
+
+def render_device(report, console: Optional[Console] = None) -> None:
+    """`rebirth devices info`: identity, SoC, cores with clocks and governors, temperatures, battery."""
+    console = console or Console()
+    description, props = report.description, report.props
+    soc = " / ".join(dict.fromkeys(filter(None, (props.get("ro.soc.manufacturer"), props.get("ro.soc.model"),
+                                                 props.get("ro.board.platform"), props.get("ro.hardware")))))
+    identity = Table(show_header=False, title=f"{escape(description.name)} ({escape(description.kind)})",
+                     title_justify="left")
+    identity.add_column(style="bold")
+    identity.add_column()
+    rows = [("model", description.product_model), ("SoC / hardware", soc or None), ("ABI", description.abi),
+            ("OS", description.os), ("serial", description.serial), ("big-core mask", report.mask)]
+    battery = report.battery
+    if battery is not None:
+        parts = [f"{battery.level}%" if battery.level is not None else None,
+                 f"{battery.temperature_c:.1f} °C" if battery.temperature_c is not None else None,
+                 battery.status, f"powered by {battery.powered}" if battery.powered else None]
+        rows.append(("battery", ", ".join(filter(None, parts)) or None))
+    for key, value in rows:
+        identity.add_row(key, escape(str(value)) if value is not None else "[dim]unknown[/]")
+    console.print(identity)
+    cores = Table(title="cores", title_justify="left")
+    for column in ("core", "max MHz", "current MHz", "governor"):
+        cores.add_column(column, justify="right" if "MHz" in column else "left")
+    for core in report.snapshot.cores:
+        cores.add_row(str(core.index), _mhz(core.max_freq_khz), _mhz(core.cur_freq_khz), escape(core.governor or "?"))
+    console.print(cores)
+    if report.snapshot.zones:
+        zones = Table(title="temperatures", title_justify="left")
+        zones.add_column("zone")
+        zones.add_column("type")
+        zones.add_column("°C", justify="right")
+        for zone in report.snapshot.zones:
+            zones.add_row(str(zone.index), escape(zone.kind or "?"),
+                          f"{zone.temperature_c:.1f}" if zone.temperature_c is not None else "?")
+        console.print(zones)
+
+
+def _mhz(khz: Optional[int]) -> str:
+    return f"{khz / 1000:.0f}" if khz else "?"

@@ -1,6 +1,6 @@
 """An emulated phone's adbd on loopback, faithful enough for Debian's ``adb`` client.
 
-Speaks CNXN, OPEN, OKAY, WRTE and CLSE; serves ``shell:`` (v1: output only, no exit code),
+Speaks CNXN, AUTH (optional, see ``auth``), OPEN, OKAY, WRTE and CLSE; serves ``shell:`` (v1: output only, no exit code),
 ``shell,v2,...:`` (stdout, stderr and the exit code as shell-protocol packets), ``exec:``
 and ``sync:`` (STAT, LIST, SEND, RECV, QUIT). Shell commands run on the host inside the
 phone's sandbox root. One WRTE in flight per stream until the peer's OKAY.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import socket
 import struct
 import subprocess
@@ -17,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+from devices.emulator import auth
 from devices.emulator import protocol as p
 from devices.emulator.phone import PhoneProfile, Sandbox
 
@@ -66,8 +68,11 @@ class Stream:
 class Connection:
     """One host connection: the handshake, then a dispatch loop over messages."""
 
-    def __init__(self, sock: socket.socket, sandbox: Sandbox):
+    def __init__(self, sock: socket.socket, sandbox: Sandbox, keys: Optional[list[auth.PublicKey]] = None):
         self.sock, self.sandbox = sock, sandbox
+        self.keys = keys
+        self.authorized = keys is None
+        self.token = b""
         self.send_lock = threading.Lock()
         self.streams: dict[int, Stream] = {}
         self.next_id = 1
@@ -101,7 +106,14 @@ class Connection:
     def dispatch(self, message: p.Message) -> None:
         if message.command == p.CNXN:
             self.max_payload = min(p.MAX_PAYLOAD, message.arg1 or p.MAX_PAYLOAD)
-            self.send(p.Message(p.CNXN, p.VERSION, p.MAX_PAYLOAD, self.banner()))
+            if self.authorized:
+                self.send(p.Message(p.CNXN, p.VERSION, p.MAX_PAYLOAD, self.banner()))
+            else:
+                self.challenge()
+        elif message.command == p.AUTH:
+            self.authenticate(message)
+        elif not self.authorized:
+            return  # adbd ignores everything else until the host is authorized
         elif message.command == p.OPEN:
             self.open(message.arg0, message.data.rstrip(b"\0").decode(errors="replace"))
         elif message.command == p.OKAY:
@@ -119,6 +131,32 @@ class Connection:
                 stream.inbox.put(None)
                 stream.acked.set()
                 stream.close()
+
+    def challenge(self) -> None:
+        self.token = secrets.token_bytes(auth.TOKEN_SIZE)
+        self.send(p.Message(p.AUTH, auth.TOKEN, 0, self.token))
+
+    def authenticate(self, message: p.Message) -> None:
+        if self.authorized or self.keys is None:
+            return
+        if message.arg0 == auth.SIGNATURE:
+            if self.token and any(key.verify(self.token, message.data) for key in self.keys):
+                self.accept()
+            else:
+                self.challenge()
+        elif message.arg0 == auth.RSAPUBLICKEY:
+            try:
+                offered = auth.parse_key(message.data)
+            except ValueError:
+                return
+            # A real phone would ask its user; nobody can tap "Allow" here, so only a key that is
+            # already authorized gets in. Anyone else stays unauthorized, as on a locked phone.
+            if any(key.modulus == offered.modulus and key.exponent == offered.exponent for key in self.keys):
+                self.accept()
+
+    def accept(self) -> None:
+        self.authorized, self.token = True, b""
+        self.send(p.Message(p.CNXN, p.VERSION, p.MAX_PAYLOAD, self.banner()))
 
     def open(self, remote_id: int, service: str) -> None:
         handler = service_handler(service)
@@ -317,9 +355,19 @@ def sync_recv(sandbox: Sandbox, stream: Stream, path: str) -> None:
 class EmulatedPhone:
     """A listening adbd for one phone profile; ``start`` returns once the port is bound."""
 
-    def __init__(self, root: Path, phone: PhoneProfile, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, root: Path, phone: PhoneProfile, host: str = "127.0.0.1", port: int = 0,
+                 authorized_keys: Optional[list[auth.PublicKey]] = None):
+        """``authorized_keys`` turns RSA authentication on: only hosts holding one of them get in.
+
+        Raises:
+            ValueError: ``host`` is not a loopback address and authentication is off.
+        """
+        if authorized_keys is None and not is_loopback(host):
+            raise ValueError(f"listening on {host} lets anyone who reaches it run commands as this user: "
+                             "that needs authentication (--auth)")
         self.sandbox = Sandbox(root, phone)
         self.host, self.port = host, port
+        self.keys = authorized_keys
         self.server: Optional[socket.socket] = None
         self.connections: list[Connection] = []
 
@@ -337,7 +385,7 @@ class EmulatedPhone:
             except OSError:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = Connection(sock, self.sandbox)
+            connection = Connection(sock, self.sandbox, self.keys)
             self.connections.append(connection)
             threading.Thread(target=connection.serve, daemon=True).start()
 
@@ -355,3 +403,14 @@ class EmulatedPhone:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

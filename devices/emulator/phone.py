@@ -11,6 +11,7 @@ import posixpath
 import re
 import shlex
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ class PhoneProfile:
     """What ``getprop``, cpufreq and thermal files say about an emulated phone."""
 
     name: str
+    manufacturer: str
     model: str
     device: str
     product: str
@@ -35,7 +37,7 @@ class PhoneProfile:
     def props(self) -> dict[str, str]:
         return {
             "ro.product.model": self.model, "ro.product.name": self.product, "ro.product.device": self.device,
-            "ro.product.manufacturer": self.model.split()[0], "ro.hardware": self.hardware,
+            "ro.product.manufacturer": self.manufacturer, "ro.hardware": self.hardware,
             "ro.board.platform": self.hardware, "ro.product.cpu.abi": self.abi,
             "ro.product.cpu.abilist": self.abi, "ro.build.version.release": self.android,
             "ro.build.version.sdk": str(self.sdk), "ro.serialno": f"emu-{self.name}",
@@ -45,12 +47,13 @@ class PhoneProfile:
 
 
 PHONES = {
-    "galaxy-s6": PhoneProfile("galaxy-s6", "SM-G920F", "zeroflte", "zerofltexx", "samsungexynos7420",
+    "galaxy-s6": PhoneProfile("galaxy-s6", "samsung", "SM-G920F", "zeroflte", "zerofltexx", "samsungexynos7420",
                               "arm64-v8a", "7.0", 24, (1500000,) * 4 + (2100000,) * 4),
-    "pixel-7": PhoneProfile("pixel-7", "Pixel 7", "panther", "panther", "gs201", "arm64-v8a", "14", 34,
+    "pixel-7": PhoneProfile("pixel-7", "Google", "Pixel 7", "panther", "panther", "gs201", "arm64-v8a", "14", 34,
                             (1803000,) * 4 + (2348000,) * 2 + (2850000,) * 2),
 }
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_PREFIXES = ("/data", "/sdcard", "/sys", "/system", "/vendor", "/mnt")
 
 
@@ -97,6 +100,8 @@ class Sandbox:
             (folder / "type").write_text(f"zone{zone}\n")
         self._tool("getprop", self._getprop_script())
         self._tool("dumpsys", self._dumpsys_script())
+        self._tool("taskset", TASKSET)
+        self._tool("executor_runner", self._runner_script())
 
     def _tool(self, name: str, body: str) -> None:
         path = self.root / "system/bin" / name
@@ -109,6 +114,12 @@ class Sandbox:
         listing = "\n".join(f"echo {shlex.quote(f'[{k}]: [{v}]')}" for k, v in props.items())
         return f"#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}\nexit 0\nfi\ncase \"$1\" in\n{cases}\n  *) echo ;;\nesac\n"
 
+    def _runner_script(self) -> str:
+        python, root = shlex.quote(sys.executable), shlex.quote(str(PROJECT_ROOT))
+        return ("#!/bin/sh\n# The emulated phone's executor_runner: rebirth's runner over ExecuTorch's pybindings,\n"
+                "# with the native runner's flags and log lines, built with the event tracer.\n"
+                f"PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1 exec {python} -m devices.runner \"$@\"\n")
+
     def _dumpsys_script(self) -> str:
         battery = (f"Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"
                    f"  level: {self.phone.battery_level}\n  scale: 100\n  temperature: 300\n  status: 2\n")
@@ -119,3 +130,14 @@ class Sandbox:
         env.update(PATH=f"{self.root / 'system/bin'}:/usr/local/bin:/usr/bin:/bin", HOME=str(self.root / "data/local/tmp"),
                    ANDROID_ROOT=str(self.root / "system"), REBIRTH_DEVICE_ROOT=str(self.root))
         return env
+
+
+TASKSET = """#!/bin/sh
+# toybox's taskset MASK COMMAND...: the emulated phone's cores are not this host's, so the mask
+# is checked as toybox checks it and the command runs on the cores the host gives it.
+case "$1" in
+  ''|*[!0-9a-fA-Fx]*) echo "taskset: bad mask '$1'" >&2; exit 1 ;;
+esac
+shift
+exec "$@"
+"""

@@ -1,0 +1,358 @@
+"""A phone over ADB: push the runner and the model, run pinned to the big cores, watch memory,
+pull the ETDump back.
+
+Every ADB operation goes through ``AdbDevice.call``, the one choke point that turns transport
+failures into a ``DeviceError`` naming the device, the step, the command, the exit code and
+the output. Every path and argument that reaches the phone's shell is quoted with
+``shlex.quote``; everything a run writes stays in its own run folder, removed afterwards.
+
+Layout on the phone, under the work folder (default ``/data/local/tmp/rebirth``)::
+
+    bin/executor_runner        the runner, when the inventory names one to push
+    models/NAME.pte            models, pushed again only when their sha256 changes
+    runs/STAMP-XXXX/           one folder per run: the ETDump; removed after the pull
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from devices import phonestate, runlog
+from devices.base import DeviceDescription, DeviceState, ProgressCallback, RunRequest, RunResult
+from devices.errors import DeviceError, RunnerError, UnauthorizedError, UnreachableError, runner_failure
+from devices.inventory import DeviceConfig
+from devices.transport import NotAuthorizedError, ShellResult, Transport, TransportError
+
+SHORT_S = 30.0
+"""Timeout of a small command (a getprop, a mkdir)."""
+MIN_BYTES_PER_S = 1 << 20
+"""The slowest link we plan for (wireless ADB); push and pull timeouts scale with the file size."""
+POLL_S = 0.1
+
+
+def q(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    name: str
+    ok: bool
+    detail: str
+
+
+class RunDeadline:
+    """How long a run may take, set from what it is expected to take and revised as it goes.
+
+    Before the first timed execution: a load allowance that grows with the model's size, plus
+    a per-execution allowance. After each execution the runner reports, the rest is planned at
+    four times the slowest execution seen so far, plus a margin.
+    """
+
+    def __init__(self, executions: int, model_bytes: int, per_execution_s: float = 30.0, margin_s: float = 30.0):
+        self.executions, self.margin_s = executions, margin_s
+        self.start = time.monotonic()
+        self.deadline = self.start + margin_s + 60.0 + model_bytes / (10 << 20) + executions * per_execution_s
+        self.slowest_s = 0.0
+
+    def seen(self, done: int, took_ms: float) -> None:
+        self.slowest_s = max(self.slowest_s, took_ms / 1000.0)
+        self.deadline = time.monotonic() + self.margin_s + 4 * self.slowest_s * max(0, self.executions - done)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    @property
+    def total_s(self) -> float:
+        return self.deadline - self.start
+
+
+class AdbDevice:
+    """A phone named in the inventory."""
+
+    kind = "adb"
+
+    def __init__(self, config: DeviceConfig, transport: Optional[Transport] = None):
+        self.config = config
+        self.name = config.name
+        self.transport = transport or make_transport(config)
+        self._props: Optional[dict[str, str]] = None
+        self._runner: Optional[str] = None
+
+    # -- the choke point ------------------------------------------------------------------------
+    def call(self, step: str, command: str, action: Callable[[], object]):
+        """Run one transport operation; failures become ``DeviceError`` (``UnreachableError`` when the link broke)."""
+        try:
+            return action()
+        except NotAuthorizedError as error:
+            raise UnauthorizedError(f"{self.name} ({self.transport.target}): {error}", device=self.name, step=step,
+                                   command=command) from None
+        except TransportError as error:
+            raise UnreachableError(f"{self.name} ({self.transport.target}) failed during {step}: {error}",
+                                   device=self.name, step=step, command=command) from None
+
+    def shell(self, command: str, step: str, timeout_s: float = SHORT_S, check: bool = True,
+              on_line=None, idle_s: Optional[float] = None) -> ShellResult:
+        result: ShellResult = self.call(step, command,
+                                        lambda: self.transport.shell(command, timeout_s, on_line, idle_s))
+        if check and result.exit_code != 0:
+            output = result.output.strip()
+            raise DeviceError(f"{self.name}: `{_short(command)}` failed during {step} (exit {result.exit_code})"
+                              + (f": {output.splitlines()[-1]}" if output else ""), device=self.name, step=step,
+                              command=command, exit_code=result.exit_code, output=result.output)
+        return result
+
+    def push(self, local: Path, remote: str, step: str = "push", progress: Optional[ProgressCallback] = None) -> None:
+        size = local.stat().st_size
+        timeout = SHORT_S + size / MIN_BYTES_PER_S
+        report = (lambda done, total: progress("push", done, total)) if progress else None
+        self.call(step, f"push {local} {remote}", lambda: self.transport.push(local, remote, timeout, report))
+
+    def pull(self, remote: str, local: Path, size: int, step: str = "pull",
+             progress: Optional[ProgressCallback] = None) -> None:
+        """Pull into ``local`` through a temporary file, so that a broken pull leaves nothing behind."""
+        timeout = SHORT_S + size / MIN_BYTES_PER_S
+        partial = local.with_name(f".{local.name}.partial")
+        report = (lambda done, total: progress("pull", done, total)) if progress else None
+        try:
+            self.call(step, f"pull {remote} {local}", lambda: self.transport.pull(remote, partial, timeout, report))
+            os.replace(partial, local)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- what the phone is ----------------------------------------------------------------------
+    def props(self) -> dict[str, str]:
+        if self._props is None:
+            self._props = phonestate.parse_props(self.shell(phonestate.PROPS, "describe").output)
+        return self._props
+
+    def describe(self) -> DeviceDescription:
+        props = self.props()
+        android = props.get("ro.build.version.release")
+        sdk = props.get("ro.build.version.sdk")
+        model = " ".join(filter(None, (props.get("ro.product.manufacturer"), props.get("ro.product.model"))))
+        return DeviceDescription(
+            self.name, self.kind, serial=props.get("ro.serialno") or self.transport.target,
+            product_model=model or None, abi=props.get("ro.product.cpu.abi"),
+            os=f"Android {android} (SDK {sdk})" if android else None, runner=self._runner)
+
+    def snapshot(self, step: str = "state") -> phonestate.Snapshot:
+        return phonestate.parse_snapshot(self.shell(phonestate.SNAPSHOT, step, check=False).output)
+
+    def state(self) -> DeviceState:
+        return self.snapshot().state()
+
+    def battery(self) -> phonestate.Battery:
+        return phonestate.parse_battery(self.shell(phonestate.BATTERY, "battery", check=False).output)
+
+    # -- the runner -----------------------------------------------------------------------------
+    @property
+    def workdir(self) -> str:
+        return self.config.workdir
+
+    def find_runner(self, progress: Optional[ProgressCallback] = None) -> str:
+        """The runner's path on the phone, pushing the inventory's runner when it changed.
+
+        Raises:
+            DeviceError: there is no runner on the phone and none to push.
+        """
+        if self.config.runner is not None:
+            if not self.config.runner.is_file():
+                from devices.errors import ConfigError
+
+                raise ConfigError(f"{self.config.source}: runner {self.config.runner} is not a file",
+                                  device=self.name, step="runner")
+            remote = f"{self.workdir}/bin/executor_runner"
+            self.push_if_changed(self.config.runner, remote, progress)
+            self.shell(f"chmod 755 {q(remote)}", "push")
+            self._runner = remote
+            return remote
+        pushed = f"{self.workdir}/bin/executor_runner"
+        found = self.shell(f"if [ -x {q(pushed)} ]; then echo {q(pushed)}; else command -v executor_runner; fi",
+                           "runner", check=False).output.strip().splitlines()
+        if not found:
+            raise DeviceError(
+                f"{self.name}: no executor_runner on the phone; build one with the event tracer (see the README) "
+                f"and set runner = \"PATH\" under [devices.{self.name}] in {self.config.source or 'devices.toml'}",
+                device=self.name, step="runner")
+        self._runner = pushed if found[-1] == pushed else "executor_runner"
+        return self._runner
+
+    def remote_sha256(self, remote: str) -> Optional[str]:
+        output = self.shell(f"sha256sum {q(remote)} 2>/dev/null", "push", check=False).output.split()
+        return output[0] if output and re.fullmatch(r"[0-9a-f]{64}", output[0]) else None
+
+    def push_if_changed(self, local: Path, remote: str, progress: Optional[ProgressCallback] = None) -> bool:
+        """Push ``local`` unless the phone already has the same bytes there; True when it pushed."""
+        if self.remote_sha256(remote) == sha256_of(local):
+            return False
+        self.shell(f"mkdir -p {q(remote.rsplit('/', 1)[0])}", "push")
+        self.push(local, remote, progress=progress)
+        return True
+
+    def run(self, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback] = None) -> RunResult:
+        """Push what changed, run the runner pinned and watched, pull the ETDump, clean up."""
+        runner = self.find_runner(progress)
+        model = f"{self.workdir}/models/{_safe_name(request.model_path.name)}"
+        self.push_if_changed(request.model_path, model, progress)
+        if request.cooldown_s:
+            time.sleep(request.cooldown_s)
+        before = self.snapshot("state")
+        mask = self.config.cpu_mask or phonestate.big_core_mask(before.cores)
+        threads = request.threads or self.config.threads or (len(phonestate.mask_cores(mask)) if mask else None)
+        run_dir = f"{self.workdir}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.shell(f"mkdir -p {q(run_dir)}", "prepare")
+        try:
+            log, peak, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress)
+            if code != 0:
+                raise runner_failure(self.name, command, code, log)
+            after = self.snapshot("state")
+            etdump = None
+            if request.etdump:
+                etdump = workdir / "model.etdp"
+                self._pull_etdump(f"{run_dir}/model.etdp", etdump, progress)
+        finally:
+            self._cleanup(run_dir)
+        parsed = runlog.parse_log(log)
+        return RunResult(etdump, log, max(filter(None, (peak, parsed.peak_rss_bytes)), default=None),
+                         parsed.baseline_rss_bytes, before.state(), after.state(), threads=threads,
+                         cpu_affinity=mask)
+
+    def run_command(self, runner: str, model: str, run_dir: str, executions: int, mask: Optional[str],
+                    threads: Optional[int], etdump: bool = True) -> str:
+        """The runner's command line: executor_runner's own flags only, every argument quoted."""
+        args = [runner, "--model_path", model, "--num_executions", str(executions)]
+        if etdump:
+            args += ["--etdump_path", f"{run_dir}/model.etdp"]
+        if threads:
+            args += ["--cpu_threads", str(threads)]
+        pinned = (["taskset", mask] if mask else []) + args
+        return " ".join(q(arg) for arg in pinned)
+
+    def _execute(self, runner, model, run_dir, request: RunRequest, mask, threads, progress):
+        executions = request.warmup + request.iterations
+        command = self.run_command(runner, model, run_dir, executions, mask, threads, request.etdump)
+        # The runner in the background, its VmHWM polled from /proc until it exits (a heartbeat too).
+        script = (f"cd {q(run_dir)} || exit 90\n{command} 2>&1 &\npid=$!\necho \"__pid $pid\"\n"
+                  "while kill -0 $pid 2>/dev/null; do\n"
+                  "  while read -r key value unit; do [ \"$key\" = VmHWM: ] && echo \"__hwm $value\"; done"
+                  " 2>/dev/null < /proc/$pid/status\n"
+                  f"  sleep {POLL_S}\ndone\nwait $pid")
+        deadline = RunDeadline(executions, request.model_path.stat().st_size)
+        lines: list[str] = []
+        state = {"pid": None, "peak": None}
+
+        def on_line(line: str) -> None:
+            if line.startswith("__pid "):
+                state["pid"] = line.split()[1]
+            elif line.startswith("__hwm "):
+                kib = line.split()[1]
+                if kib.isdigit():
+                    state["peak"] = max(state["peak"] or 0, int(kib) * 1024)
+            else:
+                lines.append(line)
+                done = runlog.progress_of(line)
+                if done:
+                    deadline.seen(done[0], runlog.iteration_ms(line) or 0.0)
+                    if progress and done[0] <= request.warmup:
+                        progress("warmup", done[0], request.warmup)
+                    elif progress:
+                        progress("run", done[0] - request.warmup, request.iterations)
+            if deadline.remaining() < 0:
+                raise TransportError(f"the run took longer than the {deadline.total_s:.0f} s planned for it")
+
+        try:
+            result = self.shell(script, "run", timeout_s=deadline.total_s * 4, check=False, on_line=on_line,
+                                idle_s=SHORT_S)
+        except DeviceError:
+            self._kill(state["pid"])
+            raise
+        return "".join(lines), state["peak"], result.exit_code, command
+
+    def _pull_etdump(self, remote: str, local: Path, progress) -> None:
+        size_text = self.shell(f"stat -c %s {q(remote)} 2>/dev/null || echo missing", "pull").output.strip()
+        if not size_text.isdigit():
+            local.write_bytes(b"")  # no ETDump: the profiler says the runner lacks the event tracer
+            return
+        self.pull(remote, local, int(size_text), progress=progress)
+
+    def _cleanup(self, run_dir: str) -> None:
+        try:
+            self.shell(f"rm -rf {q(run_dir)}", "cleanup", check=False)
+        except DeviceError:
+            pass  # the phone is gone; the error that matters is already on its way
+
+    def _kill(self, pid: Optional[str]) -> None:
+        if pid and pid.isdigit():
+            try:
+                self.shell(f"kill {q(pid)} 2>/dev/null", "cleanup", check=False, timeout_s=5.0)
+            except DeviceError:
+                pass
+
+    # -- rebirth devices check ------------------------------------------------------------------
+    def check(self, probe: Optional[Callable[[], Path]] = None) -> list[CheckItem]:
+        """Reachable, authorized, runner present and (given a probe model) built with the event tracer."""
+        try:
+            self.props()
+        except UnauthorizedError as error:
+            return [CheckItem("reachable", True, self.transport.target), CheckItem("authorized", False, str(error))]
+        except UnreachableError as error:
+            return [CheckItem("reachable", False, str(error))]
+        items = [CheckItem("reachable", True, self.transport.target), CheckItem("authorized", True, "shell works")]
+        try:
+            items.append(CheckItem("runner", True, self.find_runner()))
+        except DeviceError as error:
+            return items + [CheckItem("runner", False, str(error))]
+        if probe is not None:
+            items.append(self._check_tracer(probe()))
+        return items
+
+    def _check_tracer(self, probe_pte: Path) -> CheckItem:
+        import tempfile
+
+        request = RunRequest(probe_pte, iterations=1, warmup=0, threads=1)
+        with tempfile.TemporaryDirectory(prefix="rebirth-check-") as folder:
+            try:
+                result = self.run(request, Path(folder))
+            except RunnerError as error:
+                return CheckItem("event tracer", False, f"the runner failed on a probe model: {error}")
+            size = result.etdump_path.stat().st_size if result.etdump_path else 0
+        if size == 0:
+            return CheckItem("event tracer", False, "the runner wrote no ETDump: rebuild it with "
+                             "-DEXECUTORCH_BUILD_DEVTOOLS=ON -DEXECUTORCH_ENABLE_EVENT_TRACER=ON")
+        return CheckItem("event tracer", True, f"a probe run wrote a {size}-byte ETDump")
+
+
+def make_transport(config: DeviceConfig) -> Transport:
+    from devices.transport import AdbShellTransport
+
+    return AdbShellTransport(address=config.address, serial=config.serial, usb=config.transport == "usb",
+                             key_path=config.key, auth_timeout_s=config.auth_timeout_s)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "model.pte"
+
+
+def _short(command: str) -> str:
+    first = command.strip().splitlines()[0] if command.strip() else command
+    return first if len(first) <= 80 else first[:77] + "..."

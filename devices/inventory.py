@@ -1,0 +1,166 @@
+"""The device inventory: ``devices.toml`` maps names such as ``s6`` to phones.
+
+Where it is read from, first found wins:
+
+1. ``devices.toml`` in the working directory;
+2. the file named by ``$REBIRTH_DEVICES``;
+3. ``devices.toml`` in the user's config directory (``$XDG_CONFIG_HOME/rebirth``, else
+   ``~/.config/rebirth``).
+
+The smallest entry works as it stands::
+
+    [devices.s6]
+    address = "127.0.0.1:5555"
+
+Everything else has a default; see ``DeviceConfig`` and the README.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+from devices.errors import ConfigError
+
+ENV_VAR = "REBIRTH_DEVICES"
+FILE_NAME = "devices.toml"
+DEFAULT_WORKDIR = "/data/local/tmp/rebirth"
+TRANSPORTS = ("tcp", "usb")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One phone of the inventory."""
+
+    name: str
+    transport: str = "tcp"
+    """``tcp`` (``address`` is ``host:port``, as ``adb connect`` takes it) or ``usb`` (``serial``)."""
+    address: Optional[str] = None
+    serial: Optional[str] = None
+    runner: Optional[Path] = None
+    """An ``executor_runner`` built for the phone, on this computer; pushed when it changed.
+    Default: one already on the phone (``WORKDIR/bin/executor_runner``, else on its PATH)."""
+    workdir: str = DEFAULT_WORKDIR
+    cpu_mask: Optional[str] = None
+    """Hex mask for ``taskset``. Default: the cores with the highest maximum frequency."""
+    threads: Optional[int] = None
+    """Runtime threads. Default: the number of cores in the mask."""
+    warmup: Optional[int] = None
+    iterations: Optional[int] = None
+    cooldown_s: float = 0.0
+    key: Optional[Path] = None
+    """The ADB private key. Default: ``~/.android/adbkey``."""
+    auth_timeout_s: float = 10.0
+    source: Optional[Path] = None
+
+    @property
+    def target(self) -> str:
+        return (self.address or "") if self.transport == "tcp" else f"usb:{self.serial or 'any'}"
+
+
+def inventory_path(cwd: Optional[Path] = None) -> Optional[Path]:
+    """The inventory file in use, or None when there is none."""
+    local = (cwd or Path.cwd()) / FILE_NAME
+    if local.is_file():
+        return local
+    named = os.environ.get(ENV_VAR)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"${ENV_VAR} names {path}, which is not a file", step="inventory")
+        return path
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    user = config_home / "rebirth" / FILE_NAME
+    return user if user.is_file() else None
+
+
+def load_inventory(path: Optional[Path] = None) -> dict[str, DeviceConfig]:
+    """Every device of the inventory by name; empty when there is no inventory file.
+
+    Raises:
+        ConfigError: the file is not valid TOML or an entry is wrong (named with its key).
+    """
+    path = path or inventory_path()
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the device inventory ({error})", step="inventory") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})", step="inventory") from None
+    devices = data.get("devices", {})
+    unknown = sorted(set(data) - {"devices"})
+    if unknown or not isinstance(devices, dict):
+        raise ConfigError(f"{path}: expected only [devices.NAME] tables, found {', '.join(unknown) or 'devices'}",
+                          step="inventory")
+    return {name: _entry(path, name, entry) for name, entry in devices.items()}
+
+
+_TYPES = {"transport": str, "address": str, "serial": str, "runner": str, "workdir": str, "cpu_mask": str,
+          "threads": int, "warmup": int, "iterations": int, "cooldown_s": (int, float), "key": str,
+          "auth_timeout_s": (int, float)}
+
+
+def _entry(path: Path, name: str, entry) -> DeviceConfig:
+    where = f"{path}: [devices.{name}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table", device=name, step="inventory")
+    if not _NAME.match(name) or name == "local":
+        raise ConfigError(f"{where}: {name!r} cannot name a phone (letters, digits, '.', '_', '-'; not 'local')",
+                          device=name, step="inventory")
+    known = {f.name for f in fields(DeviceConfig)} - {"name", "source"}
+    for key, value in entry.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}; keys: {', '.join(sorted(known))}", device=name,
+                              step="inventory")
+        if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
+            expected = "a number" if isinstance(_TYPES[key], tuple) else _TYPES[key].__name__
+            raise ConfigError(f"{where}: {key} must be {expected}", device=name, step="inventory")
+    transport = entry.get("transport", "usb" if "serial" in entry and "address" not in entry else "tcp")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}", device=name,
+                          step="inventory")
+    if transport == "tcp" and not entry.get("address"):
+        raise ConfigError(f"{where}: needs address = \"host:port\" (or transport = \"usb\" and a serial)",
+                          device=name, step="inventory")
+    if transport == "tcp":
+        from devices.transport import parse_address
+
+        try:
+            parse_address(entry["address"])
+        except ValueError as error:
+            raise ConfigError(f"{where}: address {error}", device=name, step="inventory") from None
+    workdir = entry.get("workdir", DEFAULT_WORKDIR)
+    if not workdir.startswith("/") or ".." in workdir.split("/") or posixpath.normpath(workdir) == "/":
+        raise ConfigError(f"{where}: workdir must be an absolute folder such as {DEFAULT_WORKDIR}", device=name,
+                          step="inventory")
+    mask = entry.get("cpu_mask")
+    if mask is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", mask) or mask is not None and int(mask, 16) == 0:
+        raise ConfigError(f"{where}: cpu_mask must be a non-zero hex mask such as \"f0\"", device=name,
+                          step="inventory")
+    for key in ("threads", "iterations"):
+        if key in entry and entry[key] < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1", device=name, step="inventory")
+    for key in ("warmup", "cooldown_s"):
+        if key in entry and entry[key] < 0:
+            raise ConfigError(f"{where}: {key} must not be negative", device=name, step="inventory")
+    runner = _relative_to(path, entry.get("runner"))
+    key = _relative_to(path, entry.get("key"))
+    return DeviceConfig(name, transport, entry.get("address"), entry.get("serial"), runner,
+                        posixpath.normpath(workdir), mask.lower().removeprefix("0x") if mask else None,
+                        entry.get("threads"), entry.get("warmup"), entry.get("iterations"),
+                        float(entry.get("cooldown_s", 0.0)), key, float(entry.get("auth_timeout_s", 10.0)), path)
+
+
+def _relative_to(inventory: Path, value: Optional[str]) -> Optional[Path]:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (inventory.parent / path)

@@ -1,0 +1,115 @@
+"""What a phone says about itself, read with one shell command each: properties, clocks,
+temperatures and battery. Parsers are separate from the commands so they can be tested on text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from devices.base import CoreState, DeviceState
+
+# One line per core and per thermal zone; '-' where a file cannot be read (unrooted phones hide some).
+SNAPSHOT = (
+    "for c in /sys/devices/system/cpu/cpu[0-9]*; do f=$c/cpufreq; "
+    "echo \"cpu ${c##*/cpu} $(cat $f/cpuinfo_max_freq 2>/dev/null || echo -) "
+    "$(cat $f/scaling_cur_freq 2>/dev/null || echo -) $(cat $f/scaling_governor 2>/dev/null || echo -)\"; done; "
+    "for z in /sys/class/thermal/thermal_zone*; do "
+    "echo \"zone ${z##*/thermal_zone} $(cat $z/temp 2>/dev/null || echo -) $(cat $z/type 2>/dev/null || echo -)\"; "
+    "done"
+)
+PROPS = "getprop"
+BATTERY = "dumpsys battery"
+
+_PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
+
+
+@dataclass(frozen=True)
+class Zone:
+    index: int
+    kind: str
+    temperature_c: Optional[float]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cores: tuple[CoreState, ...]
+    zones: tuple[Zone, ...]
+
+    def state(self) -> DeviceState:
+        return DeviceState(self.cores, hottest(self.zones))
+
+
+@dataclass(frozen=True)
+class Battery:
+    level: Optional[int] = None
+    temperature_c: Optional[float] = None
+    status: Optional[str] = None
+    powered: Optional[str] = None
+
+
+def parse_props(text: str) -> dict[str, str]:
+    """``getprop``'s listing (``[key]: [value]`` lines) -> dict."""
+    props = {}
+    for line in text.splitlines():
+        match = _PROP.match(line.strip())
+        if match:
+            props[match.group(1)] = match.group(2)
+    return props
+
+
+def _int(text: str) -> Optional[int]:
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def celsius(raw: Optional[int]) -> Optional[float]:
+    """A thermal zone reading in degrees: most report millidegrees, some whole degrees; nonsense -> None."""
+    if raw is None:
+        return None
+    value = raw / 1000.0 if abs(raw) >= 1000 else float(raw)
+    return value if 0.0 < value < 150.0 else None
+
+
+def parse_snapshot(text: str) -> Snapshot:
+    cores, zones = [], []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0] == "cpu" and parts[1].isdigit():
+            governor = parts[4] if parts[4] != "-" else None
+            cores.append(CoreState(int(parts[1]), _int(parts[2]), _int(parts[3]), governor))
+        elif len(parts) >= 3 and parts[0] == "zone" and parts[1].isdigit():
+            kind = " ".join(parts[3:]) if len(parts) > 3 and parts[3] != "-" else ""
+            zones.append(Zone(int(parts[1]), kind, celsius(_int(parts[2]))))
+    return Snapshot(tuple(sorted(cores, key=lambda c: c.index)), tuple(sorted(zones, key=lambda z: z.index)))
+
+
+def hottest(zones: tuple[Zone, ...]) -> Optional[float]:
+    readings = [zone.temperature_c for zone in zones if zone.temperature_c is not None]
+    return max(readings) if readings else None
+
+
+def parse_battery(text: str) -> Battery:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep:
+            values[key.strip()] = value.strip()
+    temperature = _int(values.get("temperature", ""))
+    status = {"1": "unknown", "2": "charging", "3": "discharging", "4": "not charging", "5": "full"}
+    powered = [name for name in ("AC", "USB", "Wireless") if values.get(f"{name} powered") == "true"]
+    return Battery(_int(values.get("level", "")), temperature / 10.0 if temperature is not None else None,
+                   status.get(values.get("status", ""), values.get("status")), ", ".join(powered) or None)
+
+
+def big_core_mask(cores: tuple[CoreState, ...]) -> Optional[str]:
+    """Hex ``taskset`` mask of the cores with the highest maximum frequency (None when unknown)."""
+    known = [core for core in cores if core.max_freq_khz]
+    if not known:
+        return None
+    top = max(core.max_freq_khz for core in known)
+    return format(sum(1 << core.index for core in known if core.max_freq_khz == top), "x")
+
+
+def mask_cores(mask: str) -> tuple[int, ...]:
+    value = int(mask, 16)
+    return tuple(index for index in range(value.bit_length()) if value >> index & 1)

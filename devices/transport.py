@@ -1,0 +1,327 @@
+"""How rebirth talks to a phone: one small interface, and adb-shell behind it.
+
+A transport runs a shell command and returns its exit code and output, and pushes and pulls
+files. It knows nothing of runs or profiles, and raises ``TransportError`` (or
+``NotAuthorizedError``) for anything that goes wrong on the way; ``devices.adb`` turns those
+into ``DeviceError`` at its one choke point.
+
+``AdbShellTransport`` speaks ADB itself through adb-shell, over TCP (``host:port``, as
+``adb connect`` and remote device farms expose phones) or USB. adb-shell has no shell v2, so
+stdout and stderr arrive merged and the exit code comes from a marker appended to the command.
+A transport through a running adb server (adbutils, or the ``adb`` client) fits the same
+interface where a server already owns the USB phones.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+LineCallback = Callable[[str], None]
+BytesProgress = Callable[[int, int], None]
+"""Called as ``progress(done_bytes, total_bytes)``."""
+
+DEFAULT_PORT = 5555
+CONNECT_TIMEOUT_S = 10.0
+
+
+class TransportError(Exception):
+    """The phone could not be reached, or stopped answering, or refused an operation."""
+
+
+class NotAuthorizedError(TransportError):
+    """The phone did not accept this computer's ADB key."""
+
+
+class ShellResult:
+    __slots__ = ("exit_code", "output")
+
+    def __init__(self, exit_code: int, output: str):
+        self.exit_code, self.output = exit_code, output
+
+
+class Transport(Protocol):
+    """One phone, one connection, made on first use and re-made after a failure."""
+
+    target: str
+
+    def shell(self, command: str, timeout_s: float, on_line: Optional[LineCallback] = None,
+              idle_s: Optional[float] = None) -> ShellResult:
+        """Run ``command``; ``on_line`` sees each output line as it arrives. ``timeout_s`` bounds the
+        whole command, ``idle_s`` (default: ``timeout_s``) a silence."""
+
+    def push(self, local: Path, remote: str, timeout_s: float, progress: Optional[BytesProgress] = None) -> None: ...
+
+    def pull(self, remote: str, local: Path, timeout_s: float, progress: Optional[BytesProgress] = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``host[:port]`` or ``[v6]:port`` -> (host, port); the port defaults to 5555.
+
+    Raises:
+        ValueError: the port is not a number between 1 and 65535.
+    """
+    text = address.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ValueError(f"{address!r} has no host")
+    port = int(port_text) if port_text.isdigit() else None
+    if port_text and (port is None or not 0 < port < 65536):
+        raise ValueError(f"{address!r}: the port must be a number between 1 and 65535")
+    return host, port or DEFAULT_PORT
+
+
+class ExitMarker:
+    """Appends ``; echo MARKER$?`` to a command and finds the exit code in its output."""
+
+    def __init__(self):
+        self.marker = f"__rebirth_rc_{secrets.token_hex(4)}="
+
+    def wrap(self, command: str) -> str:
+        # A subshell, so that a command calling `exit` still reaches the marker.
+        return f"( {command}\n); printf '\\n{self.marker}%d\\n' $?"
+
+    def split(self, output: str) -> tuple[Optional[int], str]:
+        head, found, tail = output.rpartition("\n" + self.marker)
+        if not found:
+            return None, output
+        code = tail.strip()
+        return (int(code) if code.isdigit() else None), head
+
+
+class _LineSplitter:
+    """Feeds complete lines to a callback, holding back what may be the exit marker."""
+
+    def __init__(self, on_line: Optional[LineCallback]):
+        self.on_line, self.pending = on_line, ""
+
+    def feed(self, text: str) -> None:
+        if not self.on_line:
+            return
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.on_line(line + "\n")
+
+
+class _LazySigner:
+    """Loads (or creates) ``~/.android/adbkey`` only when a phone asks for authentication."""
+
+    def __init__(self, key_path: Optional[Path]):
+        self.key_path, self._signer = key_path, None
+
+    def _get(self):
+        if self._signer is None:
+            from devices.keys import signer
+
+            self._signer = signer(self.key_path)
+        return self._signer
+
+    def Sign(self, data):  # noqa: N802 (adb-shell's names)
+        return self._get().Sign(data)
+
+    def GetPublicKey(self):  # noqa: N802
+        return self._get().GetPublicKey()
+
+
+def _eof_aware_tcp():
+    """adb-shell's TCP transport, but a closed socket raises at once instead of spinning until a timeout."""
+    from adb_shell.exceptions import AdbConnectionError
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class EofAwareTcpTransport(TcpTransport):
+        def connect(self, transport_timeout_s):
+            super().connect(transport_timeout_s)
+            self._connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def bulk_read(self, numbytes, transport_timeout_s):
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if not data:
+                raise AdbConnectionError(f"{self._host}:{self._port} closed the connection")
+            return data
+
+    return EofAwareTcpTransport
+
+
+def byte_sum(data) -> int:
+    """ADB's data check, the sum of the payload's bytes; numpy makes it ~50x faster than ``sum``."""
+    import numpy
+
+    if isinstance(data, str):
+        data = data.encode()
+    return int(numpy.frombuffer(data, numpy.uint8).sum(dtype=numpy.uint64)) & 0xFFFFFFFF if len(data) else 0
+
+
+def _use_fast_checksum() -> None:
+    """adb-shell sums every payload byte by byte in Python on send and on receive, which caps a push
+    near 100 MB/s; the same sum with numpy lifts that cap (see benchmarks/devices_bench.py)."""
+    import adb_shell.adb_device
+    import adb_shell.adb_message
+
+    adb_shell.adb_message.checksum = byte_sum
+    adb_shell.adb_device.checksum = byte_sum
+
+
+class AdbShellTransport:
+    """ADB through adb-shell, over TCP (``address``) or USB (``serial``)."""
+
+    def __init__(self, address: Optional[str] = None, serial: Optional[str] = None, usb: bool = False,
+                 key_path: Optional[Path] = None, auth_timeout_s: float = CONNECT_TIMEOUT_S):
+        _use_fast_checksum()
+        self.address, self.serial, self.usb = address, serial, usb
+        self.target = (f"USB {serial}" if serial else "USB") if usb else str(address)
+        self.signer = _LazySigner(key_path)
+        self.auth_timeout_s = auth_timeout_s
+        self._device = None
+        self.banner = ""
+
+    # -- connection ---------------------------------------------------------------------------
+    def _connect(self, timeout_s: float):
+        if self._device is not None:
+            return self._device
+        from adb_shell import exceptions as ex
+
+        asked = []
+        device = self._new_device(timeout_s)
+        try:
+            device.connect(rsa_keys=[self.signer], transport_timeout_s=min(timeout_s, CONNECT_TIMEOUT_S),
+                           auth_timeout_s=self.auth_timeout_s, read_timeout_s=min(timeout_s, CONNECT_TIMEOUT_S),
+                           auth_callback=lambda _device: asked.append(True))
+        except (ex.TcpTimeoutException, ex.AdbTimeoutError, ex.DeviceAuthError) as error:
+            device.close()
+            if asked or isinstance(error, ex.DeviceAuthError):
+                raise NotAuthorizedError(
+                    "the phone did not authorize this computer's ADB key "
+                    f"({self._key_shown()}): accept the prompt on the phone, then retry") from None
+            raise TransportError(f"no answer from {self.target} ({error})") from None
+        except (OSError, ex.AdbConnectionError, ex.InvalidResponseError, ex.InvalidCommandError,
+                ex.InvalidChecksumError) as error:
+            device.close()
+            raise TransportError(f"cannot connect to {self.target} ({_reason(error)})") from None
+        self._device = device
+        self.banner = getattr(device, "_banner", b"")
+        return device
+
+    def _new_device(self, timeout_s: float):
+        if self.usb:
+            try:
+                from adb_shell.adb_device import AdbDeviceUsb
+            except ImportError:
+                raise TransportError("USB needs libusb1: pip install 'adb-shell[usb]'") from None
+            try:
+                return AdbDeviceUsb(serial=self.serial, default_transport_timeout_s=timeout_s)
+            except Exception as error:  # adb-shell raises several kinds for a missing device
+                raise TransportError(f"no USB phone {self.serial or ''} ({_reason(error)})") from None
+        from adb_shell.adb_device import AdbDevice
+
+        host, port = parse_address(self.address)
+        return AdbDevice(_eof_aware_tcp()(host, port), default_transport_timeout_s=timeout_s)
+
+    def _key_shown(self) -> str:
+        from devices.keys import key_path
+
+        path = self.signer.key_path or key_path()
+        return f"{path}.pub"
+
+    def close(self) -> None:
+        if self._device is not None:
+            try:
+                self._device.close()
+            except Exception:  # closing a broken connection must not hide the first error
+                pass
+            self._device = None
+
+    def _guard(self, action, timeout_s: float):
+        """Run ``action(device)``; any failure closes the connection (it is re-made on next use)."""
+        device = self._connect(timeout_s)
+        try:
+            return action(device)
+        except TransportError:
+            self.close()
+            raise
+        except Exception as error:
+            self.close()
+            if type(error).__module__.startswith("adb_shell") or isinstance(error, OSError):
+                raise TransportError(_reason(error)) from None
+            raise
+
+    # -- operations ---------------------------------------------------------------------------
+    def shell(self, command: str, timeout_s: float, on_line: Optional[LineCallback] = None,
+              idle_s: Optional[float] = None) -> ShellResult:
+        marker = ExitMarker()
+        deadline = time.monotonic() + timeout_s
+
+        def action(device) -> ShellResult:
+            chunks: list[bytes] = []
+            splitter = _LineSplitter(on_line)
+            idle = max(1.0, min(timeout_s, idle_s or timeout_s))
+            for chunk in device.streaming_shell(marker.wrap(command), transport_timeout_s=idle,
+                                                read_timeout_s=idle, decode=False):
+                chunks.append(chunk)
+                splitter.feed(chunk.decode("utf-8", "replace"))
+                if time.monotonic() > deadline:
+                    raise TransportError(f"the command did not finish within {timeout_s:.0f} s")
+            code, output = marker.split(b"".join(chunks).decode("utf-8", "replace"))
+            if code is None:
+                raise TransportError("the shell closed before the command finished")
+            return ShellResult(code, output)
+
+        return self._guard(action, timeout_s)
+
+    def push(self, local: Path, remote: str, timeout_s: float, progress: Optional[BytesProgress] = None) -> None:
+        total = os.path.getsize(local)
+        done = [0]
+
+        def callback(_path, size, _total):
+            done[0] += size
+            if progress:
+                progress(done[0], total)
+
+        idle = max(5.0, min(timeout_s, 60.0))
+        self._guard(lambda device: device.push(str(local), remote, st_mode=0o100755 if os.access(local, os.X_OK)
+                                               else 0o100644, progress_callback=callback,
+                                               transport_timeout_s=idle, read_timeout_s=timeout_s), timeout_s)
+
+    def pull(self, remote: str, local: Path, timeout_s: float, progress: Optional[BytesProgress] = None) -> None:
+        done = [0]
+
+        def callback(_path, size, total):
+            done[0] += size
+            if progress:
+                progress(done[0], total)
+
+        idle = max(5.0, min(timeout_s, 60.0))
+        self._guard(lambda device: device.pull(remote, str(local), progress_callback=callback,
+                                               transport_timeout_s=idle, read_timeout_s=timeout_s), timeout_s)
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused: nothing listens there; is the phone's adbd (or the emulator) running?"
+    if isinstance(error, socket.gaierror):
+        return f"unknown host ({error.strerror})"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return text.splitlines()[0]
+
+
+def probe_port(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
