@@ -36,6 +36,7 @@ SHORT_S = 30.0
 MIN_BYTES_PER_S = 1 << 20
 """The slowest link we plan for (wireless ADB); push and pull timeouts scale with the file size."""
 POLL_S = 0.1
+STALE_RUN_MIN = 60
 
 
 def q(value: object) -> str:
@@ -213,6 +214,7 @@ class AdbDevice:
         threads = request.threads or self.config.threads or (len(phonestate.mask_cores(mask)) if mask else None)
         run_dir = f"{self.workdir}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.shell(f"mkdir -p {q(run_dir)}", "prepare")
+        self._prune_stale_runs()
         try:
             log, peak, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress)
             if code != 0:
@@ -286,6 +288,12 @@ class AdbDevice:
             local.write_bytes(b"")  # no ETDump: the profiler says the runner lacks the event tracer
             return
         self.pull(remote, local, int(size_text), progress=progress)
+
+    def _prune_stale_runs(self) -> None:
+        """Remove run folders that a lost connection left behind more than an hour ago."""
+        runs = f"{self.workdir}/runs"
+        self.shell(f"find {q(runs)} -mindepth 1 -maxdepth 1 -type d -mmin +{STALE_RUN_MIN} -exec rm -rf {{}} + "
+                   "2>/dev/null", "prepare", check=False)
 
     def _cleanup(self, run_dir: str) -> None:
         try:

@@ -5,10 +5,25 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn)
 
 STAGES = {"export": "exporting the model (torch.export + lowering)", "read": "reading the .pte",
           "run": "running on the device", "analyse": "reading the ETDump"}
+
+
+BYTE_STAGES = ("push", "pull")
+
+
+class CountOrBytesColumn(ProgressColumn):
+    """``12/20`` for runs, ``3.1/50.0 MB`` for pushes and pulls."""
+
+    def __init__(self):
+        super().__init__()
+        self.count, self.bytes = MofNCompleteColumn(), DownloadColumn()
+
+    def render(self, task):
+        return (self.bytes if task.fields.get("unit") == "bytes" else self.count).render(task)
 
 
 class ProgressView:
@@ -21,8 +36,8 @@ class ProgressView:
         self.tasks: dict[str, int] = {}
 
     def __enter__(self) -> "ProgressView":
-        if self.enabled:
-            self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        if self.enabled and self.console.is_terminal:  # bars only where they can redraw; stages always
+            self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), CountOrBytesColumn(),
                                      TimeElapsedColumn(), console=self.console, transient=True)
             self.progress.start()
         return self
@@ -32,12 +47,14 @@ class ProgressView:
             self.progress.stop()
 
     def stage(self, name: str) -> None:
-        if self.progress:
-            self.progress.console.print(f"[dim]… {STAGES.get(name, name)}[/]", highlight=False)
+        if self.enabled:
+            console = self.progress.console if self.progress else self.console
+            console.print(f"[dim]… {STAGES.get(name, name)}[/]", highlight=False)
 
     def update(self, stage: str, done: int, total: int) -> None:
         if not self.progress:
             return
         if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
+            unit = "bytes" if stage in BYTE_STAGES else "runs"
+            self.tasks[stage] = self.progress.add_task(stage, total=total, unit=unit)
         self.progress.update(self.tasks[stage], completed=done, total=total)

@@ -16,6 +16,15 @@ def isolated_cache(tmp_path_factory):
     os.environ["REBIRTH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_user(tmp_path_factory):
+    """No devices.toml and no ADB key of the person running the tests is read or written."""
+    home = tmp_path_factory.mktemp("user")
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["ANDROID_USER_HOME"] = str(home / "android")
+    os.environ.pop("REBIRTH_DEVICES", None)
+
+
 @pytest.fixture(scope="session")
 def firenet_ptes(tmp_path_factory):
     """FireNet exported with plain ExecuTorch for both backends: {backend: path}."""

@@ -68,8 +68,10 @@ class Stream:
 class Connection:
     """One host connection: the handshake, then a dispatch loop over messages."""
 
-    def __init__(self, sock: socket.socket, sandbox: Sandbox, keys: Optional[list[auth.PublicKey]] = None):
+    def __init__(self, sock: socket.socket, sandbox: Sandbox, keys: Optional[list[auth.PublicKey]] = None,
+                 on_request=None):
         self.sock, self.sandbox = sock, sandbox
+        self.on_request = on_request
         self.keys = keys
         self.authorized = keys is None
         self.token = b""
@@ -267,6 +269,8 @@ def sync_service(sandbox: Sandbox, stream: Stream, service: str) -> None:
         if request == b"QUIT":
             return
         path = stream.read_exact(length).decode(errors="replace")
+        if stream.connection.on_request:
+            stream.connection.on_request(request.decode(errors="replace"), path)
         handler = {b"STAT": sync_stat, b"LIST": sync_list, b"SEND": sync_send, b"RECV": sync_recv}.get(request)
         if handler is None:
             return _fail(stream, f"unknown sync request {request!r}")
@@ -368,6 +372,9 @@ class EmulatedPhone:
         self.sandbox = Sandbox(root, phone)
         self.host, self.port = host, port
         self.keys = authorized_keys
+        self.on_request = None
+        """Tests set this to ``f(request, path)``, called as each sync request (SEND, RECV, ...) starts:
+        the place to make the phone disappear mid-push or mid-pull."""
         self.server: Optional[socket.socket] = None
         self.connections: list[Connection] = []
 
@@ -385,13 +392,18 @@ class EmulatedPhone:
             except OSError:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = Connection(sock, self.sandbox, self.keys)
+            connection = Connection(sock, self.sandbox, self.keys, lambda *args: self.on_request and
+                                    self.on_request(*args))
             self.connections.append(connection)
             threading.Thread(target=connection.serve, daemon=True).start()
 
     def stop(self) -> None:
         """Stop listening and drop every connection, as a phone that disappears."""
         if self.server:
+            try:
+                self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in another thread
+            except OSError:
+                pass
             self.server.close()
         for connection in self.connections:
             try:
