@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -28,14 +29,24 @@ def phone(tmp_path_factory):
     emulated.stop()
 
 
-@pytest.fixture(scope="module")
-def adb(phone):
-    """Run the real adb client against the phone through a private adb server."""
+def adb_client(home):
+    """The real adb client with a private server and a private HOME (its ~/.android/adbkey)."""
     server_port = str(free_port())
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANDROID_", "ADB_"))}
+    env["HOME"] = str(home)
 
-    def run(*args, check=False, timeout=60):
-        return subprocess.run([ADB, "-P", server_port, *args], capture_output=True, text=True, timeout=timeout,
-                              check=check)
+    def run(*args, check=False, timeout=60, text=True):
+        return subprocess.run([ADB, "-P", server_port, *args], capture_output=True, text=text, timeout=timeout,
+                              check=check, env=env)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def adb(phone, tmp_path_factory):
+    """Run the real adb client against the phone through a private adb server."""
+    run = adb_client(tmp_path_factory.mktemp("adb-home"))
 
     connected = run("connect", phone.address)
     assert "connected to" in connected.stdout, connected.stdout + connected.stderr
@@ -43,8 +54,7 @@ def adb(phone):
         return run("-s", phone.address, *args, **kw)
 
     on_phone.server = run
-    on_phone.raw = lambda *args: subprocess.run([ADB, "-P", server_port, "-s", phone.address, *args],
-                                               capture_output=True, timeout=60)
+    on_phone.raw = lambda *args: run("-s", phone.address, *args, text=False)
     yield on_phone
     run("kill-server")
 
@@ -106,3 +116,34 @@ def test_the_sandbox_refuses_paths_outside_its_root(tmp_path):
     assert sandbox.rewrite("cat /data/x && ls /sys/class") == \
         f"cat {sandbox.root}/data/x && ls {sandbox.root}/sys/class"
     assert sandbox.rewrite("echo foo/data") == "echo foo/data"
+
+
+def test_rsa_authentication_lets_the_authorized_key_in_and_keeps_others_out(tmp_path):
+    """adb signs the phone's token with ~/.android/adbkey; the emulator checks it like adbd."""
+    from devices.emulator.auth import read_keys
+
+    run = adb_client(tmp_path / "home")
+    assert run("start-server").returncode == 0  # generates the client's key pair
+    key = tmp_path / "home/.android/adbkey.pub"
+    assert key.is_file()
+    stranger = adb_client(tmp_path / "stranger")
+    assert stranger("start-server").returncode == 0
+    phone = EmulatedPhone(tmp_path / "phone", PHONES["pixel-7"], authorized_keys=read_keys([key])).start()
+    try:
+        for client, expected in ((run, "device"), (stranger, "unauthorized")):
+            client("connect", phone.address)
+            state = ""
+            for _ in range(50):  # the client authenticates in the background
+                state = client("-s", phone.address, "get-state").stdout.strip()
+                listing = client("devices").stdout
+                if expected in listing.split() or state == expected:
+                    break
+                time.sleep(0.1)
+            assert expected in client("devices").stdout.split(), client("devices").stdout
+        assert run("-s", phone.address, "shell", "getprop ro.product.model").stdout.strip() == "Pixel 7"
+        denied = stranger("-s", phone.address, "shell", "echo should-not-run")
+        assert denied.returncode != 0 and "should-not-run" not in denied.stdout
+    finally:
+        phone.stop()
+        run("kill-server")
+        stranger("kill-server")
