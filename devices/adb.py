@@ -343,8 +343,10 @@ class AdbDevice:
 
 
 def make_transport(config: DeviceConfig) -> Transport:
-    from devices.transport import AdbShellTransport
+    from devices.transport import AdbServerTransport, AdbShellTransport
 
+    if config.transport == "adb-server":
+        return AdbServerTransport(config.serial)
     return AdbShellTransport(address=config.address, serial=config.serial, usb=config.transport == "usb",
                              key_path=config.key, auth_timeout_s=config.auth_timeout_s)
 

@@ -8,7 +8,12 @@ import socket
 from dataclasses import dataclass
 from typing import Optional
 
-SERVER_PORT = int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
+
+
+def server_port() -> int:
+    """The adb server's port, as the adb client finds it: $ANDROID_ADB_SERVER_PORT, else 5037."""
+    text = os.environ.get("ANDROID_ADB_SERVER_PORT", "")
+    return int(text) if text.isdigit() else 5037
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,9 @@ def parse_devices(text: str) -> list[ServerDevice]:
     return devices
 
 
-def server_devices(port: int = SERVER_PORT, timeout_s: float = 1.0) -> list[ServerDevice]:
+def server_devices(port: Optional[int] = None, timeout_s: float = 1.0) -> list[ServerDevice]:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        with socket.create_connection(("127.0.0.1", port or server_port()), timeout=timeout_s) as sock:
             request = b"host:devices-l"
             sock.sendall(b"%04x" % len(request) + request)
             if _read(sock, 4) != b"OKAY":

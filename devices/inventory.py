@@ -30,7 +30,7 @@ from devices.errors import ConfigError
 ENV_VAR = "REBIRTH_DEVICES"
 FILE_NAME = "devices.toml"
 DEFAULT_WORKDIR = "/data/local/tmp/rebirth"
-TRANSPORTS = ("tcp", "usb")
+TRANSPORTS = ("tcp", "usb", "adb-server")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -40,7 +40,9 @@ class DeviceConfig:
 
     name: str
     transport: str = "tcp"
-    """``tcp`` (``address`` is ``host:port``, as ``adb connect`` takes it) or ``usb`` (``serial``)."""
+    """``tcp`` (``address`` is ``host:port``, as ``adb connect`` takes it), ``usb`` (``serial``, through
+    adb-shell and libusb), or ``adb-server`` (``serial`` as ``adb devices`` lists it, through a running
+    adb server)."""
     address: Optional[str] = None
     serial: Optional[str] = None
     runner: Optional[Path] = None
@@ -61,7 +63,9 @@ class DeviceConfig:
 
     @property
     def target(self) -> str:
-        return (self.address or "") if self.transport == "tcp" else f"usb:{self.serial or 'any'}"
+        if self.transport == "tcp":
+            return self.address or ""
+        return f"{self.transport}:{self.serial or 'any'}"
 
 
 def inventory_path(cwd: Optional[Path] = None) -> Optional[Path]:
@@ -127,6 +131,9 @@ def _entry(path: Path, name: str, entry) -> DeviceConfig:
     if transport not in TRANSPORTS:
         raise ConfigError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}", device=name,
                           step="inventory")
+    if transport == "adb-server" and not entry.get("serial"):
+        raise ConfigError(f"{where}: transport \"adb-server\" needs serial = \"...\" as `adb devices` lists it",
+                          device=name, step="inventory")
     if transport == "tcp" and not entry.get("address"):
         raise ConfigError(f"{where}: needs address = \"host:port\" (or transport = \"usb\" and a serial)",
                           device=name, step="inventory")

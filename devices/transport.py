@@ -216,10 +216,12 @@ class AdbShellTransport:
 
     def _new_device(self, timeout_s: float):
         if self.usb:
-            try:
-                from adb_shell.adb_device import AdbDeviceUsb
-            except ImportError:
-                raise TransportError("USB needs libusb1: pip install 'adb-shell[usb]'") from None
+            import adb_shell.adb_device as adb_device
+
+            if adb_device.UsbTransport is None:
+                raise TransportError("USB needs libusb1: pip install 'adb-shell[usb]' (or use transport = "
+                                     "\"adb-server\" where an adb server owns the phone)")
+            AdbDeviceUsb = adb_device.AdbDeviceUsb
             try:
                 return AdbDeviceUsb(serial=self.serial, default_transport_timeout_s=timeout_s)
             except Exception as error:  # adb-shell raises several kinds for a missing device
@@ -325,3 +327,94 @@ def probe_port(host: str, port: int, timeout_s: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+class AdbServerTransport:
+    """A phone that a running adb server owns (USB phones on this computer, ``adb connect``-ed
+    ones, a farm's server), through the ``adb`` client: ``adb -s SERIAL shell|push|pull``.
+
+    The server port is the client's (``$ANDROID_ADB_SERVER_PORT``, default 5037). The exit
+    marker is used here too: without shell v2 on the phone, ``adb shell`` always exits 0.
+    """
+
+    def __init__(self, serial: str, adb: Optional[str] = None):
+        import shutil
+
+        self.serial = serial
+        self.adb = adb or shutil.which("adb")
+        self.target = f"adb server: {serial}"
+
+    def _command(self, *args: str) -> list[str]:
+        if not self.adb:
+            raise TransportError("transport \"adb-server\" needs the adb client on PATH (apt-get install adb, "
+                                 "or Android's platform-tools)")
+        return [self.adb, "-s", self.serial, *args]
+
+    def shell(self, command: str, timeout_s: float, on_line: Optional[LineCallback] = None,
+              idle_s: Optional[float] = None) -> ShellResult:
+        import queue
+        import subprocess
+        import threading
+
+        marker = ExitMarker()
+        process = subprocess.Popen(self._command("shell", marker.wrap(command)), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        threading.Thread(target=lambda: ([lines.put(line) for line in process.stdout], lines.put(None)),
+                         daemon=True).start()
+        deadline, idle = time.monotonic() + timeout_s, min(timeout_s, idle_s or timeout_s)
+        chunks: list[bytes] = []
+        splitter = _LineSplitter(on_line)
+        try:
+            while True:
+                wait = min(idle, deadline - time.monotonic())
+                try:
+                    line = lines.get(timeout=max(0.0, wait))
+                except queue.Empty:
+                    raise TransportError(f"no answer from {self.serial} within {wait:.0f} s") from None
+                if line is None:
+                    break
+                chunks.append(line)
+                splitter.feed(line.decode("utf-8", "replace"))
+        except BaseException:
+            process.kill()
+            raise
+        process.wait()
+        code, output = marker.split(b"".join(chunks).decode("utf-8", "replace"))
+        if code is None:
+            raise _server_error(output)
+        return ShellResult(code, output)
+
+    def push(self, local: Path, remote: str, timeout_s: float, progress: Optional[BytesProgress] = None) -> None:
+        self._transfer(["push", str(local), remote], timeout_s)
+        if progress:
+            size = os.path.getsize(local)
+            progress(size, size)
+
+    def pull(self, remote: str, local: Path, timeout_s: float, progress: Optional[BytesProgress] = None) -> None:
+        self._transfer(["pull", remote, str(local)], timeout_s)
+        if progress:
+            size = os.path.getsize(local)
+            progress(size, size)
+
+    def _transfer(self, args: list[str], timeout_s: float) -> None:
+        import subprocess
+
+        try:
+            done = subprocess.run(self._command(*args), capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TransportError(f"adb {args[0]} did not finish within {timeout_s:.0f} s") from None
+        if done.returncode != 0:
+            raise _server_error(done.stdout + done.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def _server_error(output: str) -> TransportError:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = lines[-1] if lines else "the adb client gave no answer"
+    if "unauthorized" in output:
+        return NotAuthorizedError(f"the phone did not authorize this computer's adb server ({last}): accept the "
+                                  "prompt on the phone, then retry")
+    return TransportError(last.removeprefix("adb: ").removeprefix("error: "))

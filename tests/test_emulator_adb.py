@@ -40,6 +40,7 @@ def adb_client(home):
         return subprocess.run([ADB, "-P", server_port, *args], capture_output=True, text=text, timeout=timeout,
                               check=check, env=env)
 
+    run.port = server_port
     return run
 
 
@@ -147,3 +148,37 @@ def test_rsa_authentication_lets_the_authorized_key_in_and_keeps_others_out(tmp_
         phone.stop()
         run("kill-server")
         stranger("kill-server")
+
+
+def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, monkeypatch, firenet_ptes):
+    """transport = "adb-server": rebirth drives the phone through Debian's adb client and server."""
+    from devices.adbserver import server_devices
+    from rebirth.app import ProfileOptions, list_devices, profile
+
+    phone = EmulatedPhone(tmp_path / "phone", PHONES["pixel-7"]).start()
+    run = adb_client(tmp_path / "home")
+    server_port = run.port
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", server_port)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert "connected" in run("connect", phone.address).stdout
+        listed = server_devices(int(server_port))
+        assert [(d.serial, d.state, d.model) for d in listed] == [(phone.address, "device", "Pixel_7")]
+        rows = {row.name: row for row in list_devices(timeout_s=2.0)}
+        assert rows[phone.address].kind == "adb server" and rows[phone.address].status == "device"
+        (tmp_path / "devices.toml").write_text(f'[devices.p7]\ntransport = "adb-server"\nserial = "{phone.address}"\n')
+        result = profile(str(firenet_ptes["portable"]), ProfileOptions(device="p7", warmup=0, iterations=2))
+        assert result.device.product_model == "Google Pixel 7" and len(result.latency.raw) == 2
+        assert result.settings.cpu_affinity == "c0"
+        rows = {row.name: row for row in list_devices(timeout_s=2.0)}
+        assert rows["p7"].status == "ready" and phone.address not in rows  # listed once, by its name
+        phone.stop()
+        from devices.errors import UnreachableError
+
+        with pytest.raises(UnreachableError) as error:
+            profile(str(firenet_ptes["portable"]), ProfileOptions(device="p7", warmup=0, iterations=1))
+        assert "p7 (adb server: " in str(error.value)
+    finally:
+        phone.stop()
+        run("kill-server")

@@ -65,6 +65,7 @@ def test_relative_runner_and_key_paths_are_relative_to_the_file(elsewhere, monke
     ('[devices.s6]\naddress = "x:1"\ncpu_mask = "big"\n', "cpu_mask"),
     ('[devices.s6]\naddress = "x:1"\ntransport = "bluetooth"\n', "transport must be one of"),
     ('[devices.local]\naddress = "x:1"\n', "cannot name a phone"),
+    ('[devices.s6]\ntransport = "adb-server"\n', "needs serial"),
     ('[devices.s6\naddress = "x:1"\n', "not valid TOML"),
     ('[phones.s6]\naddress = "x:1"\n', "expected only [devices.NAME]"),
 ])
@@ -99,3 +100,16 @@ def test_a_variable_naming_a_missing_file_is_an_error(elsewhere, monkeypatch):
     monkeypatch.setenv("REBIRTH_DEVICES", str(elsewhere / "nope.toml"))
     with pytest.raises(ConfigError):
         load_inventory()
+
+
+def test_usb_without_libusb_says_what_to_install(elsewhere):
+    import adb_shell.adb_device
+
+    from devices.errors import UnreachableError
+
+    if adb_shell.adb_device.UsbTransport is not None:
+        pytest.skip("libusb1 is installed here")
+    Path("devices.toml").write_text('[devices.p7]\ntransport = "usb"\nserial = "28031FDH2000BY"\n')
+    with pytest.raises(UnreachableError) as error:
+        open_device("p7").describe()
+    assert "pip install 'adb-shell[usb]'" in str(error.value) and "p7" in str(error.value)
