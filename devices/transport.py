@@ -283,30 +283,34 @@ class AdbShellTransport:
         return self._guard(action, timeout_s)
 
     def push(self, local: Path, remote: str, timeout_s: float, progress: Optional[BytesProgress] = None) -> None:
-        total = os.path.getsize(local)
-        done = [0]
-
-        def callback(_path, size, _total):
-            done[0] += size
-            if progress:
-                progress(done[0], total)
-
-        idle = max(5.0, min(timeout_s, 60.0))
-        self._guard(lambda device: device.push(str(local), remote, st_mode=0o100755 if os.access(local, os.X_OK)
-                                               else 0o100644, progress_callback=callback,
-                                               transport_timeout_s=idle, read_timeout_s=timeout_s), timeout_s)
+        mode = 0o100755 if os.access(local, os.X_OK) else 0o100644
+        callback = _running_total(progress, os.path.getsize(local))
+        self._guard(lambda device: device.push(str(local), remote, st_mode=mode, progress_callback=callback,
+                                               transport_timeout_s=_idle(timeout_s), read_timeout_s=timeout_s),
+                    timeout_s)
 
     def pull(self, remote: str, local: Path, timeout_s: float, progress: Optional[BytesProgress] = None) -> None:
-        done = [0]
-
-        def callback(_path, size, total):
-            done[0] += size
-            if progress:
-                progress(done[0], total)
-
-        idle = max(5.0, min(timeout_s, 60.0))
+        callback = _running_total(progress)
         self._guard(lambda device: device.pull(remote, str(local), progress_callback=callback,
-                                               transport_timeout_s=idle, read_timeout_s=timeout_s), timeout_s)
+                                               transport_timeout_s=_idle(timeout_s), read_timeout_s=timeout_s),
+                    timeout_s)
+
+
+def _idle(timeout_s: float) -> float:
+    """How long a transfer may stall before the link counts as lost."""
+    return max(5.0, min(timeout_s, 60.0))
+
+
+def _running_total(progress: Optional[BytesProgress], total: Optional[int] = None):
+    """adb-shell's callback gets each chunk's size; ours gets the running total."""
+    done = [0]
+
+    def callback(_path, size, reported_total):
+        done[0] += size
+        if progress:
+            progress(done[0], total if total is not None else reported_total)
+
+    return callback
 
 
 def _reason(error: BaseException) -> str:
