@@ -1,12 +1,13 @@
-"""Devices that run rebirth's runner: the host (``local``) and, later, phones over ADB."""
+"""Devices that run rebirth's runner: the host (``local``) and Android phones over ADB."""
 
 from devices.base import (Device, DeviceDescription, DeviceState, CoreState, ProgressCallback,
                           RunRequest, RunResult)
-from devices.errors import DeviceError, ModelRejectedError, RunnerError, UnknownDeviceError
+from devices.errors import (ConfigError, DeviceError, ModelRejectedError, RunnerError, UnauthorizedError,
+                            UnknownDeviceError, UnreachableError)
 from devices.registry import DEFAULT_DEVICE, open_device
 
 __all__ = [
-    "CoreState", "Device", "DeviceDescription", "DeviceError", "DeviceState", "DEFAULT_DEVICE",
-    "ModelRejectedError", "ProgressCallback", "RunRequest", "RunResult", "RunnerError",
-    "UnknownDeviceError", "open_device",
+    "ConfigError", "CoreState", "Device", "DeviceDescription", "DeviceError", "DeviceState", "DEFAULT_DEVICE",
+    "ModelRejectedError", "ProgressCallback", "RunRequest", "RunResult", "RunnerError", "UnauthorizedError",
+    "UnknownDeviceError", "UnreachableError", "open_device",
 ]
