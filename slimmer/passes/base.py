@@ -1,0 +1,53 @@
+"""One contract for every slimming pass, after torch.fx's pass infrastructure.
+
+A pass finds ``Match``es (matching never changes the graph), then rewrites each one, and returns
+``PassResult(graph_module, modified)``. Exact passes keep the outputs equal up to float rounding;
+approximate ones regenerate layers that fine-tuning must then learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import fx
+from torch.fx.passes.infra.pass_base import PassBase, PassResult
+
+from slimmer.graph import finish
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a pass found: the nodes involved (by name, in graph order) and the layers they call."""
+
+    kind: str
+    nodes: tuple[str, ...]
+    layers: tuple[str, ...]
+    exact: bool
+
+
+class SlimPass(PassBase):
+    """Subclasses set ``kind`` and ``exact`` and implement ``matches`` and ``rewrite``."""
+
+    kind = ""
+    exact = True
+
+    def __init__(self):
+        super().__init__()
+        self.applied: list[Match] = []
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        raise NotImplementedError
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        raise NotImplementedError
+
+    def call(self, gm: fx.GraphModule) -> PassResult:
+        found = self.matches(gm)
+        for match in found:
+            self.rewrite(gm, match)
+        self.applied.extend(found)
+        return PassResult(finish(gm) if found else gm, bool(found))
+
+
+def nodes_by_name(gm: fx.GraphModule) -> dict[str, fx.Node]:
+    return {node.name: node for node in gm.graph.nodes}

@@ -1,0 +1,97 @@
+"""BatchNorm folded into a neighbouring convolution or linear layer (exact).
+
+Into the preceding layer: ``bn(conv(x))`` is one convolution with scaled weights and a shifted
+bias. Into the following convolution: ``conv(bn(x))`` is exact only when the convolution pads
+nothing (padding zeros would not be shifted) and is not grouped.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+from slimmer.graph import bypass, module_of, only_user, replace_module
+from slimmer.passes.base import Match, SlimPass, nodes_by_name
+
+# (layer, BatchNorm) -> fuser, as data: extend it for other layer types.
+FUSERS = {
+    (nn.Conv1d, nn.BatchNorm1d): fuse_conv_bn_eval,
+    (nn.Conv2d, nn.BatchNorm2d): fuse_conv_bn_eval,
+    (nn.Conv3d, nn.BatchNorm3d): fuse_conv_bn_eval,
+    (nn.Linear, nn.BatchNorm1d): fuse_linear_bn_eval,
+}
+
+
+def has_running_stats(bn: nn.Module) -> bool:
+    return isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.running_mean is not None \
+        and bn.running_var is not None
+
+
+def _fuser(layer: nn.Module, bn: nn.Module):
+    return next((fuse for (kind, norm), fuse in FUSERS.items() if type(layer) is kind and type(bn) is norm), None)
+
+
+class FoldBatchNormIntoPrevious(SlimPass):
+    kind = "fold_bn"
+    exact = True
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        found = []
+        for node in gm.graph.nodes:
+            bn = module_of(gm, node)
+            if not has_running_stats(bn) or not node.args or not isinstance(node.args[0], fx.Node):
+                continue
+            producer = node.args[0]
+            layer = module_of(gm, producer)
+            if layer is not None and _fuser(layer, bn) and only_user(producer) is node:
+                found.append(Match(self.kind, (producer.name, node.name), (producer.target, node.target), True))
+        return found
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        nodes = nodes_by_name(gm)
+        producer, norm = nodes[match.nodes[0]], nodes[match.nodes[1]]
+        layer, bn = gm.get_submodule(producer.target), gm.get_submodule(norm.target)
+        replace_module(gm, producer.target, _fuser(layer, bn)(layer, bn))
+        bypass(norm)
+
+
+class FoldBatchNormIntoNext(SlimPass):
+    kind = "fold_bn_forward"
+    exact = True
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        found = []
+        for node in gm.graph.nodes:
+            bn = module_of(gm, node)
+            consumer = only_user(node) if has_running_stats(bn) else None
+            conv = module_of(gm, consumer) if consumer is not None else None
+            if isinstance(bn, nn.BatchNorm2d) and type(conv) is nn.Conv2d and _exact_after_bn(conv) \
+                    and consumer.args[0] is node:
+                found.append(Match(self.kind, (node.name, consumer.name), (node.target, consumer.target), True))
+        return found
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        nodes = nodes_by_name(gm)
+        norm, consumer = nodes[match.nodes[0]], nodes[match.nodes[1]]
+        bn, conv = gm.get_submodule(norm.target), gm.get_submodule(consumer.target)
+        replace_module(gm, consumer.target, fold_bn_into_next(bn, conv))
+        bypass(norm)
+
+
+def _exact_after_bn(conv: nn.Conv2d) -> bool:
+    no_padding = conv.padding == "valid" or all(p == 0 for p in conv.padding)
+    return no_padding and conv.groups == 1
+
+
+@torch.no_grad()
+def fold_bn_into_next(bn: nn.BatchNorm2d, conv: nn.Conv2d) -> nn.Conv2d:
+    """``conv(bn(x))`` as one convolution: the BN's scale goes into the input channels of the weights."""
+    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+    shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    fused.weight.copy_(conv.weight * scale.reshape(1, -1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    fused.bias.copy_(bias + (conv.weight * shift.reshape(1, -1, 1, 1)).sum(dim=(1, 2, 3)))
+    return fused
