@@ -23,6 +23,8 @@ class Match:
     nodes: tuple[str, ...]
     layers: tuple[str, ...]
     exact: bool
+    regenerated: tuple[str, ...] = ()
+    """Layers (module paths after the rewrite) whose weights must be learned again: approximate passes."""
 
 
 class SlimPass(PassBase):
@@ -47,6 +49,15 @@ class SlimPass(PassBase):
             self.rewrite(gm, match)
         self.applied.extend(found)
         return PassResult(finish(gm) if found else gm, bool(found))
+
+
+def shapes(gm: fx.GraphModule, example_inputs) -> dict[str, tuple[int, ...]]:
+    """Output shape of every tensor-valued node for the example inputs."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(gm).propagate(*example_inputs)
+    return {node.name: tuple(node.meta["tensor_meta"].shape) for node in gm.graph.nodes
+            if hasattr(node.meta.get("tensor_meta"), "shape")}
 
 
 def nodes_by_name(gm: fx.GraphModule) -> dict[str, fx.Node]:

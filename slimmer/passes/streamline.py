@@ -1,0 +1,121 @@
+"""Streamline slimming (DeepRebirth, vertical): non-tensor layers merged into the convolution
+before them. Approximate: the regenerated convolution is learned again afterwards.
+
+- ``MergePoolIntoConv``: ``conv -> [activation] -> pool(stride s)`` becomes ``conv(stride x s) ->
+  [activation]``; the padding is chosen so that the output keeps the pooled shape, and a match
+  whose shape cannot be kept is rejected.
+- ``RemoveLRN``: local response normalization removed; the convolution after it is regenerated.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+from torch import fx, nn
+
+from slimmer.graph import bypass, module_of, only_user, replace_module
+from slimmer.passes.base import Match, SlimPass, nodes_by_name, shapes
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh)
+POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+class MergePoolIntoConv(SlimPass):
+    kind = "merge_pool_into_conv"
+    exact = False
+
+    def __init__(self, example_inputs: tuple):
+        super().__init__()
+        self.example_inputs = example_inputs
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        known = shapes(gm, self.example_inputs)
+        found = []
+        for node in gm.graph.nodes:
+            chain = self._chain(gm, node)
+            if chain is None:
+                continue
+            conv_node, pool_node = chain[0], chain[-1]
+            padding = self._padding(gm.get_submodule(conv_node.target), gm.get_submodule(pool_node.target),
+                                    known[conv_node.args[0].name], known[pool_node.name])
+            if padding is not None:
+                names = tuple(n.name for n in chain)
+                found.append(Match(self.kind, names, tuple(n.target for n in chain), False, (conv_node.target,)))
+        return found
+
+    def _chain(self, gm: fx.GraphModule, node: fx.Node) -> Optional[list[fx.Node]]:
+        """``[conv, (activation,) pool]`` starting at ``node``, each link the only user of the last."""
+        if type(module_of(gm, node)) is not nn.Conv2d or module_of(gm, node).groups != 1:
+            return None
+        chain, current = [node], only_user(node)
+        if current is not None and isinstance(module_of(gm, current), ACTIVATIONS):
+            chain.append(current)
+            current = only_user(current)
+        pool = module_of(gm, current) if current is not None else None
+        if not isinstance(pool, POOLS) or current.args[0] is not chain[-1] or max(_pair(pool.stride)) < 2:
+            return None
+        return chain + [current]
+
+    @staticmethod
+    def _padding(conv: nn.Conv2d, pool: nn.Module, in_shape, out_shape) -> Optional[tuple[int, int]]:
+        """The padding that makes ``conv`` with its stride times the pool's produce ``out_shape``."""
+        stride = tuple(c * p for c, p in zip(_pair(conv.stride), _pair(pool.stride)))
+        answer = []
+        for axis in range(2):
+            size, kernel, dilation = in_shape[2 + axis], conv.kernel_size[axis], conv.dilation[axis]
+            wanted = out_shape[2 + axis]
+            options = [p for p in range(0, kernel * dilation + stride[axis])
+                       if (size + 2 * p - dilation * (kernel - 1) - 1) // stride[axis] + 1 == wanted]
+            if not options:
+                return None
+            original = _pair(conv.padding)[axis] if not isinstance(conv.padding, str) else 0
+            answer.append(min(options, key=lambda p: abs(p - original)))
+        return tuple(answer)
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        nodes = nodes_by_name(gm)
+        chain = [nodes[name] for name in match.nodes]
+        conv, pool = gm.get_submodule(chain[0].target), gm.get_submodule(chain[-1].target)
+        known = shapes(gm, self.example_inputs)
+        padding = self._padding(conv, pool, known[chain[0].args[0].name], known[chain[-1].name])
+        merged = copy.deepcopy(conv)
+        merged.stride = tuple(c * p for c, p in zip(_pair(conv.stride), _pair(pool.stride)))
+        merged.padding = padding
+        replace_module(gm, chain[0].target, merged)
+        bypass(chain[-1])
+
+
+class RemoveLRN(SlimPass):
+    kind = "remove_lrn"
+    exact = False
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        from slimmer.graph import _leaf_types
+
+        found = []
+        lrn_types = tuple(t for t in _leaf_types() if "ResponseNorm" in t.__name__)
+        for node in gm.graph.nodes:
+            if isinstance(module_of(gm, node), lrn_types):
+                following = _next_conv(gm, node)
+                found.append(Match(self.kind, (node.name,), (node.target,), False,
+                                   (following.target,) if following is not None else ()))
+        return found
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        bypass(nodes_by_name(gm)[match.nodes[0]])
+
+
+def _next_conv(gm: fx.GraphModule, node: fx.Node) -> Optional[fx.Node]:
+    """The first convolution downstream along single-user links (what learns to stand in for the LRN)."""
+    current = only_user(node)
+    while current is not None:
+        if isinstance(module_of(gm, current), (nn.Conv2d, nn.Linear)):
+            return current
+        current = only_user(current)
+    return None
+

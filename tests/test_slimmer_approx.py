@@ -1,0 +1,100 @@
+"""Approximate slimming passes: the graph keeps its shapes, the non-tensor layers are gone, the
+regenerated layers are named, and patterns that must not be rewritten are left alone."""
+
+import pytest
+import torch
+from torch import nn
+
+from profiler.zoo.lrn import LocalResponseNorm
+from slimmer import MergePoolIntoConv, RemoveLRN, ReplacePoolBranch, run_passes
+from slimmer.graph import count_modules
+
+
+class Stem(nn.Module):
+    def __init__(self, pool=None, extra_user=False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 7, stride=2, padding=3)
+        self.relu = nn.ReLU()
+        self.pool = pool or nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.lrn = LocalResponseNorm(5)
+        self.head = nn.Conv2d(8, 4, 1)
+        self.extra_user = extra_user
+
+    def forward(self, x):
+        y = self.relu(self.conv(x))
+        z = self.head(self.lrn(self.pool(y)))
+        return z + y.mean() if self.extra_user else z
+
+
+@pytest.mark.parametrize("size", [64, 65, 224])
+def test_a_pool_folds_into_the_convs_stride_and_the_shape_is_kept(size):
+    model = Stem().eval()
+    x = torch.randn(1, 3, size, size)
+    gm, applied = run_passes(model, [MergePoolIntoConv((x,))])
+    assert gm(x).shape == model(x).shape
+    assert count_modules(gm, nn.MaxPool2d) == 0 and gm.get_submodule("conv").stride == (4, 4)
+    assert [(m.kind, m.layers, m.exact, m.regenerated) for m in applied] == \
+        [("merge_pool_into_conv", ("conv", "relu", "pool"), False, ("conv",))]
+    assert model.conv.stride == (2, 2)  # the caller's model is not changed
+
+
+def test_a_pool_whose_input_is_read_elsewhere_stays():
+    x = torch.randn(1, 3, 64, 64)
+    gm, applied = run_passes(Stem(extra_user=True).eval(), [MergePoolIntoConv((x,))])
+    assert applied == [] and count_modules(gm, nn.MaxPool2d) == 1
+
+
+def test_a_stride_one_pool_is_not_a_streamline_candidate():
+    x = torch.randn(1, 3, 32, 32)
+    gm, applied = run_passes(Stem(pool=nn.MaxPool2d(3, 1, 1)).eval(), [MergePoolIntoConv((x,))])
+    assert applied == []
+
+
+def test_lrn_is_removed_and_the_next_conv_is_regenerated():
+    model = Stem().eval()
+    x = torch.randn(1, 3, 64, 64)
+    gm, applied = run_passes(model, [RemoveLRN()])
+    assert count_modules(gm, LocalResponseNorm) == 0 and gm(x).shape == model(x).shape
+    assert [(m.layers, m.regenerated) for m in applied] == [(("lrn",), ("head",))]
+
+
+class PoolBranch(nn.Module):
+    def __init__(self, stride=1):
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, stride, 1)
+        self.proj = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return torch.relu(self.proj(self.pool(x)))
+
+
+def test_the_pooling_branch_becomes_one_conv_that_starts_as_the_1x1():
+    model = PoolBranch().eval()
+    x = torch.randn(2, 8, 9, 9)
+    gm, applied = run_passes(model, [ReplacePoolBranch()])
+    conv = gm.get_submodule("proj")
+    assert conv.kernel_size == (3, 3) and count_modules(gm, nn.MaxPool2d) == 0
+    assert [m.regenerated for m in applied] == [("proj",)]
+    # Without the pool, the centre tap alone reproduces the 1x1 conv on the raw input.
+    torch.testing.assert_close(gm(x), torch.relu(model.proj(x)), atol=1e-5, rtol=1e-5)
+
+
+def test_a_strided_pool_branch_is_left_alone():
+    gm, applied = run_passes(PoolBranch(stride=2).eval(), [ReplacePoolBranch()])
+    assert applied == [] and count_modules(gm, nn.MaxPool2d) == 1
+
+
+def test_all_passes_on_googlenet_small_keep_its_output_shape():
+    from profiler.zoo import build
+    from slimmer import EXACT_PASSES
+
+    model, (x,) = build("googlenet-small")
+    model = model.eval()
+    passes = [cls() for cls in EXACT_PASSES] + [RemoveLRN(), MergePoolIntoConv((x,)), ReplacePoolBranch()]
+    gm, applied = run_passes(model, passes)
+    assert gm(x).shape == model(x).shape
+    kinds = [m.kind for m in applied]
+    assert kinds.count("remove_lrn") == 2 and kinds.count("replace_pool_branch") == 9
+    # conv1 takes pool1's stride; with lrn2 gone, conv2 takes pool2's.
+    assert [m.layers[0] for m in applied if m.kind == "merge_pool_into_conv"] == ["conv1.0", "conv2.0"]
+    assert count_modules(gm, LocalResponseNorm) == 0
