@@ -33,7 +33,10 @@ def test_op_times_add_up_to_the_measured_latency(profiles, key):
     result = profiles[key]
     summed = sum(op.p50_ms for op in result.ops)
     assert summed == pytest.approx(result.summary.total_ms)
-    assert abs(summed - result.latency.p50) / result.latency.p50 <= 0.15, (summed, result.latency.p50)
+    # Fastest runs against the fastest run: on a busy machine preemption lands between ops and
+    # inflates Method::execute's p50, but some run goes through undisturbed.
+    fastest = sum(op.min_ms for op in result.ops)
+    assert abs(fastest - result.latency.min) / result.latency.min <= 0.15, (fastest, result.latency.min)
 
 
 @pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{'etrecord' if k[1] else 'bare'}")
