@@ -98,3 +98,15 @@ def test_all_passes_on_googlenet_small_keep_its_output_shape():
     # conv1 takes pool1's stride; with lrn2 gone, conv2 takes pool2's.
     assert [m.layers[0] for m in applied if m.kind == "merge_pool_into_conv"] == ["conv1.0", "conv2.0"]
     assert count_modules(gm, LocalResponseNorm) == 0
+
+
+def test_the_digits_data_set_is_split_the_same_way_every_time():
+    from slimmer.data import digits
+
+    first, second = digits(32, batch_size=16, seed=1), digits(32, batch_size=16, seed=2)
+    held = [torch.cat([y for _, y in loaders.held_out]) for loaders in (first, second)]
+    assert torch.equal(held[0], held[1]) and len(held[0]) == 450
+    assert len(first.train.dataset) == 1347 and first.classes == 10 and "digits" in first.name
+    images, labels = next(iter(first.train))
+    assert images.shape == (16, 3, 32, 32) and labels.shape == (16,)
+    assert set(torch.cat([y for _, y in first.train]).tolist()) == set(range(10))
