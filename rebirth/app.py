@@ -163,9 +163,8 @@ def list_devices(timeout_s: float = 3.0) -> list[DeviceStatus]:
     def probe(config) -> DeviceStatus:
         from devices.adb import AdbDevice
         from devices.errors import UnauthorizedError, UnreachableError
-        from dataclasses import replace as with_
 
-        device = AdbDevice(with_(config, auth_timeout_s=min(config.auth_timeout_s, timeout_s)))
+        device = AdbDevice(replace(config, auth_timeout_s=min(config.auth_timeout_s, timeout_s)))
         try:
             model = device.shell("getprop ro.product.model", "list", timeout_s=timeout_s).output.strip()
             return DeviceStatus(config.name, "adb", config.target, "ready", model)
