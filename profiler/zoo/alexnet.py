@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.zoo.lrn import LocalResponseNorm
+from profiler.zoo.lrn import LocalResponseNorm, kaiming_init
 
 
 class AlexNet(nn.Module):
@@ -41,6 +41,7 @@ class AlexNet(nn.Module):
         self.fc7 = nn.Linear(fc_width, fc_width)
         self.relu7 = nn.ReLU()
         self.fc8 = nn.Linear(fc_width, num_classes)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():

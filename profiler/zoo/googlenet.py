@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.zoo.lrn import LocalResponseNorm
+from profiler.zoo.lrn import LocalResponseNorm, kaiming_init
 
 
 def conv_relu(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
@@ -73,6 +73,7 @@ class GoogLeNet(nn.Module):
         self.flatten = nn.Flatten(1)
         self.dropout = nn.Dropout(0.4)
         self.fc = nn.Linear(cin, num_classes)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():

@@ -36,3 +36,14 @@ class LocalResponseNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+def kaiming_init(model: nn.Module) -> nn.Module:
+    """He-normal weights and zero biases for every conv and linear layer: deep ReLU networks
+    without BatchNorm (GoogLeNet, AlexNet) do not learn from PyTorch's default init."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
