@@ -266,6 +266,8 @@ def cmd_devices_emulate(args: argparse.Namespace) -> int:
     auth = f", RSA authentication on ({len(keys)} key{'s' if len(keys) != 1 else ''})" if keys else ""
     print(f"emulated {args.phone} listening on {phone.address}{auth}, file system in {root}; "
           f"try: adb connect {phone.address}", flush=True)
+    print(f"to profile on it, put in devices.toml:  [devices.s6]  address = \"{phone.address}\"  "
+          "(two lines), then: rebirth-profile --device s6 MODEL", flush=True)
     threading.Event().wait()
     return EXIT_OK
 
