@@ -266,6 +266,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(handle, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(data, stream, indent=1, allow_nan=False)

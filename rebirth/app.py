@@ -232,3 +232,132 @@ def check_device(name: str, tracer: bool = True, stage: Optional[Callable[[str],
         return device.check(probe if tracer else None)
     finally:
         device.close()
+
+
+@dataclass(frozen=True)
+class SlimRequest:
+    model: str
+    outdir: Path
+    profile: Optional[Path] = None
+    backend: str = "xnnpack"
+    plan_only: bool = False
+    exact_only: bool = False
+    max_accuracy_drop: float = 0.5
+    block_steps: int = 40
+    end_to_end_steps: int = 40
+    seed: int = 0
+
+
+def load_for_slimming(spec, seed: int, say: Callable[[str], None]):
+    """``(model, example_inputs, trained)``: zoo networks come with their digits-trained weights where
+    rebirth trains them; other models as they are."""
+    from profiler.sources import ZOO, load_python
+
+    if spec.kind == ZOO:
+        from slimmer.weights import trained
+
+        found = trained(spec.name, seed, say)
+        if found is not None:
+            return found[0], found[1], True
+        say(f"zoo:{spec.name} has no trained weights (rebirth trains the -small variants): "
+            "merges are judged by agreement with the original's predictions instead of accuracy")
+    model, inputs = load_python(spec)
+    return model, inputs, False
+
+
+def slim(request: SlimRequest, say: Callable[[str], None] = lambda text: None, progress: Optional[Progress] = None):
+    """`rebirth slim`: plan, or slim and write slim.pt2, slim.pte, slim.etrecord and slim.json.
+
+    Returns:
+        The ranked candidates (``--plan``) or the written slim.json's dictionary.
+
+    Raises:
+        profiler.InputError: a .pte, a bad profile or model, or an unwritable OUTDIR.
+    """
+    from profiler.errors import InputError
+    from profiler.quiet import import_heavy
+    from profiler.sources import PT2, PTE, parse_spec
+
+    spec = parse_spec(request.model)
+    if spec.kind == PTE:
+        raise InputError(f"{spec.text}: a .pte cannot be slimmed, its PyTorch graph is gone; pass the model it "
+                         "came from (file.py:NAME, .pt2 or zoo:NAME) and --profile with its profile")
+    if spec.kind == PT2:
+        raise InputError(f"{spec.text}: the slimmer's passes work on nn.Module layers, which a .pt2 no longer has; "
+                         "pass file.py:NAME or zoo:NAME")
+    import_heavy()
+    model, inputs, is_trained = load_for_slimming(spec, request.seed, say)
+    profile_record = _profile_for_slimming(request, say, progress)
+    from slimmer.plan import layer_times
+
+    times = layer_times(profile_record.ops)
+    if request.plan_only:
+        return _plan(model, inputs, times, request.exact_only)
+    return _slim_and_write(request, spec, model, inputs, is_trained, times, say, progress)
+
+
+def _profile_for_slimming(request: SlimRequest, say, progress):
+    from profiler.errors import InputError
+    from profiler.record import Profile
+
+    if request.profile is None:
+        say(f"no --profile: profiling {request.model} on local first")
+        return profile(request.model, ProfileOptions(backend=request.backend), progress)
+    try:
+        return Profile.load(request.profile)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{request.profile}: not a rebirth profile ({error})") from None
+
+
+def _plan(model, inputs, times, exact_only: bool):
+    from slimmer.graph import trace
+    from slimmer.plan import candidates, make_passes
+
+    gm = trace(model)
+    return [candidate for candidate, _ in candidates(gm, make_passes(inputs, exact_only), times, inputs)]
+
+
+def _slim_and_write(request: SlimRequest, spec, model, inputs, is_trained, times, say, progress) -> dict:
+    import torch
+
+    from profiler.errors import InputError
+    from profiler.export import lower
+    from profiler.quiet import quiet
+    from profiler.record import write_json_atomic
+    from slimmer.record import slim_record
+    from slimmer.slim import SlimOptions, slim as run_slim
+
+    loaders, messages = _data_for(inputs, say)
+    options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
+                          request.end_to_end_steps, request.seed)
+    try:
+        result = run_slim(model, inputs, times, loaders, is_trained, options, say, progress)
+    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:
+        raise InputError(f"{spec.text}: the slimmer cannot trace this model ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}); it was left as it is") from None
+    try:
+        request.outdir.mkdir(parents=True, exist_ok=True)
+        with quiet():
+            exported = torch.export.export(result.model, inputs)
+            torch.export.save(exported, str(request.outdir / "slim.pt2"))
+            program = lower(exported, request.backend)
+            (request.outdir / "slim.pte").write_bytes(program.buffer)
+            program.get_etrecord().save(str(request.outdir / "slim.etrecord"))
+        record = slim_record(result, spec.text, request.backend, str(request.profile) if request.profile else None,
+                             messages)
+        write_json_atomic(request.outdir / "slim.json", record)
+    except OSError as error:
+        raise InputError(f"{request.outdir}: cannot write the slimmed model ({error.strerror or error})") from None
+    return record
+
+
+def _data_for(inputs, say):
+    shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
+    if len(shape) == 4 and shape[1] == 3 and shape[2] == shape[3]:
+        from slimmer.data import digits
+
+        return digits(shape[2]), []
+    message = (f"no data set fits inputs of shape {shape}: only exact merges were applied "
+               "(approximate ones need data to learn from)")
+    say(message)
+    return None, [message]

@@ -59,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--backend", choices=BACKENDS, default="xnnpack")
     export.add_argument("-o", "--output", type=Path, required=True, help="the .pte to write")
     commands.add_parser("zoo", help="list the model zoo", description="List the model zoo.")
+    slim = commands.add_parser(
+        "slim", help="merge the non-tensor layers the profile found costly into their neighbours",
+        description="DeepRebirth slimming: rank merges by the time the profile measured, apply the best first, "
+        "fine-tune what each regenerates, stop at the accuracy budget.")
+    slim.add_argument("model", help="file.py:NAME or zoo:NAME (a .pte has no graph left to slim)")
+    slim.add_argument("--profile", type=Path, default=None,
+                      help="the model's profile (rebirth-profile --json); default: profile on local first")
+    slim.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
+                      help="writes slim.pt2, slim.pte, slim.etrecord and slim.json here")
+    slim.add_argument("--plan", action="store_true", help="print the ranked merges and change nothing")
+    slim.add_argument("--exact-only", action="store_true", help="only merges that keep outputs equal")
+    slim.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
+                      help="held-out top-1 points a merge may cost (default: 0.5)")
+    slim.add_argument("--backend", choices=BACKENDS, default="xnnpack")
+    slim.add_argument("--block-steps", type=non_negative, default=40,
+                      help="fine-tuning steps for each regenerated layer (default: 40)")
+    slim.add_argument("--end-to-end-steps", type=non_negative, default=40,
+                      help="steps of whole-model fine-tuning (default: 40)")
+    slim.add_argument("--seed", type=int, default=0)
     devices = commands.add_parser("devices", help="devices and the emulated phone",
                                   description="Devices and the emulated phone.")
     device_commands = devices.add_subparsers(dest="device_command", required=True, metavar="ACTION")
@@ -107,7 +126,8 @@ def profile_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo, "devices": cmd_devices}
+    handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo, "devices": cmd_devices,
+                "slim": cmd_slim}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -177,6 +197,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as error:
         raise InputError(f"{args.output}: cannot write the export ({error.strerror or error})") from None
     print(f"wrote {exported.pte} and {exported.etrecord}")
+    return EXIT_OK
+
+
+def cmd_slim(args: argparse.Namespace) -> int:
+    from rebirth.app import SlimRequest, slim
+    from rebirth.progress import ProgressView
+
+    if not args.plan and args.output is None:
+        print("rebirth: error: -o OUTDIR is needed (or --plan to only see the plan)", file=sys.stderr)
+        return EXIT_USAGE
+    request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.plan,
+                          args.exact_only, args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed)
+    with ProgressView() as view:
+        result = slim(request, say=lambda text: view.console.print(text, highlight=False, markup=False),
+                      progress=view.update)
+    if args.plan:
+        from reports.terminal import render_plan
+
+        render_plan(result)
+        return EXIT_OK
+    from reports.terminal import render_slim
+
+    render_slim(result)
+    print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord and slim.json")
     return EXIT_OK
 
 

@@ -108,3 +108,47 @@ def render_device(report, console: Optional[Console] = None) -> None:
 
 def _mhz(khz: Optional[int]) -> str:
     return f"{khz / 1000:.0f}" if khz else "?"
+
+
+def render_plan(candidates, console: Optional[Console] = None) -> None:
+    """`rebirth slim --plan`: every candidate merge with the time the profile says it saves."""
+    console = console or Console()
+    table = Table(title="slimming plan (best first; applied while it saves time and the budget holds)",
+                  title_justify="left")
+    for column in ("#", "merge", "layers", "exact", "saves ms", "adds ms", "gain ms", "removes KiB"):
+        table.add_column(column, justify="right" if "ms" in column or column in ("#", "removes KiB") else "left",
+                         no_wrap=column != "layers", ratio=3 if column == "layers" else None)
+    for index, candidate in enumerate(candidates, 1):
+        match = candidate.match
+        style = "" if candidate.worthwhile else "dim"
+        table.add_row(str(index), match.kind, escape(", ".join(match.layers)), "yes" if match.exact else "learned",
+                      f"{candidate.saves_ms:.3f}", f"{candidate.costs_ms:.3f}", f"{candidate.gain_ms:+.3f}",
+                      f"{candidate.memory_bytes / 1024:.0f}", style=style)
+    console.print(table)
+
+
+def render_slim(record: dict, console: Optional[Console] = None) -> None:
+    """`rebirth slim`: the merges applied and skipped, sizes and accuracy before and after."""
+    console = console or Console()
+    table = Table(title="merges applied", title_justify="left")
+    for column in ("merge", "layers", "kind", "relearned", "est. gain ms"):
+        table.add_column(column)
+    for merge in record["merges"]:
+        table.add_row(merge["kind"], escape(", ".join(merge["layers"])), "exact" if merge["exact"] else "learned",
+                      escape(", ".join(merge["learned"])) or "-", f"{merge['saves_ms'] - merge['costs_ms']:.3f}")
+    console.print(table)
+    for skip in record["skipped"]:
+        console.print(f"skipped {skip['kind']} {escape(', '.join(skip['layers']))}: {escape(skip['reason'])}",
+                      highlight=False)
+    accuracy, params, macs = record["accuracy"], record["params"], record["macs"]
+    console.print(f"parameters {params['before']:,} -> {params['after']:,}; MACs {macs['before']:,} -> "
+                  f"{macs['after']:,}", highlight=False)
+    if accuracy["before"] and accuracy["after"]:
+        console.print(f"held-out top-1 {accuracy['before']['top1']:.1f}% -> {accuracy['after']['top1']:.1f}% on "
+                      f"{escape(accuracy['dataset'] or '?')}; agreement with the original "
+                      f"{accuracy['agreement']:.1f}%", highlight=False)
+    elif accuracy["agreement"] is not None:
+        console.print(f"agreement with the original's predictions {accuracy['agreement']:.1f}% (no trained weights)",
+                      highlight=False)
+    for message in record["messages"]:
+        console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)

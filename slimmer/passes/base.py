@@ -25,6 +25,10 @@ class Match:
     exact: bool
     regenerated: tuple[str, ...] = ()
     """Layers (module paths after the rewrite) whose weights must be learned again: approximate passes."""
+    anchors: tuple[tuple[str, str], ...] = ()
+    """(slimmed module, original module) pairs whose outputs should agree: what fine-tuning matches."""
+    removed: tuple[str, ...] = ()
+    """Layers the rewrite removes from the graph."""
 
 
 class SlimPass(PassBase):
@@ -49,6 +53,12 @@ class SlimPass(PassBase):
             self.rewrite(gm, match)
         self.applied.extend(found)
         return PassResult(finish(gm) if found else gm, bool(found))
+
+    def apply(self, gm: fx.GraphModule, match: Match) -> fx.GraphModule:
+        """Rewrite one match found on ``gm`` (the planner applies merges one at a time)."""
+        self.rewrite(gm, match)
+        self.applied.append(match)
+        return finish(gm)
 
 
 def shapes(gm: fx.GraphModule, example_inputs) -> dict[str, tuple[int, ...]]:

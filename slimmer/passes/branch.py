@@ -28,7 +28,8 @@ class ReplacePoolBranch(SlimPass):
             if _pair(pool.stride) == (1, 1) and conv.kernel_size == (1, 1) and _pair(conv.stride) == (1, 1) \
                     and conv.groups == 1 and _pair(conv.padding) == (0, 0) and not getattr(pool, "ceil_mode", False):
                 found.append(Match(self.kind, (node.name, conv_node.name), (node.target, conv_node.target), False,
-                                   (conv_node.target,)))
+                                   (conv_node.target,), anchors=((conv_node.target, conv_node.target),),
+                                   removed=(node.target,)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:

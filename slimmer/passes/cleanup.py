@@ -19,7 +19,7 @@ class RemoveNoOps(SlimPass):
         for node in gm.graph.nodes:
             module = module_of(gm, node)
             if isinstance(module, NO_OPS) and not module.training and len(node.args) == 1:
-                found.append(Match(self.kind, (node.name,), (node.target,), True))
+                found.append(Match(self.kind, (node.name,), (node.target,), True, removed=(node.target,)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:

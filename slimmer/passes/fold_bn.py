@@ -45,7 +45,8 @@ class FoldBatchNormIntoPrevious(SlimPass):
             producer = node.args[0]
             layer = module_of(gm, producer)
             if layer is not None and _fuser(layer, bn) and only_user(producer) is node:
-                found.append(Match(self.kind, (producer.name, node.name), (producer.target, node.target), True))
+                found.append(Match(self.kind, (producer.name, node.name), (producer.target, node.target), True,
+                                   removed=(node.target,)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
@@ -68,7 +69,8 @@ class FoldBatchNormIntoNext(SlimPass):
             conv = module_of(gm, consumer) if consumer is not None else None
             if isinstance(bn, nn.BatchNorm2d) and type(conv) is nn.Conv2d and _exact_after_bn(conv) \
                     and consumer.args[0] is node:
-                found.append(Match(self.kind, (node.name, consumer.name), (node.target, consumer.target), True))
+                found.append(Match(self.kind, (node.name, consumer.name), (node.target, consumer.target), True,
+                                   removed=(node.target,)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:

@@ -45,7 +45,8 @@ class MergePoolIntoConv(SlimPass):
                                     known[conv_node.args[0].name], known[pool_node.name])
             if padding is not None:
                 names = tuple(n.name for n in chain)
-                found.append(Match(self.kind, names, tuple(n.target for n in chain), False, (conv_node.target,)))
+                found.append(Match(self.kind, names, tuple(n.target for n in chain), False, (conv_node.target,),
+                                   anchors=((chain[-2].target, pool_node.target),), removed=(pool_node.target,)))
         return found
 
     def _chain(self, gm: fx.GraphModule, node: fx.Node) -> Optional[list[fx.Node]]:
@@ -102,8 +103,9 @@ class RemoveLRN(SlimPass):
         for node in gm.graph.nodes:
             if isinstance(module_of(gm, node), lrn_types):
                 following = _next_conv(gm, node)
-                found.append(Match(self.kind, (node.name,), (node.target,), False,
-                                   (following.target,) if following is not None else ()))
+                after = (following.target,) if following is not None else ()
+                found.append(Match(self.kind, (node.name,), (node.target,), False, after,
+                                   anchors=tuple((t, t) for t in after), removed=(node.target,)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:

@@ -1,0 +1,153 @@
+"""Slim a model: apply the planned merges best first, fine-tune what each regenerates, stop at the
+accuracy budget, and say what was done."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import fx, nn
+
+from slimmer.cost import layer_macs, parameters
+from slimmer.finetune import fit_block, fit_end_to_end
+from slimmer.graph import trace
+from slimmer.plan import Candidate, candidates, make_passes
+from slimmer.train import Accuracy, evaluate
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SlimOptions:
+    max_accuracy_drop: float = 0.5
+    """Points of held-out top-1 (or of agreement with the original, for an untrained model)."""
+    exact_only: bool = False
+    block_steps: int = 40
+    end_to_end_steps: int = 40
+    seed: int = 0
+    max_merges: int = 100
+
+
+@dataclass(frozen=True)
+class Merge:
+    kind: str
+    layers: tuple[str, ...]
+    exact: bool
+    learned: tuple[str, ...]
+    saves_ms: float
+    costs_ms: float
+    quality_after: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    kind: str
+    layers: tuple[str, ...]
+    reason: str
+
+
+@dataclass
+class SlimResult:
+    model: fx.GraphModule
+    merges: list[Merge] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    params_before: int = 0
+    params_after: int = 0
+    macs_before: int = 0
+    macs_after: int = 0
+    accuracy_before: Optional[Accuracy] = None
+    accuracy_after: Optional[Accuracy] = None
+    agreement: Optional[float] = None
+    dataset: Optional[str] = None
+    trained: bool = False
+
+
+@torch.no_grad()
+def agreement(student: nn.Module, teacher: nn.Module, loader) -> float:
+    """Percent of held-out samples on which the two models predict the same class."""
+    same = total = 0
+    for images, _ in loader:
+        same += (student(images).argmax(1) == teacher(images).argmax(1)).sum().item()
+        total += len(images)
+    return 100.0 * same / total
+
+
+def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loaders=None, trained: bool = False,
+         options: SlimOptions = SlimOptions(), say: Say = lambda text: None, progress=None) -> SlimResult:
+    """The slimmed copy of ``model``; ``model`` itself is not changed.
+
+    Args:
+        times: measured p50 ms per layer (from the model's profile).
+        loaders: ``slimmer.data.Loaders`` for fine-tuning and judging; None: exact merges only.
+        trained: the model learned the loaders' task, so accuracy is measured (else agreement).
+    """
+    teacher = trace(model)
+    current = trace(model)
+    original_macs = layer_macs(current, example_inputs)
+    result = SlimResult(current, params_before=parameters(current), macs_before=sum(original_macs.values()),
+                        dataset=loaders.name if loaders else None, trained=trained)
+    exact_only = options.exact_only or loaders is None
+    if loaders is not None and trained:
+        result.accuracy_before = evaluate(teacher, loaders.held_out)
+    batches = [images for images, _ in _plain(loaders.train)] if loaders is not None else []
+    rejected: set[tuple[str, tuple[str, ...]]] = set()
+    for _ in range(options.max_merges):
+        ranked = [(c, p) for c, p in candidates(current, make_passes(example_inputs, exact_only), times,
+                                                 example_inputs, original_macs)
+                  if c.worthwhile and (c.match.kind, c.match.layers) not in rejected]
+        if not ranked:
+            break
+        candidate, slim_pass = ranked[0]
+        trial = slim_pass.apply(copy.deepcopy(current), candidate.match)
+        quality = None
+        if not candidate.match.exact:
+            fit_block(trial, teacher, candidate.match.anchors, candidate.match.regenerated, batches,
+                      options.block_steps, options.seed, progress)
+            quality = _quality(trial, teacher, loaders, trained)
+            reference = result.accuracy_before.top1 if trained else 100.0
+            if reference - quality > options.max_accuracy_drop:  # the block alone did not recover: all layers
+                fit_end_to_end(trial, teacher, loaders.train, options.end_to_end_steps, options.seed, trained,
+                               progress)
+                quality = _quality(trial, teacher, loaders, trained)
+            drop = reference - quality
+            if drop > options.max_accuracy_drop:
+                rejected.add((candidate.match.kind, candidate.match.layers))
+                result.skipped.append(Skipped(candidate.match.kind, candidate.match.layers,
+                                              f"{drop:.2f} points over the {options.max_accuracy_drop} budget"))
+                say(f"skipped {candidate.match.kind} {', '.join(candidate.match.layers)}: {drop:.2f} points lost")
+                continue
+        current = trial
+        result.merges.append(_merge(candidate, quality))
+        say(f"merged {candidate.match.kind} {', '.join(candidate.match.layers)} "
+            f"(saves ~{candidate.gain_ms:.2f} ms" + (f", quality {quality:.1f})" if quality is not None else ")"))
+    if loaders is not None and any(not m.exact for m in result.merges):
+        tuned = copy.deepcopy(current)
+        fit_end_to_end(tuned, teacher, loaders.train, options.end_to_end_steps, options.seed, trained, progress)
+        if _quality(tuned, teacher, loaders, trained) >= _quality(current, teacher, loaders, trained):
+            current = tuned
+    result.model = current
+    result.params_after = parameters(current)
+    result.macs_after = sum(layer_macs(current, example_inputs).values())
+    if loaders is not None:
+        result.agreement = agreement(current, teacher, loaders.held_out)
+        if trained:
+            result.accuracy_after = evaluate(current, loaders.held_out)
+    return result
+
+
+def _quality(model: nn.Module, teacher: nn.Module, loaders, trained: bool) -> float:
+    return evaluate(model, loaders.held_out).top1 if trained else agreement(model, teacher, loaders.held_out)
+
+
+def _plain(loader):
+    from torch.utils.data import DataLoader
+
+    return DataLoader(loader.dataset, loader.batch_size, shuffle=False)
+
+
+def _merge(candidate: Candidate, quality: Optional[float]) -> Merge:
+    match = candidate.match
+    return Merge(match.kind, match.layers, match.exact, match.regenerated, candidate.saves_ms, candidate.costs_ms,
+                 quality)

@@ -1,0 +1,67 @@
+"""Zoo networks trained on the digits, trained once by this module and cached.
+
+    python -m slimmer.weights zoo:googlenet-small [...]   # trains what is not cached yet
+
+Only the small variants (64 px) are trained here: a full-size network at 224 px would take hours
+on a laptop CPU. A model without trained weights is slimmed against its own outputs (agreement)
+instead of an accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+EPOCHS = {"googlenet-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 8, "resnet50-small": 8}
+LEARNING_RATE = {"googlenet-small": 3e-4, "alexnet-small": 1e-3, "mobilenet_v2-small": 1e-3,
+                 "resnet50-small": 1e-3}
+
+
+def weights_dir() -> Path:
+    root = os.environ.get("REBIRTH_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rebirth"
+    return Path(root) / "weights"
+
+
+def trainable(name: str) -> bool:
+    return name in EPOCHS
+
+
+def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: None):
+    """``(model, example_inputs, accuracy)`` of zoo network ``name`` trained on digits, or None when
+    rebirth does not train that network. Trains and caches on first use."""
+    from profiler.zoo import build
+    from slimmer.data import digits
+    from slimmer.train import evaluate, train
+
+    if not trainable(name):
+        return None
+    model, inputs = build(name, seed)
+    path = weights_dir() / f"{name}-seed{seed}.pt"
+    loaders = digits(inputs[0].shape[-1], seed=seed)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval(), inputs, evaluate(model, loaders.held_out)
+    say(f"training zoo:{name} on {loaders.name} ({EPOCHS[name]} epochs, once; cached in {path})")
+    accuracy = train(model, loaders.train, loaders.held_out, EPOCHS[name], LEARNING_RATE[name], seed,
+                     on_epoch=lambda done, total, top1: say(f"  epoch {done}/{total}: held-out top-1 {top1:.1f}%"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(model.state_dict(), partial)
+    os.replace(partial, path)
+    return model.eval(), inputs, accuracy
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    for spec in argv if argv is not None else sys.argv[1:]:
+        name = spec.removeprefix("zoo:")
+        result = trained(name, say=print)
+        print(f"zoo:{name}: " + (f"held-out top-1 {result[2].top1:.1f}%" if result else "not trained by rebirth"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The plan ranks merges by the time the profile measured, and `rebirth slim` refuses what it cannot slim."""
+
+import copy
+
+import torch
+from torch import nn
+
+from profiler.zoo.lrn import LocalResponseNorm
+from rebirth import cli
+from slimmer.graph import count_modules, trace
+from slimmer.plan import candidates, layer_times, make_passes
+from slimmer.slim import slim
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2, 2)
+        self.lrn = LocalResponseNorm(5)
+        self.branch_pool = nn.MaxPool2d(3, 1, 1)
+        self.branch = nn.Conv2d(8, 8, 1)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        y = self.lrn(self.pool(self.relu(self.conv(x))))
+        return self.drop(self.branch(self.branch_pool(y)).mean((2, 3)))
+
+
+X = (torch.randn(1, 3, 16, 16),)
+
+
+def ranked(times, exact_only=False):
+    return [c for c, _ in candidates(trace(Net()), make_passes(X, exact_only), times, X)]
+
+
+def test_merges_are_ranked_by_the_time_the_profile_measured():
+    plan = ranked({"lrn": 2.0, "pool": 0.5, "conv": 1.0, "branch_pool": 0.1, "branch": 0.3})
+    assert [c.match.kind for c in plan][:2] == ["remove_lrn", "merge_pool_into_conv"]
+    assert plan[0].gain_ms == 2.0
+    assert plan[1].gain_ms == 0.5 + 1.0 * 0.75  # the pool, and three quarters of the conv's work
+    branch = next(c for c in plan if c.match.kind == "replace_pool_branch")
+    assert branch.costs_ms == 0.3 * 8 and not branch.worthwhile  # a 3x3 conv costs more than the pool saved
+    cheap = next(c for c in ranked({"branch_pool": 5.0, "branch": 0.1}) if c.match.kind == "replace_pool_branch")
+    assert cheap.worthwhile
+
+
+def test_exact_only_proposes_no_learned_merges():
+    assert {c.match.kind for c in ranked({"lrn": 2.0}, exact_only=True)} == {"remove_no_op"}
+
+
+def test_layer_times_sum_each_layers_ops():
+    class Op:
+        def __init__(self, layer, ms):
+            self.layer, self.p50_ms = layer, ms
+
+    assert layer_times([Op("a", 1.0), Op("a", 0.5), Op(None, 9.0), Op("b", 2.0)]) == {"a": 1.5, "b": 2.0}
+
+
+def test_without_data_only_exact_merges_are_made_and_the_model_is_untouched():
+    model = Net().eval()
+    state = copy.deepcopy(model.state_dict())
+    result = slim(model, X, {"lrn": 2.0, "pool": 1.0, "conv": 1.0}, loaders=None)
+    assert [m.kind for m in result.merges] == ["remove_no_op"]
+    assert count_modules(result.model, LocalResponseNorm) == 1
+    torch.testing.assert_close(result.model(X[0]), model(X[0]))
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_slim_refuses_a_pte_and_a_pt2_in_one_line(capsys, firenet_ptes, tmp_path):
+    assert cli.main(["slim", str(firenet_ptes["portable"]), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a .pte cannot be slimmed" in err and "zoo:NAME" in err
+    pt2 = tmp_path / "m.pt2"
+    pt2.write_bytes(b"PK")
+    assert cli.main(["slim", str(pt2), "-o", str(tmp_path / "o")]) == 2
+    assert "nn.Module layers" in capsys.readouterr().err
+    assert cli.main(["slim", "zoo:googlenet-small"]) == 2
+    assert "-o OUTDIR" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_plan_is_printed_without_changing_anything(capsys, tmp_path, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    from profiler.record import Profile
+
+    source = tmp_path / "net.py"
+    source.write_text("import torch\nfrom tests.test_slimmer_plan import Net, X\n\ndef make():\n    return Net(), X\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0), SimpleNamespace(layer="pool", p50_ms=0.5)])
+    monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))  # a profile measured elsewhere
+    (tmp_path / "p.json").write_text(json.dumps({}))
+    assert cli.main(["slim", f"{source}:make", "--profile", str(tmp_path / "p.json"), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "remove_lrn" in out and "merge_pool_into_conv" in out and out.index("remove_lrn") < out.index("merge_pool")
+    assert not any(path.name.startswith("slim") for path in tmp_path.rglob("*"))
