@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from typing import Optional
 
-import torch
 from torch import fx, nn
 
 LEAF_TYPES: tuple[type, ...] = ()
@@ -70,8 +69,3 @@ def finish(gm: fx.GraphModule) -> fx.GraphModule:
 
 def count_modules(gm: fx.GraphModule, kind: type) -> int:
     return sum(1 for node in gm.graph.nodes if isinstance(module_of(gm, node), kind))
-
-
-@torch.no_grad()
-def outputs(model: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    return model.eval()(*inputs)
