@@ -185,7 +185,6 @@ class AdbShellTransport:
         self.signer = _LazySigner(key_path)
         self.auth_timeout_s = auth_timeout_s
         self._device = None
-        self.banner = ""
 
     # -- connection ---------------------------------------------------------------------------
     def _connect(self, timeout_s: float):
@@ -211,7 +210,6 @@ class AdbShellTransport:
             device.close()
             raise TransportError(f"cannot connect to {self.target} ({_reason(error)})") from None
         self._device = device
-        self.banner = getattr(device, "_banner", b"")
         return device
 
     def _new_device(self, timeout_s: float):
@@ -323,14 +321,6 @@ def _reason(error: BaseException) -> str:
         return error.strerror
     return text.splitlines()[0]
 
-
-def probe_port(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    """Whether something accepts TCP connections at host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 class AdbServerTransport:

@@ -65,10 +65,15 @@ def export_to(spec: ModelSpec, backend: Backend | str, out_pte: Path) -> Exporte
     return Exported(out_pte, etrecord, Backend(backend).value, spec.text)
 
 
-def cache_dir() -> Path:
-    """Where exported models are cached: ``$REBIRTH_CACHE`` or ``~/.cache/rebirth``."""
+def cache_root() -> Path:
+    """rebirth's cache: ``$REBIRTH_CACHE``, else ``$XDG_CACHE_HOME/rebirth`` or ``~/.cache/rebirth``."""
     root = os.environ.get("REBIRTH_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rebirth"
-    return Path(root) / "exports"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    """Where exported models are cached."""
+    return cache_root() / "exports"
 
 
 def ensure_pte(spec: ModelSpec, backend: Backend | str, etrecord: Optional[Path] = None) -> Exported:

@@ -19,8 +19,6 @@ from slimmer.cost import layer_macs, output_bytes
 from slimmer.passes import (EXACT_PASSES, MergePoolIntoConv, RemoveLRN, ReplacePoolBranch, SlimPass)
 from slimmer.passes.base import Match
 
-APPROXIMATE_PASSES = (RemoveLRN, MergePoolIntoConv, ReplacePoolBranch)
-
 
 @dataclass(frozen=True)
 class Candidate:

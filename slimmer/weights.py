@@ -22,8 +22,9 @@ LEARNING_RATE = {"googlenet-small": 3e-4, "alexnet-small": 1e-3, "mobilenet_v2-s
 
 
 def weights_dir() -> Path:
-    root = os.environ.get("REBIRTH_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rebirth"
-    return Path(root) / "weights"
+    from profiler.export import cache_root
+
+    return cache_root() / "weights"
 
 
 def trainable(name: str) -> bool:
