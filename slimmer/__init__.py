@@ -6,8 +6,8 @@ one convolution) are here; the profile-guided plan and layer-wise fine-tuning co
 """
 
 from slimmer.passes import (EXACT_PASSES, FoldBatchNormIntoNext, FoldBatchNormIntoPrevious, Match,
-                            MergeParallelConvs, MergePoolIntoConv, RemoveLRN, RemoveNoOps, ReplacePoolBranch,
+                            MergeParallelConvs, MergePoolIntoConv, RemoveLRN, RemoveNoOps, RemoveThinBranch, ReplacePoolBranch,
                             SlimPass, run_passes)
 
 __all__ = ["EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "Match", "MergeParallelConvs",
-           "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "ReplacePoolBranch", "SlimPass", "run_passes"]
+           "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "SlimPass", "run_passes"]

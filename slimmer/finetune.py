@@ -34,18 +34,20 @@ class Capture:
 
 
 @torch.no_grad()
-def teacher_outputs(teacher: nn.Module, target: str, batches: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The teacher's outputs at module ``target`` for each batch, computed once."""
+def teacher_outputs(teacher: nn.Module, target: str | tuple[str, ...], batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The teacher's outputs at module ``target`` (or several modules' outputs concatenated on channels)
+    for each batch, computed once."""
     teacher.eval()
-    capture = Capture(teacher.get_submodule(target))
+    captures = [Capture(teacher.get_submodule(name)) for name in ((target,) if isinstance(target, str) else target)]
     try:
         cached = []
         for images in batches:
             teacher(images)
-            cached.append(capture.value.detach().clone())
+            cached.append(torch.cat([capture.value.detach() for capture in captures], 1).clone())
         return cached
     finally:
-        capture.close()
+        for capture in captures:
+            capture.close()
 
 
 def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batches: list[torch.Tensor],

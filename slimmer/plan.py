@@ -13,10 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from torch import fx
+from torch import fx, nn
 
 from slimmer.cost import layer_macs, output_bytes
-from slimmer.passes import (EXACT_PASSES, MergePoolIntoConv, RemoveLRN, ReplacePoolBranch, SlimPass)
+from slimmer.passes import (EXACT_PASSES, MergePoolIntoConv, RemoveLRN, RemoveThinBranch, ReplacePoolBranch,
+                             SlimPass)
 from slimmer.passes.base import Match
 
 
@@ -50,7 +51,8 @@ def layer_times(ops: Iterable) -> dict[str, float]:
 def make_passes(example_inputs, exact_only: bool = False) -> list[SlimPass]:
     passes: list[SlimPass] = [cls() for cls in EXACT_PASSES]
     if not exact_only:
-        passes += [RemoveLRN(), MergePoolIntoConv(example_inputs), ReplacePoolBranch()]
+        passes += [RemoveLRN(), MergePoolIntoConv(example_inputs), ReplacePoolBranch(),
+                   RemoveThinBranch(example_inputs)]
     return passes
 
 
@@ -82,6 +84,11 @@ def estimate(gm: fx.GraphModule, match: Match, times: dict[str, float], macs: di
         pool = gm.get_submodule(match.layers[0])
         kernel = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * 2
         costs += _scaled(times, match.layers[1], macs, original_macs) * (kernel[0] * kernel[1] - 1)
+    elif match.kind == "remove_thin_branch":
+        grown = gm.get_submodule(match.layers[-1])
+        removed = [gm.get_submodule(layer) for layer in match.removed]
+        width = [layer for layer in removed if isinstance(layer, nn.Conv2d)][-1].out_channels
+        costs += _scaled(times, match.layers[-1], macs, original_macs) * width / grown.out_channels
     elif match.kind == "merge_parallel":
         costs += 1e-3 * len(match.layers)  # a split's copies; measured slightly slower on XNNPACK
     return saves, costs

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from profiler.zoo.lrn import LocalResponseNorm
-from slimmer import MergePoolIntoConv, RemoveLRN, ReplacePoolBranch, run_passes
+from slimmer import MergePoolIntoConv, RemoveLRN, RemoveThinBranch, ReplacePoolBranch, run_passes
 from slimmer.graph import count_modules
 
 
@@ -110,3 +110,67 @@ def test_the_digits_data_set_is_split_the_same_way_every_time():
     images, labels = next(iter(first.train))
     assert images.shape == (16, 3, 32, 32) and labels.shape == (16,)
     assert set(torch.cat([y for _, y in first.train]).tolist()) == set(range(10))
+
+
+class Branches(nn.Module):
+    """Three branches on one input concatenated: wide 1x1, medium 3x3 (conv-BN-ReLU), thin pool + 1x1."""
+
+    def __init__(self, thin=4, reuse_thin=False, pool_only=False):
+        super().__init__()
+        self.wide = nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU())
+        self.medium = nn.Sequential(nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU())
+        self.thin = nn.Sequential(nn.MaxPool2d(3, 1, 1), *(() if pool_only else (nn.Conv2d(8, thin, 1), nn.ReLU())))
+        self.reuse_thin = reuse_thin
+
+    def forward(self, x):
+        thin = self.thin(x)
+        out = torch.cat([self.wide(x), self.medium(x), thin], 1)
+        return out + thin.mean() if self.reuse_thin else out
+
+
+def _with_statistics(model):
+    bn = model.medium[1]
+    bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+    return model.eval()
+
+
+def test_a_thin_branch_is_removed_and_its_width_given_to_its_neighbour():
+    from slimmer.finetune import fit_block
+    from slimmer.graph import trace
+
+    model = _with_statistics(Branches())
+    x = torch.randn(4, 8, 10, 10)
+    gm, applied = run_passes(model, [RemoveThinBranch((x,))])
+    assert [(m.removed, m.regenerated) for m in applied] == \
+        [(("thin.0", "thin.1", "thin.2"), ("medium.0", "medium.1"))]
+    assert count_modules(gm, nn.MaxPool2d) == 0 and gm.get_submodule("medium.0").out_channels == 16
+    before, after = model(x), gm(x)
+    assert after.shape == before.shape
+    # The kept branches' channels are untouched, in place; the thin branch's channels are new.
+    torch.testing.assert_close(after[:, :28], before[:, :28], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(after[:, 28:], before[:, 28:], atol=1e-2)
+    # Fine-tuning the grown layers against both original branches brings the new channels closer.
+    error = (after[:, 28:] - before[:, 28:]).square().mean()
+    batches = [torch.randn(8, 8, 10, 10) for _ in range(4)]
+    fit_block(gm, trace(model), applied[0].anchors, applied[0].regenerated, batches, steps=150)
+    with torch.no_grad():
+        assert (gm(x)[:, 28:] - before[:, 28:]).square().mean() < 0.8 * error
+    assert model.medium[0].out_channels == 12  # the caller's model is not changed
+
+
+def test_the_first_branch_gives_its_width_to_the_second_in_front():
+    model = _with_statistics(Branches())
+    model.wide, model.thin = model.thin, model.wide  # the thin branch first: [thin 4, medium 12, wide 16]
+    x = torch.randn(2, 8, 6, 6)
+    gm, applied = run_passes(model, [RemoveThinBranch((x,))])
+    assert [m.removed for m in applied] == [("wide.0", "wide.1", "wide.2")]
+    torch.testing.assert_close(gm(x)[:, 4:], model(x)[:, 4:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [dict(thin=12), dict(pool_only=True), dict(reuse_thin=True)],
+                         ids=["not thin", "no convolution to learn", "branch read elsewhere"])
+def test_branches_that_are_not_thin_or_not_separable_stay(variant):
+    model = _with_statistics(Branches(**variant))
+    x = torch.randn(1, 8, 8, 8)
+    gm, applied = run_passes(model, [RemoveThinBranch((x,))])
+    assert applied == [] and count_modules(gm, nn.MaxPool2d) == 1

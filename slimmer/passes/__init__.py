@@ -1,7 +1,7 @@
 """Slimming passes: one contract (``SlimPass``), exact and approximate transforms."""
 
 from slimmer.passes.base import Match, SlimPass
-from slimmer.passes.branch import ReplacePoolBranch
+from slimmer.passes.branch import RemoveThinBranch, ReplacePoolBranch
 from slimmer.passes.cleanup import RemoveNoOps
 from slimmer.passes.fold_bn import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious
 from slimmer.passes.manager import run_passes
@@ -11,4 +11,4 @@ from slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
 EXACT_PASSES = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext, MergeParallelConvs)
 
 __all__ = ["EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "Match", "MergeParallelConvs",
-           "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "ReplacePoolBranch", "SlimPass", "run_passes"]
+           "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "SlimPass", "run_passes"]

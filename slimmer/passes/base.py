@@ -25,8 +25,9 @@ class Match:
     exact: bool
     regenerated: tuple[str, ...] = ()
     """Layers (module paths after the rewrite) whose weights must be learned again: approximate passes."""
-    anchors: tuple[tuple[str, str], ...] = ()
-    """(slimmed module, original module) pairs whose outputs should agree: what fine-tuning matches."""
+    anchors: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    """(slimmed module, original module) pairs whose outputs should agree: what fine-tuning matches.
+    The original side may be several modules whose outputs, concatenated on channels, are the target."""
     removed: tuple[str, ...] = ()
     """Layers the rewrite removes from the graph."""
 
@@ -48,11 +49,17 @@ class SlimPass(PassBase):
         raise NotImplementedError
 
     def call(self, gm: fx.GraphModule) -> PassResult:
-        found = self.matches(gm)
-        for match in found:
-            self.rewrite(gm, match)
-        self.applied.extend(found)
-        return PassResult(finish(gm) if found else gm, bool(found))
+        """Rewrite every match that shares no node with one rewritten before it in this call (a later
+        call, on the rewritten graph, finds the others again if they still hold)."""
+        touched: set[str] = set()
+        done = []
+        for match in self.matches(gm):
+            if touched.isdisjoint(match.nodes):
+                self.rewrite(gm, match)
+                touched.update(match.nodes)
+                done.append(match)
+        self.applied.extend(done)
+        return PassResult(finish(gm) if done else gm, bool(done))
 
     def apply(self, gm: fx.GraphModule, match: Match) -> fx.GraphModule:
         """Rewrite one match found on ``gm`` (the planner applies merges one at a time)."""
