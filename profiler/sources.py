@@ -97,21 +97,35 @@ def load_python(spec: ModelSpec) -> tuple[Any, tuple]:
         from profiler import zoo
 
         return zoo.build(spec.name)
-    module_name = "rebirth_user_" + hashlib.sha1(str(spec.path.resolve()).encode()).hexdigest()[:10]
-    loader_spec = importlib.util.spec_from_file_location(module_name, spec.path)
-    module = importlib.util.module_from_spec(loader_spec)
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as error:
-        raise InputError(f"{spec.path}: importing it failed: {type(error).__name__}: {error}") from None
-    factory = getattr(module, spec.name, None)
-    if not callable(factory):
-        raise InputError(f"{spec.path}: has no function {spec.name!r}")
-    result = factory()
+    result = import_function(spec.path, spec.name)()
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], (tuple, list))):
         raise InputError(f"{spec.text}: must return (model, example_inputs) with example_inputs a tuple")
     model, inputs = result
     return model.eval(), tuple(inputs)
+
+
+def import_function(where: Path | str, name: str):
+    """Function ``name`` of a Python file (a Path) or of an importable module (a dotted name).
+
+    Raises:
+        InputError: the file or module cannot be imported, or has no such function.
+    """
+    import importlib
+
+    try:
+        if isinstance(where, Path):
+            module_name = "rebirth_user_" + hashlib.sha1(str(where.resolve()).encode()).hexdigest()[:10]
+            loader_spec = importlib.util.spec_from_file_location(module_name, where)
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except Exception as error:
+        raise InputError(f"{where}: importing it failed: {type(error).__name__}: {error}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise InputError(f"{where}: has no function {name!r}")
+    return function
 
 
 def load_exported(spec: ModelSpec):

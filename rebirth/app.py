@@ -246,6 +246,8 @@ class SlimRequest:
     block_steps: int = 40
     end_to_end_steps: int = 40
     seed: int = 0
+    data: str = "digits"
+    """``digits``, or ``file.py:NAME`` / ``package.module:NAME`` returning (train, held_out) DataLoaders."""
 
 
 def load_for_slimming(spec, seed: int, say: Callable[[str], None]):
@@ -286,6 +288,9 @@ def slim(request: SlimRequest, say: Callable[[str], None] = lambda text: None, p
         raise InputError(f"{spec.text}: the slimmer's passes work on nn.Module layers, which a .pt2 no longer has; "
                          "pass file.py:NAME or zoo:NAME")
     import_heavy()
+    from slimmer.data import user_loaders
+
+    data = None if request.data == "digits" else user_loaders(request.data)  # a bad --data fails before training
     model, inputs, is_trained = load_for_slimming(spec, request.seed, say)
     profile_record = _profile_for_slimming(request, say, progress)
     from slimmer.plan import layer_times
@@ -293,7 +298,7 @@ def slim(request: SlimRequest, say: Callable[[str], None] = lambda text: None, p
     times = layer_times(profile_record.ops)
     if request.plan_only:
         return _plan(model, inputs, times, request.exact_only)
-    return _slim_and_write(request, spec, model, inputs, is_trained, times, say, progress)
+    return _slim_and_write(request, spec, model, inputs, is_trained, times, data, say, progress)
 
 
 def _profile_for_slimming(request: SlimRequest, say, progress):
@@ -317,7 +322,7 @@ def _plan(model, inputs, times, exact_only: bool):
     return [candidate for candidate, _ in candidates(gm, make_passes(inputs, exact_only), times, inputs)]
 
 
-def _slim_and_write(request: SlimRequest, spec, model, inputs, is_trained, times, say, progress) -> dict:
+def _slim_and_write(request: SlimRequest, spec, model, inputs, is_trained, times, data, say, progress) -> dict:
     import torch
 
     from profiler.errors import InputError
@@ -327,7 +332,9 @@ def _slim_and_write(request: SlimRequest, spec, model, inputs, is_trained, times
     from slimmer.record import slim_record
     from slimmer.slim import SlimOptions, slim as run_slim
 
-    loaders, messages = _data_for(inputs, say)
+    loaders, messages = (data, []) if data is not None else _digits_for(inputs, say)
+    if data is not None and not is_trained:
+        is_trained = _learned(model, data, say)
     options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
                           request.end_to_end_steps, request.seed)
     try:
@@ -351,7 +358,18 @@ def _slim_and_write(request: SlimRequest, spec, model, inputs, is_trained, times
     return record
 
 
-def _data_for(inputs, say):
+def _learned(model, loaders, say) -> bool:
+    """Whether ``model`` learned the user's task: held-out top-1 clearly above chance."""
+    from slimmer.train import evaluate
+
+    top1, chance = evaluate(model, loaders.held_out).top1, 100.0 / max(1, loaders.classes)
+    if top1 <= 1.5 * chance:
+        say(f"the model scores {top1:.1f}% top-1 on {loaders.name}, about chance ({chance:.1f}%): "
+            "merges are judged by agreement with its predictions instead")
+    return top1 > 1.5 * chance
+
+
+def _digits_for(inputs, say):
     shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
     if len(shape) == 4 and shape[1] == 3 and shape[2] == shape[3]:
         from slimmer.data import digits

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     slim.add_argument("--end-to-end-steps", type=non_negative, default=40,
                       help="steps of whole-model fine-tuning (default: 40)")
     slim.add_argument("--seed", type=int, default=0)
+    slim.add_argument("--data", default="digits", metavar="digits|file.py:NAME|module:NAME",
+                      help="fine-tuning and held-out data: the built-in digits, or a function returning "
+                           "(train, held_out) torch DataLoaders of (images, labels)")
     devices = commands.add_parser("devices", help="devices and the emulated phone",
                                   description="Devices and the emulated phone.")
     device_commands = devices.add_subparsers(dest="device_command", required=True, metavar="ACTION")
@@ -208,7 +211,8 @@ def cmd_slim(args: argparse.Namespace) -> int:
         print("rebirth: error: -o OUTDIR is needed (or --plan to only see the plan)", file=sys.stderr)
         return EXIT_USAGE
     request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.plan,
-                          args.exact_only, args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed)
+                          args.exact_only, args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed,
+                          args.data)
     with ProgressView() as view:
         result = slim(request, say=lambda text: view.console.print(text, highlight=False, markup=False),
                       progress=view.update)

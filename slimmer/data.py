@@ -32,6 +32,44 @@ def digits_tensors(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.tensor(digits.target, dtype=torch.long)
 
 
+def user_loaders(text: str) -> Loaders:
+    """The data of ``--data file.py:NAME`` or ``--data package.module:NAME``: a function, called with no
+    arguments, returning ``(train, held_out)`` DataLoaders of ``(images, labels)`` batches.
+
+    Raises:
+        profiler.InputError: the function cannot be found or returns something else.
+    """
+    import sys
+    from pathlib import Path
+
+    from profiler.errors import InputError
+    from profiler.sources import import_function
+
+    where, _, name = text.rpartition(":")
+    if not where or not name.isidentifier():
+        raise InputError(f"--data {text}: expected digits, file.py:NAME or package.module:NAME")
+    if where.endswith(".py"):
+        if not Path(where).is_file():
+            raise InputError(f"--data {text}: {where}: no such file")
+        function = import_function(Path(where), name)
+    else:
+        if "" not in sys.path:  # a module beside the user, as `python -m` would find it
+            sys.path.insert(0, "")
+        function = import_function(where, name)
+    try:
+        result = function()
+    except Exception as error:
+        raise InputError(f"--data {text}: calling it failed: {type(error).__name__}: {error}") from None
+    if isinstance(result, Loaders):
+        return result
+    if not (isinstance(result, (tuple, list)) and len(result) == 2
+            and all(isinstance(loader, DataLoader) and loader.batch_size for loader in result)):
+        raise InputError(f"--data {text}: must return (train, held_out) torch DataLoaders with a batch size")
+    labels = torch.cat([torch.as_tensor(batch[1]) for batch in result[1]])
+    return Loaders(result[0], result[1], f"{text} ({len(result[0].dataset)} train / {len(labels)} held out)",
+                   int(labels.max()) + 1)
+
+
 def digits(size: int, batch_size: int = 32, seed: int = 0) -> Loaders:
     """Training and held-out loaders; the split is the same every time, the shuffling follows ``seed``."""
     images, labels = digits_tensors(size)

@@ -40,9 +40,11 @@ def evaluate(model: nn.Module, loader: DataLoader) -> Accuracy:
 
 def train(model: nn.Module, train_loader: DataLoader, held_out: DataLoader, epochs: int, lr: float = 3e-4,
           seed: int = 0, on_epoch: Optional[EpochCallback] = None) -> Accuracy:
-    """Train ``model`` in place with AdamW and cross-entropy; the held-out accuracy at the end."""
+    """Train ``model`` in place with AdamW, cross-entropy and a cosine-decaying rate; the held-out
+    accuracy at the end."""
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(train_loader))
     accuracy = evaluate(model, held_out)
     for epoch in range(epochs):
         model.train()
@@ -50,6 +52,7 @@ def train(model: nn.Module, train_loader: DataLoader, held_out: DataLoader, epoc
             optimizer.zero_grad()
             F.cross_entropy(model(images), labels).backward()
             optimizer.step()
+            schedule.step()
         accuracy = evaluate(model, held_out)
         if on_epoch:
             on_epoch(epoch + 1, epochs, accuracy.top1)

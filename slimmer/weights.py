@@ -16,8 +16,11 @@ from typing import Callable, Optional
 
 import torch
 
-EPOCHS = {"googlenet-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 8, "resnet50-small": 8}
-LEARNING_RATE = {"googlenet-small": 3e-4, "alexnet-small": 1e-3, "mobilenet_v2-small": 1e-3,
+EPOCHS = {"googlenet-small": 6, "googlenet-bn-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 10,
+          "resnet50-small": 8}
+RECIPE = 2
+"""Bumped whenever the training recipe changes, so that weights cached by an older one are not used."""
+LEARNING_RATE = {"googlenet-small": 3e-4, "googlenet-bn-small": 1e-3, "alexnet-small": 1e-3, "mobilenet_v2-small": 1e-3,
                  "resnet50-small": 1e-3}
 
 
@@ -41,7 +44,7 @@ def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: 
     if not trainable(name):
         return None
     model, inputs = build(name, seed)
-    path = weights_dir() / f"{name}-seed{seed}.pt"
+    path = weights_dir() / f"{name}-seed{seed}-r{RECIPE}.pt"
     loaders = digits(inputs[0].shape[-1], seed=seed)
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))

@@ -152,3 +152,20 @@ def test_exact_passes_keep_a_zoo_network_equal():
     convs_before = sum(isinstance(m, nn.Conv2d) for m in model.modules())
     assert count_modules(gm, nn.Conv2d) == convs_before - 2 * 9
     assert [m.layers for m in applied if m.kind == "remove_no_op"] == [("dropout",)]
+
+
+@pytest.mark.parametrize("name", ["firenet", "resnet50-small", "mobilenet_v2-small", "googlenet-bn-small"])
+def test_exact_passes_keep_networks_they_were_not_written_for_within_1e_4(name):
+    """Networks with BatchNorm everywhere (statistics warmed so folding changes weights), residual adds,
+    depthwise convolutions and fire modules: every exact pass together, outputs within 1e-4."""
+    from profiler.zoo import build
+    from slimmer import EXACT_PASSES
+    from tests.foreign import FireNet
+
+    model, (x,) = (FireNet(), (torch.randn(1, 3, 64, 64),)) if name == "firenet" else build(name)
+    model = warmed(model, 4, *x.shape[1:])
+    reference = model(x)
+    gm, applied = run_passes(model, [cls() for cls in EXACT_PASSES])
+    torch.testing.assert_close(gm(x), reference, atol=1e-4, rtol=1e-4)
+    folded = sum(m.kind.startswith("fold_bn") for m in applied)
+    assert folded > 0 and count_modules(gm, nn.BatchNorm2d) < sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())

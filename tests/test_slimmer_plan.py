@@ -2,6 +2,8 @@
 
 import copy
 
+import pytest
+
 import torch
 from torch import nn
 
@@ -97,3 +99,60 @@ def test_the_plan_is_printed_without_changing_anything(capsys, tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "remove_lrn" in out and "merge_pool_into_conv" in out and out.index("remove_lrn") < out.index("merge_pool")
     assert not any(path.name.startswith("slim") for path in tmp_path.rglob("*"))
+
+
+USER_DATA = """
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+def loaders():
+    g = torch.Generator().manual_seed(0)
+    part = lambda n: TensorDataset(torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 8, (n,), generator=g))
+    return DataLoader(part(64), batch_size=16), DataLoader(part(48), batch_size=16)
+
+def wrong():
+    return [1, 2, 3]
+"""
+
+
+def _profile_measured_elsewhere(monkeypatch, tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from profiler.record import Profile
+
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0), SimpleNamespace(layer="pool", p50_ms=0.5)])
+    monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))
+    (tmp_path / "p.json").write_text(json.dumps({}))
+    return str(tmp_path / "p.json")
+
+
+def test_slim_learns_from_the_users_data_and_judges_an_untrained_model_by_agreement(capsys, tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "net.py").write_text("from tests.test_slimmer_plan import Net, X\n\ndef make():\n    return Net(), X\n")
+    (tmp_path / "mydata.py").write_text(USER_DATA)
+    monkeypatch.chdir(tmp_path)
+    profile = _profile_measured_elsewhere(monkeypatch, tmp_path)
+    assert cli.main(["slim", "net.py:make", "--profile", profile, "--data", "mydata:loaders", "--backend", "portable",
+                     "--block-steps", "2", "--end-to-end-steps", "2", "--max-accuracy-drop", "100", "-o", "out"]) == 0
+    captured = capsys.readouterr()
+    assert "about chance" in " ".join((captured.out + captured.err).split())
+    record = json.loads((tmp_path / "out" / "slim.json").read_text())
+    assert record["accuracy"]["metric"] == "agreement" and record["accuracy"]["before"] is None
+    assert record["accuracy"]["dataset"].startswith("mydata:loaders (64 train / 48 held out")
+    assert "remove_lrn" in [m["kind"] for m in record["merges"]]  # learned from the user's batches
+    assert (tmp_path / "out" / "slim.pte").stat().st_size > 0
+
+
+@pytest.mark.parametrize("data, message", [("nosuch.py:loaders", "no such file"), ("mydata:missing", "no function"),
+                                           ("mydata:wrong", "must return (train, held_out)"),
+                                           ("mydata", "expected digits, file.py:NAME")])
+def test_bad_data_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, data, message):
+    (tmp_path / "mydata.py").write_text(USER_DATA)
+    monkeypatch.chdir(tmp_path)
+    profile = _profile_measured_elsewhere(monkeypatch, tmp_path)
+    assert cli.main(["slim", "zoo:googlenet-small", "--profile", profile, "--data", data, "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()

@@ -22,11 +22,11 @@ class ZooEntry:
     factory: Callable[[], object]
 
 
-def _googlenet(width: float) -> Callable[[], object]:
+def _googlenet(width: float, batch_norm: bool = False) -> Callable[[], object]:
     def make():
         from profiler.zoo.googlenet import GoogLeNet
 
-        return GoogLeNet(width=width)
+        return GoogLeNet(width=width, batch_norm=batch_norm)
 
     return make
 
@@ -63,6 +63,8 @@ ZOO: dict[str, ZooEntry] = {
     for entry in [
         ZooEntry("googlenet", "GoogLeNet / Inception v1 with LRN (DeepRebirth's main network)", 224, _googlenet(1.0)),
         ZooEntry("googlenet-small", "GoogLeNet at 1/4 width, 64 px", 64, _googlenet(0.25)),
+        ZooEntry("googlenet-bn", "GoogLeNet with BatchNorm instead of LRN", 224, _googlenet(1.0, True)),
+        ZooEntry("googlenet-bn-small", "GoogLeNet-BN at 1/4 width, 64 px", 64, _googlenet(0.25, True)),
         ZooEntry("alexnet", "AlexNet with LRN", 224, _alexnet(1.0, 4096)),
         ZooEntry("alexnet-small", "AlexNet at 1/4 width, 64 px", 64, _alexnet(0.25, 256)),
         ZooEntry("resnet50", "ResNet-50 with BatchNorm", 224, _resnet50(1.0, (3, 4, 6, 3))),
