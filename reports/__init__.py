@@ -1,5 +1,7 @@
-"""Reports read Profiles (never devices): the terminal view now, HTML comparisons later."""
+"""Reports read Profiles (never devices): the terminal view and the before/after HTML report."""
 
-from reports.terminal import render_profile
+from reports.compare import Comparison, compare, load_slim
+from reports.html import render_html, write_html
+from reports.terminal import render_comparison, render_profile
 
-__all__ = ["render_profile"]
+__all__ = ["Comparison", "compare", "load_slim", "render_comparison", "render_html", "render_profile", "write_html"]

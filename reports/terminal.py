@@ -8,7 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from profiler.record import Profile
+from profiler.record import OpTypeSummary, Profile
+from reports.compare import Comparison, compare
+from reports.headline import headline_facts
 from reports.units import mib, ms, pct
 
 CATEGORY_STYLE = {"tensor": "green", "non_tensor": "red", "framework": "dim"}
@@ -152,3 +154,66 @@ def render_slim(record: dict, console: Optional[Console] = None) -> None:
                       highlight=False)
     for message in record["messages"]:
         console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
+TONE_STYLE = {"good": "green", "bad": "red"}
+
+
+def render_comparison(before: Profile, after: Profile, slim: Optional[dict] = None,
+                      console: Optional[Console] = None, top: int = 15) -> None:
+    """`rebirth report`: the headline of the HTML report, then op types and the layers where time moved."""
+    console = console or Console()
+    comparison = compare(before, after, slim)
+    for fact in headline_facts(comparison):
+        style = TONE_STYLE.get(fact.tone, "bold")
+        detail = f" [dim]({escape(fact.detail)})[/]" if fact.detail else ""
+        console.print(f"{escape(fact.label)}: [{style}]{escape(fact.value)}[/]{detail}", highlight=False)
+    console.print(op_type_comparison_table(comparison, top))
+    console.print(layer_comparison_table(comparison, top))
+
+
+def op_type_comparison_table(comparison: Comparison, top: int) -> Table:
+    table = Table(title="Op types, before → after", title_justify="left")
+    for column in ("op type", "category", "count", "p50 ms", "Δ ms", "share"):
+        table.add_column(column, justify="left" if column in ("op type", "category") else "right", no_wrap=True)
+    rows = sorted(comparison.op_types, key=lambda row: -max(_ms_of(row.before), _ms_of(row.after)))[:top]
+    for row in rows:
+        style = CATEGORY_STYLE.get(row.category, "")
+        table.add_row(escape(row.op_type), f"[{style}]{row.category}[/]" if style else row.category,
+                      _arrow(row.before and row.before.count, row.after and row.after.count, "{}"),
+                      _arrow(row.before and row.before.ms, row.after and row.after.ms, "{:.3f}"), _delta(row.delta_ms),
+                      _arrow(row.before and row.before.share * 100, row.after and row.after.share * 100, "{:.1f}%"))
+    return table
+
+
+def layer_comparison_table(comparison: Comparison, top: int) -> Table:
+    rows = sorted(comparison.layers, key=lambda row: -abs(row.delta_ms or 0.0))[:top]
+    table = Table(title=f"Top {len(rows)} layers by time moved", title_justify="left")
+    table.add_column("layer", no_wrap=True, min_width=min(40, max((len(r.layer) for r in rows), default=5)))
+    table.add_column("module", overflow="ellipsis", no_wrap=True)
+    for column in ("slimmer", "p50 ms", "Δ ms"):
+        table.add_column(column, justify="left" if column == "slimmer" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(escape(row.layer), escape(row.module_type or ""), STATUS_MARKUP.get(row.status, row.status),
+                      _arrow(row.before_ms, row.after_ms, "{:.3f}"), _delta(row.delta_ms))
+    return table
+
+
+STATUS_MARKUP = {"removed": "[bold red]removed[/]", "merged": "[bold yellow]merged[/]",
+                 "regenerated": "[bold magenta]regenerated[/]", "only after": "[blue]only after[/]",
+                 "only before": "[dim]only before[/]", "kept": "[dim]kept[/]"}
+
+
+def _ms_of(row: Optional[OpTypeSummary]) -> float:
+    return row.ms if row else 0.0
+
+
+def _arrow(before: Optional[float], after: Optional[float], template: str) -> str:
+    return " → ".join("-" if value is None else template.format(value) for value in (before, after))
+
+
+def _delta(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    style = "green" if value < 0 else "red" if value > 0 else "dim"
+    return f"[{style}]{value:+.3f}[/]"

@@ -14,11 +14,11 @@ from slimmer.train import evaluate
 
 @pytest.fixture(scope="module")
 def googlenet_small():
-    from slimmer.weights import trained, weights_dir
+    from slimmer.weights import trained, weights_path
 
     said = []
     model, inputs, accuracy = trained("googlenet-small", seed=0, say=said.append)
-    assert (weights_dir() / "googlenet-small-seed0.pt").is_file() and "training zoo:googlenet-small" in said[0]
+    assert weights_path("googlenet-small").is_file() and "training zoo:googlenet-small" in said[0]
     return model, inputs, accuracy
 
 
@@ -37,24 +37,34 @@ def test_googlenet_small_learns_digits_to_90_percent_and_is_cached(googlenet_sma
 
 
 @pytest.mark.slow
-def test_rebirth_slim_removes_the_lrns_within_the_budget(googlenet_small, tmp_path, capsys):
-    profile_path = tmp_path / "googlenet-small.json"
-    assert cli.profile_main(["zoo:googlenet-small", "-q", "--iterations", "10", "--json", str(profile_path)]) == 0
+def test_rebirth_optimize_slims_googlenet_within_the_budget_and_reports_it(googlenet_small, tmp_path, capsys):
+    """The README's pipeline on the paper's network: profile, slim, profile again, report."""
+    from tests.browser import Browser, find_chromium
+
     out = tmp_path / "out"
-    code = cli.main(["slim", "zoo:googlenet-small", "--profile", str(profile_path), "-o", str(out),
+    code = cli.main(["optimize", "zoo:googlenet-small", "-o", str(out), "--iterations", "10",
                      "--block-steps", "10", "--end-to-end-steps", "10"])
-    assert code == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for stage in ("1/4", "2/4", "3/4", "4/4"):
+        assert stage in captured.err  # progress for every stage
     record = json.loads((out / "slim.json").read_text())
     kinds = [merge["kind"] for merge in record["merges"]]
     assert kinds.count("remove_lrn") == 2
     accuracy = record["accuracy"]
     assert accuracy["before"]["top1"] >= 90 and accuracy["after"]["top1"] >= accuracy["before"]["top1"] - 0.5
     assert accuracy["agreement"] > 90 and "digits" in accuracy["dataset"]
-    assert all(skip["reason"].endswith("budget") for skip in record["skipped"])
+    assert all(skip["reason"].endswith("budget") or "worth fine-tuning" in skip["reason"] for skip in record["skipped"])
     slimmed = torch.export.load(str(out / "slim.pt2")).module()
     assert slimmed(torch.randn(1, 3, 64, 64)).shape == (1, 10)  # exported for the example's batch of 1
-    assert cli.profile_main([str(out / "slim.pte"), "-q", "--iterations", "5", "--json", str(tmp_path / "s.json")]) == 0
-    before, after = (json.loads(Path(p).read_text()) for p in (profile_path, tmp_path / "s.json"))
+    before, after = (json.loads((out / name).read_text()) for name in ("before.json", "after.json"))
     assert after["summary"]["non_tensor_share"] < before["summary"]["non_tensor_share"]
     assert not any(op["layer"] and op["layer"].startswith("lrn") for op in after["ops"])
     assert after["memory"]["planned_bytes"] < before["memory"]["planned_bytes"]
+    assert after["model"]["etrecord"].endswith("slim.etrecord") and after["summary"]["attributed_share"] > 0.95
+    with Browser(find_chromium()) as browser:
+        page = browser.open((out / "report.html").as_uri(), ready="document.body.dataset.charts === 'ready'")
+        assert page.errors == [] and page.requests == [(out / "report.html").as_uri()]
+        text = page.evaluate("document.body.innerText")
+        speedup = before["latency_ms"]["p50"] / after["latency_ms"]["p50"]
+        assert f"{speedup:.2f}×" in text and "lrn2" in text and "removed" in text

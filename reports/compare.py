@@ -1,0 +1,350 @@
+"""The comparison of two Profiles (before and after slimming), shared by the HTML and terminal views.
+
+Pure data: no formatting, no rendering. ``after`` may be None (a single profile) and ``slim``
+(the slim.json document) may be None; every field that cannot be computed is None.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy
+
+from profiler.errors import InputError
+from profiler.record import CATEGORIES, LayerSummary, OpTypeSummary, Profile
+from profiler.summary import layer_table
+
+KEPT, MERGED, REMOVED, REGENERATED = "kept", "merged", "removed", "regenerated"
+ONLY_BEFORE, ONLY_AFTER = "only before", "only after"
+
+Positioned = dict[str, tuple[float, LayerSummary]]
+"""Layer name -> (position in the run from 0 to 1, its summary)."""
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A ratio with a bootstrap confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    confidence: float = CONFIDENCE
+
+
+@dataclass(frozen=True)
+class Change:
+    """One quantity before and after; either side may be unknown."""
+
+    before: Optional[float]
+    after: Optional[float]
+
+    @property
+    def ratio(self) -> Optional[float]:
+        """after / before, or None when either is unknown or before is zero."""
+        if self.before is None or self.after is None or not self.before:
+            return None
+        return self.after / self.before
+
+    @property
+    def saving(self) -> Optional[float]:
+        """The fraction saved (1 - ratio): positive when after is smaller."""
+        ratio = self.ratio
+        return None if ratio is None else 1.0 - ratio
+
+
+@dataclass(frozen=True)
+class AccuracyChange:
+    """Accuracy of the original and the slimmed model, in percent, as slim.json measured it.
+
+    ``metric`` is ``top1`` when both models were scored on held-out labels, else ``agreement``
+    (an untrained model: only the agreement of the slimmed model with the original is known).
+    """
+
+    metric: str
+    dataset: Optional[str]
+    before: Optional[float]
+    after: Optional[float]
+    agreement: Optional[float]
+
+    @property
+    def delta(self) -> Optional[float]:
+        """Change in percentage points, or None when only the agreement is known."""
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one profile ran: model, device and backend."""
+
+    model: str
+    device: str
+    backend: str
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The numbers a reader looks at first."""
+
+    sides: tuple[Side, ...]
+    latency_p50: Change
+    speedup: Optional[Spread]
+    planned: Change
+    model_rss: Change
+    accuracy: Optional[AccuracyChange]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One source layer lined up across the two models.
+
+    ``delta_ms`` is after - before, counting a missing side as 0 ms (the time a removed layer
+    gave back); it is None for a single profile.
+    """
+
+    layer: str
+    module_type: Optional[str]
+    before_ms: Optional[float]
+    after_ms: Optional[float]
+    delta_ms: Optional[float]
+    status: str
+
+
+@dataclass(frozen=True)
+class OpTypeRow:
+    """One op type with its summary row on each side (None where the type does not occur)."""
+
+    op_type: str
+    category: str
+    before: Optional[OpTypeSummary]
+    after: Optional[OpTypeSummary]
+    delta_ms: Optional[float]
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    """Time in one category (tensor, non-tensor, framework) on each side."""
+
+    category: str
+    before_ms: float
+    before_share: float
+    after_ms: Optional[float]
+    after_share: Optional[float]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything the reports show about one profile or a before/after pair."""
+
+    before: Profile
+    after: Optional[Profile]
+    slim: Optional[Mapping[str, Any]]
+    headline: Headline
+    layers: tuple[LayerRow, ...]
+    op_types: tuple[OpTypeRow, ...]
+    categories: tuple[CategoryRow, ...]
+
+    @property
+    def profiles(self) -> tuple[Profile, ...]:
+        """The profiles compared, before first."""
+        return (self.before,) if self.after is None else (self.before, self.after)
+
+
+def compare(before: Profile, after: Optional[Profile] = None,
+            slim: Optional[Mapping[str, Any]] = None) -> Comparison:
+    """Compare ``before`` with ``after`` (or describe ``before`` alone) using slim.json's merges."""
+    return Comparison(
+        before=before,
+        after=after,
+        slim=slim,
+        headline=headline(before, after, slim),
+        layers=align_layers(before, after, slim),
+        op_types=compare_op_types(before, after),
+        categories=compare_categories(before, after),
+    )
+
+
+def load_slim(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a slim.json document.
+
+    Raises:
+        InputError: the file is missing or is not a slim.json.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such slim.json") from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not JSON ({error})") from None
+    if not isinstance(data, dict) or "merges" not in data:
+        raise InputError(f"{path}: not a slim.json (no merges)")
+    return data
+
+
+def headline(before: Profile, after: Optional[Profile], slim: Optional[Mapping[str, Any]]) -> Headline:
+    """Speed-up with its spread, memory changes, accuracy change, and what ran where."""
+    profiles = (before,) if after is None else (before, after)
+
+    def change(read: Callable[[Profile], Optional[float]]) -> Change:
+        return Change(read(before), None if after is None else read(after))
+
+    return Headline(
+        sides=tuple(Side(p.model.source or p.model.path, p.device.name, p.model.backend) for p in profiles),
+        latency_p50=change(lambda p: p.latency.p50),
+        speedup=None if after is None else speedup(before.latency.raw, after.latency.raw,
+                                                   before.latency.p50, after.latency.p50),
+        planned=change(lambda p: p.memory.planned_bytes),
+        model_rss=change(lambda p: p.memory.model_rss_bytes),
+        accuracy=accuracy_change(slim),
+    )
+
+
+def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, after_p50: float,
+            resamples: int = RESAMPLES, seed: int = SEED) -> Optional[Spread]:
+    """before p50 / after p50, with a seeded bootstrap interval over the raw latency samples.
+
+    The interval is the central ``CONFIDENCE`` range of the ratio of the medians of samples
+    drawn with replacement from each side. None when after's p50 is zero.
+    """
+    if not after_p50:
+        return None
+    value = before_p50 / after_p50
+    if not before or not after:
+        return Spread(value, value, value)
+    generator = numpy.random.default_rng(seed)
+    ratios = _resampled_medians(before, generator, resamples) / _resampled_medians(after, generator, resamples)
+    tail = (1.0 - CONFIDENCE) / 2 * 100
+    low, high = numpy.percentile(ratios, [tail, 100 - tail])
+    return Spread(value, float(low), float(high))
+
+
+def _resampled_medians(samples: Sequence[float], generator: numpy.random.Generator, resamples: int) -> numpy.ndarray:
+    values = numpy.asarray(samples, dtype=float)
+    picks = generator.integers(0, len(values), size=(resamples, len(values)))
+    return numpy.median(values[picks], axis=1)
+
+
+def accuracy_change(slim: Optional[Mapping[str, Any]]) -> Optional[AccuracyChange]:
+    """The accuracy block of slim.json; top-1 only when both models were scored."""
+    accuracy = (slim or {}).get("accuracy")
+    if not accuracy:
+        return None
+    before, after = accuracy.get("before"), accuracy.get("after")
+    scored = accuracy.get("metric") == "top1" and before and after
+    return AccuracyChange(
+        metric="top1" if scored else "agreement",
+        dataset=accuracy.get("dataset"),
+        before=before["top1"] if scored else None,
+        after=after["top1"] if scored else None,
+        agreement=accuracy.get("agreement"),
+    )
+
+
+def align_layers(before: Profile, after: Optional[Profile],
+                 slim: Optional[Mapping[str, Any]]) -> tuple[LayerRow, ...]:
+    """Every source layer of either model, in execution order, marked with what the slimmer did."""
+    ours = _layers(before)
+    theirs = _layers(after) if after is not None else {}
+    marks = slim_marks(slim)
+    rows = []
+    for name in _merged_order(ours, theirs):
+        mine, other = ours.get(name), theirs.get(name)
+        summary = (mine or other)[1]
+        before_ms = mine[1].ms if mine else None
+        after_ms = other[1].ms if other else None
+        rows.append(LayerRow(
+            layer=name,
+            module_type=summary.module_type,
+            before_ms=before_ms,
+            after_ms=after_ms,
+            delta_ms=None if after is None else (after_ms or 0.0) - (before_ms or 0.0),
+            status=marks.get(name) or _presence(mine is not None, other is not None, after is not None),
+        ))
+    return tuple(rows)
+
+
+def _merged_order(ours: Positioned, theirs: Positioned) -> list[str]:
+    """Layer names of both sides in run order: a layer only in ``theirs`` follows the layer it follows there."""
+    keys = {name: (position, 0) for name, (position, _) in ours.items()}
+    anchor, offset = -1.0, 0
+    for name in sorted(theirs, key=lambda name: theirs[name][0]):
+        if name in ours:
+            anchor, offset = ours[name][0], 0
+        else:
+            offset += 1
+            keys[name] = (anchor, offset)
+    return sorted(keys, key=keys.__getitem__)
+
+
+def _layers(profile: Profile) -> Positioned:
+    """Each layer's summary keyed by name, with its position in the run (0 = first, 1 = last).
+
+    Built from the op records, which list every layer; ``summary.top_layers`` (capped) is the
+    fallback for a profile without op rows, ranked by time.
+    """
+    if profile.ops:
+        first: dict[str, int] = {}
+        for op in profile.ops:
+            if op.layer:
+                first.setdefault(op.layer, op.index)
+        last = max(op.index for op in profile.ops) or 1
+        return {row.layer: (first[row.layer] / last, row) for row in layer_table(profile.ops)}
+    count = len(profile.summary.top_layers) or 1
+    return {row.layer: (rank / count, row) for rank, row in enumerate(profile.summary.top_layers)}
+
+
+def slim_marks(slim: Optional[Mapping[str, Any]]) -> dict[str, str]:
+    """Layer name -> merged, removed or regenerated, from slim.json's applied merges."""
+    marks: dict[str, str] = {}
+    for merge in (slim or {}).get("merges", ()):
+        fate = REMOVED if merge.get("kind", "").startswith("remove_") else MERGED
+        marks.update(dict.fromkeys(merge.get("layers", ()), fate))
+    for merge in (slim or {}).get("merges", ()):
+        marks.update(dict.fromkeys(merge.get("learned", ()), REGENERATED))
+    return marks
+
+
+def _presence(in_before: bool, in_after: bool, compared: bool) -> str:
+    if not compared or (in_before and in_after):
+        return KEPT
+    return ONLY_BEFORE if in_before else ONLY_AFTER
+
+
+def compare_op_types(before: Profile, after: Optional[Profile]) -> tuple[OpTypeRow, ...]:
+    """Op types of both sides lined up, slowest in ``before`` first, then types new in ``after``."""
+    ours = {(row.op_type, row.category): row for row in before.summary.by_op_type}
+    theirs = {(row.op_type, row.category): row for row in after.summary.by_op_type} if after else {}
+    keys = list(ours) + [key for key in theirs if key not in ours]
+    rows = []
+    for op_type, category in keys:
+        mine, other = ours.get((op_type, category)), theirs.get((op_type, category))
+        rows.append(OpTypeRow(op_type, category, mine, other, None if after is None else _ms(other) - _ms(mine)))
+    return tuple(rows)
+
+
+def _ms(row: Optional[OpTypeSummary]) -> float:
+    return row.ms if row else 0.0
+
+
+def compare_categories(before: Profile, after: Optional[Profile]) -> tuple[CategoryRow, ...]:
+    """Tensor, non-tensor and framework time (p50 sums) and shares on each side."""
+    return tuple(
+        CategoryRow(category, *_category(before, category),
+                    *(_category(after, category) if after else (None, None)))
+        for category in CATEGORIES
+    )
+
+
+def _category(profile: Profile, category: str) -> tuple[float, float]:
+    summary = profile.summary
+    return getattr(summary, f"{category}_ms"), getattr(summary, f"{category}_share")

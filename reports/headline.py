@@ -1,0 +1,99 @@
+"""The headline of a comparison as short texts, so that the HTML and terminal views say the same."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from reports.compare import AccuracyChange, Change, Comparison, Spread
+from reports.units import mib, ms, pct
+
+GOOD, BAD, NEUTRAL = "good", "bad", ""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One headline entry: a label, its main value, a detail line and whether it is good news."""
+
+    key: str
+    label: str
+    value: str
+    detail: str = ""
+    tone: str = NEUTRAL
+
+
+def headline_facts(comparison: Comparison) -> list[Fact]:
+    """Speed-up (or latency alone), memory, accuracy, and where it ran; plain text, not escaped."""
+    headline = comparison.headline
+    compared = comparison.after is not None
+    facts = [_speed(comparison),
+             _memory("planned", "planned memory", headline.planned, compared),
+             _memory("model_rss", "peak RSS above idle", headline.model_rss, compared)]
+    if headline.accuracy is not None:
+        facts.append(_accuracy(headline.accuracy))
+    facts.append(_where(comparison))
+    return facts
+
+
+def ratio(value: Optional[float]) -> str:
+    """A ratio such as a speed-up: ``1.85×``."""
+    return "n/a" if value is None else f"{value:.2f}×"
+
+
+def spread(value: Spread) -> str:
+    """The interval of a ratio: ``95% CI 1.80–1.90×``."""
+    return f"{value.confidence * 100:.0f}% CI {value.low:.2f}–{value.high:.2f}×"
+
+
+def signed_pct(value: Optional[float]) -> str:
+    """A change as a signed percentage: ``-12.5%``."""
+    return "n/a" if value is None else f"{value * 100:+.1f}%"
+
+
+def _speed(comparison: Comparison) -> Fact:
+    latency, speedup = comparison.headline.latency_p50, comparison.headline.speedup
+    if comparison.after is None:
+        before = comparison.before.latency
+        return Fact("latency", "latency p50", ms(before.p50),
+                    f"p10 {ms(before.p10)}, p90 {ms(before.p90)}, CV {pct(before.cv)}")
+    if speedup is None:
+        return Fact("speedup", "speed-up", "n/a", f"p50 {ms(latency.before)} → {ms(latency.after)}")
+    tone = GOOD if speedup.low > 1 else BAD if speedup.high < 1 else NEUTRAL
+    return Fact("speedup", "speed-up", ratio(speedup.value),
+                f"{spread(speedup)}; p50 {ms(latency.before)} → {ms(latency.after)}", tone)
+
+
+def _memory(key: str, label: str, change: Change, compared: bool) -> Fact:
+    if not compared:
+        return Fact(key, label, _bytes(change.before))
+    saving = change.saving
+    tone = NEUTRAL if not saving else GOOD if saving > 0 else BAD
+    return Fact(key, label, f"{_bytes(change.before)} → {_bytes(change.after)}",
+                "" if saving is None else f"{signed_pct(-saving)} vs before", tone)
+
+
+def _bytes(value: Optional[float]) -> str:
+    return mib(None if value is None else int(value))
+
+
+def _accuracy(accuracy: AccuracyChange) -> Fact:
+    agreement = "n/a" if accuracy.agreement is None else f"{accuracy.agreement:.1f}%"
+    dataset = f" on {accuracy.dataset}" if accuracy.dataset else ""
+    if accuracy.delta is None:
+        return Fact("accuracy", "accuracy", f"agreement {agreement}",
+                    f"predictions shared with the original{dataset} (no trained weights: top-1 not measured)")
+    tone = GOOD if accuracy.delta >= 0 else BAD
+    return Fact("accuracy", "top-1 accuracy", f"{accuracy.before:.1f}% → {accuracy.after:.1f}%",
+                f"{accuracy.delta:+.1f} points{dataset}; agreement with the original {agreement}", tone)
+
+
+def _where(comparison: Comparison) -> Fact:
+    sides = comparison.headline.sides
+    device = _same_or_arrow([side.device for side in sides])
+    backend = _same_or_arrow([side.backend for side in sides])
+    return Fact("device", "device and backend", f"{device} · {backend}",
+                _same_or_arrow([side.model for side in sides]))
+
+
+def _same_or_arrow(values: list[str]) -> str:
+    return values[0] if len(set(values)) == 1 else " → ".join(values)
