@@ -264,14 +264,20 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
+    write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename: the
+    file is either complete or untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(handle, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=1, allow_nan=False)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

@@ -248,6 +248,8 @@ class SlimRequest:
     seed: int = 0
     data: str = "digits"
     """``digits``, or ``file.py:NAME`` / ``package.module:NAME`` returning (train, held_out) DataLoaders."""
+    min_gain: float = 0.01
+    """Fraction of the measured time a learned merge must save."""
 
 
 def load_for_slimming(spec, seed: int, say: Callable[[str], None]):
@@ -276,17 +278,9 @@ def slim(request: SlimRequest, say: Callable[[str], None] = lambda text: None, p
     Raises:
         profiler.InputError: a .pte, a bad profile or model, or an unwritable OUTDIR.
     """
-    from profiler.errors import InputError
     from profiler.quiet import import_heavy
-    from profiler.sources import PT2, PTE, parse_spec
 
-    spec = parse_spec(request.model)
-    if spec.kind == PTE:
-        raise InputError(f"{spec.text}: a .pte cannot be slimmed, its PyTorch graph is gone; pass the model it "
-                         "came from (file.py:NAME, .pt2 or zoo:NAME) and --profile with its profile")
-    if spec.kind == PT2:
-        raise InputError(f"{spec.text}: the slimmer's passes work on nn.Module layers, which a .pt2 no longer has; "
-                         "pass file.py:NAME or zoo:NAME")
+    spec = slimmable(request.model)
     import_heavy()
     from slimmer.data import user_loaders
 
@@ -299,6 +293,94 @@ def slim(request: SlimRequest, say: Callable[[str], None] = lambda text: None, p
     if request.plan_only:
         return _plan(model, inputs, times, request.exact_only)
     return _slim_and_write(request, spec, model, inputs, is_trained, times, data, say, progress)
+
+
+def slimmable(model: str):
+    """The parsed model argument, if the slimmer can work on it.
+
+    Raises:
+        profiler.InputError: a .pte or .pt2 (no nn.Module layers left), or a bad argument.
+    """
+    from profiler.errors import InputError
+    from profiler.sources import PT2, PTE, parse_spec
+
+    spec = parse_spec(model)
+    if spec.kind == PTE:
+        raise InputError(f"{spec.text}: a .pte cannot be slimmed, its PyTorch graph is gone; pass the model it "
+                         "came from (file.py:NAME or zoo:NAME) and --profile with its profile")
+    if spec.kind == PT2:
+        raise InputError(f"{spec.text}: the slimmer's passes work on nn.Module layers, which a .pt2 no longer has; "
+                         "pass file.py:NAME or zoo:NAME")
+    return spec
+
+
+@dataclass(frozen=True)
+class OptimizeRequest:
+    model: str
+    outdir: Path
+    device: str = "local"
+    backend: str = "xnnpack"
+    max_accuracy_drop: float = 0.5
+    warmup: Optional[int] = None
+    iterations: Optional[int] = None
+    threads: Optional[int] = None
+    data: str = "digits"
+    seed: int = 0
+    block_steps: int = 40
+    end_to_end_steps: int = 40
+    min_gain: float = 0.01
+
+
+@dataclass(frozen=True)
+class Optimized:
+    before: Profile
+    after: Profile
+    slim: dict
+    report: Path
+
+
+OPTIMIZE_STAGES = ("profile the model", "slim it", "profile the slimmed model", "write the report")
+
+
+def optimize(request: OptimizeRequest, say: Callable[[str], None] = lambda text: None,
+             progress: Optional[Progress] = None, stage: Optional[Callable[[str], None]] = None) -> Optimized:
+    """`rebirth optimize`: profile, slim the worst offenders, profile again, and write before.json,
+    slim.json (with slim.pt2/.pte/.etrecord), after.json and report.html into OUTDIR.
+
+    Raises:
+        profiler.InputError: the model cannot be slimmed or OUTDIR cannot be written.
+        devices.DeviceError: the device failed.
+    """
+    from profiler.errors import InputError
+    from reports.html import write_html
+
+    slimmable(request.model)
+    announce = stage or (lambda text: None)
+    options = ProfileOptions(request.device, request.backend, request.warmup, request.iterations, request.threads)
+    outdir = request.outdir
+    try:
+        announce(f"1/4 {OPTIMIZE_STAGES[0]}")
+        before = profile(request.model, options, progress, stage)
+        _save(before, outdir / "before.json")
+        announce(f"2/4 {OPTIMIZE_STAGES[1]}")
+        record = slim(SlimRequest(request.model, outdir, outdir / "before.json", request.backend,
+                                  max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
+                                  end_to_end_steps=request.end_to_end_steps, seed=request.seed, data=request.data,
+                                  min_gain=request.min_gain),
+                      say, progress)
+        announce(f"3/4 {OPTIMIZE_STAGES[2]}")
+        after = profile(str(outdir / "slim.pte"), replace(options, etrecord=outdir / "slim.etrecord"), progress, stage)
+        _save(after, outdir / "after.json")
+        announce(f"4/4 {OPTIMIZE_STAGES[3]}")
+        report = write_html(outdir / "report.html", before, after, record)
+    except OSError as error:
+        raise InputError(f"{outdir}: cannot write ({error.strerror or error})") from None
+    return Optimized(before, after, record, report)
+
+
+def _save(record: Profile, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record.save(path)
 
 
 def _profile_for_slimming(request: SlimRequest, say, progress):
@@ -336,7 +418,7 @@ def _slim_and_write(request: SlimRequest, spec, model, inputs, is_trained, times
     if data is not None and not is_trained:
         is_trained = _learned(model, data, say)
     options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
-                          request.end_to_end_steps, request.seed)
+                          request.end_to_end_steps, request.seed, min_gain=request.min_gain)
     try:
         result = run_slim(model, inputs, times, loaders, is_trained, options, say, progress)
     except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:

@@ -43,8 +43,26 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--etrecord", type=Path, default=None,
                         help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the Profile record here")
+    parser.add_argument("--html", type=Path, default=None, metavar="PATH",
+                        help="write the profile as a self-contained HTML report here")
     parser.add_argument("--top", type=positive, default=15, help="rows in the terminal tables (default: 15)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no terminal report, no progress")
+
+
+def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
+                        help="held-out top-1 points (agreement points for an untrained model) the merges may "
+                             "cost (default: 0.5)")
+    parser.add_argument("--block-steps", type=non_negative, default=40,
+                        help="fine-tuning steps for each regenerated layer (default: 40)")
+    parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
+                        help="steps of whole-model fine-tuning (default: 40)")
+    parser.add_argument("--min-gain", type=float, default=1.0, metavar="PERCENT",
+                        help="a learned merge must save this share of the measured time (default: 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default="digits", metavar="digits|file.py:NAME|module:NAME",
+                        help="fine-tuning and held-out data: the built-in digits, or a function returning "
+                             "(train, held_out) torch DataLoaders of (images, labels)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,17 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
                       help="writes slim.pt2, slim.pte, slim.etrecord and slim.json here")
     slim.add_argument("--plan", action="store_true", help="print the ranked merges and change nothing")
     slim.add_argument("--exact-only", action="store_true", help="only merges that keep outputs equal")
-    slim.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
-                      help="held-out top-1 points a merge may cost (default: 0.5)")
     slim.add_argument("--backend", choices=BACKENDS, default="xnnpack")
-    slim.add_argument("--block-steps", type=non_negative, default=40,
-                      help="fine-tuning steps for each regenerated layer (default: 40)")
-    slim.add_argument("--end-to-end-steps", type=non_negative, default=40,
-                      help="steps of whole-model fine-tuning (default: 40)")
-    slim.add_argument("--seed", type=int, default=0)
-    slim.add_argument("--data", default="digits", metavar="digits|file.py:NAME|module:NAME",
-                      help="fine-tuning and held-out data: the built-in digits, or a function returning "
-                           "(train, held_out) torch DataLoaders of (images, labels)")
+    add_slimming_arguments(slim)
+    optimize = commands.add_parser(
+        "optimize", help="profile, slim the worst offenders, profile again, and write the before/after report",
+        description="The whole pipeline: profile MODEL on the device, slim it with that profile, profile the slimmed "
+                    "model, and write before.json, slim.json (and slim.pt2/.pte/.etrecord), after.json and "
+                    "report.html into OUTDIR.")
+    optimize.add_argument("model", help="file.py:NAME or zoo:NAME")
+    optimize.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    optimize.add_argument("--device", default="local", help="device name (default: local, this host)")
+    optimize.add_argument("--backend", choices=BACKENDS, default="xnnpack")
+    optimize.add_argument("--warmup", type=non_negative, default=None, help="untimed runs first (default: 3)")
+    optimize.add_argument("--iterations", type=positive, default=None, help="timed runs (default: 20)")
+    optimize.add_argument("--threads", type=positive, default=None, help="runtime threads (default: the device's)")
+    add_slimming_arguments(optimize)
+    report = commands.add_parser(
+        "report", help="the before/after report of two profiles (HTML and terminal)",
+        description="Compare two Profiles (or show one) in the terminal and as one self-contained HTML file.")
+    report.add_argument("before", type=Path, help="the Profile JSON before (or the only one)")
+    report.add_argument("after", type=Path, nargs="?", default=None, help="the Profile JSON after")
+    report.add_argument("--slim", type=Path, default=None, metavar="SLIM_JSON",
+                        help="slim.json of the slimming between them: marks merged and removed layers")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="HTML",
+                        help="where to write the report (default: report.html)")
+    report.add_argument("--top", type=positive, default=15, help="rows in the terminal tables (default: 15)")
     devices = commands.add_parser("devices", help="devices and the emulated phone",
                                   description="Devices and the emulated phone.")
     device_commands = devices.add_subparsers(dest="device_command", required=True, metavar="ACTION")
@@ -130,7 +162,7 @@ def profile_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo, "devices": cmd_devices,
-                "slim": cmd_slim}
+                "slim": cmd_slim, "optimize": cmd_optimize, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -165,12 +197,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         result = profile(args.model, options, progress=view.update, stage=view.stage)
     if args.json:
         save_profile(result, args.json)
+    if args.html:
+        write_report(args.html, result)
     if not args.quiet:
         from reports.terminal import render_profile
 
         render_profile(result, top=args.top)
         if args.json:
             print(f"profile written to {args.json}")
+        if args.html:
+            print(f"report written to {args.html}")
     else:
         for warning in result.warnings:
             print(f"rebirth: warning: {warning}", file=sys.stderr)
@@ -185,6 +221,53 @@ def save_profile(result, path: Path) -> None:
         result.save(path)
     except OSError as error:
         raise InputError(f"{path}: cannot write the profile ({error.strerror or error})") from None
+
+
+def write_report(path: Path, before, after=None, slim=None) -> None:
+    """Write the HTML report; a path that cannot be written is the user's error."""
+    from profiler.errors import InputError
+    from reports.html import write_html
+
+    try:
+        write_html(path, before, after, slim)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write the report ({error.strerror or error})") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from profiler.record import Profile
+    from reports.compare import load_slim
+
+    before = Profile.load(args.before)
+    after = Profile.load(args.after) if args.after else None
+    slim = load_slim(args.slim) if args.slim else None
+    write_report(args.output, before, after, slim)
+    if after is not None:
+        from reports.terminal import render_comparison
+
+        render_comparison(before, after, slim, top=args.top)
+    else:
+        from reports.terminal import render_profile
+
+        render_profile(before, top=args.top)
+    print(f"report written to {args.output}")
+    return EXIT_OK
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from rebirth.app import OptimizeRequest, optimize
+    from rebirth.progress import ProgressView
+    from reports.terminal import render_comparison
+
+    request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
+                              args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
+                              args.end_to_end_steps, args.min_gain / 100)
+    with ProgressView() as view:
+        result = optimize(request, say=lambda text: view.console.print(text, highlight=False, markup=False),
+                          progress=view.update, stage=view.stage)
+    render_comparison(result.before, result.after, result.slim)
+    print(f"wrote {args.output}/before.json, slim.json, after.json and report.html")
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -212,7 +295,7 @@ def cmd_slim(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.plan,
                           args.exact_only, args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed,
-                          args.data)
+                          args.data, args.min_gain / 100)
     with ProgressView() as view:
         result = slim(request, say=lambda text: view.console.print(text, highlight=False, markup=False),
                       progress=view.update)

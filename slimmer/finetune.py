@@ -19,35 +19,56 @@ BLOCK_LR = 1e-3
 END_TO_END_LR = 1e-4
 
 
-class Capture:
-    """Keeps the latest output of a module (a forward hook)."""
+class _Seen(Exception):
+    """Raised by a tap once every tapped module has produced its output: the rest of the forward
+    pass would compute nothing fine-tuning uses."""
 
-    def __init__(self, module: nn.Module):
-        self.value: Optional[torch.Tensor] = None
-        self.handle = module.register_forward_hook(self._keep)
 
-    def _keep(self, _module, _inputs, output) -> None:
-        self.value = output
+class Taps:
+    """The outputs of some modules of a model, for one forward pass that stops once all are seen."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        self.values: list[Optional[torch.Tensor]] = [None] * len(names)
+        self.handles = [model.get_submodule(name).register_forward_hook(self._keeper(index))
+                        for index, name in enumerate(names)]
+
+    def _keeper(self, index: int):
+        def keep(_module, _inputs, output) -> None:
+            self.values[index] = output
+            if all(value is not None for value in self.values):
+                raise _Seen
+
+        return keep
+
+    def __call__(self, model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+        self.values = [None] * len(self.values)
+        try:
+            model(images)
+        except _Seen:
+            pass
+        if any(value is None for value in self.values):
+            raise RuntimeError("a tapped module did not run in the forward pass")
+        return list(self.values)
 
     def close(self) -> None:
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
+
+
+def _names(target: str | tuple[str, ...]) -> list[str]:
+    return [target] if isinstance(target, str) else list(target)
 
 
 @torch.no_grad()
 def teacher_outputs(teacher: nn.Module, target: str | tuple[str, ...], batches: list[torch.Tensor]) -> list[torch.Tensor]:
     """The teacher's outputs at module ``target`` (or several modules' outputs concatenated on channels)
-    for each batch, computed once."""
+    for each batch, computed once and only as far into the network as ``target``."""
     teacher.eval()
-    captures = [Capture(teacher.get_submodule(name)) for name in ((target,) if isinstance(target, str) else target)]
+    taps = Taps(teacher, _names(target))
     try:
-        cached = []
-        for images in batches:
-            teacher(images)
-            cached.append(torch.cat([capture.value.detach() for capture in captures], 1).clone())
-        return cached
+        return [torch.cat(taps(teacher, images), 1).clone() for images in batches]
     finally:
-        for capture in captures:
-            capture.close()
+        taps.close()
 
 
 def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batches: list[torch.Tensor],
@@ -56,26 +77,27 @@ def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batc
     if not anchors or not regenerated or steps <= 0:
         return 0.0
     torch.manual_seed(seed)
-    targets = [teacher_outputs(teacher, original, batches) for _, original in anchors]
+    order = [int(i) for i in torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed))]
+    used = sorted({order[step % len(batches)] for step in range(steps)})
+    targets = [dict(zip(used, teacher_outputs(teacher, original, [batches[i] for i in used])))
+               for _, original in anchors]
     params = [p for name in regenerated for p in student.get_submodule(name).parameters()]
     optimizer = torch.optim.Adam(params, lr=BLOCK_LR)
-    captures = [Capture(student.get_submodule(slim)) for slim, _ in anchors]
-    order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed))
+    taps = Taps(student, [slim for slim, _ in anchors])
     student.eval()  # BatchNorm statistics stay those of the original
     loss = torch.tensor(0.0)
     try:
         for step in range(steps):
-            index = int(order[step % len(batches)])
+            index = order[step % len(batches)]
             optimizer.zero_grad()
-            student(batches[index])
-            loss = sum(F.mse_loss(c.value, t[index]) for c, t in zip(captures, targets))
+            outputs = taps(student, batches[index])
+            loss = sum(F.mse_loss(output, target[index]) for output, target in zip(outputs, targets))
             loss.backward()
             optimizer.step()
             if progress:
                 progress("fine-tune", step + 1, steps)
     finally:
-        for capture in captures:
-            capture.close()
+        taps.close()
     return loss.item() if torch.is_tensor(loss) else float(loss)
 
 

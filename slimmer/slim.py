@@ -28,6 +28,8 @@ class SlimOptions:
     end_to_end_steps: int = 40
     seed: int = 0
     max_merges: int = 100
+    min_gain: float = 0.01
+    """A learned merge must save at least this fraction of the measured time to be worth its fine-tuning."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,14 @@ class SlimResult:
 
 
 @torch.no_grad()
-def agreement(student: nn.Module, teacher: nn.Module, loader) -> float:
-    """Percent of held-out samples on which the two models predict the same class."""
-    same = total = 0
-    for images, _ in loader:
-        same += (student(images).argmax(1) == teacher(images).argmax(1)).sum().item()
-        total += len(images)
-    return 100.0 * same / total
+def predictions(model: nn.Module, loader) -> torch.Tensor:
+    """The class ``model`` predicts for every sample of ``loader``, in order."""
+    return torch.cat([model(images).argmax(1) for images, _ in loader])
+
+
+def agreement(student: nn.Module, reference: torch.Tensor, loader) -> float:
+    """Percent of the samples on which ``student`` predicts the class of ``reference`` (``predictions``)."""
+    return 100.0 * (predictions(student, loader) == reference).float().mean().item()
 
 
 def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loaders=None, trained: bool = False,
@@ -91,13 +94,20 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     exact_only = options.exact_only or loaders is None
     if loaders is not None and trained:
         result.accuracy_before = evaluate(teacher, loaders.held_out)
+    teacher_classes = predictions(teacher, loaders.held_out) if loaders is not None else None
     batches = [images for images, _ in _plain(loaders.train)] if loaders is not None else []
     rejected: set[tuple[str, tuple[str, ...]]] = set()
+    least = options.min_gain * sum(times.values())
     for _ in range(options.max_merges):
         ranked = [(c, p) for c, p in candidates(current, make_passes(example_inputs, exact_only), times,
                                                  example_inputs, original_macs)
                   if c.worthwhile and (c.match.kind, c.match.layers) not in rejected]
+        small = [c for c, _ in ranked if not c.match.exact and c.gain_ms < least]
+        ranked = [(c, p) for c, p in ranked if c.match.exact or c.gain_ms >= least]
         if not ranked:
+            result.skipped.extend(Skipped(c.match.kind, c.match.layers, f"saves ~{c.gain_ms:.3f} ms, under the "
+                                          f"{100 * options.min_gain:g}% of the measured time worth fine-tuning for")
+                                  for c in small)
             break
         candidate, slim_pass = ranked[0]
         trial = slim_pass.apply(copy.deepcopy(current), candidate.match)
@@ -105,12 +115,12 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         if not candidate.match.exact:
             fit_block(trial, teacher, candidate.match.anchors, candidate.match.regenerated, batches,
                       options.block_steps, options.seed, progress)
-            quality = _quality(trial, teacher, loaders, trained)
+            quality = _quality(trial, teacher_classes, loaders, trained)
             reference = result.accuracy_before.top1 if trained else 100.0
             if reference - quality > options.max_accuracy_drop:  # the block alone did not recover: all layers
                 fit_end_to_end(trial, teacher, loaders.train, options.end_to_end_steps, options.seed, trained,
                                progress)
-                quality = _quality(trial, teacher, loaders, trained)
+                quality = _quality(trial, teacher_classes, loaders, trained)
             drop = reference - quality
             if drop > options.max_accuracy_drop:
                 rejected.add((candidate.match.kind, candidate.match.layers))
@@ -125,20 +135,20 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     if loaders is not None and any(not m.exact for m in result.merges):
         tuned = copy.deepcopy(current)
         fit_end_to_end(tuned, teacher, loaders.train, options.end_to_end_steps, options.seed, trained, progress)
-        if _quality(tuned, teacher, loaders, trained) >= _quality(current, teacher, loaders, trained):
+        if _quality(tuned, teacher_classes, loaders, trained) >= _quality(current, teacher_classes, loaders, trained):
             current = tuned
     result.model = current
     result.params_after = parameters(current)
     result.macs_after = sum(layer_macs(current, example_inputs).values())
     if loaders is not None:
-        result.agreement = agreement(current, teacher, loaders.held_out)
+        result.agreement = agreement(current, teacher_classes, loaders.held_out)
         if trained:
             result.accuracy_after = evaluate(current, loaders.held_out)
     return result
 
 
-def _quality(model: nn.Module, teacher: nn.Module, loaders, trained: bool) -> float:
-    return evaluate(model, loaders.held_out).top1 if trained else agreement(model, teacher, loaders.held_out)
+def _quality(model: nn.Module, reference: torch.Tensor, loaders, trained: bool) -> float:
+    return evaluate(model, loaders.held_out).top1 if trained else agreement(model, reference, loaders.held_out)
 
 
 def _plain(loader):

@@ -16,11 +16,12 @@ from typing import Callable, Optional
 
 import torch
 
-EPOCHS = {"googlenet-small": 6, "googlenet-bn-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 10,
+EPOCHS = {"googlenet-small": 6, "googlenet-bn-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 12,
           "resnet50-small": 8}
 RECIPE = 2
-"""Bumped whenever the training recipe changes, so that weights cached by an older one are not used."""
-LEARNING_RATE = {"googlenet-small": 3e-4, "googlenet-bn-small": 1e-3, "alexnet-small": 1e-3, "mobilenet_v2-small": 1e-3,
+"""Bumped whenever the training code changes (epochs and rate are in the file name too), so that weights
+cached by an older recipe are not used."""
+LEARNING_RATE = {"googlenet-small": 3e-4, "googlenet-bn-small": 1e-3, "alexnet-small": 1e-3, "mobilenet_v2-small": 3e-3,
                  "resnet50-small": 1e-3}
 
 
@@ -28,6 +29,11 @@ def weights_dir() -> Path:
     from profiler.export import cache_root
 
     return cache_root() / "weights"
+
+
+def weights_path(name: str, seed: int = 0) -> Path:
+    """Where the weights of ``name`` trained with ``seed`` by the current recipe are cached."""
+    return weights_dir() / f"{name}-seed{seed}-e{EPOCHS[name]}-lr{LEARNING_RATE[name]:g}-r{RECIPE}.pt"
 
 
 def trainable(name: str) -> bool:
@@ -44,7 +50,7 @@ def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: 
     if not trainable(name):
         return None
     model, inputs = build(name, seed)
-    path = weights_dir() / f"{name}-seed{seed}-r{RECIPE}.pt"
+    path = weights_path(name, seed)
     loaders = digits(inputs[0].shape[-1], seed=seed)
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
