@@ -248,7 +248,7 @@ class SlimRequest:
     seed: int = 0
     data: str = "digits"
     """``digits``, or ``file.py:NAME`` / ``package.module:NAME`` returning (train, held_out) DataLoaders."""
-    min_gain: float = 0.01
+    min_gain: float = 0.02
     """Fraction of the measured time a learned merge must save."""
 
 
@@ -328,7 +328,7 @@ class OptimizeRequest:
     seed: int = 0
     block_steps: int = 40
     end_to_end_steps: int = 40
-    min_gain: float = 0.01
+    min_gain: float = 0.02
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 StepCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``."""
@@ -101,29 +100,43 @@ def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batc
     return loss.item() if torch.is_tensor(loss) else float(loss)
 
 
-def fit_end_to_end(student: nn.Module, teacher: nn.Module, loader: DataLoader, steps: int, seed: int = 0,
-                   labels: bool = True, progress: Optional[StepCallback] = None) -> None:
-    """All layers learn the teacher's logits (and the labels where there are labels)."""
+class TeacherLogits:
+    """The training batches with the teacher's logits for each, computed when first needed and kept:
+    every end-to-end pass of a slimming run learns from the same teacher."""
+
+    def __init__(self, teacher: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]):
+        self.teacher, self.batches = teacher.eval(), batches
+        self.logits: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    @torch.no_grad()
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(images, labels, teacher logits)`` of batch ``index``."""
+        if index not in self.logits:
+            self.logits[index] = self.teacher(self.batches[index][0])
+        return (*self.batches[index], self.logits[index])
+
+
+def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed: int = 0, labels: bool = True,
+                   progress: Optional[StepCallback] = None) -> None:
+    """All layers learn the teacher's logits (and the labels where there are labels), one batch per
+    step in a seeded order."""
     if steps <= 0:
         return
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(student.parameters(), lr=END_TO_END_LR)
-    teacher.eval()
+    order = [int(i) for i in torch.randperm(len(teacher), generator=torch.Generator().manual_seed(seed))]
     student.eval()
-    done = 0
-    while done < steps:
-        for images, target in loader:
-            with torch.no_grad():
-                soft = F.softmax(teacher(images), dim=1)
-            logits = student(images)
-            loss = F.kl_div(F.log_softmax(logits, dim=1), soft, reduction="batchmean")
-            if labels:
-                loss = loss + F.cross_entropy(logits, target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            done += 1
-            if progress:
-                progress("end-to-end", done, steps)
-            if done >= steps:
-                return
+    for step in range(steps):
+        images, target, logits_teacher = teacher[order[step % len(order)]]
+        logits = student(images)
+        loss = F.kl_div(F.log_softmax(logits, dim=1), F.softmax(logits_teacher, dim=1), reduction="batchmean")
+        if labels:
+            loss = loss + F.cross_entropy(logits, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if progress:
+            progress("end-to-end", step + 1, steps)

@@ -11,7 +11,7 @@ import torch
 from torch import fx, nn
 
 from slimmer.cost import layer_macs, parameters
-from slimmer.finetune import fit_block, fit_end_to_end
+from slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
 from slimmer.graph import trace
 from slimmer.plan import Candidate, candidates, make_passes
 from slimmer.train import Accuracy, evaluate
@@ -28,7 +28,7 @@ class SlimOptions:
     end_to_end_steps: int = 40
     seed: int = 0
     max_merges: int = 100
-    min_gain: float = 0.01
+    min_gain: float = 0.02
     """A learned merge must save at least this fraction of the measured time to be worth its fine-tuning."""
 
 
@@ -95,7 +95,9 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     if loaders is not None and trained:
         result.accuracy_before = evaluate(teacher, loaders.held_out)
     teacher_classes = predictions(teacher, loaders.held_out) if loaders is not None else None
-    batches = [images for images, _ in _plain(loaders.train)] if loaders is not None else []
+    labelled = [(images, labels) for images, labels in _plain(loaders.train)] if loaders is not None else []
+    batches = [images for images, _ in labelled]
+    logits = TeacherLogits(teacher, labelled)
     rejected: set[tuple[str, tuple[str, ...]]] = set()
     least = options.min_gain * sum(times.values())
     for _ in range(options.max_merges):
@@ -118,7 +120,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
             quality = _quality(trial, teacher_classes, loaders, trained)
             reference = result.accuracy_before.top1 if trained else 100.0
             if reference - quality > options.max_accuracy_drop:  # the block alone did not recover: all layers
-                fit_end_to_end(trial, teacher, loaders.train, options.end_to_end_steps, options.seed, trained,
+                fit_end_to_end(trial, logits, options.end_to_end_steps, options.seed, trained,
                                progress)
                 quality = _quality(trial, teacher_classes, loaders, trained)
             drop = reference - quality
@@ -134,7 +136,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
             f"(saves ~{candidate.gain_ms:.2f} ms" + (f", quality {quality:.1f})" if quality is not None else ")"))
     if loaders is not None and any(not m.exact for m in result.merges):
         tuned = copy.deepcopy(current)
-        fit_end_to_end(tuned, teacher, loaders.train, options.end_to_end_steps, options.seed, trained, progress)
+        fit_end_to_end(tuned, logits, options.end_to_end_steps, options.seed, trained, progress)
         if _quality(tuned, teacher_classes, loaders, trained) >= _quality(current, teacher_classes, loaders, trained):
             current = tuned
     result.model = current
