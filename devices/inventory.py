@@ -12,7 +12,15 @@ The smallest entry works as it stands::
     [devices.s6]
     address = "127.0.0.1:5555"
 
-Everything else has a default; see ``DeviceConfig`` and the README.
+Everything else has a default; see ``DeviceConfig`` and the README. A ``[groups]`` table names
+sets of them for ``rebirth farm run --group NAME``::
+
+    [groups]
+    lab = ["s6", "pixel7"]
+
+Phones outside the inventory are named by where they are: ``host:port`` (an ``adb connect``
+address, such as a DeviceFarmer STF "remote connect" one) or ``adb:SERIAL`` (a phone of a
+running adb server); see ``adhoc_config``.
 """
 
 from __future__ import annotations
@@ -21,11 +29,11 @@ import os
 import posixpath
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from devices.errors import ConfigError
+from devices.errors import ConfigError, UnknownDeviceError
 
 ENV_VAR = "REBIRTH_DEVICES"
 FILE_NAME = "devices.toml"
@@ -84,27 +92,94 @@ def inventory_path(cwd: Optional[Path] = None) -> Optional[Path]:
     return user if user.is_file() else None
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What a ``devices.toml`` holds: its phones by name and its groups of them."""
+
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    path: Optional[Path] = None
+
+
 def load_inventory(path: Optional[Path] = None) -> dict[str, DeviceConfig]:
     """Every device of the inventory by name; empty when there is no inventory file.
 
     Raises:
         ConfigError: the file is not valid TOML or an entry is wrong (named with its key).
     """
+    return read_inventory(path).devices
+
+
+def read_inventory(path: Optional[Path] = None) -> Inventory:
+    """The whole inventory, devices and groups, validated; empty when there is no inventory file.
+
+    Raises:
+        ConfigError: the file is not valid TOML, or an entry or a group is wrong (named with its key).
+    """
     path = path or inventory_path()
     if path is None:
-        return {}
+        return Inventory()
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read the device inventory ({error})", step="inventory") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})", step="inventory") from None
-    devices = data.get("devices", {})
-    unknown = sorted(set(data) - {"devices"})
-    if unknown or not isinstance(devices, dict):
-        raise ConfigError(f"{path}: expected only [devices.NAME] tables, found {', '.join(unknown) or 'devices'}",
+    devices, groups = data.get("devices", {}), data.get("groups", {})
+    unknown = sorted(set(data) - {"devices", "groups"})
+    if unknown or not isinstance(devices, dict) or not isinstance(groups, dict):
+        found = ", ".join(unknown) or ("devices" if not isinstance(devices, dict) else "groups")
+        raise ConfigError(f"{path}: expected only [devices.NAME] tables and a [groups] table, found {found}",
                           step="inventory")
-    return {name: _entry(path, name, entry) for name, entry in devices.items()}
+    configs = {name: _entry(path, name, entry) for name, entry in devices.items()}
+    return Inventory(configs, {name: _group(path, name, members, configs) for name, members in groups.items()},
+                     path)
+
+
+def _group(path: Path, name: str, members, devices: dict[str, DeviceConfig]) -> tuple[str, ...]:
+    where = f"{path}: [groups] {name}"
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: {name!r} cannot name a group (letters, digits, '.', '_', '-')", step="inventory")
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise ConfigError(f"{where} must be a non-empty list of device names, such as [\"s6\", \"pixel7\"]",
+                          step="inventory")
+    unknown = [member for member in members if member not in devices and member != "local" and ":" not in member]
+    if unknown:
+        raise ConfigError(f"{where}: {', '.join(map(repr, unknown))} "
+                          f"{'is not a device' if len(unknown) == 1 else 'are not devices'} of [devices]",
+                          step="inventory")
+    for member in members:
+        if ":" in member:
+            try:
+                adhoc_config(member)
+            except UnknownDeviceError as error:
+                raise ConfigError(f"{where}: {error}", step="inventory") from None
+    return tuple(dict.fromkeys(members))
+
+
+def adhoc_config(spec: str) -> DeviceConfig:
+    """A phone that the inventory does not name, with default settings.
+
+    ``adb:SERIAL`` is a phone of a running adb server (as ``adb devices`` lists it); ``host:port``
+    an ADB endpoint over TCP, as ``adb connect`` takes it (DeviceFarmer STF "remote connect",
+    cloud farms, ``adb tcpip``).
+
+    Raises:
+        UnknownDeviceError: ``spec`` is neither.
+    """
+    from devices.transport import parse_address
+
+    if spec.startswith("adb:"):
+        if not spec[4:]:
+            raise UnknownDeviceError(f"{spec!r}: adb:SERIAL needs the serial that `adb devices` lists",
+                                     device=spec, step="open")
+        return DeviceConfig(spec, transport="adb-server", serial=spec[4:])
+    try:
+        parse_address(spec)
+    except ValueError as error:
+        raise UnknownDeviceError(f"not a device name, host:port or adb:SERIAL: {error}",
+                                 device=spec, step="open") from None
+    return DeviceConfig(spec, address=spec)
 
 
 _TYPES = {"transport": str, "address": str, "serial": str, "runner": str, "workdir": str, "cpu_mask": str,

@@ -16,7 +16,8 @@ def known_devices(inventory: Optional[dict] = None) -> list[str]:
 
 
 def open_device(name: str):
-    """The device called ``name``: ``local`` or a phone of the inventory.
+    """The device called ``name``: ``local``, a phone of the inventory, or one named by where it is
+    (``host:port`` or ``adb:SERIAL``, see ``devices.inventory.adhoc_config``).
 
     Raises:
         UnknownDeviceError: no device of that name is configured.
@@ -26,6 +27,11 @@ def open_device(name: str):
         from devices.local import LocalDevice
 
         return LocalDevice()
+    if ":" in name:  # inventory names cannot hold one
+        from devices.adb import AdbDevice
+        from devices.inventory import adhoc_config
+
+        return AdbDevice(adhoc_config(name))
     from devices.inventory import inventory_path, load_inventory
 
     path = inventory_path()

@@ -110,8 +110,6 @@ def import_function(where: Path | str, name: str):
     Raises:
         InputError: the file or module cannot be imported, or has no such function.
     """
-    import importlib
-
     try:
         if isinstance(where, Path):
             module_name = "rebirth_user_" + hashlib.sha1(str(where.resolve()).encode()).hexdigest()[:10]

@@ -1,7 +1,8 @@
 """rebirth's command line. Parses, calls the library, prints. Nothing heavy is imported at
 module level, so ``--help`` answers fast.
 
-Exit codes: 0 done, 2 the user's input was wrong, 1 anything else.
+Exit codes: 0 done, 2 the user's input was wrong, 1 anything else; `farm run` and `regress` use 3
+when a device's run failed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
+
+from rebirth.farm_commands import HANDLERS as FARM_HANDLERS, add_commands as add_farm_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 BACKENDS = ("portable", "xnnpack")
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "~/.android/adbkey.pub)")
     emulate.add_argument("--host", default="127.0.0.1",
                          help="address to listen on (default: 127.0.0.1; anything else needs --auth)")
+    add_farm_commands(commands)
     return parser
 
 
@@ -163,7 +167,7 @@ def profile_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"profile": cmd_profile, "export": cmd_export, "zoo": cmd_zoo, "devices": cmd_devices,
-                "slim": cmd_slim, "optimize": cmd_optimize, "report": cmd_report}
+                "slim": cmd_slim, "optimize": cmd_optimize, "report": cmd_report, **FARM_HANDLERS}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

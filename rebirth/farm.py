@@ -59,12 +59,11 @@ def run_farm(request: FarmRequest, listener: FarmListener) -> list[DeviceRun]:
         devices.ConfigError: the inventory is wrong.
     """
     from devices.errors import DeviceError
-    from devices.farm import fan_out, prepare_keys
+    from devices.farm import fan_out
     from profiler.errors import InputError
     from reports.store import current_commit, save_run
 
     exported, source = export_once(request)
-    prepare_keys(request.targets)
     commit = current_commit()
 
     def job(device: str) -> tuple[Profile, Path]:

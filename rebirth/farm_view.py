@@ -18,6 +18,7 @@ from rebirth.progress import STAGES
 FARM_STAGES = {**STAGES, "store": "storing the result", "push": "pushing", "warmup": "warming up",
                "pull": "pulling the ETDump"}
 COUNTED = ("warmup", "run")
+LOG_WIDTH = 400
 
 
 class FarmView:
@@ -97,4 +98,10 @@ def render_summary(runs: Sequence[DeviceRun], console: Optional[Console] = None)
                           escape(str(run.stored)))
         else:
             table.add_row(escape(run.device), "-", "-", "-", f"[red]FAILED: {escape(run.error)}[/]")
-    (console or Console()).print(table)
+    (console or _stdout_console()).print(table)
+
+
+def _stdout_console() -> Console:
+    """A terminal's width on a terminal; elsewhere (a CI log, a pipe) rows are never folded."""
+    console = Console()
+    return console if console.is_terminal else Console(width=LOG_WIDTH)

@@ -148,7 +148,7 @@ def _table(columns: Sequence[Column], rows: Iterable[Any], sortable: bool = True
 def _td(cell: Cell, numeric: bool) -> str:
     css = " ".join(filter(None, ("num" if numeric else "", cell.css)))
     value = "" if cell.sort is None else f' data-value="{cell.sort!r}"'
-    return f'<td class="{css}"{value}>{escape(cell.text)}</td>'
+    return f'<td class="{escape(css)}"{value}>{escape(cell.text)}</td>'
 
 
 def _text(value: Optional[str]) -> Cell:

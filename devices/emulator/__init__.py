@@ -1,6 +1,6 @@
 """An emulated Android phone: an adbd speaking the ADB wire protocol on loopback."""
 
 from devices.emulator.adbd import EmulatedPhone
-from devices.emulator.phone import PHONES, PhoneProfile, Sandbox
+from devices.emulator.phone import PHONES, PhoneProfile, Sandbox, SleepingRunner
 
-__all__ = ["EmulatedPhone", "PHONES", "PhoneProfile", "Sandbox"]
+__all__ = ["EmulatedPhone", "PHONES", "PhoneProfile", "Sandbox", "SleepingRunner"]

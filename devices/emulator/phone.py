@@ -14,6 +14,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,22 @@ PHONES = {
                             (1803000,) * 4 + (2348000,) * 2 + (2850000,) * 2),
 }
 
+@dataclass(frozen=True)
+class SleepingRunner:
+    """An ``executor_runner`` that simulates on-device compute by sleeping (see ``devices.emulator.sleeper``).
+
+    The first run of a model records a real run (rebirth's runner: its log and its ETDump); every
+    run then replays that recording, sleeping each execution, and hands back the recorded ETDump,
+    so that the host's parsing stays real while phones in one process do not compete for the
+    host's cores.
+    """
+
+    execution_ms: Optional[float] = None
+    """Simulated time of one execution; None: the recorded time of each."""
+    recordings: Optional[Path] = None
+    """Host folder of the recordings, which phones may share; default: a folder in the phone's root."""
+
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_PREFIXES = ("/data", "/sdcard", "/sys", "/system", "/vendor", "/mnt")
 
@@ -60,9 +77,11 @@ DEVICE_PREFIXES = ("/data", "/sdcard", "/sys", "/system", "/vendor", "/mnt")
 class Sandbox:
     """The phone's file system: a host folder standing for ``/``."""
 
-    def __init__(self, root: Path, phone: PhoneProfile):
+    def __init__(self, root: Path, phone: PhoneProfile, runner: Optional[SleepingRunner] = None):
+        """``runner``: a sleeping executor_runner; None: rebirth's runner, which really computes."""
         self.root = root.resolve()
         self.phone = phone
+        self.runner = runner
 
     def host_path(self, device_path: str) -> Path:
         """The host path of an absolute device path.
@@ -116,9 +135,22 @@ class Sandbox:
 
     def _runner_script(self) -> str:
         python, root = shlex.quote(sys.executable), shlex.quote(str(PROJECT_ROOT))
+        environment = f"PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1"
+        if self.runner is not None:
+            # Run as a file, not -m: importing the devices.emulator package (numpy) costs more than a sleep.
+            sleeper = shlex.quote(str(Path(__file__).with_name("sleeper.py")))
+            return ("#!/bin/sh\n# The emulated phone's executor_runner, asleep: replays a recorded run in real time.\n"
+                    f"{environment} exec {python} {sleeper} {self._sleeper_flags()} \"$@\"\n")
         return ("#!/bin/sh\n# The emulated phone's executor_runner: rebirth's runner over ExecuTorch's pybindings,\n"
                 "# with the native runner's flags and log lines, built with the event tracer.\n"
-                f"PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1 exec {python} -m devices.runner \"$@\"\n")
+                f"{environment} exec {python} -m devices.runner \"$@\"\n")
+
+    def _sleeper_flags(self) -> str:
+        recordings = self.runner.recordings or self.root / ".recordings"
+        flags = ["--recordings", str(recordings.resolve())]
+        if self.runner.execution_ms is not None:
+            flags += ["--execution_ms", str(self.runner.execution_ms)]
+        return " ".join(shlex.quote(flag) for flag in flags)
 
     def _dumpsys_script(self) -> str:
         battery = (f"Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"

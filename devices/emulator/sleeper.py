@@ -1,0 +1,101 @@
+"""The sleeping ``executor_runner`` of an emulated phone: replays a recorded run in real time.
+
+    python devices/emulator/sleeper.py --recordings DIR [--execution_ms MS] --model_path m.pte \
+        --num_executions 23 --etdump_path m.etdp [--cpu_threads 2]
+
+A recording is one real run of rebirth's runner (``devices.runner``) for a model and a number of
+executions: its log and its ETDump. The first run of a combination makes it;
+every run then prints the recorded log, sleeping before each execution line (``--execution_ms``,
+else the recorded time), and writes the recorded ETDump. The host reads a real ETDump, so the
+profile's op times and latencies are the recorded run's; only the wall time is simulated. Many
+phones can sleep at once where they could not all compute on the host's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from devices import runlog
+from devices.runner import parse_args as parse_runner_args
+
+
+def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, list[str]]:
+    """The sleeper's own flags, and the runner's flags as they came."""
+    parser = argparse.ArgumentParser(prog="sleeper.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--recordings", type=Path, required=True)
+    parser.add_argument("--execution_ms", type=float, default=None)
+    return parser.parse_known_args(argv)
+
+
+def recording_stem(runner: argparse.Namespace) -> str:
+    """What a recording is made of: the model's bytes and the number of executions (the thread count
+    of the run that recorded it stays in it)."""
+    digest = hashlib.sha256(Path(runner.model_path).read_bytes()).hexdigest()[:16]
+    return f"{digest}-x{runner.warmup + runner.num_executions}"
+
+
+def record(runner_argv: list[str], runner: argparse.Namespace, log_path: Path) -> int:
+    """Run rebirth's runner for real once and keep its log and ETDump beside ``log_path``; its exit code."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".recording-", dir=log_path.parent) as folder:
+        etdump = Path(folder) / "model.etdp"
+        traced = [arg for arg in runner_argv if arg != "--no_etdump"]
+        argv = [*traced, "--etdump_path", str(etdump)]  # the last one wins
+        done = subprocess.run([sys.executable, "-m", "devices.runner", *argv], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0:
+            sys.stdout.write(done.stdout)
+            return done.returncode
+        (Path(folder) / "run.log").write_text(done.stdout)
+        # The ETDump first: a log without its ETDump beside it is never taken for a recording.
+        os.replace(etdump, log_path.with_suffix(".etdp"))
+        os.replace(Path(folder) / "run.log", log_path)
+    return 0
+
+
+def replay(log: str, execution_ms: Optional[float]) -> None:
+    """Print the recorded log, sleeping before each execution line; the total is recomputed."""
+    total_ms = 0.0
+    for line in log.splitlines():
+        took = runlog.iteration_ms(line)
+        if took is not None:
+            took = _sleep_ms(execution_ms if execution_ms is not None else took)
+            kind, count = line.split(" ", 2)[:2]
+            total_ms += took if kind == "Execution" else 0.0
+            line = f"{kind} {count} in {took:f} ms."
+        elif line.startswith("Model executed successfully"):
+            line = f"{line.split(' in ')[0]} in {total_ms:f} ms."
+        print(line, flush=True)
+
+
+def _sleep_ms(milliseconds: float) -> float:
+    start = time.perf_counter()
+    time.sleep(milliseconds / 1000)
+    return (time.perf_counter() - start) * 1000
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args, runner_argv = parse_args(argv)
+    runner = parse_runner_args(runner_argv)
+    log_path = args.recordings / f"{recording_stem(runner)}.log"
+    if not log_path.is_file():
+        code = record(runner_argv, runner, log_path)
+        if code != 0:
+            return code
+    replay(log_path.read_text(), args.execution_ms)
+    if not runner.no_etdump:
+        shutil.copyfile(log_path.with_suffix(".etdp"), runner.etdump_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

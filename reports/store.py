@@ -1,0 +1,314 @@
+"""The result store: every Profile a farm run measured, by device fingerprint, and named baselines.
+
+Layout under the store's root (``--store DIR``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``)::
+
+    FINGERPRINT/runs/0001.json           one stored run: the Profile and when, where and at which commit
+    FINGERPRINT/runs/0002.json           numbered per fingerprint, never rewritten
+    baselines/NAME/FINGERPRINT/0002.json the latest run of each (fingerprint, model) when NAME was saved
+
+A fingerprint names what a result depends on besides the model: the product model, its build
+and the runner (see ``device_fingerprint``). Runs are written to a temporary file, fsync'd, then
+hard-linked to the first free number, so parallel writers (threads or processes) never share a
+number and a killed writer leaves at most a ``.run-*.tmp`` file, which readers ignore. A baseline
+is built in a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from profiler.errors import InputError
+from profiler.record import DeviceInfo, ModelInfo, Profile
+
+STORE_VERSION = 1
+ENV_VAR = "REBIRTH_RESULTS"
+DEFAULT_ROOT = Path("rebirth-results")
+BASELINES = "baselines"
+RUNS = "runs"
+STALE_TEMP_S = 3600
+
+_RUN_FILE = re.compile(r"^(\d{4,})\.json$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+Key = tuple[str, str]
+"""(device fingerprint, model key): what pairs a result with its baseline."""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run file of the store."""
+
+    path: Path
+    number: int
+    fingerprint: str
+    model_key: str
+    device: str
+    """The device's name when it ran (an inventory name, ``host:port`` or ``adb:SERIAL``)."""
+    commit: Optional[str]
+    time: str
+    profile: Profile
+
+    @property
+    def key(self) -> Key:
+        return self.fingerprint, self.model_key
+
+
+def store_root(explicit: Optional[Path] = None) -> Path:
+    """The store's root: ``explicit``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``."""
+    if explicit is not None:
+        return explicit
+    named = os.environ.get(ENV_VAR)
+    return Path(named).expanduser() if named else DEFAULT_ROOT
+
+
+def device_fingerprint(device: DeviceInfo) -> str:
+    """``PRODUCT-BUILD-RUNNER8``, safe as a file name.
+
+    The product model as the device reports it, its build (the OS release the Profile records:
+    ``Android 14 (SDK 34)`` on a phone, the platform string on a host) and the first 8 hex digits
+    of the sha256 of the runner the Profile names.
+    """
+    runner = hashlib.sha256((device.runner or "").encode()).hexdigest()[:8]
+    return f"{_safe(device.product_model or 'unknown')}-{_safe(device.os or 'unknown')}-{runner}"
+
+
+def model_key(model: ModelInfo) -> str:
+    """The model as the user named it, without its folder, and its backend: ``zoo:googlenet@xnnpack``.
+
+    The same model on another checkout or machine gets the same key; its bytes may differ (a new
+    commit is what a regression check compares).
+    """
+    return f"{Path(model.source).name}@{model.backend}"
+
+
+def key_of(profile: Profile) -> Key:
+    """(device fingerprint, model key): a result and its baseline pair when their keys are equal."""
+    return device_fingerprint(profile.device), model_key(profile.model)
+
+
+def current_commit(cwd: Optional[Path] = None) -> Optional[str]:
+    """``git rev-parse HEAD`` in ``cwd`` (default: the working directory); None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def save_run(profile: Profile, store: Path, commit: Optional[str] = None) -> Path:
+    """Store ``profile`` as the next numbered run of its device fingerprint.
+
+    Returns:
+        The run file, ``STORE/FINGERPRINT/runs/NNNN.json``.
+
+    Raises:
+        InputError: the store cannot be written.
+    """
+    fingerprint, key = key_of(profile)
+    document = {"store_version": STORE_VERSION, "fingerprint": fingerprint, "model_key": key,
+                "device": profile.device.name, "commit": commit,
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "profile": profile.to_dict()}
+    runs = store / fingerprint / RUNS
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        _prune_stale_temps(runs)
+        return _link_next(_write_temp(runs, json.dumps(document, indent=1, allow_nan=False)), runs)
+    except OSError as error:
+        raise InputError(f"{store}: cannot store the run ({error.strerror or error})") from None
+
+
+def _write_temp(folder: Path, text: str) -> Path:
+    """A complete, fsync'd ``.run-*.tmp`` file in ``folder`` (removed again if writing fails)."""
+    handle, name = tempfile.mkstemp(prefix=".run-", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(handle, 0o666 & ~umask)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def _link_next(temp: Path, runs: Path) -> Path:
+    """Hard-link ``temp`` to the first free run number, then remove it: a number is never taken twice."""
+    try:
+        number = max(_run_numbers(runs), default=0) + 1
+        while True:
+            target = runs / f"{number:04d}.json"
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                number += 1
+                continue
+            _fsync_folder(runs)
+            return target
+    finally:
+        temp.unlink()
+
+
+def _run_numbers(runs: Path) -> Iterable[int]:
+    for name in os.listdir(runs):
+        match = _RUN_FILE.match(name)
+        if match:
+            yield int(match.group(1))
+
+
+def _prune_stale_temps(folder: Path) -> None:
+    """Remove temporary files that a killed writer left more than an hour ago."""
+    for path in folder.glob(".*.tmp"):
+        try:
+            if time.time() - path.stat().st_mtime > STALE_TEMP_S:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another writer's, finished meanwhile
+
+
+def _fsync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def load_run(path: Path) -> StoredRun:
+    """Read one run file.
+
+    Raises:
+        InputError: the file is missing or not a stored run.
+    """
+    match = _RUN_FILE.match(path.name)
+    try:
+        data = json.loads(path.read_text())
+        return StoredRun(path, int(match.group(1)) if match else 0, data["fingerprint"], data["model_key"],
+                         data["device"], data["commit"], data["time"], Profile.from_dict(data["profile"]))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such stored run") from None
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{path}: not a stored run ({error})") from None
+
+
+def list_runs(store: Path, device: Optional[str] = None, model: Optional[str] = None) -> list[StoredRun]:
+    """Every stored run, by fingerprint then number; ``device`` (a device name or a fingerprint) and
+    ``model`` (a model key, or the model as named without the backend) keep only matching runs.
+
+    Raises:
+        InputError: a run file is damaged.
+    """
+    runs = [load_run(path) for path in sorted(store.glob(f"*/{RUNS}/*.json")) if _RUN_FILE.match(path.name)]
+    runs = [run for run in runs if _matches(run, device, model)]
+    return sorted(runs, key=lambda run: (run.fingerprint, run.number))
+
+
+def _matches(run: StoredRun, device: Optional[str], model: Optional[str]) -> bool:
+    if device is not None and device not in (run.device, run.fingerprint):
+        return False
+    return model is None or model in (run.model_key, run.model_key.rpartition("@")[0])
+
+
+def latest_runs(runs: Iterable[StoredRun]) -> list[StoredRun]:
+    """The run with the highest number of each (fingerprint, model key)."""
+    latest: dict[Key, StoredRun] = {}
+    for run in runs:
+        if run.key not in latest or run.number > latest[run.key].number:
+            latest[run.key] = run
+    return sorted(latest.values(), key=lambda run: run.key)
+
+
+def save_baseline(store: Path, name: str, runs: Optional[Iterable[StoredRun]] = None, force: bool = False) -> Path:
+    """Copy the latest run of each (fingerprint, model) of ``runs`` (default: the whole store) into
+    ``STORE/baselines/NAME``, all at once.
+
+    Raises:
+        InputError: a bad name, no runs, or a baseline of that name exists and ``force`` is off.
+    """
+    if not _NAME.match(name):
+        raise InputError(f"{name!r} cannot name a baseline (letters, digits, '.', '_', '-')")
+    chosen = latest_runs(list_runs(store) if runs is None else runs)
+    if not chosen:
+        raise InputError(f"{store}: no stored runs to make baseline {name!r} of (rebirth farm run stores them)")
+    target = store / BASELINES / name
+    if target.exists() and not force:
+        raise InputError(f"{target}: baseline {name!r} exists; pass --force to replace it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _swap_in(_build_baseline(target.parent, name, chosen), target, force)
+    except OSError as error:
+        raise InputError(f"{target}: cannot write the baseline ({error.strerror or error})") from None
+    return target
+
+
+def _build_baseline(parent: Path, name: str, runs: list[StoredRun]) -> Path:
+    """A complete baseline in a hidden temporary folder of ``parent``."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+    try:
+        for run in runs:
+            copy = folder / run.fingerprint / run.path.name
+            copy.parent.mkdir(exist_ok=True)
+            shutil.copyfile(run.path, copy)
+            with open(copy, "rb") as handle:
+                os.fsync(handle.fileno())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def _swap_in(built: Path, target: Path, force: bool) -> None:
+    """Rename ``built`` to ``target``; with ``force`` the old ``target`` goes, after the new one is in."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}.tmp") if force and target.exists() else None
+    try:
+        if old:
+            os.rename(target, old)
+        os.rename(built, target)
+    except OSError as error:
+        shutil.rmtree(built, ignore_errors=True)
+        if old and not target.exists():
+            os.rename(old, target)
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):  # another save of that name won the race
+            raise InputError(f"{target}: baseline {target.name!r} exists; pass --force to replace it") from None
+        raise
+    if old:
+        shutil.rmtree(old)
+    _fsync_folder(target.parent)
+
+
+def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Profile]:
+    """A baseline's Profiles by ``key_of``: ``name_or_path`` is a baseline's name in the store or its folder.
+
+    Raises:
+        InputError: no such baseline, or a file in it is damaged.
+    """
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        folder = store / BASELINES / str(name_or_path)
+    if not folder.is_dir():
+        saved = sorted(path.name for path in (store / BASELINES).glob("[!.]*") if path.is_dir())
+        hint = f"baselines: {', '.join(saved)}" if saved else "save one with rebirth baseline save NAME"
+        raise InputError(f"no baseline {str(name_or_path)!r} in {store}; {hint}")
+    runs = [load_run(path) for path in sorted(folder.glob("*/*.json")) if _RUN_FILE.match(path.name)]
+    return {key_of(run.profile): run.profile for run in runs}
+
+
+def _safe(text: str, limit: int = 48) -> str:
+    """``text`` as a piece of a file name: runs of other characters (``-`` too, which separates the
+    pieces of a fingerprint) become ``_``."""
+    return re.sub(r"[^A-Za-z0-9.+]+", "_", text).strip("._")[:limit] or "unknown"

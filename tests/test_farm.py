@@ -1,0 +1,329 @@
+"""The device farm and its result store: parallel runs on emulated phones, one killed halfway; race-free,
+crash-safe run files; results list; baselines; which devices a farm run means."""
+
+import contextlib
+import dataclasses
+import io
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from devices.adb import AdbDevice
+from devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
+from devices.errors import ConfigError, UnknownDeviceError
+from devices.farm import fan_out, resolve_targets
+from devices.inventory import read_inventory
+from devices.registry import open_device
+from profiler.errors import InputError
+from profiler.record import Profile
+from rebirth import cli
+from rebirth.farm import FarmRequest, run_farm
+from reports import store
+from tests.synthetic import synthetic_profile
+
+
+def rebirth(*argv) -> int:
+    """``rebirth ARGV`` as typed."""
+    return cli.main([str(arg) for arg in argv])
+
+
+@pytest.fixture
+def inventory(tmp_path, monkeypatch):
+    """Write the working directory's devices.toml."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    def write(text: str) -> Path:
+        (cwd / "devices.toml").write_text(text)
+        return cwd / "devices.toml"
+
+    return write
+
+
+WARMUP, ITERATIONS = 1, 5
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory, firenet_ptes):
+    """One real run of FireNet (portable) recorded for sleeping runners: they replay it, sleeping 20 ms an execution."""
+    folder = tmp_path_factory.mktemp("recordings")
+    argv = ["--recordings", folder, "--execution_ms", "0", "--model_path", firenet_ptes["portable"],
+            "--num_executions", WARMUP + ITERATIONS, "--etdump_path", folder / "replayed.etdp"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert sleeper.main([str(arg) for arg in argv]) == 0
+    (folder / "replayed.etdp").unlink()
+    return folder
+
+
+def sleeping_phone(root: Path, recordings: Path, phone: str = "galaxy-s6") -> EmulatedPhone:
+    return EmulatedPhone(root, PHONES[phone], runner=SleepingRunner(20.0, recordings))
+
+
+@pytest.fixture
+def three_phones(tmp_path, inventory, recordings):
+    phones = [sleeping_phone(tmp_path / f"phone{index}", recordings).start() for index in range(3)]
+    inventory("".join(f'[devices.p{index}]\naddress = "{phone.address}"\n' for index, phone in enumerate(phones))
+              + '[groups]\nlab = ["p0", "p1", "p2"]\n')
+    yield phones
+    for phone in phones:
+        phone.stop()
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+# -- the farm ------------------------------------------------------------------------------------
+
+def test_a_farm_run_with_a_phone_killed_halfway_stores_two_results_and_reports_the_third(
+        three_phones, firenet_ptes, tmp_path, capsys):
+    killed = three_phones[2]
+    killed.on_request = lambda kind, path: kind == "RECV" and killed.stop()  # gone while its ETDump comes back
+    results = tmp_path / "results"
+    code = rebirth("farm", "run", firenet_ptes["portable"], "--group", "lab", "--warmup", WARMUP, "--iterations",
+                   ITERATIONS, "--store", results, "-q")
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    errors = [line for line in err.splitlines() if line.startswith("rebirth:")]
+    assert len(errors) == 1 and errors[0].startswith("rebirth: error: p2 failed: p2 (") and "during pull" in errors[0]
+    assert "Traceback" not in err
+    runs = store.list_runs(results)
+    assert sorted(run.device for run in runs) == ["p0", "p1"]
+    for run in runs:
+        assert isinstance(run.profile, Profile) and len(run.profile.latency.raw) == ITERATIONS
+        assert run.profile.model.source == str(firenet_ptes["portable"])
+        assert run.fingerprint == store.device_fingerprint(run.profile.device) and run.path.name in out
+    assert [run.number for run in runs] == [1, 2]  # one fingerprint (three identical phones): one numbering
+    assert files_in(results) == sorted(str(run.path.relative_to(results)) for run in runs)  # no temp file left
+    assert "FAILED" in out and "p2" in out
+
+
+def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inventory, firenet_ptes, recordings):
+    phones = [sleeping_phone(tmp_path / f"phone{index}", recordings, "pixel-7").start() for index in range(3)]
+    targets = tuple(phone.address for phone in phones)  # remote endpoints, as STF's "remote connect" gives them
+
+    class KillHalfway:
+        def stage(self, device, stage):
+            pass
+
+        def progress(self, device, stage, done, total):
+            if device == targets[1] and stage == "run" and done == total // 2:
+                phones[1].stop()
+
+        def finished(self, run):
+            pass
+
+    try:
+        request = FarmRequest(str(firenet_ptes["portable"]), targets, tmp_path / "results", warmup=WARMUP,
+                              iterations=ITERATIONS)
+        runs = run_farm(request, KillHalfway())
+    finally:
+        for phone in phones:
+            phone.stop()
+    assert [run.ok for run in runs] == [True, False, True]
+    assert "during run" in runs[1].error and runs[1].stored is None
+    assert [store.load_run(run.stored).profile.device.name for run in (runs[0], runs[2])] == [targets[0], targets[2]]
+
+
+def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inventory, firenet_ptes, recordings):
+    phone = sleeping_phone(tmp_path / "phone", recordings).start()
+    inventory(f'[devices.s6]\naddress = "{phone.address}"\n')
+    from rebirth.app import ProfileOptions, profile
+
+    made = {path.name: path.stat().st_mtime_ns for path in recordings.iterdir()}
+    options = ProfileOptions("s6", warmup=WARMUP, iterations=ITERATIONS)
+    try:
+        first = profile(str(firenet_ptes["portable"]), options)
+        start = time.monotonic()
+        again = profile(str(firenet_ptes["portable"]), options)
+        took = time.monotonic() - start
+    finally:
+        phone.stop()
+    assert sorted(Path(name).suffix for name in made) == [".etdp", ".log"]
+    assert {path.name: path.stat().st_mtime_ns for path in recordings.iterdir()} == made  # replayed, not recorded
+    assert took >= (WARMUP + ITERATIONS) * 0.020
+    assert again.latency.raw == first.latency.raw and len(again.latency.raw) == ITERATIONS  # the recorded ETDump
+    assert [op.name for op in again.ops] == [op.name for op in first.ops]
+
+
+def test_fan_out_reports_expected_failures_and_raises_bugs():
+    def job(device):
+        if device == "bad":
+            raise UnknownDeviceError("bad: gone\nsecond line")
+        if device == "bug":
+            raise ZeroDivisionError("a bug")
+        return device.upper()
+
+    outcomes = fan_out(["a", "bad", "b"], job)
+    assert [(o.device, o.result, o.error) for o in outcomes] == [("a", "A", None), ("bad", None, "bad: gone"),
+                                                                 ("b", "B", None)]
+    with pytest.raises(ZeroDivisionError):
+        fan_out(["a", "bug"], job)
+
+
+# -- which devices -------------------------------------------------------------------------------
+
+def test_devices_come_from_names_all_groups_remote_endpoints_and_an_adb_server(inventory):
+    inventory('[devices.s6]\naddress = "127.0.0.1:5555"\n[devices.pixel7]\naddress = "127.0.0.1:5556"\n'
+              '[groups]\nlab = ["pixel7", "s6", "pixel7"]\nmixed = ["s6", "10.0.0.5:7401", "adb:emulator-5554"]\n')
+    assert resolve_targets(["s6", "stf.example:7401", "adb:R58M", "s6"]) == ["s6", "stf.example:7401", "adb:R58M"]
+    assert resolve_targets(all_devices=True) == ["s6", "pixel7"]
+    assert resolve_targets(group="lab") == ["pixel7", "s6"]
+    assert resolve_targets(group="mixed") == ["s6", "10.0.0.5:7401", "adb:emulator-5554"]
+    remote = open_device("10.0.0.5:7401")
+    assert isinstance(remote, AdbDevice) and remote.transport.target == "10.0.0.5:7401"
+    served = open_device("adb:emulator-5554")
+    assert served.config.transport == "adb-server" and served.transport.target == "adb server: emulator-5554"
+    for bad, words in ((["s7"], "unknown device 's7'"), (["host:port"], "not a device name, host:port"),
+                       (["adb:"], "needs the serial")):
+        with pytest.raises(UnknownDeviceError, match=words):
+            resolve_targets(bad)
+    with pytest.raises(UnknownDeviceError, match="unknown group 'farm'.*has lab, mixed"):
+        resolve_targets(group="farm")
+
+
+@pytest.mark.parametrize("body, words", [
+    ('[groups]\nlab = ["s7"]\n', "[groups] lab: 's7' is not a device of [devices]"),
+    ('[groups]\nlab = "s6"\n', "must be a non-empty list of device names"),
+    ('[groups]\nlab = []\n', "must be a non-empty list"),
+    ('[groups]\n"l a b" = ["s6"]\n', "cannot name a group"),
+    ('[groups]\nlab = ["s6", "x:port"]\n', "[groups] lab: not a device name, host:port or adb:SERIAL"),
+    ('groups = 3\n', "expected only [devices.NAME] tables and a [groups] table"),
+])
+def test_a_wrong_group_is_a_one_line_config_error(inventory, capsys, body, words):
+    path = inventory(body + '[devices.s6]\naddress = "127.0.0.1:5555"\n')
+    with pytest.raises(ConfigError) as error:
+        read_inventory()
+    assert words in str(error.value) and str(path) in str(error.value)
+    assert rebirth("farm", "run", "m.pte", "--all") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+
+
+def test_an_unknown_device_or_model_exits_2_before_any_device_is_used(inventory, capsys, tmp_path):
+    inventory('[devices.s6]\naddress = "127.0.0.1:5555"\n')
+    assert rebirth("farm", "run", "m.pte", "--devices", "s6,s7") == 2
+    assert "unknown device 's7'" in capsys.readouterr().err
+    assert rebirth("farm", "run", tmp_path / "missing.pte", "--devices", "s6") == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+def test_parallel_writers_get_distinct_numbers_and_complete_files(tmp_path):
+    profile = synthetic_profile(ops=50, samples=5)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        paths = list(pool.map(lambda _: store.save_run(profile, tmp_path, "abc"), range(40)))
+    assert sorted(path.name for path in paths) == [f"{number:04d}.json" for number in range(1, 41)]
+    runs = store.list_runs(tmp_path)
+    assert [run.number for run in runs] == list(range(1, 41))
+    assert all(run.profile == profile and run.commit == "abc" for run in runs)
+    assert files_in(tmp_path) == sorted(str(path.relative_to(tmp_path)) for path in paths)
+
+
+def test_a_writer_that_dies_mid_write_leaves_no_run(tmp_path, monkeypatch):
+    profile = synthetic_profile(ops=50, samples=5)
+    first = store.save_run(profile, tmp_path)
+
+    def crash(handle):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", crash)
+    with pytest.raises(InputError, match="cannot store the run .No space left on device"):
+        store.save_run(profile, tmp_path)
+    monkeypatch.undo()
+    assert files_in(tmp_path) == [str(first.relative_to(tmp_path))]
+    # A writer killed outright leaves its temporary file: readers ignore it, a later save prunes it when stale.
+    leftover = first.parent / ".run-killed.tmp"
+    leftover.write_text('{"store_version": 1, "profi')
+    assert [run.number for run in store.list_runs(tmp_path)] == [1]
+    assert store.save_run(profile, tmp_path).name == "0002.json" and leftover.exists()
+    import os
+
+    os.utime(leftover, (0, 0))
+    store.save_run(profile, tmp_path)
+    assert not leftover.exists()
+
+
+def test_fingerprint_and_key(tmp_path):
+    profile = synthetic_profile(ops=50, samples=5, source="zoo:googlenet")
+    fingerprint, key = store.key_of(profile)
+    assert fingerprint.startswith("Pixel_8-Android_15-") and len(fingerprint.rsplit("-", 1)[1]) == 8
+    assert key == "zoo:googlenet@xnnpack"
+    rebuilt = dataclasses.replace(profile, device=dataclasses.replace(profile.device, runner="/other/runner"))
+    moved = dataclasses.replace(profile, model=dataclasses.replace(profile.model, source="/ci/checkout/net.pte"))
+    assert store.key_of(rebuilt)[0] != fingerprint and store.key_of(moved)[1] == "net.pte@xnnpack"
+    assert store.save_run(profile, tmp_path).parent.parent.name == fingerprint
+
+
+def test_results_list_shows_every_run(tmp_path, capsys):
+    assert rebirth("results", "list", "--store", tmp_path) == 0
+    assert capsys.readouterr().out == f"no stored runs in {tmp_path}\n"
+    store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:googlenet"), tmp_path, "0123456789abcdef")
+    store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:alexnet", device="p8"), tmp_path)
+    assert rebirth("results", "list", "--store", tmp_path) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["fingerprint", "run", "device", "model", "commit", "time", "p50", "peak", "RSS"]
+    assert lines[1].split()[1:5] == ["0001", "pixel-8", "zoo:googlenet@xnnpack", "0123456789"]
+    assert lines[2].split()[1:5] == ["0002", "p8", "zoo:alexnet@xnnpack", "-"]
+    assert rebirth("results", "list", "--store", tmp_path, "--model", "zoo:alexnet") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_a_baseline_holds_the_latest_run_of_each_device_and_model_and_is_not_overwritten(tmp_path, capsys,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("REBIRTH_RESULTS", str(tmp_path))
+    older = synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=1)
+    newer = synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=2)
+    other = synthetic_profile(ops=50, samples=5, source="zoo:alexnet", seed=3)
+    for profile in (older, newer, other):
+        store.save_run(profile, tmp_path)
+    assert rebirth("baseline", "save", "main") == 0
+    assert capsys.readouterr().out.startswith(f"baseline main: 2 results in {tmp_path / 'baselines/main'}")
+    baseline = store.load_baseline(tmp_path, "main")
+    assert baseline == {store.key_of(newer): newer, store.key_of(other): other}
+    assert store.load_baseline(tmp_path, tmp_path / "baselines/main") == baseline
+    store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=4), tmp_path)
+    assert rebirth("baseline", "save", "main") == 2
+    assert "baseline 'main' exists; pass --force" in capsys.readouterr().err
+    assert store.load_baseline(tmp_path, "main") == baseline
+    assert rebirth("baseline", "save", "main", "--force", "--model", "zoo:googlenet") == 0
+    assert [profile.model.sha256 for profile in store.load_baseline(tmp_path, "main").values()] == [f"{4:064x}"]
+    assert files_in(tmp_path / "baselines") == [f"main/{store.key_of(newer)[0]}/0004.json"]
+    with pytest.raises(InputError, match="no baseline 'nightly'.*baselines: main"):
+        store.load_baseline(tmp_path, "nightly")
+    assert rebirth("baseline", "save", "../x") == 2
+
+
+def test_concurrent_quiet_blocks_leave_the_process_streams_as_they_were():
+    from profiler.quiet import quiet
+
+    stdout, stderr = sys.stdout, sys.stderr
+    barrier = threading.Barrier(4)
+
+    def silenced(index):
+        with quiet():
+            barrier.wait()
+            print("noise")
+            time.sleep(0.01 * index)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(silenced, range(4)))
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    with contextlib.redirect_stdout(io.StringIO()) as seen:
+        print("heard")
+    assert seen.getvalue() == "heard\n"
+
+
+def test_run_files_are_json_with_their_metadata(tmp_path):
+    profile = synthetic_profile(ops=50, samples=5)
+    data = json.loads(store.save_run(profile, tmp_path, "abc").read_text())
+    assert {key: data[key] for key in ("store_version", "device", "commit", "model_key")} == \
+        {"store_version": 1, "device": "pixel-8", "commit": "abc", "model_key": "zoo:synthetic@xnnpack"}
+    assert data["time"].endswith("+00:00") and Profile.from_dict(data["profile"]) == profile
