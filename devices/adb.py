@@ -146,7 +146,9 @@ class AdbDevice:
         return DeviceDescription(
             self.name, self.kind, serial=props.get("ro.serialno") or self.transport.target,
             product_model=model or None, abi=props.get("ro.product.cpu.abi"),
-            os=f"Android {android} (SDK {sdk})" if android else None, runner=self._runner)
+            os=f"Android {android} (SDK {sdk})" if android else None, runner=self._runner,
+            build=props.get("ro.build.fingerprint") or props.get("ro.build.id"),
+            runner_sha256=self.remote_sha256(self._runner) if self._runner else None)
 
     def snapshot(self, step: str = "state") -> phonestate.Snapshot:
         return phonestate.parse_snapshot(self.shell(phonestate.SNAPSHOT, step, check=False).output)

@@ -50,6 +50,10 @@ class DeviceDescription:
     abi: Optional[str] = None
     os: Optional[str] = None
     runner: Optional[str] = None
+    build: Optional[str] = None
+    """The OS build (``ro.build.fingerprint`` on Android)."""
+    runner_sha256: Optional[str] = None
+    """The runner's bytes, hashed: a rebuilt runner is another device for the result store."""
 
 
 @dataclass(frozen=True)

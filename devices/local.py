@@ -19,6 +19,18 @@ from devices.hoststate import cpu_model, host_state
 POLL_S = 0.01
 
 
+
+def runner_sha256() -> str:
+    """The host runner's identity: its source and the ExecuTorch runtime it loads."""
+    import hashlib
+    from importlib import metadata
+
+    from devices import runner
+
+    digest = hashlib.sha256(Path(runner.__file__).read_bytes())
+    digest.update(metadata.version("executorch").encode())
+    return digest.hexdigest()
+
 class LocalDevice:
     """Runs ``python -m devices.runner`` on the host and watches its memory."""
 
@@ -31,7 +43,8 @@ class LocalDevice:
     def describe(self) -> DeviceDescription:
         return DeviceDescription(self.name, self.kind, serial=platform.node(), product_model=cpu_model(),
                                  abi=platform.machine(), os=platform.platform(),
-                                 runner=f"{self.python} -m devices.runner")
+                                 runner=f"{self.python} -m devices.runner", build=platform.platform(),
+                                 runner_sha256=runner_sha256())
 
     def state(self) -> DeviceState:
         return host_state()

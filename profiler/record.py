@@ -62,6 +62,8 @@ class DeviceInfo:
     temperature_c_end: Optional[float] = None
     throttled: Optional[bool] = None
     runner: Optional[str] = None
+    build: Optional[str] = None
+    runner_sha256: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def device_info(description: DeviceDescription, before: DeviceState, after: Devi
                            end[c.index].cur_freq_khz if c.index in end else None) for c in before.cores)
     return DeviceInfo(description.name, description.kind, description.serial, description.product_model,
                       description.abi, description.os, cores, before.temperature_c, after.temperature_c,
-                      _throttled(before, after), description.runner)
+                      _throttled(before, after), description.runner, description.build, description.runner_sha256)
 
 
 def _throttled(before: DeviceState, after: DeviceState) -> Optional[bool]:

@@ -1,8 +1,10 @@
-"""`rebirth farm run`, `rebirth results list` and `rebirth baseline save`: the device farm and its
-result store on the command line. Hooked into ``rebirth.cli`` with ``add_commands`` and ``HANDLERS``.
+"""`rebirth farm run`, `rebirth results list`, `rebirth baseline save` and `rebirth regress`: the
+device farm, its result store and the regression checks on the command line. Hooked into
+``rebirth.cli`` with ``add_commands`` and ``HANDLERS``.
 
-Exit codes: 0 done, 2 the user's input was wrong, 3 a farm run in which a device failed (the
-others' results are stored all the same).
+Exit codes: 0 done (every check passed), 1 a regression, 2 the user's input was wrong, 3 a device
+failed (the others' results are stored all the same) or a check could not be judged (too noisy,
+data missing).
 """
 
 from __future__ import annotations
@@ -79,6 +81,23 @@ def add_commands(subparsers) -> None:
     add_filter_arguments(save)
     save.add_argument("--force", action="store_true", help="replace a baseline of that name")
 
+    regress = subparsers.add_parser(
+        "regress", help="judge results against a baseline: exit 1 on a regression, 3 when a run failed",
+        description="Judge every device and model of RESULTS against the baseline. A latency regression must "
+                    "exceed its threshold and be significant on the raw samples; a check too noisy to judge "
+                    "says so. Exit 0 all pass, 1 a regression, 3 a run failed or could not be judged, 2 bad input.")
+    regress.add_argument("results", nargs="*", type=Path, metavar="RESULTS",
+                         help="Profile JSON files, stored runs or result stores (default: the latest runs of --store)")
+    regress.add_argument("--baseline", required=True, metavar="NAME|PATH",
+                         help="a baseline saved with rebirth baseline save, its folder, or a Profile JSON")
+    regress.add_argument("--fail", action="append", default=[], metavar="CHECK",
+                         help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "
+                              "default: p50:5%%, peak_rss:5%%, non_tensor_share:+2pt)")
+    regress.add_argument("--run-noise", type=float, default=None, metavar="PERCENT",
+                         help="run-to-run noise of latency on these devices (default: 1)")
+    regress.add_argument("--junit", type=Path, default=None, metavar="PATH", help="write JUnit XML here")
+    add_store_argument(regress)
+
 
 def cmd_farm(args: argparse.Namespace) -> int:
     from devices.farm import resolve_targets
@@ -133,5 +152,75 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_regress(args: argparse.Namespace) -> int:
+    from profiler.errors import InputError
+    from reports.junit import write_junit
+    from reports.regress import RUN_NOISE, exit_code, failed, judge, parse_checks
+    from reports.regress_view import render_verdicts
+    from reports.store import store_root
+
+    checks = parse_checks(args.fail)
+    store = store_root(args.store)
+    baseline = load_baseline_profiles(store, args.baseline)
+    results = collect_results(args.results, store)
+    noise = RUN_NOISE if args.run_noise is None else args.run_noise / 100
+    verdicts = [judge(baseline[key], profile, checks, run_noise=noise) if key in baseline
+                else failed(profile.device.name, key[1], f"no baseline for this device and model in {args.baseline}")
+                for key, profile in results.items()]
+    verdicts += [failed(profile.device.name, key[1], "no result: the run failed or was not made")
+                 for key, profile in baseline.items() if key not in results]
+    if not verdicts:
+        raise InputError("nothing to judge: no results and an empty baseline")
+    render_verdicts(verdicts)
+    if args.junit:
+        try:
+            write_junit(args.junit, verdicts)
+        except OSError as error:
+            raise InputError(f"{args.junit}: cannot write ({error.strerror or error})") from None
+    return exit_code(verdicts)
+
+
+def load_baseline_profiles(store: Path, name_or_path: str) -> dict:
+    """The baseline's Profiles by ``key_of``: a saved baseline (name or folder) or one JSON file."""
+    from reports.store import key_of, load_baseline
+
+    path = Path(name_or_path)
+    if path.is_file():
+        profile = _load_result(path)
+        return {key_of(profile): profile}
+    return load_baseline(store, name_or_path)
+
+
+def collect_results(paths: list[Path], store: Path) -> dict:
+    """The Profiles to judge by ``key_of`` (the latest per key): files, stores, or the default store."""
+    from profiler.errors import InputError
+    from reports.store import key_of, latest_runs, list_runs
+
+    profiles = []
+    for path in paths or [store]:
+        if path.is_dir():
+            profiles += [run.profile for run in latest_runs(list_runs(path))]
+        elif path.is_file():
+            profiles.append(_load_result(path))
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return {key_of(profile): profile for profile in profiles}
+
+
+def _load_result(path: Path):
+    """A Profile from a Profile JSON file or a stored run."""
+    import json
+
+    from profiler.errors import InputError
+    from profiler.record import Profile
+    from reports.store import load_run
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a rebirth profile or stored run ({error})") from None
+    return load_run(path).profile if isinstance(data, dict) and "profile" in data else Profile.load(path)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "farm": cmd_farm, "results": cmd_results, "baseline": cmd_baseline}
+    "farm": cmd_farm, "results": cmd_results, "baseline": cmd_baseline, "regress": cmd_regress}

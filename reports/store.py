@@ -76,12 +76,20 @@ def store_root(explicit: Optional[Path] = None) -> Path:
 def device_fingerprint(device: DeviceInfo) -> str:
     """``PRODUCT-BUILD-RUNNER8``, safe as a file name.
 
-    The product model as the device reports it, its build (the OS release the Profile records:
-    ``Android 14 (SDK 34)`` on a phone, the platform string on a host) and the first 8 hex digits
-    of the sha256 of the runner the Profile names.
+    The product model as the device reports it, its build (``ro.build.fingerprint`` on a phone, the
+    kernel version on a host; the OS release for profiles that predate it) and the first 8 hex digits
+    of the sha256 of the runner's bytes (of the runner's name for profiles that predate it).
     """
-    runner = hashlib.sha256((device.runner or "").encode()).hexdigest()[:8]
-    return f"{_safe(device.product_model or 'unknown')}-{_safe(device.os or 'unknown')}-{runner}"
+    build = _short_build(device.build) if device.build else device.os
+    runner = device.runner_sha256 or hashlib.sha256((device.runner or "").encode()).hexdigest()
+    return f"{_safe(device.product_model or 'unknown')}-{_safe(build or 'unknown')}-{runner[:8]}"
+
+
+def _short_build(build: str) -> str:
+    """A build fingerprint (``brand/product/device:release/ID/incremental:type/keys``) is long: keep
+    its release, ID and incremental, which is what changes between builds; other strings as they are."""
+    parts = build.split(":")
+    return parts[1] if len(parts) == 3 else build
 
 
 def model_key(model: ModelInfo) -> str:

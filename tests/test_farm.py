@@ -260,6 +260,14 @@ def test_fingerprint_and_key(tmp_path):
     moved = dataclasses.replace(profile, model=dataclasses.replace(profile.model, source="/ci/checkout/net.pte"))
     assert store.key_of(rebuilt)[0] != fingerprint and store.key_of(moved)[1] == "net.pte@xnnpack"
     assert store.save_run(profile, tmp_path).parent.parent.name == fingerprint
+    # With the build fingerprint and the runner's hash recorded, those name the device instead.
+    described = dataclasses.replace(profile.device, build="google/husky/husky:15/AP4A.250105.002/12701944:user/"
+                                    "release-keys", runner_sha256="ab" * 32)
+    recorded = store.device_fingerprint(described)
+    assert recorded == "Pixel_8-15_AP4A.250105.002_12701944-abababab"
+    newer = dataclasses.replace(described, build=described.build.replace("12701944", "12800000"))
+    assert store.device_fingerprint(newer) != recorded
+    assert store.device_fingerprint(dataclasses.replace(described, runner_sha256="cd" * 32)) != recorded
 
 
 def test_results_list_shows_every_run(tmp_path, capsys):
@@ -327,3 +335,72 @@ def test_run_files_are_json_with_their_metadata(tmp_path):
     assert {key: data[key] for key in ("store_version", "device", "commit", "model_key")} == \
         {"store_version": 1, "device": "pixel-8", "commit": "abc", "model_key": "zoo:synthetic@xnnpack"}
     assert data["time"].endswith("+00:00") and Profile.from_dict(data["profile"]) == profile
+
+
+def _device_run(name: str, seed: int, factor: float = 1.0):
+    """A stored-run-like Profile of device ``name``; its latency samples redrawn with ``seed``, times ``factor``."""
+    import random
+
+    from profiler.record import Latency
+
+    profile = synthetic_profile(ops=60, samples=40, device=name, source="zoo:googlenet")
+    profile = dataclasses.replace(profile, device=dataclasses.replace(profile.device, product_model=f"Phone {name}"))
+    draw = random.Random(seed)
+    raw = [factor * draw.gauss(profile.latency.p50, 0.03 * profile.latency.p50) for _ in range(40)]
+    return dataclasses.replace(profile, latency=Latency.from_samples(raw))
+
+
+def test_regress_catches_a_slowdown_passes_an_unchanged_run_and_reports_a_missing_device(tmp_path, capsys):
+    import xml.etree.ElementTree as ElementTree
+
+    baseline_store, today = tmp_path / "baseline-store", tmp_path / "today"
+    for name in ("p1", "p2", "p3"):
+        store.save_run(_device_run(name, seed=1), baseline_store)
+    assert rebirth("baseline", "save", "main", "--store", baseline_store) == 0
+    for name in ("p1", "p2", "p3"):
+        store.save_run(_device_run(name, seed=2), today)  # another day, the same speed
+    assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--junit",
+                   tmp_path / "ok.xml") == 0
+    store.save_run(_device_run("p2", seed=3, factor=1.10), today)  # a commit made p2 10% slower
+    capsys.readouterr()
+    assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--fail", "p50:5%",
+                   "--junit", tmp_path / "slow.xml") == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "regression" in out and "p2" in out
+    suites = ElementTree.parse(tmp_path / "slow.xml").getroot()
+    failures = [(suite.get("name"), case.get("name")) for suite in suites.iter("testsuite")
+                for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failures == [("p2", "p50:5%")]
+    # p3's phone was unreachable today: only p1 and p2 were stored.
+    partial = tmp_path / "partial"
+    for name in ("p1", "p2"):
+        store.save_run(_device_run(name, seed=4), partial)
+    assert rebirth("regress", "--baseline", "main", "--store", baseline_store, partial, "--junit",
+                   tmp_path / "partial.xml") == 3
+    errors = [(suite.get("name"), case.find("error").get("message"))
+              for suite in ElementTree.parse(tmp_path / "partial.xml").getroot().iter("testsuite")
+              for case in suite.iter("testcase") if case.find("error") is not None]
+    assert errors == [("p3", "no result: the run failed or was not made")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fail", "p50:fast"], "bad check"),
+    (["--baseline-is-missing"], None),
+    (["--store", "nowhere"], "no baseline 'main'"),
+])
+def test_regress_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    if message is None:
+        with pytest.raises(SystemExit) as exit_info:
+            rebirth("regress", *args)
+        assert exit_info.value.code == 2
+        return
+    store.save_run(_device_run("p1", seed=1), tmp_path / "s")
+    rebirth("baseline", "save", "main", "--store", tmp_path / "s")
+    capsys.readouterr()
+    argv = ["regress", "--baseline", "main", "--store", tmp_path / "s", *args]
+    if args[0] == "--store":
+        argv = ["regress", "--baseline", "main", *[str(tmp_path / a) if a == "nowhere" else a for a in args],
+                tmp_path / "s"]
+    assert rebirth(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

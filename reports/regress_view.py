@@ -1,0 +1,58 @@
+"""Regression verdicts in the terminal: one row per device x model x check, then one line per status."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Optional, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from reports.regress import (FAILED, IMPROVEMENT, LATENCY, MEMORY, NOISY, PASS, REGRESSION, UNKNOWN, CheckResult,
+                             Verdict, format_change)
+from reports.units import mib, ms
+
+STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", NOISY: "yellow", UNKNOWN: "yellow",
+                FAILED: "bold red"}
+
+
+def render_verdicts(verdicts: Sequence[Verdict], console: Optional[Console] = None) -> None:
+    """Print the table of verdicts and a one-line tally of the statuses."""
+    console = console or Console()
+    console.print(verdict_table(verdicts))
+    tally = Counter(verdict.status for verdict in verdicts)
+    console.print(", ".join(f"[{STATUS_STYLE[status]}]{count} {status}[/]" for status, count in tally.items()),
+                  highlight=False)
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> Table:
+    """Device, model, check, status, before, after, change with its interval, and the reason."""
+    table = Table(title="Regression checks", title_justify="left")
+    for column in ("device", "model", "check", "status", "before", "after", "change", "reason"):
+        table.add_column(column, justify="right" if column in ("before", "after", "change") else "left")
+    for verdict in verdicts:
+        device, model = escape(verdict.device), escape(verdict.model)
+        if verdict.status == FAILED:
+            table.add_row(device, model, "", _status(FAILED), "", "", "", escape(verdict.error or ""))
+        for result in verdict.results:
+            table.add_row(device, model, escape(str(result.check)), _status(result.status),
+                          _value(result, result.before), _value(result, result.after), format_change(result),
+                          escape(result.reason))
+    return table
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE[status]}]{status}[/]"
+
+
+def _value(result: CheckResult, value: Optional[float]) -> str:
+    """A before or after value in the metric's unit."""
+    if value is None:
+        return "n/a"
+    if result.check.kind == LATENCY:
+        return ms(value)
+    if result.check.kind == MEMORY:
+        return mib(int(value))
+    return f"{value:.1f}%"
+

@@ -1,0 +1,212 @@
+"""Regression checks: parsing, judging synthetic Profiles, exit codes, JUnit XML and the pytest helper."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import random
+from xml.etree import ElementTree
+
+import pytest
+from rich.console import Console
+
+from profiler.errors import InputError
+from profiler.record import Latency, Profile
+from reports import regress
+from reports.junit import write_junit
+from reports.regress import (FAILED, IMPROVEMENT, NOISY, PASS, REGRESSION, UNKNOWN, Check, assert_no_regression,
+                             exit_code, failed, judge, parse_check, parse_checks)
+from reports.regress_view import render_verdicts
+from tests.synthetic import synthetic_profile
+
+BASE = synthetic_profile(samples=40)
+
+
+def with_latency(profile: Profile, samples: list[float]) -> Profile:
+    return dataclasses.replace(profile, latency=Latency.from_samples(samples))
+
+
+def run(seed: int, samples: int = 40, scale: float = 1.0, cv: float = 0.01, level: float = 10.0) -> Profile:
+    """A run of ``samples`` latencies around ``level`` ms with autocorrelated noise, times ``scale``."""
+    generator = random.Random(seed)
+    noise, values = 0.0, []
+    for _ in range(samples):
+        noise = 0.5 * noise + generator.gauss(0, cv)
+        values.append(level * scale * (1 + noise))
+    return with_latency(BASE, values)
+
+
+def slower(profile: Profile, factor: float) -> Profile:
+    """The same samples in reverse order times ``factor``: every percentile changes by exactly ``factor``."""
+    return with_latency(profile, [sample * factor for sample in reversed(profile.latency.raw)])
+
+
+def status(baseline: Profile, current: Profile, check: str, **options) -> str:
+    return judge(baseline, current, [check], **options).results[0].status
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("p50:5%", Check("p50", 0.05, "%")),
+    (" P90 : 2.5% ", Check("p90", 0.025, "%")),
+    ("peak_rss:3%", Check("peak_rss", 0.03, "%")),
+    ("planned_memory:0%", Check("planned", 0.0, "%")),
+    ("non_tensor_share:+2pt", Check("non_tensor_share", 2.0, "pt")),
+    ("non_tensor_share:1.5pt", Check("non_tensor_share", 1.5, "pt")),
+])
+def test_parse_good_checks(text, expected):
+    assert parse_check(text) == expected
+
+
+@pytest.mark.parametrize("text", ["p50", "p50:5", "p50:-5%", "p51:5%", "latency:5%", "p50:5pt",
+                                  "non_tensor_share:2%", "peak_rss:3MB", "", "p50:5%%"])
+def test_parse_bad_checks_name_the_forms(text):
+    with pytest.raises(InputError) as error:
+        parse_check(text)
+    message = str(error.value)
+    assert "\n" not in message and repr(text) in message
+    assert "p50:5%" in message or "non_tensor_share:+2pt" in message
+
+
+def test_check_round_trips_to_text_and_defaults_apply():
+    assert [str(check) for check in parse_checks()] == list(regress.DEFAULT_CHECKS)
+    assert str(parse_check("non_tensor_share:2pt")) == "non_tensor_share:+2pt"
+    assert parse_checks(["p90:10%"]) == (Check("p90", 0.1, "%"),)
+
+
+def test_ten_percent_slowdown_is_a_regression():
+    result = judge(run(1), run(2, scale=1.10), ["p50:5%"]).results[0]
+    assert result.status == REGRESSION
+    assert 0.05 < result.change < 0.15 and result.low > 0 and result.p_value < 0.025
+    assert result.before == pytest.approx(run(1).latency.p50)
+
+
+def test_unchanged_runs_pass():
+    assert [status(run(seed), run(seed + 100), "p50:5%") for seed in range(10)] == [PASS] * 10
+
+
+def test_speedup_is_an_improvement():
+    assert status(run(1), run(2, scale=0.8), "p50:5%") == IMPROVEMENT
+
+
+def test_very_noisy_pair_is_noisy_not_pass_or_regression():
+    noisy = run(1, cv=0.25)
+    result = judge(noisy, slower(noisy, 1.06), ["p50:5%"]).results[0]
+    assert result.status == NOISY and result.change == pytest.approx(0.06)
+    assert result.low < 0 < 0.05 < result.high and "interval" in result.reason
+
+
+def test_big_change_on_three_samples_is_not_claimed():
+    result = judge(run(1, samples=3), run(2, samples=3, scale=1.5), ["p50:5%"]).results[0]
+    assert result.status == NOISY and "3 latency samples" in result.reason
+
+
+def test_missing_latency_samples_are_unknown():
+    empty = dataclasses.replace(BASE, latency=dataclasses.replace(BASE.latency, raw=()))
+    result = judge(run(1), empty, ["p50:5%"]).results[0]
+    assert result.status == UNKNOWN and "current run has no latency samples" in result.reason
+
+
+def test_run_noise_widens_the_interval():
+    baseline = run(1)
+    current = slower(baseline, 1.08)
+    quiet = judge(baseline, current, ["p50:5%"], run_noise=0.0).results[0]
+    drifting = judge(baseline, current, ["p50:5%"], run_noise=0.05).results[0]
+    assert quiet.status == REGRESSION and drifting.status == NOISY
+    assert drifting.high - drifting.low > quiet.high - quiet.low
+
+
+def test_judge_is_deterministic():
+    assert judge(run(1), run(2, scale=1.04)) == judge(run(1), run(2, scale=1.04))
+
+
+def test_measure_run_noise_from_repeated_runs():
+    assert regress.measure_run_noise([run(seed, level=10.0 + seed % 2) for seed in range(6)]) == pytest.approx(
+        0.05, abs=0.02)
+    with pytest.raises(ValueError):
+        regress.measure_run_noise([run(1)])
+
+
+def with_memory(profile: Profile, **fields) -> Profile:
+    return dataclasses.replace(profile, memory=dataclasses.replace(profile.memory, **fields))
+
+
+def test_memory_uses_model_rss_above_the_idle_runner():
+    bigger = with_memory(BASE, peak_rss_bytes=BASE.memory.peak_rss_bytes + 1_200_000)  # +4% of the 30 MB model
+    result = judge(BASE, bigger, ["peak_rss:3%"]).results[0]
+    assert result.status == REGRESSION and result.change == pytest.approx(0.04)
+    assert result.before == 30_000_000 and "idle runner" in result.reason
+    assert status(BASE, bigger, "peak_rss:5%") == PASS
+
+
+def test_memory_falls_back_to_peak_rss_and_reports_missing_values():
+    no_idle = with_memory(BASE, baseline_rss_bytes=None, peak_rss_bytes=BASE.memory.peak_rss_bytes + 1_200_000)
+    result = judge(BASE, no_idle, ["peak_rss:1%"]).results[0]
+    assert result.reason == "peak RSS" and result.change == pytest.approx(0.0133, abs=1e-3)
+    unknown = judge(BASE, with_memory(BASE, peak_rss_bytes=None), ["peak_rss:3%"]).results[0]
+    assert unknown.status == UNKNOWN and "current run has no" in unknown.reason
+
+
+def test_planned_memory_at_zero_percent():
+    assert status(BASE, with_memory(BASE, planned_bytes=BASE.memory.planned_bytes + 64), "planned:0%") == REGRESSION
+    assert status(BASE, BASE, "planned:0%") == PASS
+
+
+def test_non_tensor_share_in_points():
+    def share(value: float) -> Profile:
+        return dataclasses.replace(BASE, summary=dataclasses.replace(BASE.summary, non_tensor_share=value))
+
+    result = judge(share(0.30), share(0.325), ["non_tensor_share:+2pt"]).results[0]
+    assert result.status == REGRESSION and result.change == pytest.approx(2.5)
+    assert status(share(0.30), share(0.315), "non_tensor_share:+2pt") == PASS
+
+
+def test_exit_codes_and_their_precedence():
+    passing = judge(run(1), run(2), ["p50:5%"])
+    regressed = judge(run(1), run(2, scale=1.2), ["p50:5%"])
+    noisy = judge(run(1, samples=3), run(2, samples=3), ["p50:5%"])
+    unreachable = failed("pixel-8", "zoo:googlenet", "device unreachable")
+    assert unreachable.status == FAILED and regressed.status == REGRESSION
+    assert exit_code([passing]) == 0
+    assert exit_code([passing, regressed, unreachable, noisy]) == 1
+    assert exit_code([passing, unreachable]) == 3
+    assert exit_code([passing, noisy]) == 3
+    assert exit_code([]) == 0
+
+
+def test_assert_no_regression_names_the_metric():
+    with pytest.raises(AssertionError, match=r"pixel-8 regressed:\n  p50:5%: regression, \+20\.0%"):
+        assert_no_regression(run(1), slower(run(1), 1.2), "p50:5%", "peak_rss:3%")
+    verdict = assert_no_regression(run(1), run(2), "p50:5%")
+    assert verdict.status == PASS
+
+
+def test_junit_is_valid_and_escaped(tmp_path):
+    name = "<&\"'>"
+    regressed = dataclasses.replace(judge(run(1), run(2, scale=1.2), ["p50:5%", "peak_rss:5%"]), device=name)
+    noisy = judge(run(1, samples=3), run(2, samples=3), ["p50:5%"])
+    broken = failed(name, "zoo:<model>", "adb: \x1b[31mconnection refused & gone")
+    path = tmp_path / "junit.xml"
+    write_junit(path, [regressed, noisy, broken])
+
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "testsuites"
+    assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "4", "failures": "1", "errors": "1", "skipped": "1"}
+    suites = {suite.get("name"): suite for suite in root.findall("testsuite")}
+    assert set(suites) == {name, "pixel-8"} and suites[name].get("tests") == "3"
+    failure = suites[name].find("testcase[@name='p50:5%']/failure")
+    assert failure is not None and "p50:5%: regression" in failure.get("message")
+    error = suites[name].find("testcase[@classname='zoo:<model>']/error")
+    assert error is not None and "connection refused & gone" in error.text
+    assert "over" not in suites["pixel-8"].find("testcase/skipped").get("message")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_render_verdicts_shows_every_check_and_escapes_names():
+    verdicts = [dataclasses.replace(judge(run(1), run(2, scale=1.2)), device="[bold]phone"),
+                failed("lab-2", "zoo:googlenet", "unreachable")]
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    render_verdicts(verdicts, console)
+    text = console.file.getvalue()
+    assert "[bold]phone" in text and "regression" in text and "unreachable" in text
+    assert text.count("[bold]phone") == 3 and "1 regression, 1 failed" in text
