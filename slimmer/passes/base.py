@@ -68,6 +68,17 @@ class SlimPass(PassBase):
         return finish(gm)
 
 
+class ShapedPass(SlimPass):
+    """A pass whose matching needs tensor shapes: it keeps example inputs to propagate them."""
+
+    def __init__(self, example_inputs: tuple):
+        super().__init__()
+        self.example_inputs = example_inputs
+
+    def shapes(self, gm: fx.GraphModule) -> dict[str, tuple[int, ...]]:
+        return shapes(gm, self.example_inputs)
+
+
 def shapes(gm: fx.GraphModule, example_inputs) -> dict[str, tuple[int, ...]]:
     """Output shape of every tensor-valued node for the example inputs."""
     from torch.fx.passes.shape_prop import ShapeProp

@@ -9,7 +9,7 @@ import torch
 from torch import fx, nn
 
 from slimmer.graph import bypass, module_of, only_user, replace_module
-from slimmer.passes.base import Match, SlimPass, nodes_by_name, shapes
+from slimmer.passes.base import Match, ShapedPass, SlimPass, nodes_by_name
 from slimmer.passes.streamline import ACTIVATIONS, POOLS, _pair
 
 
@@ -55,7 +55,7 @@ CHANNEL_WISE = ACTIVATIONS + (nn.Identity, nn.Dropout, nn.BatchNorm2d)
 """Layers that keep each channel to itself: a convolution followed only by these can grow outputs."""
 
 
-class RemoveThinBranch(SlimPass):
+class RemoveThinBranch(ShapedPass):
     """Branch slimming (DeepRebirth, horizontal), approximate: a thin branch of a channel concat
     (at most ``THIN`` of the concat's width) is removed and its width given to the neighbouring
     branch, whose last convolution grows by as many outputs, on the same side of the concat, so every
@@ -66,12 +66,8 @@ class RemoveThinBranch(SlimPass):
     exact = False
     THIN = 0.25
 
-    def __init__(self, example_inputs: tuple):
-        super().__init__()
-        self.example_inputs = example_inputs
-
     def matches(self, gm: fx.GraphModule) -> list[Match]:
-        known = shapes(gm, self.example_inputs)
+        known = self.shapes(gm)
         found = []
         for cat in gm.graph.nodes:
             branches = _branches(gm, cat)

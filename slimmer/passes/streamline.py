@@ -15,7 +15,7 @@ from typing import Optional
 from torch import fx, nn
 
 from slimmer.graph import bypass, module_of, only_user, replace_module
-from slimmer.passes.base import Match, SlimPass, nodes_by_name, shapes
+from slimmer.passes.base import Match, ShapedPass, SlimPass, nodes_by_name
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
@@ -25,16 +25,12 @@ def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-class MergePoolIntoConv(SlimPass):
+class MergePoolIntoConv(ShapedPass):
     kind = "merge_pool_into_conv"
     exact = False
 
-    def __init__(self, example_inputs: tuple):
-        super().__init__()
-        self.example_inputs = example_inputs
-
     def matches(self, gm: fx.GraphModule) -> list[Match]:
-        known = shapes(gm, self.example_inputs)
+        known = self.shapes(gm)
         found = []
         for node in gm.graph.nodes:
             chain = self._chain(gm, node)
@@ -82,7 +78,7 @@ class MergePoolIntoConv(SlimPass):
         nodes = nodes_by_name(gm)
         chain = [nodes[name] for name in match.nodes]
         conv, pool = gm.get_submodule(chain[0].target), gm.get_submodule(chain[-1].target)
-        known = shapes(gm, self.example_inputs)
+        known = self.shapes(gm)
         padding = self._padding(conv, pool, known[chain[0].args[0].name], known[chain[-1].name])
         merged = copy.deepcopy(conv)
         merged.stride = tuple(c * p for c, p in zip(_pair(conv.stride), _pair(pool.stride)))
