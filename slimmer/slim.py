@@ -99,6 +99,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     batches = [images for images, _ in labelled]
     logits = TeacherLogits(teacher, labelled)
     rejected: set[tuple[str, tuple[str, ...]]] = set()
+    known: Optional[float] = None  # the quality of ``current``, once a learned merge measured it
     least = options.min_gain * sum(times.values())
     for _ in range(options.max_merges):
         ranked = [(c, p) for c, p in candidates(current, make_passes(example_inputs, exact_only), times,
@@ -131,19 +132,23 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
                 say(f"skipped {candidate.match.kind} {', '.join(candidate.match.layers)}: {drop:.2f} points lost")
                 continue
         current = trial
+        if quality is not None:
+            known = quality  # exact merges keep it
         result.merges.append(_merge(candidate, quality))
         say(f"merged {candidate.match.kind} {', '.join(candidate.match.layers)} "
             f"(saves ~{candidate.gain_ms:.2f} ms" + (f", quality {quality:.1f})" if quality is not None else ")"))
     if loaders is not None and any(not m.exact for m in result.merges):
         tuned = copy.deepcopy(current)
         fit_end_to_end(tuned, logits, options.end_to_end_steps, options.seed, trained, progress)
-        if _quality(tuned, teacher_classes, loaders, trained) >= _quality(current, teacher_classes, loaders, trained):
-            current = tuned
+        tuned_quality = _quality(tuned, teacher_classes, loaders, trained)
+        if tuned_quality >= known:
+            current, known = tuned, tuned_quality
     result.model = current
     result.params_after = parameters(current)
     result.macs_after = sum(layer_macs(current, example_inputs).values())
     if loaders is not None:
-        result.agreement = agreement(current, teacher_classes, loaders.held_out)
+        result.agreement = known if known is not None and not trained else \
+            agreement(current, teacher_classes, loaders.held_out)
         if trained:
             result.accuracy_after = evaluate(current, loaders.held_out)
     return result

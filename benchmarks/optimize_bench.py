@@ -1,0 +1,72 @@
+"""Benchmark of the whole pipeline; results go to benchmarks/results/optimize.json.
+
+    python benchmarks/optimize_bench.py [--model zoo:googlenet] [--warm]
+
+Runs `rebirth optimize MODEL -o OUTDIR` as a user would, in its own process, with an empty cache
+(exports and trained weights made from scratch; ``--warm`` keeps the user's cache), and records
+the wall time of the whole command and of each of its four stages (from the stage lines it prints
+as it goes, timestamped as they arrive), plus what it reached. Goal for zoo:googlenet on this
+2-core machine: <= 10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "… "
+
+
+def run(model: str, warm: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rebirth-optimize-bench-") as folder:
+        env = dict(os.environ)
+        if not warm:
+            env["REBIRTH_CACHE"] = str(Path(folder) / "cache")
+        outdir = Path(folder) / "out"
+        command = [sys.executable, "-m", "rebirth", "optimize", model, "-o", str(outdir)]
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        stages = []
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            if line.startswith(STAGE):
+                stages.append((round(time.perf_counter() - start, 1), line[len(STAGE):].strip()))
+        code = process.wait()
+        wall = time.perf_counter() - start
+        slim = json.loads((outdir / "slim.json").read_text()) if code == 0 else {}
+        before, after = ({} if code else json.loads((outdir / name).read_text()) for name in ("before.json", "after.json"))
+        return {
+            "model": model, "exit_code": code, "cold_cache": not warm, "wall_s": round(wall, 1),
+            "stages_s": stages,
+            "report_bytes": (outdir / "report.html").stat().st_size if code == 0 else None,
+            "p50_ms": {"before": before.get("latency_ms", {}).get("p50"), "after": after.get("latency_ms", {}).get("p50")},
+            "merges": [(m["kind"], m["layers"]) for m in slim.get("merges", [])],
+            "accuracy": slim.get("accuracy"),
+            "goal": "<= 600 s",
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="zoo:googlenet")
+    parser.add_argument("--warm", action="store_true", help="keep the user's export and weights cache")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/optimize.json")
+    args = parser.parse_args()
+    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, **run(args.model, args.warm)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}: {result['wall_s']} s, exit code {result['exit_code']}")
+    return 0 if result["exit_code"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
