@@ -130,7 +130,8 @@ def _profile_measured_elsewhere(monkeypatch, tmp_path):
 def test_slim_learns_from_the_users_data_and_judges_an_untrained_model_by_agreement(capsys, tmp_path, monkeypatch):
     import json
 
-    (tmp_path / "net.py").write_text("from tests.test_slimmer_plan import Net, X\n\ndef make():\n    return Net(), X\n")
+    (tmp_path / "net.py").write_text("import torch\nfrom tests.test_slimmer_plan import Net, X\n\n"
+                                     "def make():\n    torch.manual_seed(0)\n    return Net(), X\n")
     (tmp_path / "mydata.py").write_text(USER_DATA)
     monkeypatch.chdir(tmp_path)
     profile = _profile_measured_elsewhere(monkeypatch, tmp_path)
