@@ -50,7 +50,7 @@ def resolve_targets(names: Sequence[str] = (), all_devices: bool = False, group:
         ConfigError: the inventory is wrong.
     """
     inventory = inventory or read_inventory()
-    where = str(inventory.path or "no devices.toml")
+    where = str(inventory.path) if inventory.path else "the inventory (there is no devices.toml)"
     if all_devices:
         chosen = list(inventory.devices)
     elif group is not None:
