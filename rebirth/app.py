@@ -361,7 +361,7 @@ def optimize(request: OptimizeRequest, say: Callable[[str], None] = lambda text:
     try:
         announce(f"1/4 {OPTIMIZE_STAGES[0]}")
         before = profile(request.model, options, progress, stage)
-        _save(before, outdir / "before.json")
+        before.save(outdir / "before.json")
         announce(f"2/4 {OPTIMIZE_STAGES[1]}")
         record = slim(SlimRequest(request.model, outdir, outdir / "before.json", request.backend,
                                   max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
@@ -370,17 +370,12 @@ def optimize(request: OptimizeRequest, say: Callable[[str], None] = lambda text:
                       say, progress)
         announce(f"3/4 {OPTIMIZE_STAGES[2]}")
         after = profile(str(outdir / "slim.pte"), replace(options, etrecord=outdir / "slim.etrecord"), progress, stage)
-        _save(after, outdir / "after.json")
+        after.save(outdir / "after.json")
         announce(f"4/4 {OPTIMIZE_STAGES[3]}")
         report = write_html(outdir / "report.html", before, after, record)
     except OSError as error:
         raise InputError(f"{outdir}: cannot write ({error.strerror or error})") from None
     return Optimized(before, after, record, report)
-
-
-def _save(record: Profile, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record.save(path)
 
 
 def _profile_for_slimming(request: SlimRequest, say, progress):

@@ -32,17 +32,22 @@ def non_negative(text: str) -> int:
     return value
 
 
-def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="a .pte, a .pt2, file.py:NAME (returns (model, example_inputs)) or zoo:NAME")
-    parser.add_argument("--device", default="local", help="device name (default: local, this host)")
+def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's") -> None:
+    """--backend, --warmup, --iterations and --threads: how a model is lowered and run on a device."""
     parser.add_argument("--backend", choices=BACKENDS, default="xnnpack",
                         help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
     parser.add_argument("--warmup", type=non_negative, default=None,
-                        help="untimed runs first (default: the device's in devices.toml, else 3)")
+                        help=f"untimed runs first (default: {whose} in devices.toml, else 3)")
     parser.add_argument("--iterations", type=positive, default=None,
-                        help="timed runs (default: the device's in devices.toml, else 20)")
+                        help=f"timed runs (default: {whose} in devices.toml, else 20)")
     parser.add_argument("--threads", type=positive, default=None,
-                        help="runtime threads (default: the device's; phones: one per big core)")
+                        help=f"runtime threads (default: {whose}; phones: one per big core)")
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a .pte, a .pt2, file.py:NAME (returns (model, example_inputs)) or zoo:NAME")
+    parser.add_argument("--device", default="local", help="device name (default: local, this host)")
+    add_run_settings(parser)
     parser.add_argument("--etrecord", type=Path, default=None,
                         help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the Profile record here")
@@ -102,10 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("model", help="file.py:NAME or zoo:NAME")
     optimize.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
     optimize.add_argument("--device", default="local", help="device name (default: local, this host)")
-    optimize.add_argument("--backend", choices=BACKENDS, default="xnnpack")
-    optimize.add_argument("--warmup", type=non_negative, default=None, help="untimed runs first (default: 3)")
-    optimize.add_argument("--iterations", type=positive, default=None, help="timed runs (default: 20)")
-    optimize.add_argument("--threads", type=positive, default=None, help="runtime threads (default: the device's)")
+    add_run_settings(optimize)
     add_slimming_arguments(optimize)
     report = commands.add_parser(
         "report", help="the before/after report of two profiles (HTML and terminal)",

@@ -36,7 +36,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(subparsers) -> None:
     """Add `farm`, `results` and `baseline` to rebirth's sub-commands."""
-    from rebirth.cli import BACKENDS, non_negative, positive
+    from rebirth.cli import add_run_settings
 
     farm = subparsers.add_parser("farm", help="profile a model on many devices at once and store the results",
                                  description="Profile a model on many devices at once and store the results.")
@@ -52,13 +52,7 @@ def add_commands(subparsers) -> None:
                             "address) or adb:SERIAL (a phone of a running adb server)")
     which.add_argument("--all", action="store_true", help="every device of devices.toml")
     which.add_argument("--group", metavar="NAME", help="a group of devices.toml's [groups] table")
-    run.add_argument("--backend", choices=BACKENDS, default="xnnpack",
-                     help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
-    run.add_argument("--warmup", type=non_negative, default=None,
-                     help="untimed runs first (default: each device's in devices.toml, else 3)")
-    run.add_argument("--iterations", type=positive, default=None,
-                     help="timed runs (default: each device's in devices.toml, else 20)")
-    run.add_argument("--threads", type=positive, default=None, help="runtime threads (default: each device's)")
+    add_run_settings(run, whose="each device's")
     run.add_argument("--etrecord", type=Path, default=None,
                      help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")
     add_store_argument(run)
