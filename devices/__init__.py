@@ -1,13 +1,17 @@
-"""Devices that run rebirth's runner: the host (``local``) and Android phones over ADB."""
+"""Devices that run rebirth's runner: the host (``local``) and Android phones over ADB; listing,
+describing and checking them; an emulated phone; and fanning work out over a farm of them.
 
-from devices.base import (Device, DeviceDescription, DeviceState, CoreState, ProgressCallback,
-                          RunRequest, RunResult)
-from devices.errors import (ConfigError, DeviceError, ModelRejectedError, RunnerError, UnauthorizedError,
-                            UnknownDeviceError, UnreachableError)
+Light names only: nothing here imports torch or executorch.
+"""
+
+from devices.base import Device, ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
+from devices.farm import Outcome, fan_out, resolve_targets
 from devices.registry import DEFAULT_DEVICE, open_device
+from devices.runlog import RunLog
+from devices.status import EmulatorOptions, check_device, device_report, list_devices, start_emulator
 
 __all__ = [
-    "ConfigError", "CoreState", "Device", "DeviceDescription", "DeviceError", "DeviceState", "DEFAULT_DEVICE",
-    "ModelRejectedError", "ProgressCallback", "RunRequest", "RunResult", "RunnerError", "UnauthorizedError",
-    "UnknownDeviceError", "UnreachableError", "open_device",
+    "DEFAULT_DEVICE", "Device", "EmulatorOptions", "Outcome", "ProbeModel", "ProgressCallback", "RunDefaults",
+    "RunLog", "RunRequest", "RunResult", "check_device", "device_report", "fan_out", "list_devices", "open_device",
+    "resolve_targets", "start_emulator",
 ]

@@ -15,19 +15,22 @@ Layout on the phone, under the work folder (default ``/data/local/tmp/rebirth``)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
 import shlex
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
+from collections.abc import Callable
 
+from contract.device import Battery, CheckItem, DeviceInfo, DeviceReport, DeviceState
+from contract.errors import ConfigError, DeviceError, RunnerError, UnauthorizedError, UnreachableError
+from contract.files import sha256_file
 from devices import phonestate, runlog
-from devices.base import DeviceDescription, DeviceState, ProgressCallback, RunRequest, RunResult
-from devices.errors import DeviceError, RunnerError, UnauthorizedError, UnreachableError, runner_failure
+from devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from devices.inventory import DeviceConfig
 from devices.transport import NotAuthorizedError, ShellResult, Transport, TransportError
 
@@ -43,11 +46,12 @@ def q(value: object) -> str:
     return shlex.quote(str(value))
 
 
-@dataclass(frozen=True)
-class CheckItem:
-    name: str
-    ok: bool
-    detail: str
+@dataclass
+class _Watch:
+    """What the shell around a run reports: the runner's pid and its highest VmHWM in bytes."""
+
+    pid: Optional[str] = None
+    peak: Optional[int] = None
 
 
 class RunDeadline:
@@ -87,6 +91,17 @@ class AdbDevice:
         self.transport = transport or make_transport(config)
         self._props: Optional[dict[str, str]] = None
         self._runner: Optional[str] = None
+
+    def __enter__(self) -> AdbDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def defaults(self) -> RunDefaults:
+        config = self.config
+        return RunDefaults(config.warmup, config.iterations, config.threads, config.cooldown_s)
 
     # -- the choke point ------------------------------------------------------------------------
     def call(self, step: str, command: str, action: Callable[[], object]):
@@ -138,12 +153,12 @@ class AdbDevice:
             self._props = phonestate.parse_props(self.shell(phonestate.PROPS, "describe").output)
         return self._props
 
-    def describe(self) -> DeviceDescription:
+    def describe(self) -> DeviceInfo:
         props = self.props()
         android = props.get("ro.build.version.release")
         sdk = props.get("ro.build.version.sdk")
         model = " ".join(filter(None, (props.get("ro.product.manufacturer"), props.get("ro.product.model"))))
-        return DeviceDescription(
+        return DeviceInfo(
             self.name, self.kind, serial=props.get("ro.serialno") or self.transport.target,
             product_model=model or None, abi=props.get("ro.product.cpu.abi"),
             os=f"Android {android} (SDK {sdk})" if android else None, runner=self._runner,
@@ -156,8 +171,13 @@ class AdbDevice:
     def state(self) -> DeviceState:
         return self.snapshot().state()
 
-    def battery(self) -> phonestate.Battery:
+    def battery(self) -> Battery:
         return phonestate.parse_battery(self.shell(phonestate.BATTERY, "battery", check=False).output)
+
+    def report(self) -> DeviceReport:
+        snapshot = self.snapshot("info")
+        return DeviceReport(self.describe(), self.props(), snapshot.cores, snapshot.zones, self.battery(),
+                            self.config.cpu_mask or phonestate.big_core_mask(snapshot.cores))
 
     # -- the runner -----------------------------------------------------------------------------
     @property
@@ -172,8 +192,6 @@ class AdbDevice:
         """
         if self.config.runner is not None:
             if not self.config.runner.is_file():
-                from devices.errors import ConfigError
-
                 raise ConfigError(f"{self.config.source}: runner {self.config.runner} is not a file",
                                   device=self.name, step="runner")
             remote = f"{self.workdir}/bin/executor_runner"
@@ -198,7 +216,7 @@ class AdbDevice:
 
     def push_if_changed(self, local: Path, remote: str, progress: Optional[ProgressCallback] = None) -> bool:
         """Push ``local`` unless the phone already has the same bytes there; True when it pushed."""
-        if self.remote_sha256(remote) == sha256_of(local):
+        if self.remote_sha256(remote) == sha256_file(local):
             return False
         self.shell(f"mkdir -p {q(remote.rsplit('/', 1)[0])}", "push")
         self.push(local, remote, progress=progress)
@@ -220,7 +238,7 @@ class AdbDevice:
         try:
             log, peak, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress)
             if code != 0:
-                raise runner_failure(self.name, command, code, log)
+                raise runlog.runner_failure(self.name, command, code, log)
             after = self.snapshot("state")
             etdump = None
             if request.etdump:
@@ -229,9 +247,8 @@ class AdbDevice:
         finally:
             self._cleanup(run_dir)
         parsed = runlog.parse_log(log)
-        return RunResult(etdump, log, max(filter(None, (peak, parsed.peak_rss_bytes)), default=None),
-                         parsed.baseline_rss_bytes, before.state(), after.state(), threads=threads,
-                         cpu_affinity=mask)
+        return RunResult(etdump, parsed, max(filter(None, (peak, parsed.peak_rss_bytes)), default=None),
+                         before.state(), after.state(), threads=threads, cpu_affinity=mask)
 
     def run_command(self, runner: str, model: str, run_dir: str, executions: int, mask: Optional[str],
                     threads: Optional[int], etdump: bool = True) -> str:
@@ -255,24 +272,20 @@ class AdbDevice:
                   f"  sleep {POLL_S}\ndone\nwait $pid")
         deadline = RunDeadline(executions, request.model_path.stat().st_size)
         lines: list[str] = []
-        state = {"pid": None, "peak": None}
+        watch = _Watch()
 
         def on_line(line: str) -> None:
             if line.startswith("__pid "):
-                state["pid"] = line.split()[1]
+                watch.pid = line.split()[1]
             elif line.startswith("__hwm "):
                 kib = line.split()[1]
                 if kib.isdigit():
-                    state["peak"] = max(state["peak"] or 0, int(kib) * 1024)
+                    watch.peak = max(watch.peak or 0, int(kib) * 1024)
             else:
                 lines.append(line)
-                done = runlog.progress_of(line)
+                done = runlog.report_progress(line, request.warmup, request.iterations, progress)
                 if done:
                     deadline.seen(done[0], runlog.iteration_ms(line) or 0.0)
-                    if progress and done[0] <= request.warmup:
-                        progress("warmup", done[0], request.warmup)
-                    elif progress:
-                        progress("run", done[0] - request.warmup, request.iterations)
             if deadline.remaining() < 0:
                 raise TransportError(f"the run took longer than the {deadline.total_s:.0f} s planned for it")
 
@@ -280,9 +293,9 @@ class AdbDevice:
             result = self.shell(script, "run", timeout_s=deadline.total_s * 4, check=False, on_line=on_line,
                                 idle_s=SHORT_S)
         except DeviceError:
-            self._kill(state["pid"])
+            self._kill(watch.pid)
             raise
-        return "".join(lines), state["peak"], result.exit_code, command
+        return "".join(lines), watch.peak, result.exit_code, command
 
     def _pull_etdump(self, remote: str, local: Path, progress) -> None:
         size_text = self.shell(f"stat -c %s {q(remote)} 2>/dev/null || echo missing", "pull").output.strip()
@@ -311,7 +324,7 @@ class AdbDevice:
                 pass
 
     # -- rebirth devices check ------------------------------------------------------------------
-    def check(self, probe: Optional[Callable[[], Path]] = None) -> list[CheckItem]:
+    def check(self, probe: Optional[ProbeModel] = None) -> list[CheckItem]:
         """Reachable, authorized, runner present and (given a probe model) built with the event tracer."""
         try:
             self.props()
@@ -329,8 +342,6 @@ class AdbDevice:
         return items
 
     def _check_tracer(self, probe_pte: Path) -> CheckItem:
-        import tempfile
-
         request = RunRequest(probe_pte, iterations=1, warmup=0, threads=1)
         with tempfile.TemporaryDirectory(prefix="rebirth-check-") as folder:
             try:
@@ -348,17 +359,10 @@ def make_transport(config: DeviceConfig) -> Transport:
     from devices.transport import AdbServerTransport, AdbShellTransport
 
     if config.transport == "adb-server":
+        assert config.serial, "the inventory requires a serial for an adb-server phone"
         return AdbServerTransport(config.serial)
     return AdbShellTransport(address=config.address, serial=config.serial, usb=config.transport == "usb",
                              key_path=config.key, auth_timeout_s=config.auth_timeout_s)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _safe_name(name: str) -> str:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
+from collections.abc import Callable
+
+from contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState
+from devices.runlog import RunLog
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``; stages: ``push``, ``warmup``, ``run``, ``pull``."""
+
+ProbeModel = Callable[[], Path]
+"""Returns a small .pte that any runner can run: `check` runs it to see that the runner writes an ETDump."""
 
 
 @dataclass(frozen=True)
@@ -24,46 +31,22 @@ class RunRequest:
 
 
 @dataclass(frozen=True)
-class CoreState:
-    index: int
-    max_freq_khz: Optional[int] = None
-    cur_freq_khz: Optional[int] = None
-    governor: Optional[str] = None
+class RunDefaults:
+    """Run settings a device's inventory entry gives; None where it gives none."""
 
-
-@dataclass(frozen=True)
-class DeviceState:
-    """Clocks and temperature at one moment."""
-
-    cores: tuple[CoreState, ...] = ()
-    temperature_c: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class DeviceDescription:
-    """What does not change between runs."""
-
-    name: str
-    kind: str
-    serial: Optional[str] = None
-    product_model: Optional[str] = None
-    abi: Optional[str] = None
-    os: Optional[str] = None
-    runner: Optional[str] = None
-    build: Optional[str] = None
-    """The OS build (``ro.build.fingerprint`` on Android)."""
-    runner_sha256: Optional[str] = None
-    """The runner's bytes, hashed: a rebuilt runner is another device for the result store."""
+    warmup: Optional[int] = None
+    iterations: Optional[int] = None
+    threads: Optional[int] = None
+    cooldown_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What came back from a run: the ETDump on the host, the runner's log and memory."""
+    """What came back from a run: the ETDump on the host, the runner's log (parsed once) and memory."""
 
     etdump_path: Optional[Path]
-    log: str
+    log: RunLog
     peak_rss_bytes: Optional[int]
-    baseline_rss_bytes: Optional[int]
     state_before: DeviceState = field(default_factory=DeviceState)
     state_after: DeviceState = field(default_factory=DeviceState)
     threads: Optional[int] = None
@@ -71,15 +54,40 @@ class RunResult:
     cpu_affinity: Optional[str] = None
     """The ``taskset`` mask (hex) or core list the runner was pinned to."""
 
+    @property
+    def baseline_rss_bytes(self) -> Optional[int]:
+        """The runner's resident memory before it loaded the model, as it said."""
+        return self.log.baseline_rss_bytes
+
 
 class Device(Protocol):
-    """A place that runs the runner: the host (``local``) or a phone."""
+    """A place that runs the runner: the host (``local``) or a phone. Use it as a context manager (or call
+    ``close``): a phone keeps its connection open until then."""
 
     name: str
+    kind: str
+    """``local`` or ``adb``."""
 
-    def describe(self) -> DeviceDescription: ...
+    @property
+    def defaults(self) -> RunDefaults: ...
+
+    def describe(self) -> DeviceInfo: ...
 
     def state(self) -> DeviceState: ...
 
     def run(self, request: RunRequest, workdir: Path,
             progress: Optional[ProgressCallback] = None) -> RunResult: ...
+
+    def report(self) -> DeviceReport:
+        """Identity, clocks, temperatures and battery, for `rebirth devices info`."""
+        ...
+
+    def check(self, probe: Optional[ProbeModel] = None) -> list[CheckItem]:
+        """Whether the device can be profiled: reachable, authorized, runner present, event tracer on."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Device: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -13,9 +13,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Generic, Optional, Sequence, TypeVar
+from typing import Generic, Optional, TypeVar
+from collections.abc import Callable, Sequence
 
-from devices.errors import DeviceError, UnknownDeviceError
+from contract.errors import DeviceError, UnknownDeviceError
 from devices.inventory import Inventory, adhoc_config, read_inventory
 
 T = TypeVar("T")

@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Optional
 
-from devices.base import CoreState, DeviceState
+from contract.device import CoreState, DeviceState
 
 CPU_ROOT = Path("/sys/devices/system/cpu")
 THERMAL_ROOT = Path("/sys/class/thermal")

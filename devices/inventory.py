@@ -33,13 +33,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from devices.errors import ConfigError, UnknownDeviceError
+from contract.errors import ConfigError, UnknownDeviceError
+from contract.names import NAME_RULE, is_name
 
 ENV_VAR = "REBIRTH_DEVICES"
 FILE_NAME = "devices.toml"
 DEFAULT_WORKDIR = "/data/local/tmp/rebirth"
 TRANSPORTS = ("tcp", "usb", "adb-server")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ def read_inventory(path: Optional[Path] = None) -> Inventory:
 
 def _group(path: Path, name: str, members, devices: dict[str, DeviceConfig]) -> tuple[str, ...]:
     where = f"{path}: [groups] {name}"
-    if not _NAME.match(name):
-        raise ConfigError(f"{where}: {name!r} cannot name a group (letters, digits, '.', '_', '-')", step="inventory")
+    if not is_name(name):
+        raise ConfigError(f"{where}: {name!r} cannot name a group ({NAME_RULE})", step="inventory")
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise ConfigError(f"{where} must be a non-empty list of device names, such as [\"s6\", \"pixel7\"]",
                           step="inventory")
@@ -182,17 +182,17 @@ def adhoc_config(spec: str) -> DeviceConfig:
     return DeviceConfig(spec, address=spec)
 
 
-_TYPES = {"transport": str, "address": str, "serial": str, "runner": str, "workdir": str, "cpu_mask": str,
-          "threads": int, "warmup": int, "iterations": int, "cooldown_s": (int, float), "key": str,
-          "auth_timeout_s": (int, float)}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "transport": str, "address": str, "serial": str, "runner": str, "workdir": str, "cpu_mask": str, "threads": int,
+    "warmup": int, "iterations": int, "cooldown_s": (int, float), "key": str, "auth_timeout_s": (int, float)}
 
 
 def _entry(path: Path, name: str, entry) -> DeviceConfig:
     where = f"{path}: [devices.{name}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a table", device=name, step="inventory")
-    if not _NAME.match(name) or name == "local":
-        raise ConfigError(f"{where}: {name!r} cannot name a phone (letters, digits, '.', '_', '-'; not 'local')",
+    if not is_name(name) or name == "local":
+        raise ConfigError(f"{where}: {name!r} cannot name a phone ({NAME_RULE}; not 'local')",
                           device=name, step="inventory")
     known = {f.name for f in fields(DeviceConfig)} - {"name", "source"}
     for key, value in entry.items():
@@ -200,7 +200,8 @@ def _entry(path: Path, name: str, entry) -> DeviceConfig:
             raise ConfigError(f"{where}: unknown key {key!r}; keys: {', '.join(sorted(known))}", device=name,
                               step="inventory")
         if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
-            expected = "a number" if isinstance(_TYPES[key], tuple) else _TYPES[key].__name__
+            kind = _TYPES[key]
+            expected = kind.__name__ if isinstance(kind, type) else "a number"
             raise ConfigError(f"{where}: {key} must be {expected}", device=name, step="inventory")
     transport = entry.get("transport", "usb" if "serial" in entry and "address" not in entry else "tcp")
     if transport not in TRANSPORTS:
@@ -224,7 +225,7 @@ def _entry(path: Path, name: str, entry) -> DeviceConfig:
         raise ConfigError(f"{where}: workdir must be an absolute folder such as {DEFAULT_WORKDIR}", device=name,
                           step="inventory")
     mask = entry.get("cpu_mask")
-    if mask is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", mask) or mask is not None and int(mask, 16) == 0:
+    if (mask is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", mask)) or (mask is not None and int(mask, 16) == 0):
         raise ConfigError(f"{where}: cpu_mask must be a non-zero hex mask such as \"f0\"", device=name,
                           step="inventory")
     for key in ("threads", "iterations"):

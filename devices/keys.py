@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
+from collections.abc import Callable
 
 
 def key_path() -> Path:
@@ -43,9 +44,3 @@ def signer(path: Optional[Path] = None):
 
     path = ensure_key(path)
     return PythonRSASigner(path.with_name(path.name + ".pub").read_text(), path.read_text())
-
-
-def public_key_line(path: Optional[Path] = None) -> str:
-    """The public key, as one ``adbkey.pub`` line."""
-    path = ensure_key(path)
-    return path.with_name(path.name + ".pub").read_text().strip()

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from devices.base import CoreState, DeviceState
+from contract.device import Battery, CoreState, DeviceState, Zone
 
 # One line per core and per thermal zone; '-' where a file cannot be read (unrooted phones hide some).
 SNAPSHOT = (
@@ -25,27 +25,12 @@ _PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 
 
 @dataclass(frozen=True)
-class Zone:
-    index: int
-    kind: str
-    temperature_c: Optional[float]
-
-
-@dataclass(frozen=True)
 class Snapshot:
     cores: tuple[CoreState, ...]
     zones: tuple[Zone, ...]
 
     def state(self) -> DeviceState:
         return DeviceState(self.cores, hottest(self.zones))
-
-
-@dataclass(frozen=True)
-class Battery:
-    level: Optional[int] = None
-    temperature_c: Optional[float] = None
-    status: Optional[str] = None
-    powered: Optional[str] = None
 
 
 def parse_props(text: str) -> dict[str, str]:
@@ -103,11 +88,11 @@ def parse_battery(text: str) -> Battery:
 
 def big_core_mask(cores: tuple[CoreState, ...]) -> Optional[str]:
     """Hex ``taskset`` mask of the cores with the highest maximum frequency (None when unknown)."""
-    known = [core for core in cores if core.max_freq_khz]
+    known = {core.index: core.max_freq_khz for core in cores if core.max_freq_khz}
     if not known:
         return None
-    top = max(core.max_freq_khz for core in known)
-    return format(sum(1 << core.index for core in known if core.max_freq_khz == top), "x")
+    top = max(known.values())
+    return format(sum(1 << index for index, freq in known.items() if freq == top), "x")
 
 
 def mask_cores(mask: str) -> tuple[int, ...]:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
-from devices.errors import UnknownDeviceError
+from contract.errors import UnknownDeviceError
+from devices.base import Device
 
 DEFAULT_DEVICE = "local"
 
 
-def known_devices(inventory: Optional[dict] = None) -> list[str]:
-    from devices.inventory import load_inventory
-
-    return [DEFAULT_DEVICE] + sorted(load_inventory() if inventory is None else inventory)
-
-
-def open_device(name: str):
+def open_device(name: str) -> Device:
     """The device called ``name``: ``local``, a phone of the inventory, or one named by where it is
-    (``host:port`` or ``adb:SERIAL``, see ``devices.inventory.adhoc_config``).
+    (``host:port`` or ``adb:SERIAL``, see ``devices.inventory.adhoc_config``). Close it when done.
 
     Raises:
         UnknownDeviceError: no device of that name is configured.

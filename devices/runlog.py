@@ -1,10 +1,18 @@
-"""Parse a runner's log: ExecuTorch's native ``executor_runner`` or rebirth's Python one."""
+"""Parse a runner's log: ExecuTorch's native ``executor_runner`` or rebirth's own runners; and what a
+failed run's output says went wrong."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Optional
+from collections.abc import Callable
+
+from contract.errors import ModelRejectedError, RunnerError
+
+EXIT_LOAD_FAILED = 3
+"""rebirth's runners exit with this when the program or its method does not load."""
+EXIT_RUN_FAILED = 4
 
 _LOADED = re.compile(r"Model loaded in ([\d.]+) ms")
 _EXECUTED = re.compile(r"Model executed successfully (\d+) time\(s\) in ([\d.]+) ms")
@@ -18,6 +26,8 @@ _MISSING_OP = re.compile(r"Missing operator: \[\d+\] ([\w:.]+)")
 class RunLog:
     """What a runner said about its run."""
 
+    text: str = ""
+    """The whole log, as it came."""
     load_ms: Optional[float] = None
     executions: Optional[int] = None
     total_ms: Optional[float] = None
@@ -34,6 +44,7 @@ def parse_log(text: str) -> RunLog:
     baseline = _BASELINE.search(text)
     peak = _PEAK.search(text)
     return RunLog(
+        text=text,
         load_ms=load,
         executions=int(executed.group(1)) if executed else None,
         total_ms=float(executed.group(2)) if executed else None,
@@ -55,6 +66,18 @@ def iteration_ms(line: str) -> Optional[float]:
     return float(match.group(4)) if match else None
 
 
+def report_progress(line: str, warmup: int, iterations: int, progress: Optional[Callable[[str, int, int], None]]
+                    ) -> Optional[tuple[int, int]]:
+    """Tell ``progress`` about a per-execution line (``warmup`` or ``run`` stage); ``(done, total)`` of it."""
+    done = progress_of(line)
+    if done and progress:
+        if done[0] <= warmup:
+            progress("warmup", done[0], warmup)
+        else:
+            progress("run", done[0] - warmup, iterations)
+    return done
+
+
 def missing_operators(text: str) -> list[str]:
     """Operators the runtime reported missing, in order, without repeats."""
     return list(dict.fromkeys(_MISSING_OP.findall(text)))
@@ -63,3 +86,25 @@ def missing_operators(text: str) -> list[str]:
 def _search_float(pattern: re.Pattern, text: str) -> Optional[float]:
     match = pattern.search(text)
     return float(match.group(1)) if match else None
+
+
+def runner_failure(device: str, command: str, code: int, output: str) -> RunnerError:
+    """The error for a runner that exited with ``code``: the model's fault or the device's."""
+    missing = missing_operators(output)
+    if missing:
+        return ModelRejectedError(
+            f"the model needs operator{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
+            "which the runtime was not built with", device=device, step="run", command=command,
+            exit_code=code, output=output)
+    if code == EXIT_LOAD_FAILED:
+        return ModelRejectedError(f"the runtime could not load the model: {last_error(output)}", device=device,
+                                  step="load", command=command, exit_code=code, output=output)
+    return RunnerError(f"the runner failed on {device} (exit {code}): {last_error(output)}", device=device,
+                       step="run", command=command, exit_code=code, output=output)
+
+
+def last_error(output: str) -> str:
+    """The line of a runner's output that best says what went wrong."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:") or "error" in line.lower()]
+    return (errors or lines or ["no output"])[-1]

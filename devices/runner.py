@@ -19,8 +19,8 @@ import argparse
 import sys
 import time
 
-EXIT_LOAD_FAILED = 3
-EXIT_RUN_FAILED = 4
+from devices.procstatus import status_kib
+from devices.runlog import EXIT_LOAD_FAILED, EXIT_RUN_FAILED
 
 # ExecuTorch ScalarType codes -> torch dtype names.
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16",
@@ -36,18 +36,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--no_etdump", action="store_true", help="run without the event tracer")
     return parser.parse_args(argv)
-
-
-def vm_kib(field: str) -> int | None:
-    """A ``Vm*`` field of /proc/self/status in KiB (None where /proc is missing)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def load_runtime():
@@ -88,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_threads > 0:
         portable_lib._unsafe_reset_threadpool(args.cpu_threads)
     print(f"Threads: {portable_lib._threadpool_get_thread_count()}", flush=True)
-    print(f"Baseline RSS: {(vm_kib('VmRSS') or 0) * 1024} bytes", flush=True)
+    print(f"Baseline RSS: {(status_kib('VmRSS') or 0) * 1024} bytes", flush=True)
     start = time.perf_counter()
     try:
         module = portable_lib._load_for_executorch(
@@ -114,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Model executed successfully {args.num_executions} time(s) in {elapsed:f} ms.", flush=True)
     if not args.no_etdump:
         module.write_etdump_result_to_file(args.etdump_path)
-    print(f"Peak RSS: {(vm_kib('VmHWM') or 0) * 1024} bytes", flush=True)
+    print(f"Peak RSS: {(status_kib('VmHWM') or 0) * 1024} bytes", flush=True)
     return 0
 
 

@@ -19,7 +19,8 @@ import secrets
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
+from collections.abc import Callable
 
 LineCallback = Callable[[str], None]
 BytesProgress = Callable[[int, int], None]
@@ -226,7 +227,7 @@ class AdbShellTransport:
                 raise TransportError(f"no USB phone {self.serial or ''} ({_reason(error)})") from None
         from adb_shell.adb_device import AdbDevice
 
-        host, port = parse_address(self.address)
+        host, port = parse_address(self.address or "")
         return AdbDevice(_eof_aware_tcp()(host, port), default_transport_timeout_s=timeout_s)
 
     def _key_shown(self) -> str:
@@ -353,9 +354,14 @@ class AdbServerTransport:
         marker = ExitMarker()
         process = subprocess.Popen(self._command("shell", marker.wrap(command)), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
-        threading.Thread(target=lambda: ([lines.put(line) for line in process.stdout], lines.put(None)),
-                         daemon=True).start()
+        lines: queue.Queue[Optional[bytes]] = queue.Queue()
+
+        def pump() -> None:
+            for line in process.stdout or ():
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
         deadline, idle = time.monotonic() + timeout_s, min(timeout_s, idle_s or timeout_s)
         chunks: list[bytes] = []
         splitter = _LineSplitter(on_line)

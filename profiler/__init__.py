@@ -1,31 +1,14 @@
-"""The per-layer profiler: ETDump + ETRecord -> a Profile record.
+"""The per-layer profiler: a model on a device -> ETDump + ETRecord -> a Profile record; and the same
+on a farm of devices at once.
 
-Light names are imported here; the ones that need torch or executorch load on first use,
+Nothing heavy is imported here: torch and executorch load when a model is exported or an ETDump read,
 so that ``rebirth-profile --help`` stays fast.
 """
 
-from profiler.errors import EmptyETDumpError, InputError, MissingOperatorError, ModelFileError
-from profiler.record import (CATEGORIES, FRAMEWORK, NON_TENSOR, SCHEMA_VERSION, TENSOR, Accuracy, DeviceInfo,
-                             CoreInfo, Latency, LayerSummary, Memory, ModelInfo, OpRecord, OpTypeSummary,
-                             Profile, Settings, Summary)
+from profiler.build import Measurement, build_profile
+from profiler.farm import FarmListener, FarmRequest, FarmRun, Stored, run_farm
+from profiler.measure import ProfileOptions, Program, prepare, profile, profile_program
+from profiler.taxonomy import Rule, classify, register
 
-__all__ = [
-    "Accuracy", "CATEGORIES", "CoreInfo", "DeviceInfo", "EmptyETDumpError", "FRAMEWORK", "InputError",
-    "Latency", "LayerSummary", "Measurement", "Memory", "MissingOperatorError", "ModelFileError", "ModelInfo",
-    "NON_TENSOR", "OpRecord", "OpTypeSummary", "Profile", "SCHEMA_VERSION", "Settings", "Summary", "TENSOR",
-    "build_profile", "classify",
-]
-
-_LAZY = {
-    "Measurement": "profiler.build",
-    "build_profile": "profiler.build",
-    "classify": "profiler.taxonomy",
-}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'profiler' has no attribute {name!r}")
+__all__ = ["FarmListener", "FarmRequest", "FarmRun", "Measurement", "ProfileOptions", "Program", "Rule", "Stored",
+           "build_profile", "classify", "prepare", "profile", "profile_program", "register", "run_farm"]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
-from profiler import pte
-from profiler.errors import InputError
+from contract.device import DeviceInfo
+from contract.errors import InputError
+from contract.profile import Latency, Memory, ModelInfo, Profile, Settings
+from contract.summary import summarize
+from models.pte import DelegateBlob, PteFile
 from profiler.etrecord import SourceMap, load_source_map
 from profiler.ops import EXECUTE_EVENT, drop_warmup, op_samples, source_map_mismatch, to_records
-from profiler.record import DeviceInfo, Latency, Memory, ModelInfo, Profile, Settings
-from profiler.summary import summarize
 from profiler.trace import Trace, read_trace
 
 TOOL_VERSION = "0.1.0"
@@ -29,7 +31,7 @@ class Measurement:
     execution_ms: tuple[float, ...] = ()
 
 
-def build_profile(pte_path: Path, etrecord_path: Optional[Path], source: str, measurement: Measurement,
+def build_profile(pte: PteFile, etrecord_path: Optional[Path], source: str, measurement: Measurement,
                   device: DeviceInfo, settings: Settings) -> Profile:
     """Read the ETDump against the .pte (and ETRecord) and compute every statistic.
 
@@ -39,30 +41,29 @@ def build_profile(pte_path: Path, etrecord_path: Optional[Path], source: str, me
     Raises:
         InputError: the .pte or the ETDump cannot be read, or the ETDump is empty.
     """
-    program = pte.load_program(pte_path)
     trace = read_trace(measurement.etdump_path)
-    blobs, kernels = pte.delegate_blobs(program), pte.kernel_names(program)
+    blobs, kernels = pte.delegate_blobs(), pte.kernel_names()
     warnings: list[str] = []
-    source_map = _source_map(etrecord_path, pte_path, trace, blobs, kernels, warnings)
+    source_map = _source_map(etrecord_path, pte.path, trace, blobs, kernels, warnings)
     ops = to_records(op_samples(trace, settings.warmup, blobs, kernels, source_map))
-    sizes = pte.planned_buffer_sizes(program)
+    sizes = pte.planned_buffer_sizes()
     return Profile(
-        model=ModelInfo(str(pte_path), pte.sha256(pte_path), pte_path.stat().st_size, pte.backend_of(program),
-                        source, str(etrecord_path) if source_map else None),
+        model=ModelInfo(str(pte.path), pte.sha256, pte.size_bytes, pte.backend, source,
+                        str(etrecord_path) if source_map else None),
         device=device,
         settings=settings,
         latency=_latency(trace, settings.warmup, measurement),
         memory=Memory(sum(sizes), measurement.peak_rss_bytes, measurement.baseline_rss_bytes, sizes),
         ops=tuple(ops),
         summary=summarize(ops),
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         tool_version=TOOL_VERSION,
         warnings=tuple(warnings),
     )
 
 
-def _source_map(etrecord_path: Optional[Path], pte_path: Path, trace: Trace, blobs, kernels,
-                warnings: list[str]) -> Optional[SourceMap]:
+def _source_map(etrecord_path: Optional[Path], pte_path: Path, trace: Trace, blobs: list[DelegateBlob],
+                kernels: dict[int, str], warnings: list[str]) -> Optional[SourceMap]:
     if etrecord_path is None:
         warnings.append(f"no ETRecord for {pte_path.name}: ops are profiled without their source layers "
                         f"(pass --etrecord or put {pte_path.with_suffix('.etrecord').name} beside it)")

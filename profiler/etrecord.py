@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from profiler.errors import ModelFileError
-from profiler.quiet import quiet
+from contract.errors import ModelFileError
+from contract.quiet import quiet
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
-from profiler import stats, xnnpack
+from contract import stats
+from profiler import xnnpack
 from profiler.etrecord import SourceMap, SourceNode
-from profiler.pte import DelegateBlob
-from profiler.record import FRAMEWORK, OpRecord
+from models.pte import DelegateBlob
+from contract.profile import FRAMEWORK, OpRecord
 from profiler.taxonomy import classify, normalize
 from profiler.trace import Trace, TraceEvent
 

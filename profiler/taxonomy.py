@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from profiler.record import FRAMEWORK, NON_TENSOR, TENSOR
+from contract.profile import FRAMEWORK, NON_TENSOR, TENSOR
 
-__all__ = ["Rule", "RULES", "classify", "normalize", "register"]
+__all__ = ["RULES", "Rule", "classify", "normalize", "register"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ RULES: list[Rule] = [
     Rule(r"mm|bmm|baddbmm|matmul|batch matrix multiply.*", "matmul", TENSOR),
     # pooling
     Rule(r"max_pool\dd(_with_indices)?|max pooling|argmax pooling", "max_pool", NON_TENSOR),
-    Rule(r"global average pooling|global sum pooling|adaptive_avg_pool2d|mean(\.dim)?|mean", "global_avg_pool", NON_TENSOR),
+    Rule(r"global average pooling|global sum pooling|adaptive_avg_pool2d|mean(\.dim)?|mean", "global_avg_pool",
+         NON_TENSOR),
     Rule(r"avg_pool\dd|average pooling", "avg_pool", NON_TENSOR),
     # normalization
     Rule(r"(_native_)?batch_norm.*", "batch_norm", NON_TENSOR),

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from profiler.errors import EmptyETDumpError, ModelFileError
-from profiler.quiet import quiet
+from contract.errors import EmptyETDumpError, ModelFileError
+from contract.quiet import quiet
 
 REBUILD_HINT = (
     "the runner was built without the event tracer; rebuild it with "
@@ -62,7 +62,8 @@ def read_trace(etdump_path: str | Path) -> Trace:
             inspector = Inspector(etdump_path=str(path))
     except Exception as error:  # the flatcc parser raises assorted types on garbage
         raise ModelFileError(f"{path}: not a readable ETDump ({type(error).__name__}: {error})") from None
-    events, load_events = [], []
+    events: list[TraceEvent] = []
+    load_events: list[TraceEvent] = []
     for block in inspector.event_blocks:
         for event in block.events:
             if event.perf_data is None:

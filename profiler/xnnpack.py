@@ -20,7 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 from profiler.taxonomy import normalize
 
@@ -141,7 +142,7 @@ def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attributio
     lowering inserted) pass on the handle of the next node that has one.
     """
     pairs = _best_alignment(event_names, nodes)
-    node_of = {event: node for event, node in pairs}
+    node_of = dict(pairs)
     handles = _effective_handles(nodes)
     result = []
     for index, name in enumerate(event_names):
@@ -150,7 +151,7 @@ def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attributio
         if node is None:
             node = _neighbour_node(index, name, node_of, nodes, len(event_names))
         handle = handles[node] if node is not None else None
-        own = matched and nodes[node].debug_handle is not None
+        own = node is not None and matched and nodes[node].debug_handle is not None
         result.append(Attribution(index, node, handle, matched, own))
     return result
 

@@ -1,3 +1,3 @@
-from rebirth.cli import main
+from rebirth.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

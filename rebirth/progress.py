@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskID, TextColumn,
                            TimeElapsedColumn)
 
 STAGES = {"export": "exporting the model (torch.export + lowering)", "read": "reading the .pte",
@@ -27,15 +27,15 @@ class CountOrBytesColumn(ProgressColumn):
 
 
 class ProgressView:
-    """A context manager whose ``stage`` and ``update`` methods are the profile callbacks."""
+    """A context manager whose ``stage``, ``update`` and ``say`` methods are the use cases' callbacks."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self.console = Console(stderr=True)
         self.progress: Optional[Progress] = None
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
-    def __enter__(self) -> "ProgressView":
+    def __enter__(self) -> ProgressView:
         if self.enabled and self.console.is_terminal:  # bars only where they can redraw; stages always
             self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), CountOrBytesColumn(),
                                      TimeElapsedColumn(), console=self.console, transient=True)
@@ -45,6 +45,10 @@ class ProgressView:
     def __exit__(self, *exc) -> None:
         if self.progress:
             self.progress.stop()
+
+    def say(self, text: str) -> None:
+        """A line of what the work is doing, as it is (no markup)."""
+        self.console.print(text, highlight=False, markup=False)
 
     def stage(self, name: str) -> None:
         if self.enabled:

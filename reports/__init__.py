@@ -1,13 +1,23 @@
-"""Reports read Profiles (never devices): the terminal view, the before/after HTML report and regression checks."""
+"""Reports read records (never devices): a Profile or a before/after pair in the terminal and as one HTML
+page, the slimmer's plan and results, devices and the farm in the terminal, and regression checks of
+results against a baseline (with JUnit XML).
 
-from reports.compare import Comparison, compare, load_slim
-from reports.html import render_html, write_html
+Importing this package imports rich and numpy, not torch.
+"""
+
+from reports.compare import Comparison, compare
+from reports.device_view import check_lines, render_device, render_device_list
+from reports.farm_view import render_farm_summary, results_table
+from reports.html import render_html, write_html, write_report
 from reports.junit import write_junit
 from reports.regress import (Check, CheckResult, Verdict, assert_no_regression, exit_code, failed, judge,
-                             measure_run_noise, parse_check, parse_checks)
+                             judge_against_baseline, measure_run_noise, parse_check, parse_checks)
 from reports.regress_view import render_verdicts
+from reports.slim_view import render_plan, render_slim
 from reports.terminal import render_comparison, render_profile
 
-__all__ = ["Check", "CheckResult", "Comparison", "Verdict", "assert_no_regression", "compare", "exit_code", "failed",
-           "judge", "load_slim", "measure_run_noise", "parse_check", "parse_checks", "render_comparison",
-           "render_html", "render_profile", "render_verdicts", "write_html", "write_junit"]
+__all__ = ["Check", "CheckResult", "Comparison", "Verdict", "assert_no_regression", "check_lines", "compare",
+           "exit_code", "failed", "judge", "judge_against_baseline", "measure_run_noise", "parse_check", "parse_checks",
+           "render_comparison", "render_device", "render_device_list", "render_farm_summary", "render_html",
+           "render_plan", "render_profile", "render_slim", "render_verdicts", "results_table",
+           "write_html", "write_junit", "write_report"]

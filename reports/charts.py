@@ -7,9 +7,10 @@ string that comes from a model is passed through ``html.escape`` and shows as th
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
+from collections.abc import Callable, Sequence
 
-from profiler.record import Profile
+from contract.profile import Profile
 from reports.compare import Comparison, LayerRow
 from reports.units import mib, pct
 
@@ -95,7 +96,7 @@ def memory_figure(comparison: Comparison) -> dict:
         ("planned", lambda p: p.memory.planned_bytes), ("peak RSS", lambda p: p.memory.peak_rss_bytes),
         ("peak RSS above idle", lambda p: p.memory.model_rss_bytes)]
     data = [{"type": "bar", "name": label, "x": [kind for kind, _ in kinds],
-             "y": [None if read(profile) is None else read(profile) / MIB for _, read in kinds],
+             "y": [_mib_or_none(read(profile)) for _, read in kinds],
              "text": [mib(read(profile)) for _, read in kinds], "textposition": "outside",
              "marker": {"color": color}, "hovertemplate": "%{x}: %{text}<extra>%{fullData.name}</extra>"}
             for label, color, profile in _sides(comparison)]
@@ -117,3 +118,7 @@ def _layout(height: int, **extra: Any) -> dict:
 
 def _short(name: str, width: int = 40) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _mib_or_none(value: Optional[int]) -> Optional[float]:
+    return None if value is None else value / MIB

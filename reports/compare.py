@@ -6,17 +6,15 @@ Pure data: no formatting, no rendering. ``after`` may be None (a single profile)
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Optional
+from collections.abc import Callable, Sequence
 
 import numpy
 
-from profiler.errors import InputError
-from profiler.record import CATEGORIES, LayerSummary, OpTypeSummary, Profile
-from profiler.summary import layer_table
+from contract.profile import CATEGORIES, LayerSummary, OpTypeSummary, Profile
+from contract.slim import TOP1, SlimRecord
+from contract.summary import layer_table
 
 KEPT, MERGED, REMOVED, REGENERATED = "kept", "merged", "removed", "regenerated"
 ONLY_BEFORE, ONLY_AFTER = "only before", "only after"
@@ -147,7 +145,7 @@ class Comparison:
 
     before: Profile
     after: Optional[Profile]
-    slim: Optional[Mapping[str, Any]]
+    slim: Optional[SlimRecord]
     headline: Headline
     layers: tuple[LayerRow, ...]
     op_types: tuple[OpTypeRow, ...]
@@ -159,8 +157,7 @@ class Comparison:
         return (self.before,) if self.after is None else (self.before, self.after)
 
 
-def compare(before: Profile, after: Optional[Profile] = None,
-            slim: Optional[Mapping[str, Any]] = None) -> Comparison:
+def compare(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None) -> Comparison:
     """Compare ``before`` with ``after`` (or describe ``before`` alone) using slim.json's merges."""
     return Comparison(
         before=before,
@@ -173,25 +170,7 @@ def compare(before: Profile, after: Optional[Profile] = None,
     )
 
 
-def load_slim(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a slim.json document.
-
-    Raises:
-        InputError: the file is missing or is not a slim.json.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such slim.json") from None
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not JSON ({error})") from None
-    if not isinstance(data, dict) or "merges" not in data:
-        raise InputError(f"{path}: not a slim.json (no merges)")
-    return data
-
-
-def headline(before: Profile, after: Optional[Profile], slim: Optional[Mapping[str, Any]]) -> Headline:
+def headline(before: Profile, after: Optional[Profile], slim: Optional[SlimRecord]) -> Headline:
     """Speed-up with its spread, memory changes, accuracy change, and what ran where."""
     profiles = (before,) if after is None else (before, after)
 
@@ -234,24 +213,23 @@ def _resampled_medians(samples: Sequence[float], generator: numpy.random.Generat
     return numpy.median(values[picks], axis=1)
 
 
-def accuracy_change(slim: Optional[Mapping[str, Any]]) -> Optional[AccuracyChange]:
-    """The accuracy block of slim.json; top-1 only when both models were scored."""
-    accuracy = (slim or {}).get("accuracy")
-    if not accuracy:
+def accuracy_change(slim: Optional[SlimRecord]) -> Optional[AccuracyChange]:
+    """The accuracy of slim.json; top-1 only when both models were scored."""
+    accuracy = slim.accuracy if slim else None
+    if accuracy is None:
         return None
-    before, after = accuracy.get("before"), accuracy.get("after")
-    scored = accuracy.get("metric") == "top1" and before and after
+    before, after = accuracy.before, accuracy.after
+    scored = accuracy.metric == TOP1 and before is not None and after is not None
     return AccuracyChange(
         metric="top1" if scored else "agreement",
-        dataset=accuracy.get("dataset"),
-        before=before["top1"] if scored else None,
-        after=after["top1"] if scored else None,
-        agreement=accuracy.get("agreement"),
+        dataset=accuracy.dataset,
+        before=before.top1 if scored and before else None,
+        after=after.top1 if scored and after else None,
+        agreement=accuracy.agreement,
     )
 
 
-def align_layers(before: Profile, after: Optional[Profile],
-                 slim: Optional[Mapping[str, Any]]) -> tuple[LayerRow, ...]:
+def align_layers(before: Profile, after: Optional[Profile], slim: Optional[SlimRecord]) -> tuple[LayerRow, ...]:
     """Every source layer of either model, in execution order, marked with what the slimmer did."""
     ours = _layers(before)
     theirs = _layers(after) if after is not None else {}
@@ -259,7 +237,7 @@ def align_layers(before: Profile, after: Optional[Profile],
     rows = []
     for name in _merged_order(ours, theirs):
         mine, other = ours.get(name), theirs.get(name)
-        summary = (mine or other)[1]
+        summary = (mine or other or (0.0, LayerSummary(name, 0.0, 0.0)))[1]
         before_ms = mine[1].ms if mine else None
         after_ms = other[1].ms if other else None
         rows.append(LayerRow(
@@ -303,14 +281,15 @@ def _layers(profile: Profile) -> Positioned:
     return {row.layer: (rank / count, row) for rank, row in enumerate(profile.summary.top_layers)}
 
 
-def slim_marks(slim: Optional[Mapping[str, Any]]) -> dict[str, str]:
-    """Layer name -> merged, removed or regenerated, from slim.json's applied merges."""
+def slim_marks(slim: Optional[SlimRecord]) -> dict[str, str]:
+    """Layer name -> removed, merged or regenerated, from slim.json's applied merges: a layer a merge
+    deleted is removed, its other layers were merged, and a layer learned again is regenerated."""
     marks: dict[str, str] = {}
-    for merge in (slim or {}).get("merges", ()):
-        fate = REMOVED if merge.get("kind", "").startswith("remove_") else MERGED
-        marks.update(dict.fromkeys(merge.get("layers", ()), fate))
-    for merge in (slim or {}).get("merges", ()):
-        marks.update(dict.fromkeys(merge.get("learned", ()), REGENERATED))
+    merges = slim.merges if slim else ()
+    for merge in merges:
+        marks.update({layer: REMOVED if layer in merge.removed else MERGED for layer in merge.layers})
+    for merge in merges:
+        marks.update(dict.fromkeys(merge.learned, REGENERATED))
     return marks
 
 

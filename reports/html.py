@@ -7,14 +7,19 @@ has ``<``, ``>`` and ``&`` written as ``\\u003c`` and so on so that it cannot cl
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Optional
+from collections.abc import Callable, Iterable, Sequence
 
-from profiler.record import Profile, write_text_atomic
+from contract.errors import InputError
+from contract.files import write_text_atomic
+from contract.profile import Profile
+from contract.slim import SlimRecord
 from reports.charts import CATEGORY_LABEL, figures
 from reports.compare import Comparison, OpTypeRow, Side, compare
 from reports.headline import headline_facts, signed_pct
@@ -41,7 +46,7 @@ class Column:
     numeric: bool = False
 
 
-def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional[dict] = None) -> str:
+def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None) -> str:
     """The report of ``before`` (and its comparison with ``after``, and slim.json's merges) as HTML."""
     comparison = compare(before, after, slim)
     body = "\n".join([
@@ -59,11 +64,24 @@ def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional
 
 
 def write_html(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
-               slim: Optional[dict] = None) -> Path:
+               slim: Optional[SlimRecord] = None) -> Path:
     """Write the report to ``path`` atomically (a temporary file, then a rename) and return the path."""
     path = Path(path)
     write_text_atomic(path, render_html(before, after, slim))
     return path
+
+
+def write_report(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
+                 slim: Optional[SlimRecord] = None) -> Path:
+    """``write_html`` for a path the user named: one that cannot be written is the user's error.
+
+    Raises:
+        InputError: the file cannot be written.
+    """
+    try:
+        return write_html(path, before, after, slim)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write the report ({error.strerror or error})") from None
 
 
 def script_json(data: Any) -> str:
@@ -176,9 +194,8 @@ def _latency_table(comparison: Comparison) -> str:
                   ("std", lambda p: p.latency.std, 3), ("trimmed mean", lambda p: p.latency.trimmed_mean, 3),
                   ("CV %", lambda p: p.latency.cv * 100, 1), ("load", lambda p: p.latency.load_ms, 3),
                   ("first run", lambda p: p.latency.first_ms, 3)]
-    columns = [Column("ms", lambda row: _text(row[0]))] + [
-        Column(label, lambda row, i=i: _number(row[1](comparison.profiles[i]), row[2]), numeric=True)
-        for i, label in enumerate(_side_labels(comparison))]
+    columns = [Column("ms", lambda row: _text(row[0]))]
+    columns += _side_columns(comparison, lambda row, profile: _number(row[1](profile), row[2]), numeric=True)
     return _table(columns, statistics, sortable=False, key="latency")
 
 
@@ -231,17 +248,16 @@ def _merges(comparison: Comparison) -> str:
     slim = comparison.slim
     if not slim:
         return ""
-    columns = [Column("merge", lambda m: _text(m.get("kind"))),
-               Column("layers", lambda m: Cell(", ".join(m.get("layers", ())), css="name")),
-               Column("kind", lambda m: _text("exact" if m.get("exact") else "learned")),
-               Column("relearned", lambda m: Cell(", ".join(m.get("learned", ())) or "–", css="name")),
-               Column("est. gain ms", lambda m: _number(m.get("saves_ms", 0.0) - m.get("costs_ms", 0.0)), True)]
-    skipped = "".join(f"<li>skipped {escape(str(skip.get('kind')))} {escape(', '.join(skip.get('layers', ())))}: "
-                      f"{escape(str(skip.get('reason')))}</li>" for skip in slim.get("skipped", ()))
-    params, macs = slim.get("params") or {}, slim.get("macs") or {}
-    sizes = (f"<p>parameters {_count(params.get('before'))} → {_count(params.get('after'))}; "
-             f"MACs {_count(macs.get('before'))} → {_count(macs.get('after'))}</p>")
-    return (f"<h3>Merges applied by the slimmer</h3>{_table(columns, slim.get('merges', ()), key='merges')}"
+    columns = [Column("merge", lambda m: _text(m.kind)),
+               Column("layers", lambda m: Cell(", ".join(m.layers), css="name")),
+               Column("kind", lambda m: _text("exact" if m.exact else "learned")),
+               Column("relearned", lambda m: Cell(", ".join(m.learned) or "–", css="name")),
+               Column("est. gain ms", lambda m: _number(m.gain_ms), True)]
+    skipped = "".join(f"<li>skipped {escape(skip.kind)} {escape(', '.join(skip.layers))}: {escape(skip.reason)}</li>"
+                      for skip in slim.skipped)
+    sizes = (f"<p>parameters {_count(slim.params.before)} → {_count(slim.params.after)}; "
+             f"MACs {_count(slim.macs.before)} → {_count(slim.macs.after)}</p>")
+    return (f"<h3>Merges applied by the slimmer</h3>{_table(columns, slim.merges, key='merges')}"
             f"{f'<ul class=skipped>{skipped}</ul>' if skipped else ''}{sizes}")
 
 
@@ -255,9 +271,8 @@ def _memory_table(comparison: Comparison) -> str:
             ("idle runner RSS", lambda p: p.memory.baseline_rss_bytes),
             ("peak RSS above idle", lambda p: p.memory.model_rss_bytes),
             ("model file", lambda p: p.model.size_bytes)]
-    columns = [Column("memory", lambda row: _text(row[0]))] + [
-        Column(label, lambda row, i=i: _bytes_cell(row[1](comparison.profiles[i])), True)
-        for i, label in enumerate(_side_labels(comparison))]
+    columns = [Column("memory", lambda row: _text(row[0]))]
+    columns += _side_columns(comparison, lambda row, profile: _bytes_cell(row[1](profile)), numeric=True)
     if comparison.after is not None:
         columns.append(Column("change", lambda row: _change_cell(*(row[1](p) for p in comparison.profiles)), True))
     return _table(columns, rows, sortable=False, key="memory")
@@ -275,10 +290,19 @@ def _change_cell(before: Optional[int], after: Optional[int]) -> Cell:
 
 
 def _property_table(comparison: Comparison, rows: Sequence[tuple[str, Callable[[Profile], str]]]) -> str:
-    columns = [Column("", lambda row: _text(row[0]))] + [
-        Column(label, lambda row, i=i: Cell(row[1](comparison.profiles[i]), css="name"))
-        for i, label in enumerate(_side_labels(comparison))]
+    columns = [Column("", lambda row: _text(row[0]))]
+    columns += _side_columns(comparison, lambda row, profile: Cell(row[1](profile), css="name"))
     return _table(columns, rows, sortable=False)
+
+
+def _side_columns(comparison: Comparison, cell: Callable[[Any, Profile], Cell], numeric: bool = False) -> list[Column]:
+    """One column per profile compared, before first; ``cell(row, profile)`` fills it."""
+    return [Column(label, functools.partial(_on_side, cell, profile), numeric)
+            for label, profile in zip(_side_labels(comparison), comparison.profiles)]
+
+
+def _on_side(cell: Callable[[Any, Profile], Cell], profile: Profile, row: Any) -> Cell:
+    return cell(row, profile)
 
 
 def _side_labels(comparison: Comparison) -> list[str]:

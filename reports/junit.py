@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 from xml.etree import ElementTree
 
-from profiler.record import write_text_atomic
+from contract.files import write_text_atomic
 from reports.regress import FAILED, NOISY, REGRESSION, UNKNOWN, CheckResult, Verdict, describe
 
 SUITES = "rebirth regress"
@@ -24,9 +24,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def write_junit(path: str | os.PathLike, verdicts: Sequence[Verdict]) -> None:
     """Write ``verdicts`` as JUnit XML to ``path`` atomically."""
-    tree = ElementTree.ElementTree(junit_element(verdicts))
-    ElementTree.indent(tree)
-    text = ElementTree.tostring(tree.getroot(), encoding="unicode", xml_declaration=True)
+    root = junit_element(verdicts)
+    ElementTree.indent(root)
+    text = ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
     write_text_atomic(Path(path), text + "\n")
 
 

@@ -23,7 +23,7 @@ CLI's exit status.
 
 From pytest::
 
-    from profiler.record import Profile
+    from contract.profile import Profile
     from reports.regress import assert_no_regression
 
     def test_googlenet_on_pixel_did_not_regress():
@@ -37,12 +37,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence
+from pathlib import Path
+from typing import Optional
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy
 
-from profiler.errors import InputError
-from profiler.record import Profile
+from contract.errors import ExitStatus, InputError
+from contract.profile import Profile
 from reports import significance
 from reports.units import pct
 
@@ -73,6 +75,12 @@ class Metric:
     kind: str
     unit: str
     statistic: Optional[significance.Statistic] = None
+    """How a latency metric is computed from samples (latency metrics only)."""
+
+    def latency_statistic(self) -> significance.Statistic:
+        if self.statistic is None:
+            raise ValueError(f"{self.name} is not a latency metric")
+        return self.statistic
 
 
 METRICS = {metric.name: metric for metric in (
@@ -208,14 +216,39 @@ def failed(device: str, model: str, error: str) -> Verdict:
     return Verdict(device=device, model=model, error=error)
 
 
-def exit_code(verdicts: Sequence[Verdict]) -> int:
-    """The CLI's exit status: 1 when any check regressed; else 3 when any run failed or any check
-    could not be judged (noisy, unknown); else 0. A regression wins because it is a finding about
-    the model, whatever else went wrong. (2, bad input, is raised as InputError before judging.)"""
+def exit_code(verdicts: Sequence[Verdict]) -> ExitStatus:
+    """The CLI's exit status: REGRESSION (1) when any check regressed; else NO_ANSWER (3) when any run
+    failed or any check could not be judged (noisy, unknown); else OK. A regression wins because it is a
+    finding about the model, whatever else went wrong. (USAGE, bad input, is raised before judging.)"""
     statuses = {verdict.status for verdict in verdicts}
     if REGRESSION in statuses:
-        return 1
-    return 3 if statuses & {FAILED, NOISY, UNKNOWN} else 0
+        return ExitStatus.REGRESSION
+    return ExitStatus.NO_ANSWER if statuses & {FAILED, NOISY, UNKNOWN} else ExitStatus.OK
+
+
+def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] = (), checks: Iterable[str] = (),
+            run_noise: Optional[float] = None) -> list[Verdict]:
+    """`rebirth regress`: every device and model of ``results`` (Profile files, stored runs or stores; by
+    default the store's latest runs) judged against ``baseline`` (a saved baseline's name or folder, or a
+    Profile file). A baseline device and model with no result is a failed run.
+
+    Raises:
+        InputError: a bad check, baseline or result, or nothing to judge.
+    """
+    from results import baseline_profiles, results_to_judge
+
+    parsed = parse_checks(checks)
+    reference = baseline_profiles(store, baseline)
+    current = results_to_judge(results, store)
+    noise = RUN_NOISE if run_noise is None else run_noise
+    verdicts = [judge(reference[key], profile, parsed, run_noise=noise) if key in reference
+                else failed(profile.device.name, key[1], f"no baseline for this device and model in {baseline}")
+                for key, profile in current.items()]
+    verdicts += [failed(profile.device.name, key[1], "no result: the run failed or was not made")
+                 for key, profile in reference.items() if key not in current]
+    if not verdicts:
+        raise InputError("nothing to judge: no results and an empty baseline")
+    return verdicts
 
 
 def assert_no_regression(baseline: Profile, current: Profile, *checks: Check | str,
@@ -233,7 +266,7 @@ def assert_no_regression(baseline: Profile, current: Profile, *checks: Check | s
 
 def measure_run_noise(runs: Sequence[Profile], metric: str = "p50") -> float:
     """Relative run-to-run noise of a latency metric over repeated runs (at least two) of one model on one device."""
-    return significance.run_noise_of([run.latency.raw for run in runs], METRICS[metric].statistic)
+    return significance.run_noise_of([run.latency.raw for run in runs], METRICS[metric].latency_statistic())
 
 
 def describe(result: CheckResult) -> str:
@@ -258,7 +291,7 @@ def judge_latency(check: Check, baseline: Profile, current: Profile, run_noise: 
                   confidence: float) -> CheckResult:
     """A latency check: over the threshold and significant on the raw samples, or noisy."""
     before, after = baseline.latency.raw, current.latency.raw
-    statistic = METRICS[check.metric].statistic
+    statistic = METRICS[check.metric].latency_statistic()
     fewest = min(len(before), len(after))
     if not fewest:
         side = "baseline" if not before else "current run"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy
 
@@ -47,7 +47,7 @@ class RatioTest:
 
 
 def percentile_statistic(q: float) -> Statistic:
-    """The ``q``-th percentile with linear interpolation (numpy's default, the one profiler.stats uses)."""
+    """The ``q``-th percentile with linear interpolation (numpy's default, the one contract.stats uses)."""
 
     def percentile(values: numpy.ndarray) -> numpy.ndarray:
         ordered = numpy.sort(values, axis=-1)
@@ -60,7 +60,7 @@ def percentile_statistic(q: float) -> Statistic:
 
 
 def trimmed_mean_statistic(proportion: float) -> Statistic:
-    """The mean after cutting ``proportion`` of the samples from each end (as profiler.stats.trimmed_mean)."""
+    """The mean after cutting ``proportion`` of the samples from each end (as contract.stats.trimmed_mean)."""
 
     def trimmed_mean(values: numpy.ndarray) -> numpy.ndarray:
         cut = int(values.shape[-1] * proportion)

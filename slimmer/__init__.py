@@ -1,13 +1,20 @@
-"""DeepRebirth slimming: graph passes that merge non-tensor layers into their tensor neighbours.
+"""DeepRebirth slimming: graph passes that merge non-tensor layers into their tensor neighbours, ranked by
+what a profile measured, with layer-wise fine-tuning; and the whole pipeline (profile, slim, profile again).
 
-Exact passes (BatchNorm folding, parallel convolutions merged, no-ops removed) and approximate
-ones (pooling merged into a convolution's stride, LRN removed, the Inception pooling branch made
-one convolution) are here; the profile-guided plan and layer-wise fine-tuning come next (issue 4).
+The passes are in ``slimmer.passes``; ``run_passes`` runs a list of them over a copy of a model to a
+fixed point (for example every exact one: BatchNorm folded, parallel convolutions merged, no-ops removed).
+Importing this package imports torch.
 """
 
-from slimmer.passes import (EXACT_PASSES, FoldBatchNormIntoNext, FoldBatchNormIntoPrevious, Match,
-                            MergeParallelConvs, MergePoolIntoConv, RemoveLRN, RemoveNoOps, RemoveThinBranch, ReplacePoolBranch,
-                            SlimPass, run_passes)
+from slimmer.passes import (APPROXIMATE_PASSES, EXACT_PASSES, FoldBatchNormIntoNext, FoldBatchNormIntoPrevious,
+                            LayerCosts, Match, MergeParallelConvs, MergePoolIntoConv, RemoveLRN, RemoveNoOps,
+                            RemoveThinBranch, ReplacePoolBranch, ShapedPass, SlimPass, run_passes)
+from slimmer.pipeline import (OPTIMIZE_STAGES, OptimizeRequest, Optimized, SlimRequest, optimize, plan_merges,
+                              slim_model, slimmable)
 
-__all__ = ["EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "Match", "MergeParallelConvs",
-           "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "SlimPass", "run_passes"]
+__all__ = [
+    "APPROXIMATE_PASSES", "EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "LayerCosts",
+    "Match", "MergeParallelConvs", "MergePoolIntoConv", "optimize", "OPTIMIZE_STAGES", "Optimized",
+    "OptimizeRequest", "plan_merges", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch",
+    "run_passes", "ShapedPass", "slim_model", "slimmable", "SlimPass", "SlimRequest",
+]

@@ -43,8 +43,8 @@ def user_loaders(text: str) -> Loaders:
     import sys
     from pathlib import Path
 
-    from profiler.errors import InputError
-    from profiler.sources import import_function
+    from contract.errors import InputError
+    from models.sources import import_function
 
     where, _, name = text.rpartition(":")
     if not where or not name.isidentifier():

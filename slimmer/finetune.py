@@ -4,7 +4,8 @@ then, optionally, the whole slimmed model learns the original's logits and the l
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ BLOCK_LR = 1e-3
 END_TO_END_LR = 1e-4
 
 
-class _Seen(Exception):
+class _Seen(Exception):  # noqa: N818 (a signal, not an error)
     """Raised by a tap once every tapped module has produced its output: the rest of the forward
     pass would compute nothing fine-tuning uses."""
 
@@ -45,9 +46,10 @@ class Taps:
             model(images)
         except _Seen:
             pass
-        if any(value is None for value in self.values):
+        values = [value for value in self.values if value is not None]
+        if len(values) < len(self.values):
             raise RuntimeError("a tapped module did not run in the forward pass")
-        return list(self.values)
+        return values
 
     def close(self) -> None:
         for handle in self.handles:
@@ -59,7 +61,8 @@ def _names(target: str | tuple[str, ...]) -> list[str]:
 
 
 @torch.no_grad()
-def teacher_outputs(teacher: nn.Module, target: str | tuple[str, ...], batches: list[torch.Tensor]) -> list[torch.Tensor]:
+def teacher_outputs(teacher: nn.Module, target: str | tuple[str, ...],
+                    batches: list[torch.Tensor]) -> list[torch.Tensor]:
     """The teacher's outputs at module ``target`` (or several modules' outputs concatenated on channels)
     for each batch, computed once and only as far into the network as ``target``."""
     teacher.eval()
@@ -90,7 +93,8 @@ def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batc
             index = order[step % len(batches)]
             optimizer.zero_grad()
             outputs = taps(student, batches[index])
-            loss = sum(F.mse_loss(output, target[index]) for output, target in zip(outputs, targets))
+            losses = [F.mse_loss(output, target[index]) for output, target in zip(outputs, targets)]
+            loss = sum(losses[1:], start=losses[0])
             loss.backward()
             optimizer.step()
             if progress:

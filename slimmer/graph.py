@@ -7,15 +7,18 @@ works on that copy. Layers rebirth knows as units (its LocalResponseNorm) stay l
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Optional, TypeVar
 
+import torch
 from torch import fx, nn
 
 LEAF_TYPES: tuple[type, ...] = ()
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 
 def _leaf_types() -> tuple[type, ...]:
-    from profiler.zoo.lrn import LocalResponseNorm
+    from models.zoo.lrn import LocalResponseNorm
 
     return (LocalResponseNorm, nn.LocalResponseNorm) + LEAF_TYPES
 
@@ -36,9 +39,29 @@ def trace(model: nn.Module) -> fx.GraphModule:
     return fx.GraphModule(copied, graph, type(model).__name__)
 
 
+def module_path(node: fx.Node) -> str:
+    """The dotted path of the module a ``call_module`` node calls (its target)."""
+    assert node.op == "call_module" and isinstance(node.target, str), f"{node.name} calls no module"
+    return node.target
+
+
+def input_node(node: fx.Node, index: int = 0) -> fx.Node:
+    """The node's positional argument ``index``, which must be another node."""
+    arg = node.args[index]
+    assert isinstance(arg, fx.Node), f"argument {index} of {node.name} is not a node"
+    return arg
+
+
 def module_of(gm: fx.GraphModule, node: fx.Node) -> Optional[nn.Module]:
     """The module a ``call_module`` node calls, else None."""
-    return gm.get_submodule(node.target) if node.op == "call_module" else None
+    return gm.get_submodule(module_path(node)) if node.op == "call_module" else None
+
+
+def submodule(gm: fx.GraphModule, node: fx.Node, kind: type[ModuleT]) -> ModuleT:
+    """The module a ``call_module`` node calls, which must be a ``kind``."""
+    module = gm.get_submodule(module_path(node))
+    assert isinstance(module, kind), f"{node.name} calls a {type(module).__name__}, not a {kind.__name__}"
+    return module
 
 
 def only_user(node: fx.Node) -> Optional[fx.Node]:
@@ -54,7 +77,7 @@ def replace_module(gm: fx.GraphModule, target: str, module: nn.Module) -> None:
 
 def bypass(node: fx.Node) -> None:
     """Remove ``node`` from the graph, its users reading its first input instead."""
-    node.replace_all_uses_with(node.args[0])
+    node.replace_all_uses_with(input_node(node))
     node.graph.erase_node(node)
 
 
@@ -65,6 +88,26 @@ def finish(gm: fx.GraphModule) -> fx.GraphModule:
     gm.delete_all_unused_submodules()
     gm.recompile()
     return gm
+
+
+def conv2d_like(conv: nn.Conv2d, out_channels: int, groups: int, bias: bool) -> nn.Conv2d:
+    """A new convolution, freshly initialised, with ``conv``'s input channels, kernel size, stride, padding,
+    dilation and padding mode."""
+    sizes = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    return nn.Conv2d(conv.in_channels, out_channels, *sizes,  # type: ignore[arg-type]  # sizes typed tuple[int, ...]
+                     groups, bias, conv.padding_mode)
+
+
+def bias_of(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution that has one."""
+    assert conv.bias is not None, "the convolution has no bias"
+    return conv.bias
+
+
+def running_stats(norm: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running mean and variance of a BatchNorm that tracks them."""
+    assert norm.running_mean is not None and norm.running_var is not None, "the BatchNorm tracks no statistics"
+    return norm.running_mean, norm.running_var
 
 
 def count_modules(gm: fx.GraphModule, kind: type) -> int:

@@ -1,35 +1,24 @@
-"""slim.json: every merge applied, what it cost and saved, and the accuracy before and after."""
+"""slim.json from a slimming run: every merge applied, what it cost and saved, and the accuracy before and
+after (the record type itself is ``contract.slim.SlimRecord``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Optional
 
-SCHEMA_VERSION = 1
+from contract.slim import AGREEMENT, TOP1, BeforeAfter, Score, SlimAccuracy, SlimRecord
+from slimmer.slim import SlimResult
+from slimmer.train import Accuracy
 
 
-def _accuracy(accuracy) -> Optional[dict]:
-    return None if accuracy is None else {"top1": accuracy.top1, "top5": accuracy.top5, "samples": accuracy.samples}
+def _score(accuracy: Optional[Accuracy]) -> Optional[Score]:
+    return None if accuracy is None else Score(accuracy.top1, accuracy.top5, accuracy.samples)
 
 
-def slim_record(result, source: str, backend: str, profile: Optional[str], messages: list[str]) -> dict:
-    """The JSON document of a slimming run (``slimmer.slim.SlimResult``)."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "source": source,
-        "backend": backend,
-        "profile": profile,
-        "merges": [{**asdict(merge), "layers": list(merge.layers), "learned": list(merge.learned)}
-                   for merge in result.merges],
-        "skipped": [{**asdict(skip), "layers": list(skip.layers)} for skip in result.skipped],
-        "params": {"before": result.params_before, "after": result.params_after},
-        "macs": {"before": result.macs_before, "after": result.macs_after},
-        "accuracy": {
-            "metric": "top1" if result.trained else "agreement",
-            "dataset": result.dataset,
-            "before": _accuracy(result.accuracy_before),
-            "after": _accuracy(result.accuracy_after),
-            "agreement": result.agreement,
-        },
-        "messages": messages,
-    }
+def slim_record(result: SlimResult, source: str, backend: str, profile: Optional[str],
+                messages: list[str]) -> SlimRecord:
+    """The record of a slimming run."""
+    accuracy = SlimAccuracy(TOP1 if result.trained else AGREEMENT, result.dataset, _score(result.accuracy_before),
+                            _score(result.accuracy_after), result.agreement)
+    return SlimRecord(source, backend, profile, tuple(result.merges), tuple(result.skipped),
+                      BeforeAfter(result.params_before, result.params_after),
+                      BeforeAfter(result.macs_before, result.macs_after), accuracy, tuple(messages))

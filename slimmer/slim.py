@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
+from collections.abc import Callable
 
 import torch
 from torch import fx, nn
 
+from contract.slim import MergeRecord, SkipRecord
 from slimmer.cost import layer_macs, parameters
 from slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
 from slimmer.graph import trace
+from slimmer.passes import SlimPass
 from slimmer.plan import Candidate, candidates, make_passes
 from slimmer.train import Accuracy, evaluate
 
@@ -32,29 +35,11 @@ class SlimOptions:
     """A learned merge must save at least this fraction of the measured time to be worth its fine-tuning."""
 
 
-@dataclass(frozen=True)
-class Merge:
-    kind: str
-    layers: tuple[str, ...]
-    exact: bool
-    learned: tuple[str, ...]
-    saves_ms: float
-    costs_ms: float
-    quality_after: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    kind: str
-    layers: tuple[str, ...]
-    reason: str
-
-
 @dataclass
 class SlimResult:
     model: fx.GraphModule
-    merges: list[Merge] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    merges: list[MergeRecord] = field(default_factory=list)
+    skipped: list[SkipRecord] = field(default_factory=list)
     params_before: int = 0
     params_after: int = 0
     macs_before: int = 0
@@ -92,8 +77,10 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     result = SlimResult(current, params_before=parameters(current), macs_before=sum(original_macs.values()),
                         dataset=loaders.name if loaders else None, trained=trained)
     exact_only = options.exact_only or loaders is None
+    reference = 100.0  # what a learned merge's quality is judged against: the accuracy before, or full agreement
     if loaders is not None and trained:
         result.accuracy_before = evaluate(teacher, loaders.held_out)
+        reference = result.accuracy_before.top1
     teacher_classes = predictions(teacher, loaders.held_out) if loaders is not None else None
     labelled = [(images, labels) for images, labels in _plain(loaders.train)] if loaders is not None else []
     batches = [images for images, _ in labelled]
@@ -108,7 +95,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         small = [c for c, _ in ranked if not c.match.exact and c.gain_ms < least]
         ranked = [(c, p) for c, p in ranked if c.match.exact or c.gain_ms >= least]
         if not ranked:
-            result.skipped.extend(Skipped(c.match.kind, c.match.layers, f"saves ~{c.gain_ms:.3f} ms, under the "
+            result.skipped.extend(SkipRecord(c.match.kind, c.match.layers, f"saves ~{c.gain_ms:.3f} ms, under the "
                                           f"{100 * options.min_gain:g}% of the measured time worth fine-tuning for")
                                   for c in small)
             break
@@ -116,10 +103,10 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         trial = slim_pass.apply(copy.deepcopy(current), candidate.match)
         quality = None
         if not candidate.match.exact:
+            assert teacher_classes is not None, "learned merges are only planned with loaders"
             fit_block(trial, teacher, candidate.match.anchors, candidate.match.regenerated, batches,
                       options.block_steps, options.seed, progress)
             quality = _quality(trial, teacher_classes, loaders, trained)
-            reference = result.accuracy_before.top1 if trained else 100.0
             if reference - quality > options.max_accuracy_drop:  # the block alone did not recover: all layers
                 fit_end_to_end(trial, logits, options.end_to_end_steps, options.seed, trained,
                                progress)
@@ -127,17 +114,18 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
             drop = reference - quality
             if drop > options.max_accuracy_drop:
                 rejected.add((candidate.match.kind, candidate.match.layers))
-                result.skipped.append(Skipped(candidate.match.kind, candidate.match.layers,
+                result.skipped.append(SkipRecord(candidate.match.kind, candidate.match.layers,
                                               f"{drop:.2f} points over the {options.max_accuracy_drop} budget"))
                 say(f"skipped {candidate.match.kind} {', '.join(candidate.match.layers)}: {drop:.2f} points lost")
                 continue
         current = trial
         if quality is not None:
             known = quality  # exact merges keep it
-        result.merges.append(_merge(candidate, quality))
+        result.merges.append(_merge(candidate, slim_pass, quality))
         say(f"merged {candidate.match.kind} {', '.join(candidate.match.layers)} "
             f"(saves ~{candidate.gain_ms:.2f} ms" + (f", quality {quality:.1f})" if quality is not None else ")"))
     if loaders is not None and any(not m.exact for m in result.merges):
+        assert teacher_classes is not None and known is not None, "a learned merge measured the quality"
         tuned = copy.deepcopy(current)
         fit_end_to_end(tuned, logits, options.end_to_end_steps, options.seed, trained, progress)
         tuned_quality = _quality(tuned, teacher_classes, loaders, trained)
@@ -147,6 +135,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     result.params_after = parameters(current)
     result.macs_after = sum(layer_macs(current, example_inputs).values())
     if loaders is not None:
+        assert teacher_classes is not None
         result.agreement = known if known is not None and not trained else \
             agreement(current, teacher_classes, loaders.held_out)
         if trained:
@@ -164,7 +153,8 @@ def _plain(loader):
     return DataLoader(loader.dataset, loader.batch_size, shuffle=False)
 
 
-def _merge(candidate: Candidate, quality: Optional[float]) -> Merge:
+def _merge(candidate: Candidate, slim_pass: SlimPass, quality: Optional[float]) -> MergeRecord:
     match = candidate.match
-    return Merge(match.kind, match.layers, match.exact, match.regenerated, candidate.saves_ms, candidate.costs_ms,
-                 quality)
+    removed = match.removed if slim_pass.deletes_layers else ()
+    return MergeRecord(match.kind, match.layers, match.exact, match.regenerated, removed, candidate.saves_ms,
+                       candidate.costs_ms, quality)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
+from collections.abc import Callable
 
 import torch
 
@@ -26,7 +27,7 @@ LEARNING_RATE = {"googlenet-small": 3e-4, "googlenet-bn-small": 1e-3, "alexnet-s
 
 
 def weights_dir() -> Path:
-    from profiler.export import cache_root
+    from contract.cache import cache_root
 
     return cache_root() / "weights"
 
@@ -43,7 +44,7 @@ def trainable(name: str) -> bool:
 def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: None):
     """``(model, example_inputs, accuracy)`` of zoo network ``name`` trained on digits, or None when
     rebirth does not train that network. Trains and caches on first use."""
-    from profiler.zoo import build
+    from models.zoo import build
     from slimmer.data import digits
     from slimmer.train import evaluate, train
 

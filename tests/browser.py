@@ -50,7 +50,7 @@ def find_chromium() -> str:
 class Page:
     """One tab: what it logged, requested and tried to show, and a way to run JavaScript in it."""
 
-    browser: "Browser"
+    browser: Browser
     session: str
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
@@ -107,7 +107,7 @@ class Browser:
         self._next_id = 0
         self._pages: dict[str, Page] = {}
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *_: Any) -> None:

@@ -28,7 +28,7 @@ def isolated_user(tmp_path_factory):
 @pytest.fixture(scope="session")
 def firenet_ptes(tmp_path_factory):
     """FireNet exported with plain ExecuTorch for both backends: {backend: path}."""
-    from profiler.quiet import quiet
+    from contract.quiet import quiet
 
     folder = tmp_path_factory.mktemp("firenet")
     model, inputs = make_firenet()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
+from collections.abc import Iterable
 
-from profiler.record import (FRAMEWORK, NON_TENSOR, TENSOR, CoreInfo, DeviceInfo, Latency, Memory, ModelInfo,
-                             OpRecord, Profile, Settings)
-from profiler.summary import summarize
+from contract import (FRAMEWORK, NON_TENSOR, TENSOR, CoreInfo, DeviceInfo, Latency, Memory, ModelInfo,
+                      OpRecord, Profile, Settings, SlimRecord)
+from contract.summary import summarize
 
 OPS_PER_LAYER = 5
 
@@ -57,7 +58,7 @@ def synthetic_profile(ops: int = 500, seed: int = 0, speedup: float = 1.0, drop:
     )
 
 
-def slimmed_pair(ops: int = 500, speedup: float = 1.25, samples: int = 60) -> tuple[Profile, Profile, dict]:
+def slimmed_pair(ops: int = 500, speedup: float = 1.25, samples: int = 60) -> tuple[Profile, Profile, SlimRecord]:
     """A before profile, its slimmed after profile (LRNs removed, the rest faster) and the slim.json."""
     names = layer_names(ops // OPS_PER_LAYER)
     lrns = [index for index, name in enumerate(names) if ".lrn" in name]
@@ -68,8 +69,15 @@ def slimmed_pair(ops: int = 500, speedup: float = 1.25, samples: int = 60) -> tu
 
 
 def slim_record(removed: list[str], relearned: list[str], merged: Optional[list[str]] = None,
-                trained: bool = True) -> dict[str, Any]:
-    """A slim.json document (see slimmer.record): the i-th removal of ``removed`` relearned ``relearned[i]``."""
+                trained: bool = True) -> SlimRecord:
+    """The record of ``slim_document``, read as rebirth reads slim.json (migrated from version 1)."""
+    return SlimRecord.from_dict(slim_document(removed, relearned, merged, trained))
+
+
+def slim_document(removed: list[str], relearned: list[str], merged: Optional[list[str]] = None,
+                  trained: bool = True) -> dict[str, Any]:
+    """A version 1 slim.json document, as rebirth wrote them before the slim record was typed: the i-th
+    removal of ``removed`` relearned ``relearned[i]``."""
     merges = [{"kind": "remove_lrn", "layers": [name], "exact": False, "learned": relearned[index:index + 1],
                "saves_ms": 0.2, "costs_ms": 0.0, "quality_after": 97.0} for index, name in enumerate(removed)]
     if merged:

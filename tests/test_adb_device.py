@@ -13,11 +13,13 @@ import pytest
 from devices.adb import AdbDevice
 from devices.emulator import PHONES, EmulatedPhone
 from devices.emulator.auth import read_keys
-from devices.errors import UnauthorizedError, UnreachableError
+from contract.errors import UnauthorizedError, UnreachableError
 from devices.inventory import DeviceConfig, load_inventory
 from devices.transport import AdbShellTransport
 from rebirth import cli
-from rebirth.app import ProfileOptions, check_device, list_devices, profile
+from devices import check_device, list_devices
+from models import probe_pte
+from profiler import ProfileOptions, profile
 
 
 def free_port() -> int:
@@ -120,7 +122,10 @@ def test_profile_on_the_phone_equals_local_plus_the_phones_state(s6, firenet_pte
 def test_the_model_is_pushed_again_only_when_it_changed(s6, firenet_copy, phone):
     pte = firenet_copy["portable"]
     options = ProfileOptions(device="s6", warmup=0, iterations=1)
-    pushes = lambda: [path for kind, path in phone.requests if kind == "SEND"]  # noqa: E731
+
+    def pushes():
+        return [path for kind, path in phone.requests if kind == "SEND"]
+
     profile(str(pte), options)
     assert len(pushes()) == 1 and pushes()[0].startswith("/data/local/tmp/rebirth/models/firenet_portable.pte")
     profile(str(pte), options)
@@ -176,7 +181,7 @@ def test_a_phone_that_disappears_gives_one_clear_error_and_a_retry_works(s6, fir
             adb.AdbDevice._execute = original
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("rebirth:")]
-    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert code == 3 and len(lines) == 1 and "Traceback" not in err, err
     assert f"s6 ({phone.address}) failed during {step}" in lines[0]
     assert not Path("p.json").exists()
     phone.on_request = None
@@ -191,11 +196,11 @@ def test_a_phone_that_disappears_gives_one_clear_error_and_a_retry_works(s6, fir
     assert list(runs.iterdir()) == []  # the next run removes stale folders and its own
 
 
-def test_an_unreachable_phone_is_one_line_and_exit_1(s6, firenet_ptes, phone, capsys):
+def test_an_unreachable_phone_is_one_line_and_exit_3(s6, firenet_ptes, phone, capsys):
     phone.stop()
     code = cli.profile_main(["--device", "s6", str(firenet_ptes["portable"]), "-q"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "connection refused" in err and "s6" in err
+    assert code == 3 and err.count("\n") == 1 and "connection refused" in err and "s6" in err
 
 
 def test_paths_with_shell_characters_stay_paths(phone, tmp_path):
@@ -223,20 +228,20 @@ def test_a_runner_named_in_the_inventory_is_pushed_and_used(s6, firenet_ptes, tm
 
 
 def test_check_finds_a_runner_built_without_the_event_tracer(s6, phone):
-    assert [(item.name, item.ok) for item in check_device("s6")] == \
+    assert [(item.name, item.ok) for item in check_device("s6", probe_pte)] == \
         [("reachable", True), ("authorized", True), ("runner", True), ("event tracer", True)]
     # A runner that writes no ETDump, as executor_runner built without -DEXECUTORCH_ENABLE_EVENT_TRACER=ON.
     Path("no_tracer").write_text("#!/bin/sh\nexec executor_runner \"$@\" --no_etdump\n")
     Path("devices.toml").write_text(f'[devices.s6]\naddress = "{s6.address}"\nrunner = "no_tracer"\n')
-    items = check_device("s6")
+    items = check_device("s6", probe_pte)
     assert items[-1].name == "event tracer" and not items[-1].ok
     assert "-DEXECUTORCH_ENABLE_EVENT_TRACER=ON" in items[-1].detail
-    assert cli.main(["devices", "check", "s6"]) == 1
+    assert cli.main(["devices", "check", "s6"]) == 3
 
 
 def test_a_phone_without_a_runner_says_how_to_get_one(s6, phone):
     (phone.device_path("/system/bin/executor_runner")).unlink()
-    items = check_device("s6", tracer=False)
+    items = check_device("s6")
     assert items[-1].name == "runner" and not items[-1].ok and "README" in items[-1].detail
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from devices.local import LocalDevice
 from rebirth import cli
 from tests.foreign import export_plain
 
@@ -92,7 +93,7 @@ class TorchLRN(nn.Module):
 
 
 def test_a_pte_that_needs_an_operator_the_runtime_lacks(capsys, tmp_path):
-    from profiler.quiet import quiet
+    from contract.quiet import quiet
 
     with quiet():
         pte = export_plain(TorchLRN().eval(), (torch.randn(1, 3, 12, 12),), "portable", tmp_path / "lrn.pte")
@@ -104,7 +105,7 @@ def test_a_pte_that_needs_an_operator_the_runtime_lacks(capsys, tmp_path):
 
 
 def test_an_etrecord_of_another_model_is_reported_and_ignored(capsys, firenet_copy, tmp_path):
-    from profiler.quiet import quiet
+    from contract.quiet import quiet
 
     with quiet():
         other = export_plain(TorchLRN().eval(), (torch.randn(1, 3, 12, 12),), "xnnpack", tmp_path / "other.pte")
@@ -114,7 +115,7 @@ def test_an_etrecord_of_another_model_is_reported_and_ignored(capsys, firenet_co
     err = capsys.readouterr().err
     assert code == 0
     assert "does not belong to firenet_xnnpack.pte" in err and "without layers" in err
-    from profiler.record import Profile
+    from contract.profile import Profile
 
     result = Profile.load(json_path)
     assert all(op.layer is None for op in result.ops)
@@ -135,29 +136,20 @@ def test_an_etrecord_that_is_not_one(capsys, firenet_copy):
     assert "not a readable ETRecord" in capsys.readouterr().err
 
 
-class NoTracerDevice:
+class NoTracerDevice(LocalDevice):
     """The local device running a runner built without the event tracer: the ETDump it
     leaves behind is empty, as ExecuTorch's executor_runner leaves it."""
 
-    def __init__(self):
-        from devices.local import LocalDevice
-
-        self.inner = LocalDevice("no-tracer")
-        self.name = self.inner.name
-
-    def describe(self):
-        return self.inner.describe()
-
     def run(self, request, workdir, progress=None):
-        result = self.inner.run(request, workdir, progress)
+        result = super().run(request, workdir, progress)
         result.etdump_path.write_bytes(b"")
         return result
 
 
 def test_an_empty_etdump_says_how_to_rebuild_the_runner(capsys, firenet_ptes, monkeypatch, tmp_path):
-    import rebirth.app
+    import profiler.measure
 
-    monkeypatch.setattr(rebirth.app, "open_device", lambda name: NoTracerDevice())
+    monkeypatch.setattr(profiler.measure, "open_device", lambda name: NoTracerDevice("no-tracer"))
     code, err = run_cli(capsys, firenet_ptes["portable"], "--iterations", "2", "--json", tmp_path / "p.json")
     assert code == 2
     line = one_error_line(err)

@@ -7,7 +7,7 @@ import pytest
 
 from devices import phonestate
 from devices.adb import AdbDevice, RunDeadline, _safe_name
-from devices.base import CoreState
+from contract import CoreState
 from devices.emulator.auth import PublicKey
 from devices.inventory import DeviceConfig
 from devices.transport import ExitMarker, byte_sum, parse_address

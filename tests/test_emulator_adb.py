@@ -153,7 +153,8 @@ def test_rsa_authentication_lets_the_authorized_key_in_and_keeps_others_out(tmp_
 def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, monkeypatch, firenet_ptes):
     """transport = "adb-server": rebirth drives the phone through Debian's adb client and server."""
     from devices.adbserver import server_devices
-    from rebirth.app import ProfileOptions, list_devices, profile
+    from devices import list_devices
+    from profiler import ProfileOptions, profile
 
     phone = EmulatedPhone(tmp_path / "phone", PHONES["pixel-7"]).start()
     run = adb_client(tmp_path / "home")
@@ -174,7 +175,7 @@ def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, 
         rows = {row.name: row for row in list_devices(timeout_s=2.0)}
         assert rows["p7"].status == "ready" and phone.address not in rows  # listed once, by its name
         phone.stop()
-        from devices.errors import UnreachableError
+        from contract.errors import UnreachableError
 
         with pytest.raises(UnreachableError) as error:
             profile(str(firenet_ptes["portable"]), ProfileOptions(device="p7", warmup=0, iterations=1))

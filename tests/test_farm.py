@@ -15,15 +15,16 @@ import pytest
 
 from devices.adb import AdbDevice
 from devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
-from devices.errors import ConfigError, UnknownDeviceError
+from contract.errors import ConfigError, UnknownDeviceError, UnreachableError
 from devices.farm import fan_out, resolve_targets
 from devices.inventory import read_inventory
 from devices.registry import open_device
-from profiler.errors import InputError
-from profiler.record import Profile
+from contract.errors import InputError
+from contract.profile import Profile
 from rebirth import cli
-from rebirth.farm import FarmRequest, run_farm
-from reports import store
+from profiler import FarmRequest, run_farm
+from contract.stored import StoredRun, device_fingerprint, key_of
+from results import store
 from tests.synthetic import synthetic_profile
 
 
@@ -98,7 +99,7 @@ def test_a_farm_run_with_a_phone_killed_halfway_stores_two_results_and_reports_t
     for run in runs:
         assert isinstance(run.profile, Profile) and len(run.profile.latency.raw) == ITERATIONS
         assert run.profile.model.source == str(firenet_ptes["portable"])
-        assert run.fingerprint == store.device_fingerprint(run.profile.device) and run.path.name in out
+        assert run.fingerprint == device_fingerprint(run.profile.device) and run.path.name in out
     assert [run.number for run in runs] == [1, 2]  # one fingerprint (three identical phones): one numbering
     assert files_in(results) == sorted(str(run.path.relative_to(results)) for run in runs)  # no temp file left
     assert "FAILED" in out and "p2" in out
@@ -127,14 +128,15 @@ def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inve
         for phone in phones:
             phone.stop()
     assert [run.ok for run in runs] == [True, False, True]
-    assert "during run" in runs[1].error and runs[1].stored is None
-    assert [store.load_run(run.stored).profile.device.name for run in (runs[0], runs[2])] == [targets[0], targets[2]]
+    assert "during run" in runs[1].error and runs[1].result is None
+    stored = [StoredRun.load(run.result.path) for run in (runs[0], runs[2])]
+    assert [run.profile.device.name for run in stored] == [targets[0], targets[2]]
 
 
 def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inventory, firenet_ptes, recordings):
     phone = sleeping_phone(tmp_path / "phone", recordings).start()
     inventory(f'[devices.s6]\naddress = "{phone.address}"\n')
-    from rebirth.app import ProfileOptions, profile
+    from profiler import ProfileOptions, profile
 
     made = {path.name: path.stat().st_mtime_ns for path in recordings.iterdir()}
     options = ProfileOptions("s6", warmup=WARMUP, iterations=ITERATIONS)
@@ -155,7 +157,7 @@ def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inv
 def test_fan_out_reports_expected_failures_and_raises_bugs():
     def job(device):
         if device == "bad":
-            raise UnknownDeviceError("bad: gone\nsecond line")
+            raise UnreachableError("bad: gone\nsecond line")
         if device == "bug":
             raise ZeroDivisionError("a bug")
         return device.upper()
@@ -253,21 +255,21 @@ def test_a_writer_that_dies_mid_write_leaves_no_run(tmp_path, monkeypatch):
 
 def test_fingerprint_and_key(tmp_path):
     profile = synthetic_profile(ops=50, samples=5, source="zoo:googlenet")
-    fingerprint, key = store.key_of(profile)
+    fingerprint, key = key_of(profile)
     assert fingerprint.startswith("Pixel_8-Android_15-") and len(fingerprint.rsplit("-", 1)[1]) == 8
     assert key == "zoo:googlenet@xnnpack"
     rebuilt = dataclasses.replace(profile, device=dataclasses.replace(profile.device, runner="/other/runner"))
     moved = dataclasses.replace(profile, model=dataclasses.replace(profile.model, source="/ci/checkout/net.pte"))
-    assert store.key_of(rebuilt)[0] != fingerprint and store.key_of(moved)[1] == "net.pte@xnnpack"
+    assert key_of(rebuilt)[0] != fingerprint and key_of(moved)[1] == "net.pte@xnnpack"
     assert store.save_run(profile, tmp_path).parent.parent.name == fingerprint
     # With the build fingerprint and the runner's hash recorded, those name the device instead.
     described = dataclasses.replace(profile.device, build="google/husky/husky:15/AP4A.250105.002/12701944:user/"
                                     "release-keys", runner_sha256="ab" * 32)
-    recorded = store.device_fingerprint(described)
+    recorded = device_fingerprint(described)
     assert recorded == "Pixel_8-15_AP4A.250105.002_12701944-abababab"
     newer = dataclasses.replace(described, build=described.build.replace("12701944", "12800000"))
-    assert store.device_fingerprint(newer) != recorded
-    assert store.device_fingerprint(dataclasses.replace(described, runner_sha256="cd" * 32)) != recorded
+    assert device_fingerprint(newer) != recorded
+    assert device_fingerprint(dataclasses.replace(described, runner_sha256="cd" * 32)) != recorded
 
 
 def test_results_list_shows_every_run(tmp_path, capsys):
@@ -295,7 +297,7 @@ def test_a_baseline_holds_the_latest_run_of_each_device_and_model_and_is_not_ove
     assert rebirth("baseline", "save", "main") == 0
     assert capsys.readouterr().out.startswith(f"baseline main: 2 results in {tmp_path / 'baselines/main'}")
     baseline = store.load_baseline(tmp_path, "main")
-    assert baseline == {store.key_of(newer): newer, store.key_of(other): other}
+    assert baseline == {key_of(newer): newer, key_of(other): other}
     assert store.load_baseline(tmp_path, tmp_path / "baselines/main") == baseline
     store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=4), tmp_path)
     assert rebirth("baseline", "save", "main") == 2
@@ -303,14 +305,14 @@ def test_a_baseline_holds_the_latest_run_of_each_device_and_model_and_is_not_ove
     assert store.load_baseline(tmp_path, "main") == baseline
     assert rebirth("baseline", "save", "main", "--force", "--model", "zoo:googlenet") == 0
     assert [profile.model.sha256 for profile in store.load_baseline(tmp_path, "main").values()] == [f"{4:064x}"]
-    assert files_in(tmp_path / "baselines") == [f"main/{store.key_of(newer)[0]}/0004.json"]
+    assert files_in(tmp_path / "baselines") == [f"main/{key_of(newer)[0]}/0004.json"]
     with pytest.raises(InputError, match="no baseline 'nightly'.*baselines: main"):
         store.load_baseline(tmp_path, "nightly")
     assert rebirth("baseline", "save", "../x") == 2
 
 
 def test_concurrent_quiet_blocks_leave_the_process_streams_as_they_were():
-    from profiler.quiet import quiet
+    from contract.quiet import quiet
 
     stdout, stderr = sys.stdout, sys.stderr
     barrier = threading.Barrier(4)
@@ -341,7 +343,7 @@ def _device_run(name: str, seed: int, factor: float = 1.0):
     """A stored-run-like Profile of device ``name``; its latency samples redrawn with ``seed``, times ``factor``."""
     import random
 
-    from profiler.record import Latency
+    from contract.profile import Latency
 
     profile = synthetic_profile(ops=60, samples=40, device=name, source="zoo:googlenet")
     profile = dataclasses.replace(profile, device=dataclasses.replace(profile.device, product_model=f"Phone {name}"))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.errors import ConfigError, UnknownDeviceError
+from contract.errors import ConfigError, UnknownDeviceError
 from devices.inventory import DEFAULT_WORKDIR, inventory_path, load_inventory
 from devices.registry import open_device
 from rebirth.cli import main
@@ -105,7 +105,7 @@ def test_a_variable_naming_a_missing_file_is_an_error(elsewhere, monkeypatch):
 def test_usb_without_libusb_says_what_to_install(elsewhere):
     import adb_shell.adb_device
 
-    from devices.errors import UnreachableError
+    from contract.errors import UnreachableError
 
     if adb_shell.adb_device.UsbTransport is not None:
         pytest.skip("libusb1 is installed here")

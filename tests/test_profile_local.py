@@ -1,12 +1,11 @@
 """The foundation's "done when": a .pte exported with plain ExecuTorch, from a network the
 zoo does not have, profiled on ``local`` for both backends, with and without its ETRecord."""
 
-from pathlib import Path
 
 import pytest
 
-from profiler.record import FRAMEWORK, NON_TENSOR, TENSOR, Profile
-from rebirth.app import ProfileOptions, profile
+from contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, Profile
+from profiler import ProfileOptions, profile
 from tests.foreign import FireNet
 
 OPTIONS = ProfileOptions(warmup=2, iterations=12)
@@ -33,10 +32,13 @@ def test_op_times_add_up_to_the_measured_latency(profiles, key):
     result = profiles[key]
     summed = sum(op.p50_ms for op in result.ops)
     assert summed == pytest.approx(result.summary.total_ms)
-    # Fastest runs against the fastest run: on a busy machine preemption lands between ops and
-    # inflates Method::execute's p50, but some run goes through undisturbed.
-    fastest = sum(op.min_ms for op in result.ops)
-    assert abs(fastest - result.latency.min) / result.latency.min <= 0.15, (fastest, result.latency.min)
+    # In every run the op rows lie inside Method::execute and fill it (a delegate call's own overhead
+    # is a row too), so their means add up to execute's mean whatever the noise; percentiles do not
+    # add up like that (a sum of per-op minima is below any run's total). Time outside every op (a
+    # preemption between two ops on a busy machine) counts in execute only: measured here 0.4-0.6%
+    # quiet, up to 1.8% with two busy loops on the two cores.
+    means = sum(op.mean_ms for op in result.ops)
+    assert 0.95 * result.latency.mean <= means <= 1.005 * result.latency.mean, (means, result.latency.mean)
 
 
 @pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{'etrecord' if k[1] else 'bare'}")

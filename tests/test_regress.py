@@ -10,8 +10,8 @@ from xml.etree import ElementTree
 import pytest
 from rich.console import Console
 
-from profiler.errors import InputError
-from profiler.record import Latency, Profile
+from contract.errors import InputError
+from contract.profile import Latency, Profile
 from reports import regress
 from reports.junit import write_junit
 from reports.regress import (FAILED, IMPROVEMENT, NOISY, PASS, REGRESSION, UNKNOWN, Check, assert_no_regression,

@@ -1,7 +1,6 @@
 """`rebirth report` and `rebirth-profile --html` as a user types them: files written, the terminal
 headline, and one clear line with exit code 2 for a wrong file."""
 
-import json
 
 import pytest
 
@@ -14,7 +13,7 @@ def saved(tmp_path):
     before, after, slim = slimmed_pair(ops=80, samples=20)
     before.save(tmp_path / "before.json")
     after.save(tmp_path / "after.json")
-    (tmp_path / "slim.json").write_text(json.dumps(slim))
+    slim.save(tmp_path / "slim.json")
     return tmp_path, before, after
 
 
@@ -30,7 +29,7 @@ def test_report_compares_two_profiles_in_html_and_in_the_terminal(saved, capsys)
 
 
 def test_report_of_one_profile(saved, capsys):
-    folder, before, _ = saved
+    folder, _, _ = saved
     assert cli.main(["report", str(folder / "before.json"), "-o", str(folder / "one.html")]) == 0
     assert (folder / "one.html").stat().st_size > 1_000_000  # plotly.js is inside
     assert "Summary by op type" in capsys.readouterr().out

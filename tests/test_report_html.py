@@ -13,17 +13,18 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from profiler.errors import InputError
-from profiler.record import Memory, Profile
-from profiler.summary import summarize
-from reports.compare import (MERGED, ONLY_AFTER, ONLY_BEFORE, REGENERATED, REMOVED, Change, compare, load_slim,
+from contract.errors import InputError
+from contract.profile import Memory, Profile
+from contract.summary import summarize
+from contract.slim import SCHEMA_VERSION, SlimRecord
+from reports.compare import (MERGED, ONLY_AFTER, ONLY_BEFORE, REGENERATED, REMOVED, Change, compare,
                              speedup)
 from reports.headline import headline_facts
 from reports.html import render_html, script_json, write_html
 from reports.terminal import render_comparison
 from reports.units import mib, ms
 from tests.browser import Browser, find_chromium, png_pixels
-from tests.synthetic import slim_record, slimmed_pair, synthetic_profile
+from tests.synthetic import slim_document, slim_record, slimmed_pair, synthetic_profile
 
 EVIL_LAYER = "<img src=x onerror=alert(1)>"
 EVIL_DEVICE = "</script><script>alert(2)</script>"
@@ -115,7 +116,7 @@ def test_headline_with_unknown_memory_and_no_slim():
 def test_layers_are_lined_up_and_marked_with_what_the_slimmer_did():
     before, after, slim = slimmed_pair(ops=100)
     after = renamed(after, {"stage0.block5.conv": "stage0.fused"}, after.device.name, after.model.source)
-    slim = slim_record(slim["merges"][0]["layers"], slim["merges"][0]["learned"],
+    slim = slim_record(list(slim.merges[0].layers), list(slim.merges[0].learned),
                        merged=["stage0.block1.conv", "stage0.block2.conv"])
     rows = {row.layer: row for row in compare(before, after, slim).layers}
     assert rows["stage0.lrn3"].status == REMOVED and rows["stage0.lrn3"].after_ms is None
@@ -163,12 +164,24 @@ def test_accuracy_is_top1_when_trained_else_agreement_only():
 
 def test_load_slim_reports_bad_files(tmp_path):
     with pytest.raises(InputError, match="no such"):
-        load_slim(tmp_path / "missing.json")
+        SlimRecord.load(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="not a slim.json"):
-        load_slim(tmp_path / "bad.json")
-    (tmp_path / "slim.json").write_text(json.dumps(slim_record(["a"], ["b"])))
-    assert load_slim(tmp_path / "slim.json")["merges"][0]["learned"] == ["b"]
+        SlimRecord.load(tmp_path / "bad.json")
+    (tmp_path / "newer.json").write_text(json.dumps({**slim_document(["a"], ["b"]), "schema_version": 99}))
+    with pytest.raises(InputError, match="newer than this rebirth"):
+        SlimRecord.load(tmp_path / "newer.json")
+
+
+def test_a_version_1_slim_json_is_migrated_and_saved_as_the_current_version(tmp_path):
+    (tmp_path / "v1.json").write_text(json.dumps(slim_document(["a"], ["b"], merged=["c", "d"])))
+    record = SlimRecord.load(tmp_path / "v1.json")
+    assert record.merges[0].learned == ("b",) and record.merges[0].removed == ("a",)
+    assert record.merges[1].kind == "merge_pool_into_conv" and record.merges[1].removed == ()
+    assert record.accuracy.before.top1 == 91.25 and record.params.after == 990_000
+    record.save(tmp_path / "v2.json")
+    assert json.loads((tmp_path / "v2.json").read_text())["schema_version"] == SCHEMA_VERSION == 2
+    assert SlimRecord.load(tmp_path / "v2.json") == record
 
 
 # --- terminal --------------------------------------------------------------------------------

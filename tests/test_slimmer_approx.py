@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from profiler.zoo.lrn import LocalResponseNorm
+from models.zoo.lrn import LocalResponseNorm
 from slimmer import MergePoolIntoConv, RemoveLRN, RemoveThinBranch, ReplacePoolBranch, run_passes
 from slimmer.graph import count_modules
 
@@ -46,7 +46,7 @@ def test_a_pool_whose_input_is_read_elsewhere_stays():
 
 def test_a_stride_one_pool_is_not_a_streamline_candidate():
     x = torch.randn(1, 3, 32, 32)
-    gm, applied = run_passes(Stem(pool=nn.MaxPool2d(3, 1, 1)).eval(), [MergePoolIntoConv((x,))])
+    _, applied = run_passes(Stem(pool=nn.MaxPool2d(3, 1, 1)).eval(), [MergePoolIntoConv((x,))])
     assert applied == []
 
 
@@ -85,7 +85,7 @@ def test_a_strided_pool_branch_is_left_alone():
 
 
 def test_all_passes_on_googlenet_small_keep_its_output_shape():
-    from profiler.zoo import build
+    from models.zoo import build
     from slimmer import EXACT_PASSES
 
     model, (x,) = build("googlenet-small")

@@ -141,7 +141,7 @@ def test_dropout_in_training_mode_is_not_a_no_op():
 
 
 def test_exact_passes_keep_a_zoo_network_equal():
-    from profiler.zoo import build
+    from models.zoo import build
     from slimmer import EXACT_PASSES
 
     model, (x,) = build("googlenet-small")
@@ -158,7 +158,7 @@ def test_exact_passes_keep_a_zoo_network_equal():
 def test_exact_passes_keep_networks_they_were_not_written_for_within_1e_4(name):
     """Networks with BatchNorm everywhere (statistics warmed so folding changes weights), residual adds,
     depthwise convolutions and fire modules: every exact pass together, outputs within 1e-4."""
-    from profiler.zoo import build
+    from models.zoo import build
     from slimmer import EXACT_PASSES
     from tests.foreign import FireNet
 
@@ -168,4 +168,5 @@ def test_exact_passes_keep_networks_they_were_not_written_for_within_1e_4(name):
     gm, applied = run_passes(model, [cls() for cls in EXACT_PASSES])
     torch.testing.assert_close(gm(x), reference, atol=1e-4, rtol=1e-4)
     folded = sum(m.kind.startswith("fold_bn") for m in applied)
-    assert folded > 0 and count_modules(gm, nn.BatchNorm2d) < sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert folded > 0 and count_modules(gm, nn.BatchNorm2d) < norms

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from profiler.zoo.lrn import LocalResponseNorm
+from models.zoo.lrn import LocalResponseNorm
 from rebirth import cli
 from slimmer.graph import count_modules, trace
 from slimmer.plan import candidates, layer_times, make_passes
@@ -87,12 +87,13 @@ def test_the_plan_is_printed_without_changing_anything(capsys, tmp_path, monkeyp
     import json
     from types import SimpleNamespace
 
-    from profiler.record import Profile
+    from contract.profile import Profile
 
     source = tmp_path / "net.py"
     source.write_text("import torch\nfrom tests.test_slimmer_plan import Net, X\n\ndef make():\n    return Net(), X\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0), SimpleNamespace(layer="pool", p50_ms=0.5)])
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0),
+                                    SimpleNamespace(layer="pool", p50_ms=0.5)])
     monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))  # a profile measured elsewhere
     (tmp_path / "p.json").write_text(json.dumps({}))
     assert cli.main(["slim", f"{source}:make", "--profile", str(tmp_path / "p.json"), "--plan"]) == 0
@@ -119,9 +120,10 @@ def _profile_measured_elsewhere(monkeypatch, tmp_path):
     import json
     from types import SimpleNamespace
 
-    from profiler.record import Profile
+    from contract.profile import Profile
 
-    measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0), SimpleNamespace(layer="pool", p50_ms=0.5)])
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0),
+                                    SimpleNamespace(layer="pool", p50_ms=0.5)])
     monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))
     (tmp_path / "p.json").write_text(json.dumps({}))
     return str(tmp_path / "p.json")

@@ -2,7 +2,6 @@
 the pipeline a user runs, on real data, with the real export at the end."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,10 +23,10 @@ def googlenet_small():
 
 @pytest.mark.slow
 def test_googlenet_small_learns_digits_to_90_percent_and_is_cached(googlenet_small):
-    from profiler.zoo import build
+    from models.zoo import build
     from slimmer.weights import trained
 
-    model, inputs, accuracy = googlenet_small
+    _, _, accuracy = googlenet_small
     loaders = digits(64)
     assert accuracy.top1 >= 90 and accuracy.top5 >= accuracy.top1 and accuracy.samples == 450
     assert evaluate(build("googlenet-small")[0], loaders.held_out).top1 < 30  # it learned; it was not born knowing

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from devices import runlog
-from profiler import stats
-from profiler.errors import InputError
-from profiler.record import Latency, Profile
+from contract import stats
+from contract.errors import InputError
+from contract.profile import Latency, Profile
 from profiler.taxonomy import Rule, classify, normalize, register, RULES
 
 
@@ -108,7 +108,7 @@ def test_profile_load_rejects_what_is_not_a_profile(tmp_path):
 
 
 def test_json_is_written_atomically(tmp_path):
-    from profiler.record import write_json_atomic
+    from contract.files import write_json_atomic
 
     path = tmp_path / "p.json"
     write_json_atomic(path, {"a": 1})
@@ -119,13 +119,13 @@ def test_json_is_written_atomically(tmp_path):
 
 
 def make_op(index, op_type, category, ms, layer=None):
-    from profiler.record import OpRecord
+    from contract.profile import OpRecord
 
     return OpRecord(index, f"op{index}", op_type, category, layer, ms, ms, ms, ms, 0.0)
 
 
 def test_summary_tables_from_records_built_in_memory():
-    from profiler.summary import summarize
+    from contract.summary import summarize
 
     ops = [make_op(0, "conv", "tensor", 6.0, "a"), make_op(1, "max_pool", "non_tensor", 3.0, "b"),
            make_op(2, "conv", "tensor", 0.5, "c"), make_op(3, "framework", "framework", 0.5)]
@@ -139,14 +139,13 @@ def test_summary_tables_from_records_built_in_memory():
 
 
 def test_throttling_is_flagged_when_a_core_ends_below_its_maximum():
-    from devices.base import CoreState, DeviceDescription, DeviceState
-    from rebirth.app import device_info
+    from contract import CoreState, DeviceInfo, DeviceState
 
     before = DeviceState((CoreState(0, 2_000_000, 2_000_000, "performance"),), 40.0)
     hot = DeviceState((CoreState(0, 2_000_000, 1_200_000, "performance"),), 70.0)
-    info = device_info(DeviceDescription("s6", "adb"), before, hot)
+    info = DeviceInfo("s6", "adb").with_run(before, hot)
     assert info.throttled is True
     assert (info.temperature_c_start, info.temperature_c_end) == (40.0, 70.0)
     assert info.cores[0].cur_freq_khz_end == 1_200_000
-    assert device_info(DeviceDescription("s6", "adb"), before, before).throttled is False
-    assert device_info(DeviceDescription("x", "local"), DeviceState(), DeviceState()).throttled is None
+    assert DeviceInfo("s6", "adb").with_run(before, before).throttled is False
+    assert DeviceInfo("x", "local").with_run(DeviceState(), DeviceState()).throttled is None

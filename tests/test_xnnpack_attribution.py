@@ -1,6 +1,7 @@
 """The offline alignment of XNNPACK operator events with the serialized XNNPACK graph."""
 
-from profiler import pte, xnnpack
+from models import pte
+from profiler import xnnpack
 from profiler.xnnpack import XNode, align
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from profiler import zoo
-from profiler.errors import InputError
-from profiler.sources import PT2, PYTHON, ZOO, parse_spec
-from profiler.zoo.lrn import LocalResponseNorm
+from models import zoo
+from contract.errors import InputError
+from models.sources import PT2, PYTHON, ZOO, parse_spec
+from models.zoo.lrn import LocalResponseNorm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def test_lrn_equals_torch_lrn(size, alpha, beta, k):
 def test_lowered_lrn_runs_on_the_portable_runtime_and_matches_eager(tmp_path):
     from executorch.extension.pybindings.portable_lib import _load_for_executorch
 
-    from profiler.export import lower
+    from models.export import lower
 
     model = nn.Sequential(nn.Conv2d(3, 8, 3), LocalResponseNorm(5, k=2.0)).eval()
     x = torch.randn(1, 3, 10, 10)
@@ -71,7 +71,7 @@ def test_model_arguments_are_parsed_without_importing_anything(tmp_path):
 
 
 def test_python_file_model_errors_are_user_errors(tmp_path):
-    from profiler.sources import load_python
+    from models.sources import load_python
 
     script = tmp_path / "net.py"
     script.write_text("def make():\n    return 42\n")
@@ -85,7 +85,7 @@ def test_python_file_model_errors_are_user_errors(tmp_path):
 
 
 def test_a_pt2_and_a_python_factory_profile_with_layers(tmp_path):
-    from rebirth.app import ProfileOptions, profile
+    from profiler import ProfileOptions, profile
     from tests.foreign import make_firenet
 
     model, inputs = make_firenet()
@@ -121,7 +121,7 @@ def test_export_command_writes_pte_and_etrecord_then_profiles(tmp_path):
                            "--json", str(json_path)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "Summary by op type" in done.stdout and "fire1.expand3" in done.stdout
-    from profiler.record import Profile
+    from contract.profile import Profile
 
     assert Profile.load(json_path).summary.attributed_share >= 0.95
 

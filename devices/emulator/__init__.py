@@ -3,4 +3,4 @@
 from devices.emulator.adbd import EmulatedPhone
 from devices.emulator.phone import PHONES, PhoneProfile, Sandbox, SleepingRunner
 
-__all__ = ["EmulatedPhone", "PHONES", "PhoneProfile", "Sandbox", "SleepingRunner"]
+__all__ = ["PHONES", "EmulatedPhone", "PhoneProfile", "Sandbox", "SleepingRunner"]

@@ -1,6 +1,7 @@
 """An emulated phone's adbd on loopback, faithful enough for Debian's ``adb`` client.
 
-Speaks CNXN, AUTH (optional, see ``auth``), OPEN, OKAY, WRTE and CLSE; serves ``shell:`` (v1: output only, no exit code),
+Speaks CNXN, AUTH (optional, see ``auth``), OPEN, OKAY, WRTE and CLSE; serves ``shell:`` (v1: output only, no exit
+code),
 ``shell,v2,...:`` (stdout, stderr and the exit code as shell-protocol packets), ``exec:``
 and ``sync:`` (STAT, LIST, SEND, RECV, QUIT). Shell commands run on the host inside the
 phone's sandbox root. One WRTE in flight per stream until the peer's OKAY.
@@ -33,11 +34,11 @@ STDIN, STDOUT, STDERR, EXIT, CLOSE_STDIN = 0, 1, 2, 3, 4
 class Stream:
     """One logical stream of a connection: ordered, acknowledged writes; a byte inbox."""
 
-    def __init__(self, connection: "Connection", local_id: int, remote_id: int):
+    def __init__(self, connection: Connection, local_id: int, remote_id: int):
         self.connection, self.local_id, self.remote_id = connection, local_id, remote_id
         self.acked = threading.Event()
         self.acked.set()
-        self.inbox: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.inbox: queue.Queue[Optional[bytes]] = queue.Queue()
         self.buffer = b""
         self.closed = False
 
@@ -210,6 +211,7 @@ def _pump(source, sink) -> None:
 
 def _raw(sandbox: Sandbox, stream: Stream, service: str, stderr) -> None:
     process = spawn(sandbox, command_of(service), stderr)
+    assert process.stdin is not None and process.stdout is not None
     process.stdin.close()
     _pump(process.stdout, stream.write)
     process.wait()
@@ -245,6 +247,7 @@ def shell_v2(sandbox: Sandbox, stream: Stream, service: str) -> None:
 
 
 def _stdin_v2(stream: Stream, process: subprocess.Popen) -> None:
+    assert process.stdin is not None
     try:
         while True:
             kind, length = struct.unpack("<BI", stream.read_exact(5))
@@ -341,7 +344,7 @@ def _drain_send(stream: Stream) -> None:
 def sync_recv(sandbox: Sandbox, stream: Stream, path: str) -> None:
     try:
         source = sandbox.host_path(path)
-        handle = open(source, "rb")
+        handle = open(source, "rb")  # noqa: SIM115 (closed by the with below, once the open is known to work)
     except (OSError, PermissionError) as error:
         return _fail(stream, f"{path}: {getattr(error, 'strerror', None) or error}")
     pending: list[bytes] = []
@@ -379,7 +382,7 @@ class EmulatedPhone:
         self.server: Optional[socket.socket] = None
         self.connections: list[Connection] = []
 
-    def start(self) -> "EmulatedPhone":
+    def start(self) -> EmulatedPhone:
         self.sandbox.populate()
         self.server = socket.create_server((self.host, self.port), reuse_port=False)
         self.port = self.server.getsockname()[1]
@@ -387,6 +390,7 @@ class EmulatedPhone:
         return self
 
     def _accept(self) -> None:
+        assert self.server is not None
         while True:
             try:
                 sock, _ = self.server.accept()

@@ -21,7 +21,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 TOKEN, SIGNATURE, RSAPUBLICKEY = 1, 2, 3
 TOKEN_SIZE = 20

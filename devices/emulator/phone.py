@@ -113,10 +113,10 @@ class Sandbox:
                                 ("scaling_governor", "schedutil")):
                 (cpufreq / name).write_text(f"{value}\n")
         for zone, temp in enumerate((self.phone.temperature_mc, self.phone.temperature_mc - 2000)):
-            folder = self.root / f"sys/class/thermal/thermal_zone{zone}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "temp").write_text(f"{temp}\n")
-            (folder / "type").write_text(f"zone{zone}\n")
+            thermal = self.root / f"sys/class/thermal/thermal_zone{zone}"
+            thermal.mkdir(parents=True, exist_ok=True)
+            (thermal / "temp").write_text(f"{temp}\n")
+            (thermal / "type").write_text(f"zone{zone}\n")
         self._tool("getprop", self._getprop_script())
         self._tool("dumpsys", self._dumpsys_script())
         self._tool("taskset", TASKSET)
@@ -146,6 +146,7 @@ class Sandbox:
                 f"{environment} exec {python} -m devices.runner \"$@\"\n")
 
     def _sleeper_flags(self) -> str:
+        assert self.runner is not None
         recordings = self.runner.recordings or self.root / ".recordings"
         flags = ["--recordings", str(recordings.resolve())]
         if self.runner.execution_ms is not None:
@@ -159,7 +160,8 @@ class Sandbox:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")}
-        env.update(PATH=f"{self.root / 'system/bin'}:/usr/local/bin:/usr/bin:/bin", HOME=str(self.root / "data/local/tmp"),
+        env.update(PATH=f"{self.root / 'system/bin'}:/usr/local/bin:/usr/bin:/bin",
+                   HOME=str(self.root / "data/local/tmp"),
                    ANDROID_ROOT=str(self.root / "system"), REBIRTH_DEVICE_ROOT=str(self.root))
         return env
 

@@ -59,7 +59,7 @@ def read_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def read_message(sock: socket.socket) -> Message:
-    command, arg0, arg1, length, checksum, magic = HEADER.unpack(read_exact(sock, HEADER.size))
+    command, arg0, arg1, length, _checksum, magic = HEADER.unpack(read_exact(sock, HEADER.size))
     if magic != command ^ 0xFFFFFFFF:
         raise ProtocolError(f"bad magic for command {command:#x}")
     if length > 16 * MAX_PAYLOAD:

@@ -1,6 +1,10 @@
-"""Slimming passes: one contract (``SlimPass``), exact and approximate transforms."""
+"""Slimming passes: one contract (``SlimPass``), exact and approximate transforms.
 
-from slimmer.passes.base import Match, SlimPass
+A new pass is a ``SlimPass`` in its own module, with its tests, listed here in ``EXACT_PASSES`` or
+``APPROXIMATE_PASSES``: the planner asks each pass for its matches and for what each is worth.
+"""
+
+from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass
 from slimmer.passes.branch import RemoveThinBranch, ReplacePoolBranch
 from slimmer.passes.cleanup import RemoveNoOps
 from slimmer.passes.fold_bn import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious
@@ -8,7 +12,10 @@ from slimmer.passes.manager import run_passes
 from slimmer.passes.merge_parallel import MergeParallelConvs
 from slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
 
-EXACT_PASSES = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext, MergeParallelConvs)
+EXACT_PASSES: tuple[type[SlimPass], ...] = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext,
+                                            MergeParallelConvs)
+APPROXIMATE_PASSES: tuple[type[SlimPass], ...] = (RemoveLRN, MergePoolIntoConv, ReplacePoolBranch, RemoveThinBranch)
 
-__all__ = ["EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "Match", "MergeParallelConvs",
-           "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "SlimPass", "run_passes"]
+__all__ = ["APPROXIMATE_PASSES", "EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "LayerCosts",
+           "Match", "MergeParallelConvs", "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch",
+           "ReplacePoolBranch", "ShapedPass", "SlimPass", "run_passes"]

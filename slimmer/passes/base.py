@@ -32,21 +32,54 @@ class Match:
     """Layers the rewrite removes from the graph."""
 
 
+@dataclass(frozen=True)
+class LayerCosts:
+    """What the planner knows of a graph's layers: the profile's measured p50 per layer (ms) and the
+    multiply-accumulates of each conv and linear layer, now and in the original model."""
+
+    times: dict[str, float]
+    macs: dict[str, int]
+    original_macs: dict[str, int]
+
+    def measured(self, layers: tuple[str, ...]) -> float:
+        """The measured time of ``layers``, summed."""
+        return sum(self.times.get(layer, 0.0) for layer in layers)
+
+    def scaled(self, layer: str) -> float:
+        """The layer's measured time, scaled to its current size (an earlier merge may have changed it)."""
+        measured = self.times.get(layer, 0.0)
+        before, now = self.original_macs.get(layer), self.macs.get(layer)
+        return measured * now / before if before and now else measured
+
+
 class SlimPass(PassBase):
-    """Subclasses set ``kind`` and ``exact`` and implement ``matches`` and ``rewrite``."""
+    """Subclasses set ``kind`` and ``exact`` and implement ``matches`` and ``rewrite``; a pass whose
+    match costs or saves more than the measured time of the layers it removes overrides ``estimate``."""
 
     kind = ""
     exact = True
+    deletes_layers = False
+    """True when the layers a match removes are deleted outright (an LRN, a dropout, a thin branch);
+    False when their work is merged into a neighbour (a BatchNorm folded, a pool made a stride)."""
 
     def __init__(self):
         super().__init__()
         self.applied: list[Match] = []
+
+    @classmethod
+    def for_model(cls, example_inputs: tuple) -> SlimPass:
+        """An instance for a model with these example inputs (a pass that matches on shapes keeps them)."""
+        return cls()
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         raise NotImplementedError
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
         raise NotImplementedError
+
+    def estimate(self, gm: fx.GraphModule, match: Match, costs: LayerCosts) -> tuple[float, float]:
+        """(ms saved, ms added) by one match: by default the measured time of the layers it removes."""
+        return costs.measured(match.removed), 0.0
 
     def call(self, gm: fx.GraphModule) -> PassResult:
         """Rewrite every match that shares no node with one rewritten before it in this call (a later
@@ -74,6 +107,10 @@ class ShapedPass(SlimPass):
     def __init__(self, example_inputs: tuple):
         super().__init__()
         self.example_inputs = example_inputs
+
+    @classmethod
+    def for_model(cls, example_inputs: tuple) -> SlimPass:
+        return cls(example_inputs)
 
     def shapes(self, gm: fx.GraphModule) -> dict[str, tuple[int, ...]]:
         return shapes(gm, self.example_inputs)

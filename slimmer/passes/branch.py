@@ -5,11 +5,14 @@ weights at its centre and learned again afterwards.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import fx, nn
 
-from slimmer.graph import bypass, module_of, only_user, replace_module
-from slimmer.passes.base import Match, ShapedPass, SlimPass, nodes_by_name
+from slimmer.graph import (bias_of, bypass, conv2d_like, module_of, module_path, only_user, replace_module,
+                           running_stats, submodule)
+from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
 from slimmer.passes.streamline import ACTIVATIONS, POOLS, _pair
 
 
@@ -19,24 +22,31 @@ class ReplacePoolBranch(SlimPass):
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         found = []
+        node: fx.Node
         for node in gm.graph.nodes:
             pool = module_of(gm, node)
             conv_node = only_user(node) if isinstance(pool, POOLS) else None
             conv = module_of(gm, conv_node) if conv_node is not None else None
-            if conv is None or type(conv) is not nn.Conv2d or conv_node.args[0] is not node:
+            if not isinstance(pool, POOLS) or conv_node is None or type(conv) is not nn.Conv2d \
+                    or conv_node.args[0] is not node:
                 continue
             if _pair(pool.stride) == (1, 1) and conv.kernel_size == (1, 1) and _pair(conv.stride) == (1, 1) \
                     and conv.groups == 1 and _pair(conv.padding) == (0, 0) and not getattr(pool, "ceil_mode", False):
-                found.append(Match(self.kind, (node.name, conv_node.name), (node.target, conv_node.target), False,
-                                   (conv_node.target,), anchors=((conv_node.target, conv_node.target),),
-                                   removed=(node.target,)))
+                pool_path, conv_path = module_path(node), module_path(conv_node)
+                found.append(Match(self.kind, (node.name, conv_node.name), (pool_path, conv_path), False,
+                                   (conv_path,), anchors=((conv_path, conv_path),), removed=(pool_path,)))
         return found
+
+    def estimate(self, gm: fx.GraphModule, match: Match, costs: LayerCosts) -> tuple[float, float]:
+        """The pool's time saved; the 1x1 convolution's work grows by the pool's kernel area."""
+        kernel = _pair(gm.get_submodule(match.layers[0]).kernel_size)
+        return costs.measured(match.removed), costs.scaled(match.layers[1]) * (kernel[0] * kernel[1] - 1)
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
         nodes = nodes_by_name(gm)
         pool_node, conv_node = nodes[match.nodes[0]], nodes[match.nodes[1]]
-        pool, conv = gm.get_submodule(pool_node.target), gm.get_submodule(conv_node.target)
-        replace_module(gm, conv_node.target, widen_pointwise(conv, _pair(pool.kernel_size), _pair(pool.padding)))
+        pool, conv = gm.get_submodule(module_path(pool_node)), submodule(gm, conv_node, nn.Conv2d)
+        replace_module(gm, module_path(conv_node), widen_pointwise(conv, _pair(pool.kernel_size), _pair(pool.padding)))
         bypass(pool_node)
 
 
@@ -47,7 +57,7 @@ def widen_pointwise(conv: nn.Conv2d, kernel: tuple[int, int], padding: tuple[int
     wide.weight.zero_()
     wide.weight[:, :, kernel[0] // 2, kernel[1] // 2] = conv.weight[:, :, 0, 0]
     if conv.bias is not None:
-        wide.bias.copy_(conv.bias)
+        bias_of(wide).copy_(conv.bias)
     return wide
 
 
@@ -64,6 +74,7 @@ class RemoveThinBranch(ShapedPass):
 
     kind = "remove_thin_branch"
     exact = False
+    deletes_layers = True
     THIN = 0.25
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
@@ -79,28 +90,43 @@ class RemoveThinBranch(ShapedPass):
                 grown = _growable_conv(gm, neighbour)
                 if widths[index] > self.THIN * sum(widths) or grown is None or _growable_conv(gm, chain) is None:
                     continue
-                tail = [node.target for node in neighbour[neighbour.index(grown):]
+                tail = [module_path(node) for node in neighbour[neighbour.index(grown):]
                         if isinstance(module_of(gm, node), (nn.Conv2d, nn.BatchNorm2d))]
-                together = (neighbour[-1].target, chain[-1].target) if index else (chain[-1].target, neighbour[-1].target)
+                removed = tuple(module_path(n) for n in chain)
+                pair = (module_path(neighbour[-1]), removed[-1])
+                together = pair if index else pair[::-1]
                 found.append(Match(self.kind, tuple(n.name for n in chain) + (grown.name, cat.name),
-                                   tuple(n.target for n in chain) + (grown.target,), False, tuple(tail),
-                                   anchors=((neighbour[-1].target, together),), removed=tuple(n.target for n in chain)))
+                                   removed + (module_path(grown),), False, tuple(tail),
+                                   anchors=((module_path(neighbour[-1]), together),), removed=removed))
         return found
+
+    def estimate(self, gm: fx.GraphModule, match: Match, costs: LayerCosts) -> tuple[float, float]:
+        """The branch's time saved; the grown convolution's work grows by the branch's share of it."""
+        grown = gm.get_submodule(match.layers[-1])
+        assert isinstance(grown, nn.Conv2d)
+        width = [layer for layer in map(gm.get_submodule, match.removed) if isinstance(layer, nn.Conv2d)][-1]
+        return costs.measured(match.removed), costs.scaled(match.layers[-1]) * width.out_channels / grown.out_channels
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
         nodes = nodes_by_name(gm)
         chain, cat = [nodes[name] for name in match.nodes[:-2]], nodes[match.nodes[-1]]
+        assert isinstance(cat.args[0], (list, tuple))
         inputs = list(cat.args[0])
         index = inputs.index(chain[-1])
-        width = gm.get_submodule(_growable_conv(gm, chain).target).out_channels
+        growable = _growable_conv(gm, chain)
+        assert growable is not None, "the match found the branch's convolution"
+        width = submodule(gm, growable, nn.Conv2d).out_channels
         for target in match.regenerated:
             layer = gm.get_submodule(target)
-            grow = grow_conv if isinstance(layer, nn.Conv2d) else grow_batchnorm
-            replace_module(gm, target, grow(layer, width, first=index == 0))
+            if isinstance(layer, nn.Conv2d):
+                replace_module(gm, target, grow_conv(layer, width, first=index == 0))
+            else:
+                assert isinstance(layer, nn.BatchNorm2d), f"{target} is neither a Conv2d nor a BatchNorm2d"
+                replace_module(gm, target, grow_batchnorm(layer, width, first=index == 0))
         cat.args = (inputs[:index] + inputs[index + 1:],) + tuple(cat.args[1:])
 
 
-def _branches(gm: fx.GraphModule, cat: fx.Node):
+def _branches(gm: fx.GraphModule, cat: fx.Node) -> Optional[list[list[fx.Node]]]:
     """The chains of single-input layers from one fork to each input of a channel concat, else None."""
     if cat.op != "call_function" or cat.target is not torch.cat or not isinstance(cat.args[0], (list, tuple)):
         return None
@@ -109,7 +135,7 @@ def _branches(gm: fx.GraphModule, cat: fx.Node):
         return None
     chains, sources = [], set()
     for node in cat.args[0]:
-        chain = []
+        chain: list[fx.Node] = []
         while isinstance(node, fx.Node) and node.op == "call_module" and len(node.users) == 1 \
                 and len(node.args) == 1 and not node.kwargs and isinstance(node.args[0], fx.Node):
             chain.insert(0, node)
@@ -121,7 +147,7 @@ def _branches(gm: fx.GraphModule, cat: fx.Node):
     return chains if len(sources) == 1 else None
 
 
-def _growable_conv(gm: fx.GraphModule, chain: list[fx.Node]):
+def _growable_conv(gm: fx.GraphModule, chain: list[fx.Node]) -> Optional[fx.Node]:
     """The branch's last convolution when only channel-wise layers follow it, else None."""
     for position in range(len(chain) - 1, -1, -1):
         module = module_of(gm, chain[position])
@@ -136,12 +162,11 @@ def _growable_conv(gm: fx.GraphModule, chain: list[fx.Node]):
 @torch.no_grad()
 def grow_conv(conv: nn.Conv2d, extra: int, first: bool) -> nn.Conv2d:
     """``conv`` with ``extra`` more outputs, new ones first or last, freshly initialised."""
-    grown = nn.Conv2d(conv.in_channels, conv.out_channels + extra, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, 1, conv.bias is not None, conv.padding_mode)
+    grown = conv2d_like(conv, conv.out_channels + extra, 1, conv.bias is not None)
     kept = slice(extra, None) if first else slice(0, conv.out_channels)
     grown.weight[kept] = conv.weight
     if conv.bias is not None:
-        grown.bias[kept] = conv.bias
+        bias_of(grown)[kept] = conv.bias
     return grown
 
 
@@ -149,9 +174,10 @@ def grow_conv(conv: nn.Conv2d, extra: int, first: bool) -> nn.Conv2d:
 def grow_batchnorm(norm: nn.BatchNorm2d, extra: int, first: bool) -> nn.BatchNorm2d:
     """``norm`` with ``extra`` more channels that start as the identity."""
     grown = nn.BatchNorm2d(norm.num_features + extra, norm.eps, norm.momentum, norm.affine).eval()
-    grown.running_var.fill_(1 - norm.eps)
+    mean, var = running_stats(grown)
+    var.fill_(1 - norm.eps)
     kept = slice(extra, None) if first else slice(0, norm.num_features)
-    grown.running_mean[kept], grown.running_var[kept] = norm.running_mean, norm.running_var
+    mean[kept], var[kept] = running_stats(norm)
     if norm.affine:
         grown.weight[kept], grown.bias[kept] = norm.weight, norm.bias
     return grown

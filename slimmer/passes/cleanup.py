@@ -13,6 +13,7 @@ NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.
 class RemoveNoOps(SlimPass):
     kind = "remove_no_op"
     exact = True
+    deletes_layers = True
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         found = []

@@ -7,11 +7,14 @@ nothing (padding zeros would not be shifted) and is not grouped.
 
 from __future__ import annotations
 
+from typing import Optional, TypeGuard
+
 import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from slimmer.graph import bypass, module_of, only_user, replace_module
+from slimmer.graph import (bias_of, bypass, conv2d_like, module_of, module_path, only_user, replace_module,
+                           running_stats, submodule)
 from slimmer.passes.base import Match, SlimPass, nodes_by_name
 
 # (layer, BatchNorm) -> fuser, as data: extend it for other layer types.
@@ -23,7 +26,7 @@ FUSERS = {
 }
 
 
-def has_running_stats(bn: nn.Module) -> bool:
+def has_running_stats(bn: Optional[nn.Module]) -> TypeGuard[nn.modules.batchnorm._BatchNorm]:
     return isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.running_mean is not None \
         and bn.running_var is not None
 
@@ -38,6 +41,7 @@ class FoldBatchNormIntoPrevious(SlimPass):
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         found = []
+        node: fx.Node
         for node in gm.graph.nodes:
             bn = module_of(gm, node)
             if not has_running_stats(bn) or not node.args or not isinstance(node.args[0], fx.Node):
@@ -45,15 +49,15 @@ class FoldBatchNormIntoPrevious(SlimPass):
             producer = node.args[0]
             layer = module_of(gm, producer)
             if layer is not None and _fuser(layer, bn) and only_user(producer) is node:
-                found.append(Match(self.kind, (producer.name, node.name), (producer.target, node.target), True,
-                                   removed=(node.target,)))
+                found.append(Match(self.kind, (producer.name, node.name), (module_path(producer), module_path(node)),
+                                   True, removed=(module_path(node),)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
         nodes = nodes_by_name(gm)
         producer, norm = nodes[match.nodes[0]], nodes[match.nodes[1]]
-        layer, bn = gm.get_submodule(producer.target), gm.get_submodule(norm.target)
-        replace_module(gm, producer.target, _fuser(layer, bn)(layer, bn))
+        layer, bn = gm.get_submodule(module_path(producer)), gm.get_submodule(module_path(norm))
+        replace_module(gm, module_path(producer), _fuser(layer, bn)(layer, bn))
         bypass(norm)
 
 
@@ -63,21 +67,22 @@ class FoldBatchNormIntoNext(SlimPass):
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         found = []
+        node: fx.Node
         for node in gm.graph.nodes:
             bn = module_of(gm, node)
             consumer = only_user(node) if has_running_stats(bn) else None
             conv = module_of(gm, consumer) if consumer is not None else None
-            if isinstance(bn, nn.BatchNorm2d) and type(conv) is nn.Conv2d and _exact_after_bn(conv) \
-                    and consumer.args[0] is node:
-                found.append(Match(self.kind, (node.name, consumer.name), (node.target, consumer.target), True,
-                                   removed=(node.target,)))
+            if consumer is not None and isinstance(bn, nn.BatchNorm2d) and type(conv) is nn.Conv2d \
+                    and _exact_after_bn(conv) and consumer.args[0] is node:
+                found.append(Match(self.kind, (node.name, consumer.name), (module_path(node), module_path(consumer)),
+                                   True, removed=(module_path(node),)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
         nodes = nodes_by_name(gm)
         norm, consumer = nodes[match.nodes[0]], nodes[match.nodes[1]]
-        bn, conv = gm.get_submodule(norm.target), gm.get_submodule(consumer.target)
-        replace_module(gm, consumer.target, fold_bn_into_next(bn, conv))
+        bn, conv = submodule(gm, norm, nn.BatchNorm2d), submodule(gm, consumer, nn.Conv2d)
+        replace_module(gm, module_path(consumer), fold_bn_into_next(bn, conv))
         bypass(norm)
 
 
@@ -89,11 +94,11 @@ def _exact_after_bn(conv: nn.Conv2d) -> bool:
 @torch.no_grad()
 def fold_bn_into_next(bn: nn.BatchNorm2d, conv: nn.Conv2d) -> nn.Conv2d:
     """``conv(bn(x))`` as one convolution: the BN's scale goes into the input channels of the weights."""
-    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
-    shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    mean, var = running_stats(bn)
+    scale = (bn.weight if bn.affine else torch.ones_like(var)) / torch.sqrt(var + bn.eps)
+    shift = (bn.bias if bn.affine else torch.zeros_like(mean)) - mean * scale
+    fused = conv2d_like(conv, conv.out_channels, conv.groups, bias=True)
     fused.weight.copy_(conv.weight * scale.reshape(1, -1, 1, 1))
     bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
-    fused.bias.copy_(bias + (conv.weight * shift.reshape(1, -1, 1, 1)).sum(dim=(1, 2, 3)))
+    bias_of(fused).copy_(bias + (conv.weight * shift.reshape(1, -1, 1, 1)).sum(dim=(1, 2, 3)))
     return fused

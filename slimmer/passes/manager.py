@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import fx, nn
 
@@ -21,6 +21,7 @@ def run_passes(model: nn.Module | fx.GraphModule, passes: Sequence[SlimPass]) ->
         for slim_pass in passes:
             before = len(slim_pass.applied)
             result = slim_pass(gm)
+            assert result is not None, "a SlimPass always returns a PassResult"
             gm, modified = result.graph_module, modified or result.modified
             applied.extend(slim_pass.applied[before:])
         if not modified:

@@ -14,8 +14,8 @@ from typing import Optional
 
 from torch import fx, nn
 
-from slimmer.graph import bypass, module_of, only_user, replace_module
-from slimmer.passes.base import Match, ShapedPass, SlimPass, nodes_by_name
+from slimmer.graph import bypass, input_node, module_of, module_path, only_user, replace_module, submodule
+from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
@@ -37,29 +37,32 @@ class MergePoolIntoConv(ShapedPass):
             if chain is None:
                 continue
             conv_node, pool_node = chain[0], chain[-1]
-            padding = self._padding(gm.get_submodule(conv_node.target), gm.get_submodule(pool_node.target),
-                                    known[conv_node.args[0].name], known[pool_node.name])
+            padding = self._padding(submodule(gm, conv_node, nn.Conv2d), gm.get_submodule(module_path(pool_node)),
+                                    known[input_node(conv_node).name], known[pool_node.name])
             if padding is not None:
-                names = tuple(n.name for n in chain)
-                found.append(Match(self.kind, names, tuple(n.target for n in chain), False, (conv_node.target,),
-                                   anchors=((chain[-2].target, pool_node.target),), removed=(pool_node.target,)))
+                names, layers = tuple(n.name for n in chain), tuple(module_path(n) for n in chain)
+                found.append(Match(self.kind, names, layers, False, (layers[0],),
+                                   anchors=((layers[-2], layers[-1]),), removed=(layers[-1],)))
         return found
 
     def _chain(self, gm: fx.GraphModule, node: fx.Node) -> Optional[list[fx.Node]]:
         """``[conv, (activation,) pool]`` starting at ``node``, each link the only user of the last."""
-        if type(module_of(gm, node)) is not nn.Conv2d or module_of(gm, node).groups != 1:
+        conv = module_of(gm, node)
+        if type(conv) is not nn.Conv2d or conv.groups != 1:
             return None
         chain, current = [node], only_user(node)
         if current is not None and isinstance(module_of(gm, current), ACTIVATIONS):
             chain.append(current)
             current = only_user(current)
-        pool = module_of(gm, current) if current is not None else None
+        if current is None:
+            return None
+        pool = module_of(gm, current)
         if not isinstance(pool, POOLS) or current.args[0] is not chain[-1] or max(_pair(pool.stride)) < 2:
             return None
         return chain + [current]
 
     @staticmethod
-    def _padding(conv: nn.Conv2d, pool: nn.Module, in_shape, out_shape) -> Optional[tuple[int, int]]:
+    def _padding(conv: nn.Conv2d, pool: nn.Module, in_shape, out_shape) -> Optional[tuple[int, ...]]:
         """The padding that makes ``conv`` with its stride times the pool's produce ``out_shape``."""
         stride = tuple(c * p for c, p in zip(_pair(conv.stride), _pair(pool.stride)))
         answer = []
@@ -74,22 +77,29 @@ class MergePoolIntoConv(ShapedPass):
             answer.append(min(options, key=lambda p: abs(p - original)))
         return tuple(answer)
 
+    def estimate(self, gm: fx.GraphModule, match: Match, costs: LayerCosts) -> tuple[float, float]:
+        """The pool's time, plus the convolution work the larger stride saves."""
+        stride = _pair(gm.get_submodule(match.layers[-1]).stride)
+        return costs.measured(match.removed) + costs.scaled(match.layers[0]) * (1 - 1 / (stride[0] * stride[1])), 0.0
+
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
         nodes = nodes_by_name(gm)
         chain = [nodes[name] for name in match.nodes]
-        conv, pool = gm.get_submodule(chain[0].target), gm.get_submodule(chain[-1].target)
+        conv, pool = submodule(gm, chain[0], nn.Conv2d), gm.get_submodule(module_path(chain[-1]))
         known = self.shapes(gm)
-        padding = self._padding(conv, pool, known[chain[0].args[0].name], known[chain[-1].name])
+        padding = self._padding(conv, pool, known[input_node(chain[0]).name], known[chain[-1].name])
+        assert padding is not None, "the match found a padding"
         merged = copy.deepcopy(conv)
         merged.stride = tuple(c * p for c, p in zip(_pair(conv.stride), _pair(pool.stride)))
         merged.padding = padding
-        replace_module(gm, chain[0].target, merged)
+        replace_module(gm, module_path(chain[0]), merged)
         bypass(chain[-1])
 
 
 class RemoveLRN(SlimPass):
     kind = "remove_lrn"
     exact = False
+    deletes_layers = True
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         from slimmer.graph import _leaf_types
@@ -99,9 +109,9 @@ class RemoveLRN(SlimPass):
         for node in gm.graph.nodes:
             if isinstance(module_of(gm, node), lrn_types):
                 following = _next_conv(gm, node)
-                after = (following.target,) if following is not None else ()
-                found.append(Match(self.kind, (node.name,), (node.target,), False, after,
-                                   anchors=tuple((t, t) for t in after), removed=(node.target,)))
+                after = (module_path(following),) if following is not None else ()
+                found.append(Match(self.kind, (node.name,), (module_path(node),), False, after,
+                                   anchors=tuple((t, t) for t in after), removed=(module_path(node),)))
         return found
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:

@@ -17,53 +17,27 @@ from __future__ import annotations
 
 import datetime
 import errno
-import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
+from collections.abc import Iterable
 
-from profiler.errors import InputError
-from profiler.record import DeviceInfo, ModelInfo, Profile
+from contract.errors import InputError
+from contract.files import fsync_folder, write_temp
+from contract.names import NAME_RULE, is_name
+from contract.profile import Profile
+from contract.stored import RUN_FILE, Key, StoredRun, key_of
 
-STORE_VERSION = 1
 ENV_VAR = "REBIRTH_RESULTS"
 DEFAULT_ROOT = Path("rebirth-results")
 BASELINES = "baselines"
 RUNS = "runs"
 STALE_TEMP_S = 3600
-
-_RUN_FILE = re.compile(r"^(\d{4,})\.json$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-Key = tuple[str, str]
-"""(device fingerprint, model key): what pairs a result with its baseline."""
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    """One run file of the store."""
-
-    path: Path
-    number: int
-    fingerprint: str
-    model_key: str
-    device: str
-    """The device's name when it ran (an inventory name, ``host:port`` or ``adb:SERIAL``)."""
-    commit: Optional[str]
-    time: str
-    profile: Profile
-
-    @property
-    def key(self) -> Key:
-        return self.fingerprint, self.model_key
-
 
 def store_root(explicit: Optional[Path] = None) -> Path:
     """The store's root: ``explicit``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``."""
@@ -71,39 +45,6 @@ def store_root(explicit: Optional[Path] = None) -> Path:
         return explicit
     named = os.environ.get(ENV_VAR)
     return Path(named).expanduser() if named else DEFAULT_ROOT
-
-
-def device_fingerprint(device: DeviceInfo) -> str:
-    """``PRODUCT-BUILD-RUNNER8``, safe as a file name.
-
-    The product model as the device reports it, its build (``ro.build.fingerprint`` on a phone, the
-    kernel version on a host; the OS release for profiles that predate it) and the first 8 hex digits
-    of the sha256 of the runner's bytes (of the runner's name for profiles that predate it).
-    """
-    build = _short_build(device.build) if device.build else device.os
-    runner = device.runner_sha256 or hashlib.sha256((device.runner or "").encode()).hexdigest()
-    return f"{_safe(device.product_model or 'unknown')}-{_safe(build or 'unknown')}-{runner[:8]}"
-
-
-def _short_build(build: str) -> str:
-    """A build fingerprint (``brand/product/device:release/ID/incremental:type/keys``) is long: keep
-    its release, ID and incremental, which is what changes between builds; other strings as they are."""
-    parts = build.split(":")
-    return parts[1] if len(parts) == 3 else build
-
-
-def model_key(model: ModelInfo) -> str:
-    """The model as the user named it, without its folder, and its backend: ``zoo:googlenet@xnnpack``.
-
-    The same model on another checkout or machine gets the same key; its bytes may differ (a new
-    commit is what a regression check compares).
-    """
-    return f"{Path(model.source).name}@{model.backend}"
-
-
-def key_of(profile: Profile) -> Key:
-    """(device fingerprint, model key): a result and its baseline pair when their keys are equal."""
-    return device_fingerprint(profile.device), model_key(profile.model)
 
 
 def current_commit(cwd: Optional[Path] = None) -> Optional[str]:
@@ -125,34 +66,15 @@ def save_run(profile: Profile, store: Path, commit: Optional[str] = None) -> Pat
         InputError: the store cannot be written.
     """
     fingerprint, key = key_of(profile)
-    document = {"store_version": STORE_VERSION, "fingerprint": fingerprint, "model_key": key,
-                "device": profile.device.name, "commit": commit,
-                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "profile": profile.to_dict()}
+    time_now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    document = StoredRun(Path(), 0, fingerprint, key, profile.device.name, commit, time_now, profile).to_dict()
     runs = store / fingerprint / RUNS
     try:
         runs.mkdir(parents=True, exist_ok=True)
         _prune_stale_temps(runs)
-        return _link_next(_write_temp(runs, json.dumps(document, indent=1, allow_nan=False)), runs)
+        return _link_next(write_temp(runs, json.dumps(document, indent=1, allow_nan=False), prefix=".run-"), runs)
     except OSError as error:
         raise InputError(f"{store}: cannot store the run ({error.strerror or error})") from None
-
-
-def _write_temp(folder: Path, text: str) -> Path:
-    """A complete, fsync'd ``.run-*.tmp`` file in ``folder`` (removed again if writing fails)."""
-    handle, name = tempfile.mkstemp(prefix=".run-", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(handle, 0o666 & ~umask)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-    except BaseException:
-        os.unlink(name)
-        raise
-    return Path(name)
 
 
 def _link_next(temp: Path, runs: Path) -> Path:
@@ -166,7 +88,7 @@ def _link_next(temp: Path, runs: Path) -> Path:
             except FileExistsError:
                 number += 1
                 continue
-            _fsync_folder(runs)
+            fsync_folder(runs)
             return target
     finally:
         temp.unlink()
@@ -174,7 +96,7 @@ def _link_next(temp: Path, runs: Path) -> Path:
 
 def _run_numbers(runs: Path) -> Iterable[int]:
     for name in os.listdir(runs):
-        match = _RUN_FILE.match(name)
+        match = RUN_FILE.match(name)
         if match:
             yield int(match.group(1))
 
@@ -189,31 +111,6 @@ def _prune_stale_temps(folder: Path) -> None:
             pass  # another writer's, finished meanwhile
 
 
-def _fsync_folder(folder: Path) -> None:
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-def load_run(path: Path) -> StoredRun:
-    """Read one run file.
-
-    Raises:
-        InputError: the file is missing or not a stored run.
-    """
-    match = _RUN_FILE.match(path.name)
-    try:
-        data = json.loads(path.read_text())
-        return StoredRun(path, int(match.group(1)) if match else 0, data["fingerprint"], data["model_key"],
-                         data["device"], data["commit"], data["time"], Profile.from_dict(data["profile"]))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such stored run") from None
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise InputError(f"{path}: not a stored run ({error})") from None
-
-
 def list_runs(store: Path, device: Optional[str] = None, model: Optional[str] = None) -> list[StoredRun]:
     """Every stored run, by fingerprint then number; ``device`` (a device name or a fingerprint) and
     ``model`` (a model key, or the model as named without the backend) keep only matching runs.
@@ -221,7 +118,7 @@ def list_runs(store: Path, device: Optional[str] = None, model: Optional[str] = 
     Raises:
         InputError: a run file is damaged.
     """
-    runs = [load_run(path) for path in sorted(store.glob(f"*/{RUNS}/*.json")) if _RUN_FILE.match(path.name)]
+    runs = [StoredRun.load(path) for path in sorted(store.glob(f"*/{RUNS}/*.json")) if RUN_FILE.match(path.name)]
     runs = [run for run in runs if _matches(run, device, model)]
     return sorted(runs, key=lambda run: (run.fingerprint, run.number))
 
@@ -248,8 +145,8 @@ def save_baseline(store: Path, name: str, runs: Optional[Iterable[StoredRun]] = 
     Raises:
         InputError: a bad name, no runs, or a baseline of that name exists and ``force`` is off.
     """
-    if not _NAME.match(name):
-        raise InputError(f"{name!r} cannot name a baseline (letters, digits, '.', '_', '-')")
+    if not is_name(name):
+        raise InputError(f"{name!r} cannot name a baseline ({NAME_RULE})")
     chosen = latest_runs(list_runs(store) if runs is None else runs)
     if not chosen:
         raise InputError(f"{store}: no stored runs to make baseline {name!r} of (rebirth farm run stores them)")
@@ -296,7 +193,7 @@ def _swap_in(built: Path, target: Path, force: bool) -> None:
         raise
     if old:
         shutil.rmtree(old)
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
 
 
 def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Profile]:
@@ -312,11 +209,44 @@ def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Pro
         saved = sorted(path.name for path in (store / BASELINES).glob("[!.]*") if path.is_dir())
         hint = f"baselines: {', '.join(saved)}" if saved else "save one with rebirth baseline save NAME"
         raise InputError(f"no baseline {str(name_or_path)!r} in {store}; {hint}")
-    runs = [load_run(path) for path in sorted(folder.glob("*/*.json")) if _RUN_FILE.match(path.name)]
+    runs = [StoredRun.load(path) for path in sorted(folder.glob("*/*.json")) if RUN_FILE.match(path.name)]
     return {key_of(run.profile): run.profile for run in runs}
 
 
-def _safe(text: str, limit: int = 48) -> str:
-    """``text`` as a piece of a file name: runs of other characters (``-`` too, which separates the
-    pieces of a fingerprint) become ``_``."""
-    return re.sub(r"[^A-Za-z0-9.+]+", "_", text).strip("._")[:limit] or "unknown"
+def load_result(path: Path) -> Profile:
+    """The Profile of a Profile JSON file or of a stored run file.
+
+    Raises:
+        InputError: the file is neither.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a rebirth profile or stored run ({error})") from None
+    return StoredRun.load(path).profile if isinstance(data, dict) and "profile" in data else Profile.load(path)
+
+
+def baseline_profiles(store: Path, name_or_path: str) -> dict[Key, Profile]:
+    """The baseline's Profiles by ``key_of``: a saved baseline (its name or folder) or one JSON file."""
+    path = Path(name_or_path)
+    if path.is_file():
+        profile = load_result(path)
+        return {key_of(profile): profile}
+    return load_baseline(store, name_or_path)
+
+
+def results_to_judge(paths: Iterable[Path], store: Path) -> dict[Key, Profile]:
+    """The Profiles to judge by ``key_of`` (the latest per key): files, stores, or the default store.
+
+    Raises:
+        InputError: a path that does not exist or is not a result.
+    """
+    profiles = []
+    for path in list(paths) or [store]:
+        if path.is_dir():
+            profiles += [run.profile for run in latest_runs(list_runs(path))]
+        elif path.is_file():
+            profiles.append(load_result(path))
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return {key_of(profile): profile for profile in profiles}

@@ -7,9 +7,13 @@ Every entry builds ``(model, example_inputs)`` with the model in eval mode. Mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["ZooEntry", "ZOO", "build", "names"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["ZOO", "ZooEntry", "build", "names"]
 
 
 @dataclass(frozen=True)
@@ -19,39 +23,39 @@ class ZooEntry:
     name: str
     description: str
     input_size: int
-    factory: Callable[[], object]
+    factory: Callable[[], nn.Module]
 
 
-def _googlenet(width: float, batch_norm: bool = False) -> Callable[[], object]:
+def _googlenet(width: float, batch_norm: bool = False) -> Callable[[], nn.Module]:
     def make():
-        from profiler.zoo.googlenet import GoogLeNet
+        from models.zoo.googlenet import GoogLeNet
 
         return GoogLeNet(width=width, batch_norm=batch_norm)
 
     return make
 
 
-def _alexnet(width: float, fc_width: int) -> Callable[[], object]:
+def _alexnet(width: float, fc_width: int) -> Callable[[], nn.Module]:
     def make():
-        from profiler.zoo.alexnet import AlexNet
+        from models.zoo.alexnet import AlexNet
 
         return AlexNet(width=width, fc_width=fc_width)
 
     return make
 
 
-def _resnet50(width: float, blocks: tuple[int, ...]) -> Callable[[], object]:
+def _resnet50(width: float, blocks: tuple[int, ...]) -> Callable[[], nn.Module]:
     def make():
-        from profiler.zoo.resnet import ResNet50
+        from models.zoo.resnet import ResNet50
 
         return ResNet50(width=width, blocks=blocks)
 
     return make
 
 
-def _mobilenet_v2(width: float) -> Callable[[], object]:
+def _mobilenet_v2(width: float) -> Callable[[], nn.Module]:
     def make():
-        from profiler.zoo.mobilenet import MobileNetV2
+        from models.zoo.mobilenet import MobileNetV2
 
         return MobileNetV2(width=width)
 

@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 _lock = threading.Lock()
 _depth = 0
@@ -60,10 +60,3 @@ def _leave() -> None:
         for logger, level in levels:
             logger.setLevel(level)
         _saved.clear()
-
-
-def import_heavy() -> None:
-    """Import executorch's compiler and devtools once, with their import-time chatter silenced."""
-    with quiet():
-        import executorch.devtools  # noqa: F401
-        import executorch.exir  # noqa: F401

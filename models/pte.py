@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import ModelFileError
+from contract.errors import ModelFileError
+from contract.files import sha256_file
 
 PTE_IDENTIFIER = b"ET12"
 EXTENDED_HEADER_MAGIC = b"eh00"
@@ -65,13 +65,38 @@ def _extended_header(head: bytes, size: int) -> PteHeader:
     return PteHeader(size, program_size, segment_base if segment_size else 0, segment_size)
 
 
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class PteFile:
+    """A .pte read once: where it is, its bytes' hash and size, and the deserialized program."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    program: Any
+
+    @property
+    def backend(self) -> str:
+        return backend_of(self.program)
+
+    def planned_buffer_sizes(self) -> tuple[int, ...]:
+        return planned_buffer_sizes(self.program)
+
+    def delegate_blobs(self) -> list[DelegateBlob]:
+        return delegate_blobs(self.program)
+
+    def kernel_names(self) -> dict[int, str]:
+        return kernel_names(self.program)
+
+
+def read_pte(path: str | Path) -> PteFile:
+    """Check, hash and deserialize a .pte once (imports executorch.exir, so torch).
+
+    Raises:
+        ModelFileError: the file is missing, truncated, or its program cannot be parsed.
+    """
+    path = Path(path)
+    program = load_program(path)
+    return PteFile(path, sha256_file(path), path.stat().st_size, program)
 
 
 def load_program(path: str | Path) -> Any:
@@ -125,7 +150,7 @@ def delegate_blobs(program: Any, method: str = "forward") -> list[DelegateBlob]:
                 if processed.location == DataLocation.INLINE:
                     data = program.backend_delegate_data[processed.index].data
                 else:
-                    data = program.segments[processed.index].data if hasattr(program.segments[processed.index], "data") else b""
+                    data = getattr(program.segments[processed.index], "data", b"")
                 blobs.append(DelegateBlob(instruction, delegate.id, bytes(data)))
             instruction += 1
     return blobs

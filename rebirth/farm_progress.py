@@ -1,24 +1,23 @@
-"""What `rebirth farm run` shows: one live row per device on a terminal, one line per device event
-elsewhere, and a summary table at the end."""
+"""What `rebirth farm run` shows while it runs: one live row per device on a terminal, one line per device
+event elsewhere (the summary at the end is ``reports.render_farm_summary``)."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import Optional, Sequence, TextIO
+from typing import Optional, TextIO
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from rebirth.farm import DeviceRun
+from profiler import FarmRun
 from rebirth.progress import STAGES
 
 FARM_STAGES = {**STAGES, "store": "storing the result", "push": "pushing", "warmup": "warming up",
                "pull": "pulling the ETDump"}
 COUNTED = ("warmup", "run")
-LOG_WIDTH = 400
 
 
 class FarmView:
@@ -35,7 +34,7 @@ class FarmView:
         self.shown: dict[str, str] = {}
         self.lock = threading.Lock()
 
-    def __enter__(self) -> "FarmView":
+    def __enter__(self) -> FarmView:
         if self.enabled and self.console.is_terminal:  # rows only where they can redraw; lines elsewhere
             self.live = Progress(TextColumn("{task.fields[device]:<14}"), TextColumn("{task.description:<22}"),
                                  BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -66,7 +65,7 @@ class FarmView:
         self.live.update(self.rows[device], description=FARM_STAGES.get(stage, stage),
                          completed=done if counted else 0, total=total if counted else None)
 
-    def finished(self, run: DeviceRun) -> None:
+    def finished(self, run: FarmRun) -> None:
         status = f"done in {run.seconds:.1f} s" if run.ok else f"FAILED: {run.error}"
         if self.live:
             self.live.update(self.rows[run.device], description="done" if run.ok else "failed",
@@ -80,28 +79,3 @@ class FarmView:
             if self.enabled and self.shown.get(device) != text:
                 self.shown[device] = text
                 print(f"{device}: {text}", file=self.stream, flush=True)
-
-
-def render_summary(runs: Sequence[DeviceRun], console: Optional[Console] = None) -> None:
-    """One row per device: fingerprint, p50, peak RSS, and the stored run or the error."""
-    from reports.store import device_fingerprint
-    from reports.units import mib, ms
-
-    table = Table(title="farm run", title_justify="left")
-    for column in ("device", "fingerprint", "p50", "peak RSS", "stored run / error"):
-        table.add_column(column, overflow="fold")
-    for run in runs:
-        if run.ok:
-            memory = run.profile.memory.peak_rss_bytes
-            table.add_row(escape(run.device), escape(device_fingerprint(run.profile.device)),
-                          ms(run.profile.latency.p50), mib(memory) if memory is not None else "-",
-                          escape(str(run.stored)))
-        else:
-            table.add_row(escape(run.device), "-", "-", "-", f"[red]FAILED: {escape(run.error)}[/]")
-    (console or _stdout_console()).print(table)
-
-
-def _stdout_console() -> Console:
-    """A terminal's width on a terminal; elsewhere (a CI log, a pipe) rows are never folded."""
-    console = Console()
-    return console if console.is_terminal else Console(width=LOG_WIDTH)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.zoo.lrn import LocalResponseNorm, kaiming_init
+from models.zoo.lrn import LocalResponseNorm, kaiming_init
 
 
 def conv_relu(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0,
@@ -17,22 +17,29 @@ def conv_relu(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.ReLU(inplace=False))
 
 
+def _last_conv(branch: nn.Module) -> nn.Conv2d:
+    """The branch's last convolution, whose outputs are the branch's."""
+    return [module for module in branch.modules() if isinstance(module, nn.Conv2d)][-1]
+
+
 class Inception(nn.Module):
     """Four parallel branches (1x1; 1x1-3x3; 1x1-5x5; pool-1x1) concatenated on channels."""
 
-    def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int,
+    def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int, *,
                  batch_norm: bool = False):
         super().__init__()
         bn = batch_norm
         self.branch1 = conv_relu(cin, c1, 1, batch_norm=bn)
-        self.branch2 = nn.Sequential(conv_relu(cin, c3r, 1, batch_norm=bn), conv_relu(c3r, c3, 3, padding=1, batch_norm=bn))
-        self.branch3 = nn.Sequential(conv_relu(cin, c5r, 1, batch_norm=bn), conv_relu(c5r, c5, 5, padding=2, batch_norm=bn))
+        self.branch2 = nn.Sequential(conv_relu(cin, c3r, 1, batch_norm=bn),
+                                     conv_relu(c3r, c3, 3, padding=1, batch_norm=bn))
+        self.branch3 = nn.Sequential(conv_relu(cin, c5r, 1, batch_norm=bn),
+                                     conv_relu(c5r, c5, 5, padding=2, batch_norm=bn))
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_relu(cin, pool_proj, 1, batch_norm=bn))
 
     @property
     def out_channels(self) -> int:
-        last = [self.branch1[0], self.branch2[-1][0], self.branch3[-1][0], self.branch4[-1][0]]
-        return sum(conv.out_channels for conv in last)
+        branches = [self.branch1, self.branch2, self.branch3, self.branch4]
+        return sum(_last_conv(branch).out_channels for branch in branches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)

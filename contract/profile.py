@@ -9,14 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from profiler import stats
-from profiler.errors import InputError
+from contract import stats
+from contract.device import DeviceInfo
+from contract.errors import InputError
+from contract.files import write_json_atomic
+from contract.records import from_dict
 
 SCHEMA_VERSION = 1
 
@@ -34,36 +36,6 @@ class ModelInfo:
     backend: str
     source: str
     etrecord: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class CoreInfo:
-    """One CPU core as the device reports it."""
-
-    index: int
-    max_freq_khz: Optional[int] = None
-    governor: Optional[str] = None
-    cur_freq_khz_start: Optional[int] = None
-    cur_freq_khz_end: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """The device a profile ran on and its state at the start and end of the run."""
-
-    name: str
-    kind: str
-    serial: Optional[str] = None
-    product_model: Optional[str] = None
-    abi: Optional[str] = None
-    os: Optional[str] = None
-    cores: tuple[CoreInfo, ...] = ()
-    temperature_c_start: Optional[float] = None
-    temperature_c_end: Optional[float] = None
-    throttled: Optional[bool] = None
-    runner: Optional[str] = None
-    build: Optional[str] = None
-    runner_sha256: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +68,7 @@ class Latency:
 
     @classmethod
     def from_samples(cls, raw: typing.Sequence[float], load_ms: Optional[float] = None,
-                     first_ms: Optional[float] = None, source: str = "etdump") -> "Latency":
+                     first_ms: Optional[float] = None, source: str = "etdump") -> Latency:
         """Compute every statistic from ``raw`` (at least one sample)."""
         mean, std = stats.mean_std(raw)
         return cls(
@@ -227,18 +199,18 @@ class Profile:
         return {"schema_version": data.pop("schema_version"), **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
         """Build a Profile from its JSON form, migrating older schema versions."""
         data = migrate(dict(data))
         data["latency"] = data.pop("latency_ms")
-        return _build(cls, data)
+        return from_dict(cls, data)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the JSON atomically: the file is either complete or untouched."""
         write_json_atomic(Path(path), self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Profile":
+    def load(cls, path: str | os.PathLike) -> Profile:
         """Read a Profile JSON file.
 
         Raises:
@@ -262,49 +234,3 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         raise ValueError(f"schema_version {version} is newer than this rebirth ({SCHEMA_VERSION}); upgrade rebirth")
     return data
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
-    write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename: the
-    file is either complete or untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(handle, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _build(cls: type, data: Any) -> Any:
-    """Recursively turn dicts and lists into the dataclasses named by ``cls``'s type hints."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    values = {name: _convert(hints[name], value) for name, value in data.items() if name in known}
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Union:
-        return _convert(next(a for a in args if a is not type(None)), value)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value)
-    if origin is tuple:
-        return tuple(_convert(args[0], item) for item in value)
-    return value

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from profiler.errors import InputError, ModelFileError
+from contract.errors import InputError, ModelFileError
 
 PTE, PT2, PYTHON, ZOO = "pte", "pt2", "python", "zoo"
 
@@ -28,6 +28,7 @@ class ModelSpec:
         if self.kind == ZOO:
             return self.name or self.text
         if self.kind == PYTHON:
+            assert self.path is not None
             return f"{self.path.stem}.{self.name}"
         return self.path.stem if self.path else self.text
 
@@ -39,7 +40,7 @@ def parse_spec(text: str) -> ModelSpec:
         InputError: unknown zoo name, missing file, or a form we do not know.
     """
     if text.startswith("zoo:"):
-        from profiler import zoo
+        from models import zoo
 
         name = text[4:]
         if name not in zoo.ZOO:
@@ -75,12 +76,14 @@ def fingerprint(spec: ModelSpec) -> str:
     """A hash that changes when the model's definition changes (for the export cache)."""
     digest = hashlib.sha256(spec.kind.encode())
     if spec.kind == ZOO:
-        from profiler import zoo
+        from models import zoo
 
+        assert spec.name is not None
         for file in sorted(Path(zoo.__file__).parent.glob("*.py")):
             digest.update(file.read_bytes())
         digest.update(spec.name.encode())
     else:
+        assert spec.path is not None
         digest.update(spec.path.read_bytes())
         digest.update((spec.name or "").encode())
     return digest.hexdigest()[:20]
@@ -94,9 +97,11 @@ def load_python(spec: ModelSpec) -> tuple[Any, tuple]:
             something else.
     """
     if spec.kind == ZOO:
-        from profiler import zoo
+        from models import zoo
 
+        assert spec.name is not None
         return zoo.build(spec.name)
+    assert spec.path is not None and spec.name is not None
     result = import_function(spec.path, spec.name)()
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], (tuple, list))):
         raise InputError(f"{spec.text}: must return (model, example_inputs) with example_inputs a tuple")
@@ -114,6 +119,8 @@ def import_function(where: Path | str, name: str):
         if isinstance(where, Path):
             module_name = "rebirth_user_" + hashlib.sha1(str(where.resolve()).encode()).hexdigest()[:10]
             loader_spec = importlib.util.spec_from_file_location(module_name, where)
+            if loader_spec is None or loader_spec.loader is None:
+                raise ImportError("no module loader for this file")
             module = importlib.util.module_from_spec(loader_spec)
             loader_spec.loader.exec_module(module)
         else:

@@ -18,7 +18,7 @@ class InvertedResidual(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, expand: int):
         super().__init__()
         hidden = cin * expand
-        layers = [conv_bn_relu6(cin, hidden, 1)] if expand != 1 else []
+        layers: list[nn.Module] = [conv_bn_relu6(cin, hidden, 1)] if expand != 1 else []
         layers += [
             conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
             nn.Conv2d(hidden, cout, 1, bias=False),
@@ -42,7 +42,7 @@ class MobileNetV2(nn.Module):
         def ch(c: int) -> int:
             return max(8, int(round(c * width / 8)) * 8)
 
-        features = [conv_bn_relu6(3, ch(32), 3, 2)]
+        features: list[nn.Module] = [conv_bn_relu6(3, ch(32), 3, 2)]
         cin = ch(32)
         for expand, channels, repeats, stride in SETTINGS:
             for index in range(repeats):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
-from profiler.record import FRAMEWORK, NON_TENSOR, TENSOR, LayerSummary, OpRecord, OpTypeSummary, Summary
+from contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, LayerSummary, OpRecord, OpTypeSummary, Summary
 
 TOP_LAYERS = 30
 

@@ -1,0 +1,133 @@
+"""What a device is and how it was while it ran: the records devices produce and reports read.
+
+``DeviceInfo`` is the one description of a device, end to end: a device describes itself with it
+(identity only), and a Profile keeps it with the run's clocks and temperatures filled in
+(``DeviceInfo.with_run``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+THROTTLED_BELOW = 0.9
+"""A core that ends a run below this fraction of its maximum clock, having started at it, throttled."""
+
+
+@dataclass(frozen=True)
+class CoreState:
+    """One CPU core at one moment."""
+
+    index: int
+    max_freq_khz: Optional[int] = None
+    cur_freq_khz: Optional[int] = None
+    governor: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """Clocks and the hottest temperature at one moment."""
+
+    cores: tuple[CoreState, ...] = ()
+    temperature_c: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class CoreInfo:
+    """One CPU core over a run: its clock at the start and at the end."""
+
+    index: int
+    max_freq_khz: Optional[int] = None
+    governor: Optional[str] = None
+    cur_freq_khz_start: Optional[int] = None
+    cur_freq_khz_end: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device: what it is, and (in a Profile) its state at the start and end of the run."""
+
+    name: str
+    kind: str
+    """``local``, ``adb`` (a phone over ADB) or ``emulated``."""
+    serial: Optional[str] = None
+    product_model: Optional[str] = None
+    abi: Optional[str] = None
+    os: Optional[str] = None
+    cores: tuple[CoreInfo, ...] = ()
+    temperature_c_start: Optional[float] = None
+    temperature_c_end: Optional[float] = None
+    throttled: Optional[bool] = None
+    runner: Optional[str] = None
+    build: Optional[str] = None
+    """The OS build (``ro.build.fingerprint`` on Android)."""
+    runner_sha256: Optional[str] = None
+    """The runner's bytes, hashed: a rebuilt runner is another device for the result store."""
+
+    def with_run(self, before: DeviceState, after: DeviceState) -> DeviceInfo:
+        """This device with the clocks and temperatures read before and after a run."""
+        end = {core.index: core for core in after.cores}
+        cores = tuple(CoreInfo(c.index, c.max_freq_khz, c.governor, c.cur_freq_khz,
+                               end[c.index].cur_freq_khz if c.index in end else None) for c in before.cores)
+        return dataclasses.replace(self, cores=cores, temperature_c_start=before.temperature_c,
+                                   temperature_c_end=after.temperature_c, throttled=throttled(before, after))
+
+
+def throttled(before: DeviceState, after: DeviceState) -> Optional[bool]:
+    """True when a core ended the run clocked below 90% of its maximum while it started at it;
+    None when the clocks cannot be read."""
+    clocks = [(b.max_freq_khz, b.cur_freq_khz or 0, a.cur_freq_khz) for b, a in zip(before.cores, after.cores)
+              if b.max_freq_khz and a.cur_freq_khz]
+    if not clocks:
+        return None
+    return any(end < THROTTLED_BELOW * top <= start for top, start, end in clocks)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One thermal zone."""
+
+    index: int
+    kind: str
+    temperature_c: Optional[float]
+
+
+@dataclass(frozen=True)
+class Battery:
+    level: Optional[int] = None
+    temperature_c: Optional[float] = None
+    status: Optional[str] = None
+    powered: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """What `rebirth devices info` shows: identity, SoC, cores, clocks, temperatures, battery."""
+
+    device: DeviceInfo
+    props: dict[str, str] = field(default_factory=dict)
+    cores: tuple[CoreState, ...] = ()
+    zones: tuple[Zone, ...] = ()
+    battery: Optional[Battery] = None
+    big_core_mask: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """One row of `rebirth devices list`."""
+
+    name: str
+    kind: str
+    target: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One line of `rebirth devices check`."""
+
+    name: str
+    ok: bool
+    detail: str

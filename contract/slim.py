@@ -1,0 +1,177 @@
+"""slim.json: what a slimming run did (every merge applied or skipped, what it saved and cost, the
+accuracy before and after), as a typed, versioned record like the Profile.
+
+Version 1 files (a bare dict without ``removed`` layers per merge) are migrated on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from contract.errors import InputError
+from contract.files import write_json_atomic
+from contract.records import from_dict
+
+SCHEMA_VERSION = 2
+
+TOP1, AGREEMENT = "top1", "agreement"
+
+
+@dataclass(frozen=True)
+class MergeRecord:
+    """One merge the slimmer applied."""
+
+    kind: str
+    """The pass that made it (``fold_bn``, ``remove_lrn``, ``merge_pool_into_conv``, ...)."""
+    layers: tuple[str, ...]
+    """Every layer the merge involved, by module path in the original model."""
+    exact: bool
+    """Outputs stay equal up to float rounding; else the learned layers were fine-tuned."""
+    learned: tuple[str, ...] = ()
+    """Layers whose weights were learned again (module paths after the merge)."""
+    removed: tuple[str, ...] = ()
+    """Layers deleted outright (an LRN, a dropout, a thin branch); the merge's other layers were merged
+    into their neighbours (a BatchNorm folded, a pool turned into a stride)."""
+    saves_ms: float = 0.0
+    costs_ms: float = 0.0
+    quality_after: Optional[float] = None
+    """Held-out top-1 (or agreement) measured right after this merge, for a learned one."""
+
+    @property
+    def gain_ms(self) -> float:
+        """What the profile says the merge saves, net."""
+        return self.saves_ms - self.costs_ms
+
+
+@dataclass(frozen=True)
+class PlannedMerge:
+    """A merge the planner could make (``rebirth slim --plan``) and what the profile says it is worth."""
+
+    kind: str
+    layers: tuple[str, ...]
+    exact: bool
+    saves_ms: float
+    costs_ms: float
+    memory_bytes: int
+    """Bytes of activations the merge no longer writes."""
+    worthwhile: bool
+
+    @property
+    def gain_ms(self) -> float:
+        return self.saves_ms - self.costs_ms
+
+
+@dataclass(frozen=True)
+class SkipRecord:
+    """A merge the slimmer considered and did not make, and why."""
+
+    kind: str
+    layers: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Score:
+    """Held-out accuracy in points (0-100); ``top5`` where there are 5 or more classes."""
+
+    top1: float
+    top5: Optional[float] = None
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    before: Optional[int] = None
+    after: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SlimAccuracy:
+    """How the slimmed model was judged.
+
+    ``metric`` is ``top1`` when the original learned the data (both models scored on held-out labels),
+    else ``agreement``: the share of held-out samples on which the slimmed model predicts what the
+    original predicts.
+    """
+
+    metric: str
+    dataset: Optional[str] = None
+    before: Optional[Score] = None
+    after: Optional[Score] = None
+    agreement: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class SlimRecord:
+    """One slimming run: the document ``slim.json`` holds."""
+
+    source: str
+    backend: str
+    profile: Optional[str]
+    """The profile the plan was ranked with (a path), or None when the slimmer profiled first."""
+    merges: tuple[MergeRecord, ...] = ()
+    skipped: tuple[SkipRecord, ...] = ()
+    params: BeforeAfter = BeforeAfter()
+    macs: BeforeAfter = BeforeAfter()
+    accuracy: Optional[SlimAccuracy] = None
+    messages: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SlimRecord:
+        """Build a SlimRecord from its JSON form, migrating older schema versions.
+
+        Raises:
+            ValueError: not a slim record, or one from a newer rebirth.
+        """
+        return from_dict(cls, migrate(dict(data)))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write slim.json atomically."""
+        write_json_atomic(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SlimRecord:
+        """Read a slim.json.
+
+        Raises:
+            InputError: the file is missing or is not a slim.json.
+        """
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such slim.json") from None
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: not JSON ({error})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(f"{path}: not a slim.json ({error})") from None
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        """Every layer the applied merges removed."""
+        return tuple(layer for merge in self.merges for layer in merge.removed)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a slim.json of any known version up to ``SCHEMA_VERSION``."""
+    version = data.get("schema_version")
+    if not isinstance(version, int) or "merges" not in data:
+        raise ValueError("no schema_version or no merges")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version} is newer than this rebirth ({SCHEMA_VERSION}); upgrade rebirth")
+    if version == 1:
+        # Version 1 named no removed layers; its passes that remove layers were all called remove_*.
+        data["merges"] = [{**merge, "removed": merge.get("layers", []) if merge.get("kind", "").startswith("remove_")
+                           else []} for merge in data["merges"]]
+        data["schema_version"] = 2
+    return data

@@ -1,0 +1,128 @@
+"""Profile a model on a device: export it if needed, read the .pte once, run it, build the Profile."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+from collections.abc import Callable
+
+from contract.device import DeviceInfo
+from contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError
+from contract.profile import Profile, Settings
+from devices import Device, ProgressCallback, RunDefaults, RunRequest, RunResult, open_device
+from models import Exported, PteFile
+
+Stage = Callable[[str], None]
+"""Called with the name of each stage as it starts: ``export``, ``read``, ``run``, ``analyse``."""
+
+DEFAULT_WARMUP, DEFAULT_ITERATIONS = 3, 20
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    device: str = "local"
+    backend: str = "xnnpack"
+    warmup: Optional[int] = None
+    """None: the device's setting in devices.toml, else 3."""
+    iterations: Optional[int] = None
+    """None: the device's setting in devices.toml, else 20."""
+    threads: Optional[int] = None
+    etrecord: Optional[Path] = None
+    cooldown_s: Optional[float] = None
+
+    def resolved(self, defaults: RunDefaults) -> ProfileOptions:
+        """Options with the device's inventory settings filled in where the caller gave none."""
+        def pick(value, configured, default):
+            return value if value is not None else configured if configured is not None else default
+
+        return replace(self, warmup=pick(self.warmup, defaults.warmup, DEFAULT_WARMUP),
+                       iterations=pick(self.iterations, defaults.iterations, DEFAULT_ITERATIONS),
+                       cooldown_s=pick(self.cooldown_s, defaults.cooldown_s, 0.0))
+
+
+@dataclass(frozen=True)
+class Program:
+    """A model ready to run: its export (.pte and ETRecord), the .pte read once, and its name."""
+
+    exported: Exported
+    pte: PteFile
+    source: str
+
+
+def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Optional[Stage] = None) -> Program:
+    """The .pte of ``model`` (exported and cached when it is not one), checked and read once.
+
+    Raises:
+        InputError: the model argument, file or export is wrong.
+    """
+    from models import import_heavy
+    from models import PTE, check_pte, ensure_pte, parse_spec, read_pte
+
+    spec = parse_spec(model)
+    if spec.kind == PTE:
+        assert spec.path is not None
+        check_pte(spec.path)
+    (stage or _silent)("export" if spec.kind != PTE else "read")
+    import_heavy()
+    exported = ensure_pte(spec, backend, etrecord)
+    return Program(exported, read_pte(exported.pte), spec.text)
+
+
+def profile(model: str, options: ProfileOptions, progress: Optional[ProgressCallback] = None,
+            stage: Optional[Stage] = None) -> Profile:
+    """`rebirth profile`: export if needed, run on the device, and build the Profile.
+
+    Raises:
+        InputError: the model argument, file or ETDump is wrong, or the device is unknown.
+        DeviceError: the device is unreachable or the runner failed.
+    """
+    from models import parse_spec
+
+    parse_spec(model)  # a wrong model argument is reported first, an unknown device next, before any export
+    with open_device(options.device) as device:
+        program = prepare(model, options.backend, options.etrecord, stage)
+        return profile_program(program, device, options, progress, stage)
+
+
+def profile_program(program: Program, device: Device, options: ProfileOptions,
+                    progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None) -> Profile:
+    """Run a prepared program on an open device and build its Profile (the farm runs one program on
+    many devices this way)."""
+    announce = stage or _silent
+    options = options.resolved(device.defaults)
+    assert options.warmup is not None and options.iterations is not None
+    request = RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
+                         cooldown_s=options.cooldown_s or 0.0)
+    announce("run")
+    with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
+        result = _run(device, request, Path(workdir), progress)
+        announce("analyse")
+        return _build(program, result, device.describe(), options)
+
+
+def _run(device: Device, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback]) -> RunResult:
+    try:
+        return device.run(request, workdir, progress)
+    except ModelRejectedError as error:
+        if error.step == "run" and "operator" in str(error):
+            raise MissingOperatorError(f"{request.model_path.name}: {error}") from None
+        raise ModelFileError(f"{request.model_path.name}: {error}") from None
+
+
+def _build(program: Program, result: RunResult, description: DeviceInfo, options: ProfileOptions) -> Profile:
+    from profiler.build import Measurement, build_profile
+
+    assert options.warmup is not None and options.iterations is not None and result.etdump_path is not None
+    log = result.log
+    measurement = Measurement(result.etdump_path, log.load_ms, result.peak_rss_bytes, result.baseline_rss_bytes,
+                              log.execution_ms)
+    settings = Settings(options.warmup, options.iterations, result.threads or options.threads, result.cpu_affinity,
+                        options.cooldown_s or 0.0)
+    device = description.with_run(result.state_before, result.state_after)
+    return build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
+
+
+def _silent(text: str) -> None:
+    """A stage callback that says nothing."""

@@ -1,0 +1,91 @@
+"""`rebirth devices list|info|check|emulate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(commands) -> None:
+    devices = commands.add_parser("devices", help="devices and the emulated phone",
+                                  description="Devices and the emulated phone.")
+    actions = devices.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the inventory (devices.toml) and reachable devices, with status",
+                       description="List local, the devices of devices.toml with their status, and the phones a "
+                       "running adb server knows.").set_defaults(handler=cmd_list)
+    info = actions.add_parser("info", help="model, SoC, ABI, Android, cores and clocks, temperatures, battery",
+                              description="Describe a device.")
+    info.add_argument("name", help="a device name (local, or one of devices.toml)")
+    info.set_defaults(handler=cmd_info)
+    check = actions.add_parser("check", help="reachable, authorized, runner present and built with the event tracer",
+                               description="Check that a device can be profiled.")
+    check.add_argument("name", help="a device name (local, or one of devices.toml)")
+    check.add_argument("--no-probe", action="store_true",
+                       help="skip the probe run that checks the runner writes an ETDump")
+    check.set_defaults(handler=cmd_check)
+    emulate = actions.add_parser(
+        "emulate", help="start an emulated phone (an adbd on 127.0.0.1) until interrupted",
+        description="Start an emulated phone: an adbd on 127.0.0.1 that Debian's adb client can connect to.")
+    emulate.add_argument("--port", type=int, default=5555)
+    emulate.add_argument("--phone", default="galaxy-s6", help="phone profile (galaxy-s6, pixel-7)")
+    emulate.add_argument("--root", type=Path, default=None, help="the phone's file system (default: a temp folder)")
+    emulate.add_argument("--auth", action="store_true",
+                         help="require RSA authentication (needed to listen beyond loopback)")
+    emulate.add_argument("--authorized-keys", type=Path, action="append", default=None, metavar="FILE",
+                         help="adbkey.pub-style file of keys to let in with --auth (default: this user's "
+                         "~/.android/adbkey.pub)")
+    emulate.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default: 127.0.0.1; anything else needs --auth)")
+    emulate.set_defaults(handler=cmd_emulate)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from devices import list_devices
+    from devices.inventory import inventory_path
+    from reports import render_device_list
+
+    render_device_list(list_devices(), str(inventory_path() or "no devices.toml"))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from devices import device_report
+    from reports import render_device
+
+    render_device(device_report(args.name))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from contract import ExitStatus
+    from devices import check_device
+    from reports import check_lines
+
+    def probe() -> Path:
+        from models import probe_pte
+
+        print("… exporting a probe model", file=sys.stderr, flush=True)
+        return probe_pte()
+
+    items = check_device(args.name, None if args.no_probe else probe)
+    for line in check_lines(items):
+        print(line)
+    return ExitStatus.OK if all(item.ok for item in items) else ExitStatus.NO_ANSWER
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    import threading
+
+    from devices import EmulatorOptions, start_emulator
+
+    options = EmulatorOptions(args.phone, args.port, args.host, args.root, args.auth, tuple(args.authorized_keys or ()))
+    phone = start_emulator(options)
+    keys = phone.keys
+    auth = f", RSA authentication on ({len(keys)} key{'s' if len(keys) != 1 else ''})" if keys else ""
+    print(f"emulated {args.phone} listening on {phone.address}{auth}, file system in {phone.sandbox.root}; "
+          f"try: adb connect {phone.address}", flush=True)
+    print(f"to profile on it, put in devices.toml:  [devices.s6]  address = \"{phone.address}\"  "
+          "(two lines), then: rebirth-profile --device s6 MODEL", flush=True)
+    threading.Event().wait()
+    return 0

@@ -1,0 +1,135 @@
+"""`rebirth farm run`, `rebirth results list`, `rebirth baseline save` and `rebirth regress`: the device farm,
+its result store and the regression checks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rebirth.options import add_etrecord, add_run_settings, add_store, device_list
+
+
+def add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="only runs of this device name or fingerprint")
+    parser.add_argument("--model", default=None, help="only runs of this model (zoo:NAME, or NAME.pte@BACKEND)")
+
+
+def register(commands) -> None:
+    farm = commands.add_parser("farm", help="profile a model on many devices at once and store the results",
+                               description="Profile a model on many devices at once and store the results.")
+    actions = farm.add_subparsers(dest="farm_command", required=True, metavar="ACTION")
+    run = actions.add_parser(
+        "run", help="one worker per device, in parallel; a failed device is reported and the others go on",
+        description="Export MODEL once, profile it on every device at once (each its own connection) and store "
+                    "each result. Exit code 3 when a device failed.")
+    run.add_argument("model", help="a .pte, a .pt2, file.py:NAME or zoo:NAME")
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--devices", type=device_list, metavar="A,B,...",
+                       help="device names of devices.toml, host:port (e.g. a DeviceFarmer STF remote connect "
+                            "address) or adb:SERIAL (a phone of a running adb server)")
+    which.add_argument("--all", action="store_true", help="every device of devices.toml")
+    which.add_argument("--group", metavar="NAME", help="a group of devices.toml's [groups] table")
+    add_run_settings(run, whose="each device's")
+    add_etrecord(run)
+    add_store(run)
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    run.set_defaults(handler=cmd_farm)
+
+    results = commands.add_parser("results", help="the result store", description="The runs `rebirth farm run` stored.")
+    listing = results.add_subparsers(dest="results_command", required=True, metavar="ACTION").add_parser(
+        "list", help="every stored run", description="List the stored runs, by device fingerprint then number.")
+    add_store(listing)
+    add_filters(listing)
+    listing.set_defaults(handler=cmd_results)
+
+    baseline = commands.add_parser("baseline", help="named baselines of stored runs",
+                                   description="Named baselines that `rebirth regress` compares against.")
+    save = baseline.add_subparsers(dest="baseline_command", required=True, metavar="ACTION").add_parser(
+        "save", help="copy the latest run of each device fingerprint and model into a baseline",
+        description="Copy the latest stored run of each (device fingerprint, model) into STORE/baselines/NAME.")
+    save.add_argument("name", help="the baseline's name (letters, digits, '.', '_', '-')")
+    add_store(save)
+    add_filters(save)
+    save.add_argument("--force", action="store_true", help="replace a baseline of that name")
+    save.set_defaults(handler=cmd_baseline)
+
+    regress = commands.add_parser(
+        "regress", help="judge results against a baseline: exit 1 on a regression, 3 when a run failed",
+        description="Judge every device and model of RESULTS against the baseline. A latency regression must "
+                    "exceed its threshold and be significant on the raw samples; a check too noisy to judge "
+                    "says so. Exit 0 all pass, 1 a regression, 3 a run failed or could not be judged, 2 bad input.")
+    regress.add_argument("results", nargs="*", type=Path, metavar="RESULTS",
+                         help="Profile JSON files, stored runs or result stores (default: the latest runs of --store)")
+    regress.add_argument("--baseline", required=True, metavar="NAME|PATH",
+                         help="a baseline saved with rebirth baseline save, its folder, or a Profile JSON")
+    regress.add_argument("--fail", action="append", default=[], metavar="CHECK",
+                         help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "
+                              "default: p50:5%%, peak_rss:5%%, non_tensor_share:+2pt)")
+    regress.add_argument("--run-noise", type=float, default=None, metavar="PERCENT",
+                         help="run-to-run noise of latency on these devices (default: 1)")
+    regress.add_argument("--junit", type=Path, default=None, metavar="PATH",
+                         help="write JUnit XML here")
+    add_store(regress)
+    regress.set_defaults(handler=cmd_regress)
+
+
+def cmd_farm(args: argparse.Namespace) -> int:
+    from contract import ExitStatus
+    from devices import resolve_targets
+    from profiler import FarmRequest, run_farm
+    from rebirth.farm_progress import FarmView
+    from reports import render_farm_summary
+    from results import store_root
+
+    targets = resolve_targets(args.devices or (), args.all, args.group)
+    request = FarmRequest(args.model, tuple(targets), store_root(args.store), args.backend, args.warmup,
+                          args.iterations, args.threads, args.etrecord)
+    with FarmView(targets, enabled=not args.quiet) as view:
+        runs = run_farm(request, view)
+    render_farm_summary(runs)
+    failures = [run for run in runs if not run.ok]
+    for run in failures:
+        print(f"rebirth: error: {run.device} failed: {run.error}", file=sys.stderr)
+    return ExitStatus.NO_ANSWER if failures else ExitStatus.OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from reports import results_table
+    from results import list_runs, store_root
+
+    store = store_root(args.store)
+    runs = list_runs(store, args.device, args.model)
+    if not runs:
+        print(f"no stored runs in {store}" + (" that match" if args.device or args.model else ""))
+        return 0
+    for line in results_table(runs):
+        print(line)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from results import list_runs, save_baseline, store_root
+
+    store = store_root(args.store)
+    runs = list_runs(store, args.device, args.model) if args.device or args.model else None
+    folder = save_baseline(store, args.name, runs, force=args.force)
+    count = sum(1 for _ in folder.glob("*/*.json"))
+    print(f"baseline {args.name}: {count} result{'s' if count != 1 else ''} in {folder}")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from contract import InputError
+    from reports import exit_code, judge_against_baseline, render_verdicts, write_junit
+    from results import store_root
+
+    noise = None if args.run_noise is None else args.run_noise / 100
+    verdicts = judge_against_baseline(store_root(args.store), args.baseline, args.results, args.fail, noise)
+    render_verdicts(verdicts)
+    if args.junit:
+        try:
+            write_junit(args.junit, verdicts)
+        except OSError as error:
+            raise InputError(f"{args.junit}: cannot write ({error.strerror or error})") from None
+    return exit_code(verdicts)

@@ -1,0 +1,98 @@
+"""`rebirth slim` and `rebirth optimize`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rebirth.options import BACKENDS, add_run_settings, non_negative
+
+
+def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
+                        help="held-out top-1 points (agreement points for an untrained model) the merges may "
+                             "cost (default: 0.5)")
+    parser.add_argument("--block-steps", type=non_negative, default=40,
+                        help="fine-tuning steps for each regenerated layer (default: 40)")
+    parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
+                        help="steps of whole-model fine-tuning (default: 40)")
+    parser.add_argument("--min-gain", type=float, default=2.0, metavar="PERCENT",
+                        help="a learned merge must save this share of the measured time, to be worth its "
+                             "fine-tuning (default: 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default="digits", metavar="digits|file.py:NAME|module:NAME",
+                        help="fine-tuning and held-out data: the built-in digits, or a function returning "
+                             "(train, held_out) torch DataLoaders of (images, labels)")
+
+
+def register(commands) -> None:
+    slim = commands.add_parser(
+        "slim", help="merge the non-tensor layers the profile found costly into their neighbours",
+        description="DeepRebirth slimming: rank merges by the time the profile measured, apply the best first, "
+        "fine-tune what each regenerates, stop at the accuracy budget.")
+    slim.add_argument("model", help="file.py:NAME or zoo:NAME (a .pte has no graph left to slim)")
+    slim.add_argument("--profile", type=Path, default=None,
+                      help="the model's profile (rebirth-profile --json); default: profile on local first")
+    slim.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
+                      help="writes slim.pt2, slim.pte, slim.etrecord and slim.json here")
+    slim.add_argument("--plan", action="store_true", help="print the ranked merges and change nothing")
+    slim.add_argument("--exact-only", action="store_true", help="only merges that keep outputs equal")
+    slim.add_argument("--backend", choices=BACKENDS, default="xnnpack")
+    add_slimming_arguments(slim)
+    slim.set_defaults(handler=cmd_slim)
+    optimize = commands.add_parser(
+        "optimize", help="profile, slim the worst offenders, profile again, and write the before/after report",
+        description="The whole pipeline: profile MODEL on the device, slim it with that profile, profile the slimmed "
+                    "model, and write before.json, slim.json (and slim.pt2/.pte/.etrecord), after.json and "
+                    "report.html into OUTDIR.")
+    optimize.add_argument("model", help="file.py:NAME or zoo:NAME")
+    optimize.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    optimize.add_argument("--device", default="local", help="device name (default: local, this host)")
+    add_run_settings(optimize)
+    add_slimming_arguments(optimize)
+    optimize.set_defaults(handler=cmd_optimize)
+
+
+def cmd_slim(args: argparse.Namespace) -> int:
+    from contract import InputError
+    from rebirth.progress import ProgressView
+    from slimmer import SlimRequest, plan_merges, slim_model
+
+    if not args.plan and args.output is None:
+        raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
+    request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.exact_only,
+                          args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed, args.data,
+                          args.min_gain / 100)
+    with ProgressView() as view:
+        if args.plan:
+            plan = plan_merges(request, say=view.say, progress=view.update)
+        else:
+            record = slim_model(request, say=view.say, progress=view.update)
+    if args.plan:
+        from reports import render_plan
+
+        render_plan(plan)
+        return 0
+    from reports import render_slim
+
+    render_slim(record)
+    print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord and slim.json")
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from rebirth.progress import ProgressView
+    from reports import render_comparison, write_report
+    from slimmer import OPTIMIZE_STAGES, OptimizeRequest, optimize
+
+    request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
+                              args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
+                              args.end_to_end_steps, args.min_gain / 100)
+    with ProgressView() as view:
+        result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
+        stages = len(OPTIMIZE_STAGES) + 1
+        view.stage(f"{stages}/{stages} write the report")
+        write_report(args.output / "report.html", result.before, result.after, result.slim)
+    render_comparison(result.before, result.after, result.slim)
+    print(f"wrote {args.output}/before.json, slim.json, after.json and report.html")
+    return 0

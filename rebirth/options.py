@@ -1,0 +1,56 @@
+"""Options several commands share, added to their parsers one way."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+BACKENDS = ("portable", "xnnpack")
+"""``models.BACKENDS``, repeated so that ``--help`` imports nothing (a test checks they agree)."""
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def device_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one device")
+    return names
+
+
+def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's") -> None:
+    """--backend, --warmup, --iterations and --threads: how a model is lowered and run on a device."""
+    parser.add_argument("--backend", choices=BACKENDS, default="xnnpack",
+                        help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
+    parser.add_argument("--warmup", type=non_negative, default=None,
+                        help=f"untimed runs first (default: {whose} in devices.toml, else 3)")
+    parser.add_argument("--iterations", type=positive, default=None,
+                        help=f"timed runs (default: {whose} in devices.toml, else 20)")
+    parser.add_argument("--threads", type=positive, default=None,
+                        help=f"runtime threads (default: {whose}; phones: one per big core)")
+
+
+def add_etrecord(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--etrecord", type=Path, default=None,
+                        help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=None, metavar="DIR",
+                        help="the result store (default: $REBIRTH_RESULTS, else ./rebirth-results)")
+
+
+def add_top(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--top", type=positive, default=15, help="rows in the terminal tables (default: 15)")

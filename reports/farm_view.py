@@ -1,0 +1,71 @@
+"""The farm and its store in the terminal: the summary of `rebirth farm run` and `rebirth results list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Protocol
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from contract.profile import Profile
+from contract.stored import StoredRun, device_fingerprint
+from reports.units import mib, ms
+
+LOG_WIDTH = 400
+"""Columns of a summary printed where there is no terminal (a CI log, a pipe): rows are never folded."""
+
+
+class StoredResult(Protocol):
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def path(self) -> Path: ...
+
+
+class DeviceOutcome(Protocol):
+    """One device's part of a farm run (``profiler.FarmRun``)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def error(self) -> Optional[str]: ...
+
+    @property
+    def result(self) -> Optional[StoredResult]: ...
+
+
+def render_farm_summary(runs: Sequence[DeviceOutcome], console: Optional[Console] = None) -> None:
+    """One row per device: fingerprint, p50, peak RSS, and the stored run or the error."""
+    table = Table(title="farm run", title_justify="left")
+    for column in ("device", "fingerprint", "p50", "peak RSS", "stored run / error"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        stored = run.result
+        if stored is not None:
+            memory = stored.profile.memory.peak_rss_bytes
+            table.add_row(escape(run.device), escape(device_fingerprint(stored.profile.device)),
+                          ms(stored.profile.latency.p50), mib(memory) if memory is not None else "-",
+                          escape(str(stored.path)))
+        else:
+            table.add_row(escape(run.device), "-", "-", "-", f"[red]FAILED: {escape(run.error or '')}[/]")
+    (console or _stdout_console()).print(table)
+
+
+def results_table(runs: Sequence[StoredRun]) -> list[str]:
+    """`rebirth results list`: aligned plain-text rows (a header first), easy to read and to grep."""
+    rows = [("fingerprint", "run", "device", "model", "commit", "time", "p50", "peak RSS")]
+    rows += [(run.fingerprint, f"{run.number:04d}", run.device, run.model_key, (run.commit or "-")[:10], run.time,
+              ms(run.profile.latency.p50), mib(run.profile.memory.peak_rss_bytes)) for run in runs]
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _stdout_console() -> Console:
+    """A terminal's width on a terminal; elsewhere rows are never folded."""
+    console = Console()
+    return console if console.is_terminal else Console(width=LOG_WIDTH)

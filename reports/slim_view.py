@@ -1,0 +1,57 @@
+"""The slimmer in the terminal: `rebirth slim --plan` and what `rebirth slim` did."""
+
+from __future__ import annotations
+
+from typing import Optional
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from contract.slim import TOP1, PlannedMerge, SlimRecord
+
+
+def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None) -> None:
+    """`rebirth slim --plan`: every candidate merge with the time the profile says it saves."""
+    console = console or Console()
+    table = Table(title="slimming plan (best first; applied while it saves time and the budget holds)",
+                  title_justify="left")
+    for column in ("#", "merge", "layers", "exact", "saves ms", "adds ms", "gain ms", "removes KiB"):
+        table.add_column(column, justify="right" if "ms" in column or column in ("#", "removes KiB") else "left",
+                         no_wrap=column != "layers", ratio=3 if column == "layers" else None)
+    for index, merge in enumerate(plan, 1):
+        table.add_row(str(index), merge.kind, escape(", ".join(merge.layers)), "yes" if merge.exact else "learned",
+                      f"{merge.saves_ms:.3f}", f"{merge.costs_ms:.3f}", f"{merge.gain_ms:+.3f}",
+                      f"{merge.memory_bytes / 1024:.0f}", style="" if merge.worthwhile else "dim")
+    console.print(table)
+
+
+def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
+    """`rebirth slim`: the merges applied and skipped, sizes and accuracy before and after."""
+    console = console or Console()
+    table = Table(title="merges applied", title_justify="left")
+    for column in ("merge", "layers", "kind", "relearned", "est. gain ms"):
+        table.add_column(column)
+    for merge in record.merges:
+        table.add_row(merge.kind, escape(", ".join(merge.layers)), "exact" if merge.exact else "learned",
+                      escape(", ".join(merge.learned)) or "-", f"{merge.gain_ms:.3f}")
+    console.print(table)
+    for skip in record.skipped:
+        console.print(f"skipped {skip.kind} {escape(', '.join(skip.layers))}: {escape(skip.reason)}", highlight=False)
+    console.print(f"parameters {_count(record.params.before)} -> {_count(record.params.after)}; "
+                  f"MACs {_count(record.macs.before)} -> {_count(record.macs.after)}", highlight=False)
+    accuracy = record.accuracy
+    if accuracy and accuracy.metric == TOP1 and accuracy.before and accuracy.after:
+        agreement = f"; agreement with the original {accuracy.agreement:.1f}%" if accuracy.agreement is not None else ""
+        console.print(f"held-out top-1 {accuracy.before.top1:.1f}% -> {accuracy.after.top1:.1f}% on "
+                      f"{escape(accuracy.dataset or '?')}{agreement}", highlight=False)
+    elif accuracy and accuracy.agreement is not None:
+        console.print(f"agreement with the original's predictions {accuracy.agreement:.1f}% (no trained weights)",
+                      highlight=False)
+    for message in record.messages:
+        console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
+def _count(value: Optional[int]) -> str:
+    return "?" if value is None else f"{value:,}"

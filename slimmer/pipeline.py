@@ -1,0 +1,209 @@
+"""What `rebirth slim` and `rebirth optimize` ask of the slimmer: plan the merges a profile makes worth
+it, slim a model and write what came out, or do the whole pipeline (profile, slim, profile again)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+from collections.abc import Callable
+
+from contract.errors import InputError
+from contract.profile import Profile
+from contract.slim import PlannedMerge, SlimRecord
+from devices import ProgressCallback
+from models import PT2, PTE, ModelSpec, parse_spec
+from profiler import ProfileOptions, profile
+
+Say = Callable[[str], None]
+Stage = Callable[[str], None]
+
+
+def _quiet(text: str) -> None:
+    """A ``say`` that says nothing."""
+
+
+@dataclass(frozen=True)
+class SlimRequest:
+    model: str
+    outdir: Path
+    profile: Optional[Path] = None
+    """The model's profile (rebirth-profile --json); None: profile it on local first."""
+    backend: str = "xnnpack"
+    exact_only: bool = False
+    max_accuracy_drop: float = 0.5
+    block_steps: int = 40
+    end_to_end_steps: int = 40
+    seed: int = 0
+    data: str = "digits"
+    """``digits``, or ``file.py:NAME`` / ``package.module:NAME`` returning (train, held_out) DataLoaders."""
+    min_gain: float = 0.02
+    """Fraction of the measured time a learned merge must save."""
+
+
+def slimmable(model: str) -> ModelSpec:
+    """The parsed model argument, if the slimmer can work on it.
+
+    Raises:
+        InputError: a .pte or .pt2 (no nn.Module layers left), or a bad argument.
+    """
+    spec = parse_spec(model)
+    if spec.kind == PTE:
+        raise InputError(f"{spec.text}: a .pte cannot be slimmed, its PyTorch graph is gone; pass the model it "
+                         "came from (file.py:NAME or zoo:NAME) and --profile with its profile")
+    if spec.kind == PT2:
+        raise InputError(f"{spec.text}: the slimmer's passes work on nn.Module layers, which a .pt2 no longer has; "
+                         "pass file.py:NAME or zoo:NAME")
+    return spec
+
+
+def plan_merges(request: SlimRequest, say: Say = _quiet,
+                progress: Optional[ProgressCallback] = None) -> list[PlannedMerge]:
+    """`rebirth slim --plan`: every merge the passes find, with what the profile says it saves, best first.
+
+    Raises:
+        InputError: a .pte or .pt2, a bad model, or a bad profile.
+    """
+    from slimmer.graph import trace
+    from slimmer.plan import candidates, layer_times, make_passes
+
+    spec = slimmable(request.model)
+    model, inputs, _ = _load(spec, request.seed, say)
+    times = layer_times(_profile_for(request, say, progress).ops)
+    found = candidates(trace(model), make_passes(inputs, request.exact_only), times, inputs)
+    return [candidate.record() for candidate, _ in found]
+
+
+def slim_model(request: SlimRequest, say: Say = _quiet, progress: Optional[ProgressCallback] = None) -> SlimRecord:
+    """`rebirth slim`: slim the model with its profile, and write slim.pt2, slim.pte, slim.etrecord and
+    slim.json into ``request.outdir``.
+
+    Raises:
+        InputError: a .pte or .pt2, a bad model, profile or --data, a model the slimmer cannot trace, or an
+            OUTDIR that cannot be written.
+    """
+    from slimmer.data import user_loaders
+    from slimmer.plan import layer_times
+
+    spec = slimmable(request.model)
+    data = None if request.data == "digits" else user_loaders(request.data)  # a bad --data fails before training
+    model, inputs, trained = _load(spec, request.seed, say)
+    times = layer_times(_profile_for(request, say, progress).ops)
+    return _slim_and_write(request, spec, model, inputs, trained, times, data, say, progress)
+
+
+def _load(spec: ModelSpec, seed: int, say: Say):
+    """``(model, example_inputs, trained)``: zoo networks come with their digits-trained weights where
+    rebirth trains them; other models as they are."""
+    from models import import_heavy
+    from models import ZOO, load_python
+
+    import_heavy()
+    if spec.kind == ZOO:
+        from slimmer.weights import trained
+
+        assert spec.name is not None
+        found = trained(spec.name, seed, say)
+        if found is not None:
+            return found[0], found[1], True
+        say(f"zoo:{spec.name} has no trained weights (rebirth trains the -small variants): "
+            "merges are judged by agreement with the original's predictions instead of accuracy")
+    model, inputs = load_python(spec)
+    return model, inputs, False
+
+
+def _profile_for(request: SlimRequest, say: Say, progress: Optional[ProgressCallback]) -> Profile:
+    if request.profile is None:
+        say(f"no --profile: profiling {request.model} on local first")
+        return profile(request.model, ProfileOptions(backend=request.backend), progress)
+    return Profile.load(request.profile)
+
+
+def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, trained: bool, times: dict[str, float],
+                    data, say: Say, progress: Optional[ProgressCallback]) -> SlimRecord:
+    import torch
+
+    from contract.quiet import quiet
+    from models import write_program
+    from slimmer.policy import digits_for, learned
+    from slimmer.record import slim_record
+    from slimmer.slim import SlimOptions, slim
+
+    loaders, messages = (data, []) if data is not None else digits_for(inputs, say)
+    if data is not None and not trained:
+        trained = learned(model, data, say)
+    options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
+                          request.end_to_end_steps, request.seed, min_gain=request.min_gain)
+    try:
+        result = slim(model, inputs, times, loaders, trained, options, say, progress)
+    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:
+        raise InputError(f"{spec.text}: the slimmer cannot trace this model ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}); it was left as it is") from None
+    record = slim_record(result, spec.text, request.backend, str(request.profile) if request.profile else None,
+                         messages)
+    try:
+        with quiet():
+            exported = torch.export.export(result.model, inputs)
+        write_program(exported, request.backend, request.outdir / "slim.pte", spec.text, keep_pt2=True)
+        record.save(request.outdir / "slim.json")
+    except OSError as error:
+        raise InputError(f"{request.outdir}: cannot write the slimmed model ({error.strerror or error})") from None
+    return record
+
+
+@dataclass(frozen=True)
+class OptimizeRequest:
+    model: str
+    outdir: Path
+    device: str = "local"
+    backend: str = "xnnpack"
+    max_accuracy_drop: float = 0.5
+    warmup: Optional[int] = None
+    iterations: Optional[int] = None
+    threads: Optional[int] = None
+    data: str = "digits"
+    seed: int = 0
+    block_steps: int = 40
+    end_to_end_steps: int = 40
+    min_gain: float = 0.02
+
+
+@dataclass(frozen=True)
+class Optimized:
+    before: Profile
+    after: Profile
+    slim: SlimRecord
+
+
+OPTIMIZE_STAGES = ("profile the model", "slim it", "profile the slimmed model")
+
+
+def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[ProgressCallback] = None,
+             stage: Optional[Stage] = None) -> Optimized:
+    """`rebirth optimize`: profile, slim the worst offenders, profile again; writes before.json, slim.json
+    (with slim.pt2/.pte/.etrecord) and after.json into OUTDIR.
+
+    Raises:
+        InputError: the model cannot be slimmed or OUTDIR cannot be written.
+        DeviceError: the device failed.
+    """
+    slimmable(request.model)
+    announce = stage or _quiet
+    count = len(OPTIMIZE_STAGES) + 1  # the caller writes the report last
+    options = ProfileOptions(request.device, request.backend, request.warmup, request.iterations, request.threads)
+    outdir = request.outdir
+    try:
+        announce(f"1/{count} {OPTIMIZE_STAGES[0]}")
+        before = profile(request.model, options, progress, stage)
+        before.save(outdir / "before.json")
+        announce(f"2/{count} {OPTIMIZE_STAGES[1]}")
+        record = slim_model(SlimRequest(request.model, outdir, outdir / "before.json", request.backend,
+                                        max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
+                                        end_to_end_steps=request.end_to_end_steps, seed=request.seed,
+                                        data=request.data, min_gain=request.min_gain), say, progress)
+        announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
+        after = profile(str(outdir / "slim.pte"), replace(options, etrecord=outdir / "slim.etrecord"), progress, stage)
+        after.save(outdir / "after.json")
+    except OSError as error:
+        raise InputError(f"{outdir}: cannot write ({error.strerror or error})") from None
+    return Optimized(before, after, record)
