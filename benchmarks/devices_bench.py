@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -27,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
 MB = 1_000_000
 
@@ -111,8 +109,8 @@ def _debian_adb(adb: str, address: str, source: Path, back: Path, size: int, rep
 
 
 def orchestration(root: Path, model: str, pairs: int, iterations: int, threads: int) -> dict:
-    from profiler.quiet import import_heavy
-    from rebirth.app import ProfileOptions, profile
+    from models import import_heavy
+    from profiler import ProfileOptions, profile
 
     phone = EmulatorProcess(root / "orchestration-phone")
     inventory = root / "devices.toml"
@@ -150,8 +148,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/devices.json")
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
-    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version()}
     with tempfile.TemporaryDirectory(prefix="rebirth-devices-bench-") as folder:
         root = Path(folder)
         if args.only in (None, "throughput"):
@@ -162,9 +158,7 @@ def main() -> int:
             results["orchestration"] = orchestration(root, model, 2 if args.quick else 5, 20, 2)
             print(json.dumps(results["orchestration"], indent=1), flush=True)
     if not args.quick:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        write_results(args.out, results)
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -31,12 +30,11 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
 EXECUTION_MS = (50.0, 200.0)
 WARMUP, ITERATIONS = 3, 20
-MODELS = {"probe": f"{ROOT / 'devices/probe_model.py'}:probe", "mobilenet_v2-small": "zoo:mobilenet_v2-small"}
+MODELS = {"probe": f"{ROOT / 'models/probe.py'}:probe", "mobilenet_v2-small": "zoo:mobilenet_v2-small"}
 
 
 def free_port() -> int:
@@ -91,7 +89,7 @@ class Silent:
 
 def timed_farm_run(model: str, targets: tuple[str, ...], store: Path, phones: list[PhoneProcess]) -> dict:
     """One farm run: its wall time and the CPU seconds of rebirth's process and of the phones."""
-    from rebirth.farm import FarmRequest, run_farm
+    from profiler import FarmRequest, run_farm
 
     request = FarmRequest(model, targets, store, "xnnpack", WARMUP, ITERATIONS)
     phones_before, host_before = sum(phone.cpu_s() for phone in phones), time.process_time()
@@ -135,12 +133,11 @@ def fan_out(root: Path, model: str, phones: int, repeats: int, execution_ms: flo
 
 def host_analysis_s(model: str) -> float:
     """Seconds of this host's CPU one device's Profile costs to build (ETDump + ETRecord + .pte), median of 3."""
+    from contract import DeviceInfo, Settings
+    from devices import RunRequest
     from devices.local import LocalDevice
-    from devices.base import RunRequest
-    from profiler.build import Measurement, build_profile
-    from profiler.export import ensure_pte
-    from profiler.record import DeviceInfo, Settings
-    from profiler.sources import parse_spec
+    from models import ensure_pte, parse_spec, read_pte
+    from profiler import Measurement, build_profile
 
     exported = ensure_pte(parse_spec(model), "xnnpack")
     with tempfile.TemporaryDirectory() as folder:
@@ -148,7 +145,7 @@ def host_analysis_s(model: str) -> float:
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            build_profile(exported.pte, exported.etrecord, model, Measurement(result.etdump_path),
+            build_profile(read_pte(exported.pte), exported.etrecord, model, Measurement(result.etdump_path),
                           DeviceInfo("local", "local"), Settings(WARMUP, ITERATIONS))
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -164,11 +161,10 @@ def main() -> int:
         port, root, recordings, execution_ms = args.serve_phone
         serve_phone(int(port), Path(root), Path(recordings), float(execution_ms))
         return 0
-    from profiler.quiet import import_heavy
+    from models import import_heavy
 
     import_heavy()
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version()}, "fan_out": {}}
+    results = {"fan_out": {}}
     for execution_ms in EXECUTION_MS:
         with tempfile.TemporaryDirectory(prefix="rebirth-farm-bench-") as folder:
             measured = fan_out(Path(folder), MODELS["probe"], 8, 2 if args.quick else 5, execution_ms)
@@ -177,9 +173,7 @@ def main() -> int:
     results["host_analysis_s_per_device"] = {name: host_analysis_s(model) for name, model in MODELS.items()}
     print(json.dumps(results["host_analysis_s_per_device"], indent=1), flush=True)
     if not args.quick:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        write_results(args.out, results)
     return 0
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, write_results
 STAGE = "… "
 
 
@@ -43,12 +42,14 @@ def run(model: str, warm: bool) -> dict:
         code = process.wait()
         wall = time.perf_counter() - start
         slim = json.loads((outdir / "slim.json").read_text()) if code == 0 else {}
-        before, after = ({} if code else json.loads((outdir / name).read_text()) for name in ("before.json", "after.json"))
+        before, after = ({} if code else json.loads((outdir / name).read_text())
+                         for name in ("before.json", "after.json"))
         return {
             "model": model, "exit_code": code, "cold_cache": not warm, "wall_s": round(wall, 1),
             "stages_s": stages,
             "report_bytes": (outdir / "report.html").stat().st_size if code == 0 else None,
-            "p50_ms": {"before": before.get("latency_ms", {}).get("p50"), "after": after.get("latency_ms", {}).get("p50")},
+            "p50_ms": {side: profile.get("latency_ms", {}).get("p50")
+                       for side, profile in (("before", before), ("after", after))},
             "merges": [(m["kind"], m["layers"]) for m in slim.get("merges", [])],
             "accuracy": slim.get("accuracy"),
             "goal": "<= 600 s",
@@ -61,10 +62,9 @@ def main() -> int:
     parser.add_argument("--warm", action="store_true", help="keep the user's export and weights cache")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/optimize.json")
     args = parser.parse_args()
-    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, **run(args.model, args.warm)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}: {result['wall_s']} s, exit code {result['exit_code']}")
+    result = run(args.model, args.warm)
+    write_results(args.out, result)
+    print(f"{result['wall_s']} s, exit code {result['exit_code']}")
     return 0 if result["exit_code"] == 0 else 1
 
 

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
-from profiler import stats  # noqa: E402
-from profiler.quiet import import_heavy, quiet  # noqa: E402
+from contract import stats
+from contract.quiet import quiet
+from models import import_heavy
 
 
 def overhead(pte: Path, rounds: int, per_round: int) -> dict:
@@ -55,7 +53,7 @@ def overhead(pte: Path, rounds: int, per_round: int) -> dict:
 
 
 def stability(model: str, repeats: int, iterations: int) -> dict:
-    from rebirth.app import ProfileOptions, profile
+    from profiler import ProfileOptions, profile
 
     p50s = [profile(model, ProfileOptions(warmup=5, iterations=iterations)).latency.p50 for _ in range(repeats)]
     mean, std = stats.mean_std(p50s)
@@ -76,8 +74,8 @@ def help_time(runs: int) -> dict:
 
 
 def attribution(models: list[str], backends: list[str]) -> list[dict]:
-    from profiler.zoo import ZOO
-    from rebirth.app import ProfileOptions, profile
+    from models.zoo import ZOO
+    from profiler import ProfileOptions, profile
 
     rows = []
     for model in models:
@@ -104,9 +102,9 @@ def main() -> None:
                         help="re-run one section and update it in --out")
     args = parser.parse_args()
     import_heavy()
-    from profiler.export import ensure_pte
-    from profiler.sources import parse_spec
-    from profiler.zoo import names
+    from models.export import ensure_pte
+    from models.sources import parse_spec
+    from models.zoo import names
 
     overhead_model = "zoo:googlenet-small" if args.quick else "zoo:googlenet"
     sections = {
@@ -118,14 +116,11 @@ def main() -> None:
                                            ["xnnpack", "portable"]),
     }
     results = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
-    results["machine"] = {"python": platform.python_version(), "machine": platform.machine(),
-                          "cpus": os.cpu_count(), "platform": platform.platform()}
     results["date"] = time.strftime("%Y-%m-%d")
     for name, run in sections.items():
         if args.only in (None, name):
             results[name] = run()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(args.out, results)
     print(json.dumps({k: v for k, v in results.items() if k != "attribution"}, indent=1))
     if results.get("attribution"):
         worst = min(results["attribution"], key=lambda row: row["attributed_share"])

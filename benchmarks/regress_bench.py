@@ -23,21 +23,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import numpy
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
-from profiler.record import Latency, Profile  # noqa: E402
-from reports import regress  # noqa: E402
-from tests.synthetic import synthetic_profile  # noqa: E402
+from contract.profile import Latency, Profile
+from reports import regress
+from tests.synthetic import synthetic_profile
 
 MODEL = "zoo:googlenet-small"
 SAMPLES_FILE = ROOT / "benchmarks" / "results" / "regress_samples.json"
@@ -51,7 +47,7 @@ NONE, ASSUMED, MEASURED = "none", "assumed", "measured"
 
 def record(profiles: int, iterations: int, pause_s: float, threads: Optional[int]) -> dict:
     """Profile ``MODEL`` ``profiles`` times and keep each run's raw latency samples."""
-    from rebirth.app import ProfileOptions, profile
+    from profiler import ProfileOptions, profile
 
     runs = []
     for index in range(profiles):
@@ -177,8 +173,6 @@ def main() -> None:
     args = parser.parse_args()
     recordings = load_or_record(args.record, args.profiles, args.iterations, args.pause)
     results = {
-        "machine": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
         "date": time.strftime("%Y-%m-%d"),
         "model": MODEL,
         "check": CHECK,
@@ -188,8 +182,7 @@ def main() -> None:
         "goals": {"caught_10pct": ">= 0.95", "false_alarms": "<= 0.01"},
         "detection": detection(recordings, args.trials),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

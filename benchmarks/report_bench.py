@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
-from reports.compare import compare  # noqa: E402
-from reports.html import write_html  # noqa: E402
-from tests.synthetic import layer_names, slim_record, synthetic_profile  # noqa: E402
+from reports.compare import compare
+from reports.html import write_html
+from tests.synthetic import layer_names, slim_record, synthetic_profile
 
 OPS = 500
 SAMPLES = 200
@@ -65,11 +61,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "report.json")
     args = parser.parse_args()
-    results = {"machine": {"python": platform.python_version(), "machine": platform.machine(),
-                           "cpus": os.cpu_count(), "platform": platform.platform()},
-               "date": time.strftime("%Y-%m-%d"), "report": report(args.runs)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    results = {"date": time.strftime("%Y-%m-%d"), "report": report(args.runs)}
+    write_results(args.out, results)
     print(json.dumps(results["report"], indent=1))
 
 

@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
 
 def compared(before, after) -> dict:
@@ -39,13 +38,14 @@ def compared(before, after) -> dict:
 
 
 def measure(model: str, budget: float, folder: Path, iterations: int, portable: bool = True) -> dict:
-    from rebirth.app import ProfileOptions, SlimRequest, profile, slim
+    from profiler import ProfileOptions, profile
+    from slimmer import SlimRequest, slim_model
 
     before = profile(model, ProfileOptions(iterations=iterations))
     profile_path = folder / "before.json"
     before.save(profile_path)
     start = time.perf_counter()
-    record = slim(SlimRequest(model, folder / "out", profile_path, max_accuracy_drop=budget), say=print)
+    record = slim_model(SlimRequest(model, folder / "out", profile_path, max_accuracy_drop=budget), say=print)
     slim_s = time.perf_counter() - start
     after = profile(str(folder / "out" / "slim.pte"), ProfileOptions(iterations=iterations))
     backends = {"xnnpack": compared(before, after)}
@@ -54,9 +54,9 @@ def measure(model: str, budget: float, folder: Path, iterations: int, portable: 
         backends["portable"] = compared(profile(model, options), profile(str(folder / "out" / "slim.pt2"), options))
     return {
         "model": model, "budget_points": budget, "slim_s": slim_s, **backends["xnnpack"], "backends": backends,
-        "merges": [(m["kind"], m["layers"]) for m in record["merges"]],
-        "skipped": [(s["kind"], s["layers"], s["reason"]) for s in record["skipped"]],
-        "accuracy": record["accuracy"],
+        "merges": [(m.kind, m.layers) for m in record.merges],
+        "skipped": [(s.kind, s.layers, s.reason) for s in record.skipped],
+        "accuracy": record.to_dict()["accuracy"],
     }
 
 
@@ -82,9 +82,7 @@ def main() -> int:
             entry = measure(models[0], budget, Path(folder) / f"curve{budget}", args.iterations, portable=False)
             results["curve"].append(entry)
             print(json.dumps(entry, indent=1), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
     return 0
 
 

@@ -1,0 +1,42 @@
+"""What every benchmark script shares: the project on sys.path, and results written with the machine and
+commit they were measured on (as pytest-benchmark saves ``machine_info`` and ``commit_info``)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict[str, Any]:
+    """The host the numbers were measured on."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform(),
+            "python": platform.python_version(), "load_average_at_write": load}
+
+
+def commit() -> str | None:
+    """The git commit of the project the numbers were measured with (None outside a checkout)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write ``results`` as indented JSON, with the machine, commit and time they come from."""
+    stamped = {"machine": machine(), "commit": commit(),
+               "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **results}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stamped, indent=1) + "\n")
+    print(f"wrote {path}")
