@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, write_results
+
 STAGE = "… "
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy
-
 from common import ROOT, write_results
 
 from contract.profile import Latency, Profile

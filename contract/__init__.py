@@ -5,14 +5,52 @@ part of rebirth.
 """
 
 from contract.cache import cache_root
-from contract.device import (Battery, CheckItem, CoreInfo, CoreState, DeviceInfo, DeviceReport, DeviceState,
-                             DeviceStatus, Zone)
-from contract.errors import (ConfigError, DeviceError, EmptyETDumpError, ExitStatus, InputError, MissingOperatorError,
-                             ModelFileError, ModelRejectedError, RebirthError, RunnerError, UnauthorizedError,
-                             UnknownDeviceError, UnreachableError, exit_status_of)
+from contract.device import (
+                             Battery,
+                             CheckItem,
+                             CoreInfo,
+                             CoreState,
+                             DeviceInfo,
+                             DeviceReport,
+                             DeviceState,
+                             DeviceStatus,
+                             Zone,
+)
+from contract.errors import (
+                             ConfigError,
+                             DeviceError,
+                             EmptyETDumpError,
+                             ExitStatus,
+                             InputError,
+                             MissingOperatorError,
+                             MissingToolError,
+                             ModelFileError,
+                             ModelRejectedError,
+                             RebirthError,
+                             RunnerBuildError,
+                             RunnerError,
+                             UnauthorizedError,
+                             UnknownDeviceError,
+                             UnreachableError,
+                             exit_status_of,
+)
 from contract.files import sha256_file, write_json_atomic, write_text_atomic
-from contract.profile import (CATEGORIES, FRAMEWORK, NON_TENSOR, TENSOR, Accuracy, Latency, LayerSummary, Memory,
-                              ModelInfo, OpRecord, OpTypeSummary, Profile, Settings, Summary)
+from contract.profile import (
+                             CATEGORIES,
+                             FRAMEWORK,
+                             NON_TENSOR,
+                             TENSOR,
+                             Accuracy,
+                             Latency,
+                             LayerSummary,
+                             Memory,
+                             ModelInfo,
+                             OpRecord,
+                             OpTypeSummary,
+                             Profile,
+                             Settings,
+                             Summary,
+)
 from contract.slim import MergeRecord, PlannedMerge, SkipRecord, SlimRecord
 from contract.stored import StoredRun, device_fingerprint, key_of, model_key
 
@@ -20,8 +58,9 @@ __all__ = [
     "Accuracy", "Battery", "cache_root", "CATEGORIES", "CheckItem", "ConfigError", "CoreInfo", "CoreState",
     "device_fingerprint", "DeviceError", "DeviceInfo", "DeviceReport", "DeviceState", "DeviceStatus",
     "EmptyETDumpError", "exit_status_of", "ExitStatus", "FRAMEWORK", "InputError", "key_of", "Latency",
-    "LayerSummary", "Memory", "MergeRecord", "MissingOperatorError", "model_key", "ModelFileError", "ModelInfo",
-    "ModelRejectedError", "NON_TENSOR", "OpRecord", "OpTypeSummary", "PlannedMerge", "Profile", "RebirthError",
-    "RunnerError", "Settings", "sha256_file", "SkipRecord", "SlimRecord", "StoredRun", "Summary", "TENSOR",
-    "UnauthorizedError", "UnknownDeviceError", "UnreachableError", "write_json_atomic", "write_text_atomic", "Zone",
+    "LayerSummary", "Memory", "MergeRecord", "MissingOperatorError", "MissingToolError", "model_key",
+    "ModelFileError", "ModelInfo", "ModelRejectedError", "NON_TENSOR", "OpRecord", "OpTypeSummary", "PlannedMerge",
+    "Profile", "RebirthError", "RunnerBuildError", "RunnerError", "Settings", "sha256_file", "SkipRecord",
+    "SlimRecord", "StoredRun", "Summary", "TENSOR", "UnauthorizedError", "UnknownDeviceError", "UnreachableError",
+    "write_json_atomic", "write_text_atomic", "Zone",
 ]

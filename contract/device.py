@@ -11,6 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+NATIVE, PYTHON, EXTERNAL = "native", "python", "external"
+EMULATED = "emulated"
+"""The kind of a device whose CPU is emulated (qemu): its timings say nothing about a phone."""
+
 THROTTLED_BELOW = 0.9
 """A core that ends a run below this fraction of its maximum clock, having started at it, throttled."""
 
@@ -64,6 +68,9 @@ class DeviceInfo:
     """The OS build (``ro.build.fingerprint`` on Android)."""
     runner_sha256: Optional[str] = None
     """The runner's bytes, hashed: a rebuilt runner is another device for the result store."""
+    runner_kind: Optional[str] = None
+    """``native`` (rebirth's C++ runner), ``python`` (rebirth's fallback over the pybindings, which idles at
+    about 220 MB) or ``external`` (a runner the inventory or the phone provides)."""
 
     def with_run(self, before: DeviceState, after: DeviceState) -> DeviceInfo:
         """This device with the clocks and temperatures read before and after a run."""

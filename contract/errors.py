@@ -70,6 +70,16 @@ class ConfigError(InputError):
     """The device inventory (devices.toml) is wrong."""
 
 
+class MissingToolError(InputError):
+    """A tool rebirth needs is not installed (a compiler, qemu); the message names the package."""
+
+
+class RunnerBuildError(RebirthError):
+    """rebirth's native runner could not be built (a download or the compiler failed)."""
+
+    exit_status = ExitStatus.NO_ANSWER
+
+
 class DeviceError(RebirthError):
     """A device command failed: carries the device, the step, the command, its exit code and output."""
 

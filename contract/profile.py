@@ -92,9 +92,14 @@ class Memory:
     """Planned memory from the .pte and the runner process's resident memory."""
 
     planned_bytes: int
+    """The method's memory-planned arena (activations), from the .pte."""
     peak_rss_bytes: Optional[int] = None
+    """The runner's peak resident memory (VmHWM) during the run."""
     baseline_rss_bytes: Optional[int] = None
+    """The runner's resident memory just before it loaded the model."""
     buffer_sizes: tuple[int, ...] = ()
+    constant_bytes: Optional[int] = None
+    """Constant data in the .pte (weights, and delegate payloads that hold them)."""
 
     @property
     def model_rss_bytes(self) -> Optional[int]:

@@ -8,10 +8,10 @@ from devices.base import Device, ProbeModel, ProgressCallback, RunDefaults, RunR
 from devices.farm import Outcome, fan_out, resolve_targets
 from devices.registry import DEFAULT_DEVICE, open_device
 from devices.runlog import RunLog
-from devices.status import EmulatorOptions, check_device, device_report, list_devices, start_emulator
+from devices.status import EmulatorOptions, build_runner, check_device, device_report, list_devices, start_emulator
 
 __all__ = [
     "DEFAULT_DEVICE", "Device", "EmulatorOptions", "Outcome", "ProbeModel", "ProgressCallback", "RunDefaults",
-    "RunLog", "RunRequest", "RunResult", "check_device", "device_report", "fan_out", "list_devices", "open_device",
-    "resolve_targets", "start_emulator",
+    "RunLog", "RunRequest", "RunResult", "build_runner", "check_device", "device_report", "fan_out", "list_devices",
+    "open_device", "resolve_targets", "start_emulator",
 ]

@@ -15,23 +15,27 @@ Layout on the phone, under the work folder (default ``/data/local/tmp/rebirth``)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import secrets
 import shlex
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from collections.abc import Callable
 
-from contract.device import Battery, CheckItem, DeviceInfo, DeviceReport, DeviceState
-from contract.errors import ConfigError, DeviceError, RunnerError, UnauthorizedError, UnreachableError
+from contract.device import EMULATED, EXTERNAL, NATIVE, Battery, CheckItem, DeviceInfo, DeviceReport, DeviceState
+from contract.errors import ConfigError, DeviceError, InputError, RunnerError, UnauthorizedError, UnreachableError
 from contract.files import sha256_file
 from devices import phonestate, runlog
 from devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from devices.inventory import DeviceConfig
+from devices.native.build import LAUNCHER as BUNDLE_LAUNCHER
+from devices.native.build import Bundle
 from devices.transport import NotAuthorizedError, ShellResult, Transport, TransportError
 
 SHORT_S = 30.0
@@ -44,6 +48,22 @@ STALE_RUN_MIN = 60
 
 def q(value: object) -> str:
     return shlex.quote(str(value))
+
+
+EMULATED_NOTE = ("the phone's CPU is emulated (qemu): its timings and memory say nothing about a real phone's; "
+                 "use it to test the arm64 path, not to measure")
+
+
+@dataclass(frozen=True)
+class PhoneRunner:
+    """The runner on a phone: the command that starts it, where it is, what it is, and its identity."""
+
+    argv: tuple[str, ...]
+    """``("sh", LAUNCHER)`` for rebirth's bundle, ``(PATH,)`` for a runner binary."""
+    path: str
+    kind: str
+    """``native`` (rebirth's) or ``external`` (the inventory's or the phone's)."""
+    sha256: Optional[str]
 
 
 @dataclass
@@ -90,7 +110,7 @@ class AdbDevice:
         self.name = config.name
         self.transport = transport or make_transport(config)
         self._props: Optional[dict[str, str]] = None
-        self._runner: Optional[str] = None
+        self._runner: Optional[PhoneRunner] = None
 
     def __enter__(self) -> AdbDevice:
         return self
@@ -158,12 +178,19 @@ class AdbDevice:
         android = props.get("ro.build.version.release")
         sdk = props.get("ro.build.version.sdk")
         model = " ".join(filter(None, (props.get("ro.product.manufacturer"), props.get("ro.product.model"))))
+        runner = self._runner
         return DeviceInfo(
-            self.name, self.kind, serial=props.get("ro.serialno") or self.transport.target,
+            self.name, EMULATED if self.emulated else self.kind,
+            serial=props.get("ro.serialno") or self.transport.target,
             product_model=model or None, abi=props.get("ro.product.cpu.abi"),
-            os=f"Android {android} (SDK {sdk})" if android else None, runner=self._runner,
+            os=f"Android {android} (SDK {sdk})" if android else None, runner=runner.path if runner else None,
             build=props.get("ro.build.fingerprint") or props.get("ro.build.id"),
-            runner_sha256=self.remote_sha256(self._runner) if self._runner else None)
+            runner_sha256=runner.sha256 if runner else None, runner_kind=runner.kind if runner else None)
+
+    @property
+    def emulated(self) -> bool:
+        """The phone's CPU is emulated (``ro.kernel.qemu``, as Android's emulator and rebirth's qemu phone say)."""
+        return self.props().get("ro.kernel.qemu") == "1"
 
     def snapshot(self, step: str = "state") -> phonestate.Snapshot:
         return phonestate.parse_snapshot(self.shell(phonestate.SNAPSHOT, step, check=False).output)
@@ -184,31 +211,69 @@ class AdbDevice:
     def workdir(self) -> str:
         return self.config.workdir
 
-    def find_runner(self, progress: Optional[ProgressCallback] = None) -> str:
-        """The runner's path on the phone, pushing the inventory's runner when it changed.
+    def find_runner(self, progress: Optional[ProgressCallback] = None) -> PhoneRunner:
+        """The runner to use on the phone: the inventory's (pushed when it changed), else an
+        ``executor_runner`` the phone has, else rebirth's own for the phone's ABI (pushed when it changed).
 
         Raises:
-            DeviceError: there is no runner on the phone and none to push.
+            ConfigError: the inventory's runner is not a file, or the phone has no runner and rebirth builds
+                none for its ABI.
+            MissingToolError: rebirth's runner for the phone cannot be built here.
         """
-        if self.config.runner is not None:
-            if not self.config.runner.is_file():
-                raise ConfigError(f"{self.config.source}: runner {self.config.runner} is not a file",
-                                  device=self.name, step="runner")
-            remote = f"{self.workdir}/bin/executor_runner"
-            self.push_if_changed(self.config.runner, remote, progress)
-            self.shell(f"chmod 755 {q(remote)}", "push")
-            self._runner = remote
-            return remote
-        pushed = f"{self.workdir}/bin/executor_runner"
-        found = self.shell(f"if [ -x {q(pushed)} ]; then echo {q(pushed)}; else command -v executor_runner; fi",
-                           "runner", check=False).output.strip().splitlines()
-        if not found:
-            raise DeviceError(
-                f"{self.name}: no executor_runner on the phone; build one with the event tracer (see the README) "
-                f"and set runner = \"PATH\" under [devices.{self.name}] in {self.config.source or 'devices.toml'}",
-                device=self.name, step="runner")
-        self._runner = pushed if found[-1] == pushed else "executor_runner"
+        if self._runner is None:
+            self._runner = self._inventory_runner(progress) or self._phone_runner() or self._rebirth_runner(progress)
         return self._runner
+
+    def _inventory_runner(self, progress: Optional[ProgressCallback]) -> Optional[PhoneRunner]:
+        local = self.config.runner
+        if local is None:
+            return None
+        if not local.is_file():
+            raise ConfigError(f"{self.config.source}: runner {local} is not a file", device=self.name, step="runner")
+        remote = f"{self.workdir}/bin/executor_runner"
+        self.push_if_changed(local, remote, progress)
+        self.shell(f"chmod 755 {q(remote)}", "push")
+        return PhoneRunner((remote,), remote, EXTERNAL, sha256_file(local))
+
+    def _phone_runner(self) -> Optional[PhoneRunner]:
+        found = self.shell("command -v executor_runner", "runner", check=False).output.strip().splitlines()
+        if not found or not found[-1].startswith("/"):
+            return None
+        return PhoneRunner((found[-1],), found[-1], EXTERNAL, self.remote_sha256(found[-1]))
+
+    def _rebirth_runner(self, progress: Optional[ProgressCallback]) -> PhoneRunner:
+        from devices.native import ARM64, arm64_bundle
+
+        abi = self.props().get("ro.product.cpu.abi") or "an unknown ABI"
+        if abi != ARM64:
+            raise ConfigError(
+                f"{self.name}: no executor_runner on the phone, and rebirth builds its own only for {ARM64} phones "
+                f"(this one is {abi}): build ExecuTorch's executor_runner for {abi} with the event tracer (see the "
+                f"README) and set runner = \"PATH\" under [devices.{self.name}] in "
+                f"{self.config.source or 'devices.toml'}", device=self.name, step="runner")
+        if progress:
+            progress("build", 0, 1)
+        bundle = arm64_bundle()
+        if progress:
+            progress("build", 1, 1)
+        folder = f"{self.workdir}/bin/rebirth-{ARM64}"
+        self.push_bundle(bundle, folder, progress)
+        launcher = f"{folder}/{BUNDLE_LAUNCHER}"
+        identity = hashlib.sha256(json.dumps(bundle.sha256(), sort_keys=True).encode()).hexdigest()
+        return PhoneRunner(("sh", launcher), launcher, NATIVE, identity)
+
+    def push_bundle(self, bundle: Bundle, folder: str, progress: Optional[ProgressCallback] = None) -> int:
+        """Push the bundle's files that the phone does not have with the same bytes; how many it pushed."""
+        listing = self.shell(f"sha256sum {q(folder)}/* 2>/dev/null", "push", check=False).output.split("\n")
+        have = {line.split()[1].rsplit("/", 1)[-1]: line.split()[0] for line in listing if len(line.split()) == 2}
+        stale = [name for name, digest in bundle.sha256().items() if have.get(name) != digest]
+        if stale:
+            self.shell(f"mkdir -p {q(folder)}", "push")
+        for name in stale:
+            self.push(bundle.folder / name, f"{folder}/{name}", progress=progress)
+        if stale:
+            self.shell(f"chmod 755 {' '.join(q(f'{folder}/{name}') for name in stale)}", "push")
+        return len(stale)
 
     def remote_sha256(self, remote: str) -> Optional[str]:
         output = self.shell(f"sha256sum {q(remote)} 2>/dev/null", "push", check=False).output.split()
@@ -248,12 +313,13 @@ class AdbDevice:
             self._cleanup(run_dir)
         parsed = runlog.parse_log(log)
         return RunResult(etdump, parsed, max(filter(None, (peak, parsed.peak_rss_bytes)), default=None),
-                         before.state(), after.state(), threads=threads, cpu_affinity=mask)
+                         before.state(), after.state(), threads=threads, cpu_affinity=mask,
+                         notes=(EMULATED_NOTE,) if self.emulated else ())
 
-    def run_command(self, runner: str, model: str, run_dir: str, executions: int, mask: Optional[str],
+    def run_command(self, runner: PhoneRunner, model: str, run_dir: str, executions: int, mask: Optional[str],
                     threads: Optional[int], etdump: bool = True) -> str:
         """The runner's command line: executor_runner's own flags only, every argument quoted."""
-        args = [runner, "--model_path", model, "--num_executions", str(executions)]
+        args = [*runner.argv, "--model_path", model, "--num_executions", str(executions)]
         if etdump:
             args += ["--etdump_path", f"{run_dir}/model.etdp"]
         if threads:
@@ -334,8 +400,9 @@ class AdbDevice:
             return [CheckItem("reachable", False, str(error))]
         items = [CheckItem("reachable", True, self.transport.target), CheckItem("authorized", True, "shell works")]
         try:
-            items.append(CheckItem("runner", True, self.find_runner()))
-        except DeviceError as error:
+            runner = self.find_runner()
+            items.append(CheckItem("runner", True, f"{runner.path} ({runner.kind})"))
+        except (DeviceError, InputError) as error:
             return items + [CheckItem("runner", False, str(error))]
         if probe is not None:
             items.append(self._check_tracer(probe()))
@@ -347,6 +414,8 @@ class AdbDevice:
             try:
                 result = self.run(request, Path(folder))
             except RunnerError as error:
+                if error.step == "start":
+                    return CheckItem("runner starts", False, str(error))
                 return CheckItem("event tracer", False, f"the runner failed on a probe model: {error}")
             size = result.etdump_path.stat().st_size if result.etdump_path else 0
         if size == 0:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 
-
 def server_port() -> int:
     """The adb server's port, as the adb client finds it: $ANDROID_ADB_SERVER_PORT, else 5037."""
     text = os.environ.get("ANDROID_ADB_SERVER_PORT", "")

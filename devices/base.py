@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
-from collections.abc import Callable
 
 from contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState
 from devices.runlog import RunLog
@@ -53,6 +53,8 @@ class RunResult:
     """Runtime threads the device used (None: the runtime's default)."""
     cpu_affinity: Optional[str] = None
     """The ``taskset`` mask (hex) or core list the runner was pinned to."""
+    notes: tuple[str, ...] = ()
+    """What a reader of the numbers must know (the fallback runner was used, the CPU was emulated)."""
 
     @property
     def baseline_rss_bytes(self) -> Optional[int]:

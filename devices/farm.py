@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Optional, TypeVar
-from collections.abc import Callable, Sequence
 
 from contract.errors import DeviceError, UnknownDeviceError
 from devices.inventory import Inventory, adhoc_config, read_inventory

@@ -1,4 +1,5 @@
-"""The ``local`` device: the runner as a child process on this host."""
+"""The ``local`` device: the runner as a child process on this host; rebirth's native runner, or its
+Python runner where no C++ compiler can build the native one."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Optional
 
-from contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
+from contract.device import NATIVE, PYTHON, CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
+from contract.errors import MissingToolError, RunnerBuildError
+from contract.files import sha256_file
 from devices import runlog
 from devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from devices.hoststate import cpu_model, host_state
@@ -24,8 +28,8 @@ POLL_S = 0.01
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def runner_sha256() -> str:
-    """The host runner's identity: its source and the ExecuTorch runtime it loads."""
+def python_runner_sha256() -> str:
+    """The Python runner's identity: its source and the ExecuTorch runtime it loads."""
     from devices import runner
 
     digest = hashlib.sha256(Path(runner.__file__).read_bytes())
@@ -33,14 +37,57 @@ def runner_sha256() -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class HostRunner:
+    """How the host runs a .pte: the command before the runner's flags, and what it is."""
+
+    command: tuple[str, ...]
+    kind: str
+    sha256: str
+    note: Optional[str] = None
+    """Said once with every profile it makes (why the fallback runner is used)."""
+
+    @property
+    def shown(self) -> str:
+        return " ".join(self.command)
+
+
+def host_runner(python: str = sys.executable, prefer: str = NATIVE) -> HostRunner:
+    """rebirth's native runner (built on first use), else its Python runner with a note saying why.
+
+    Args:
+        prefer: ``python`` to use the Python runner (to compare the two).
+    """
+    if prefer == NATIVE:
+        from devices.native import build
+
+        try:
+            path = build.host_runner()
+            return HostRunner((str(path),), NATIVE, sha256_file(path))
+        except (MissingToolError, RunnerBuildError) as error:
+            note = (f"{error}; rebirth's Python runner ran instead, whose peak RSS includes about 220 MB of "
+                    "Python and torch")
+            return HostRunner((python, "-m", "devices.runner"), PYTHON, python_runner_sha256(), note)
+    return HostRunner((python, "-m", "devices.runner"), PYTHON, python_runner_sha256())
+
+
 class LocalDevice:
-    """Runs ``python -m devices.runner`` on the host and watches its memory."""
+    """Runs rebirth's runner on the host and watches its memory."""
 
     kind = "local"
 
-    def __init__(self, name: str = "local", python: str = sys.executable):
+    def __init__(self, name: str = "local", python: str = sys.executable, runner: str = NATIVE):
+        """``runner``: ``native`` (the default; the Python runner where it cannot be built) or ``python``."""
         self.name = name
         self.python = python
+        self.prefer = runner
+        self._runner: Optional[HostRunner] = None
+
+    def runner(self) -> HostRunner:
+        """The runner this device uses, resolved (and built) once."""
+        if self._runner is None:
+            self._runner = host_runner(self.python, self.prefer)
+        return self._runner
 
     def __enter__(self) -> LocalDevice:
         return self
@@ -56,9 +103,10 @@ class LocalDevice:
         """Nothing to close: each run is its own process."""
 
     def describe(self) -> DeviceInfo:
+        runner = self.runner()
         return DeviceInfo(self.name, self.kind, serial=platform.node(), product_model=cpu_model(),
-                          abi=platform.machine(), os=platform.platform(), runner=f"{self.python} -m devices.runner",
-                          build=platform.platform(), runner_sha256=runner_sha256())
+                          abi=platform.machine(), os=platform.platform(), runner=runner.shown,
+                          build=platform.platform(), runner_sha256=runner.sha256, runner_kind=runner.kind)
 
     def state(self) -> DeviceState:
         return host_state()
@@ -69,11 +117,13 @@ class LocalDevice:
         return DeviceReport(self.describe(), {}, state.cores, zones, None, big_core_mask(state.cores))
 
     def check(self, probe: Optional[ProbeModel] = None) -> list[CheckItem]:
-        """The host is always there; its runner is rebirth's own."""
-        return [CheckItem("reachable", True, "this host"), CheckItem("runner", True, self.describe().runner or "")]
+        """The host is always there; its runner is rebirth's own (the native one unless it cannot be built)."""
+        runner = self.runner()
+        detail = f"{runner.kind}: {runner.shown}" + (f" ({runner.note})" if runner.note else "")
+        return [CheckItem("reachable", True, "this host"), CheckItem("runner", runner.kind == NATIVE, detail)]
 
     def command(self, request: RunRequest, etdump_path: Path) -> list[str]:
-        command = [self.python, "-m", "devices.runner", "--model_path", str(request.model_path),
+        command = [*self.runner().command, "--model_path", str(request.model_path),
                    "--num_executions", str(request.iterations), "--etdump_path", str(etdump_path),
                    "--warmup", str(request.warmup)]
         if request.threads:
@@ -103,10 +153,12 @@ class LocalDevice:
         if process.returncode != 0:
             raise runlog.runner_failure(self.name, " ".join(command), process.returncode, output + "".join(errors))
         log = runlog.parse_log(output)
+        note = self.runner().note
         return RunResult(etdump_path if request.etdump else None, log,
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
                          threads=request.threads,
-                         cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None)
+                         cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
+                         notes=(note,) if note else ())
 
 
 def _runner_env() -> dict[str, str]:

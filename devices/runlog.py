@@ -4,9 +4,10 @@ failed run's output says went wrong."""
 from __future__ import annotations
 
 import re
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
-from collections.abc import Callable
 
 from contract.errors import ModelRejectedError, RunnerError
 
@@ -88,8 +89,50 @@ def _search_float(pattern: re.Pattern, text: str) -> Optional[float]:
     return float(match.group(1)) if match else None
 
 
+def signal_of(code: int) -> Optional[str]:
+    """The signal that ended a process, from its exit status as Python (``-N``) or a shell (``128+N``)
+    reports it; None for a normal exit."""
+    number = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else None
+    if number is None:
+        return None
+    try:
+        return f"{signal.Signals(number).name} (signal {number})"
+    except ValueError:
+        return f"signal {number}"
+
+
+_START_FAILURES = (
+    (r"error while loading shared libraries: (\S+?):", "a library it needs is missing on the device: {0}"),
+    (r"Error: this device is (\S+), not arm64", "the device is {0}, not arm64: the arm64-v8a runner cannot run"),
+    (r"(?:Exec format error|cannot execute binary file)", "the runner is not built for this device's ABI"),
+    (r"ld-linux\S*: (?:No such file|not found)", "the runner's loader (ld-linux-aarch64.so.1) is missing"),
+    (r"Bad system call", "the device's seccomp filter stopped the runner (a system call glibc makes is forbidden "
+                         "there; the launcher sets GLIBC_TUNABLES=glibc.pthread.rseq=0)"),
+)
+
+
+def diagnose(output: str, code: int) -> Optional[str]:
+    """What kept a runner from starting on a device, from its output and exit status: a library, the ABI,
+    the loader or the phone's seccomp filter; None when nothing says so."""
+    for pattern, message in _START_FAILURES:
+        match = re.search(pattern, output)
+        if match:
+            return message.format(*match.groups())
+    if code == 128 + signal.SIGSYS or code == -signal.SIGSYS:
+        return _START_FAILURES[-1][1]
+    return None
+
+
 def runner_failure(device: str, command: str, code: int, output: str) -> RunnerError:
     """The error for a runner that exited with ``code``: the model's fault or the device's."""
+    start = diagnose(output, code)
+    if start:
+        return RunnerError(f"the runner could not start on {device}: {start}", device=device, step="start",
+                           command=command, exit_code=code, output=output)
+    killed = signal_of(code)
+    if killed:
+        return RunnerError(f"the runner was killed by {killed} on {device}: {last_error(output)}", device=device,
+                           step="run", command=command, exit_code=code, output=output)
     missing = missing_operators(output)
     if missing:
         return ModelRejectedError(
@@ -97,8 +140,9 @@ def runner_failure(device: str, command: str, code: int, output: str) -> RunnerE
             "which the runtime was not built with", device=device, step="run", command=command,
             exit_code=code, output=output)
     if code == EXIT_LOAD_FAILED:
-        return ModelRejectedError(f"the runtime could not load the model: {last_error(output)}", device=device,
-                                  step="load", command=command, exit_code=code, output=output)
+        hint = "; was the .pte made by another executorch version?" if "InvalidProgram" in output else ""
+        return ModelRejectedError(f"the runtime could not load the model: {last_error(output)}{hint}",
+                                  device=device, step="load", command=command, exit_code=code, output=output)
     return RunnerError(f"the runner failed on {device} (exit {code}): {last_error(output)}", device=device,
                        step="run", command=command, exit_code=code, output=output)
 

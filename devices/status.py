@@ -85,6 +85,27 @@ class EmulatorOptions:
     auth: bool = False
     authorized_keys: tuple[Path, ...] = ()
     """``adbkey.pub``-style files of the keys let in with ``auth``; default: this user's key."""
+    abi: Optional[str] = None
+    """The phone's ABI: default this host's (the phone runs rebirth's host runner, timings faithful to the
+    host); ``arm64-v8a`` on a PC makes a phone whose CPU qemu-user emulates, with no runner of its own."""
+
+
+def build_runner(abi: str, say=lambda text: None) -> tuple[Path, int]:
+    """`rebirth devices runner build`: rebirth's runner for ``abi`` (``host`` or ``arm64-v8a``), built now
+    if it is not cached; its path (the runner, or the bundle's folder) and size in bytes.
+
+    Raises:
+        InputError: an ABI rebirth builds no runner for, or a missing compiler.
+    """
+    from devices.native import ARM64, arm64_bundle, host_runner
+
+    if abi == "host":
+        path = host_runner()
+        return path, path.stat().st_size
+    if abi == ARM64:
+        bundle = arm64_bundle(say)
+        return bundle.folder, sum((bundle.folder / name).stat().st_size for name in bundle.files)
+    raise InputError(f"rebirth builds its runner for this host and for {ARM64}, not for {abi!r}")
 
 
 def start_emulator(options: EmulatorOptions):
@@ -114,7 +135,7 @@ def start_emulator(options: EmulatorOptions):
     root = options.root or Path(tempfile.mkdtemp(prefix=f"rebirth-{options.phone}-"))
     try:
         return EmulatedPhone(root, PHONES[options.phone], host=options.host, port=options.port,
-                             authorized_keys=keys).start()
+                             authorized_keys=keys, abi=options.abi).start()
     except ValueError as error:
         raise InputError(str(error)) from None
     except OSError as error:

@@ -18,9 +18,9 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional, Protocol
-from collections.abc import Callable
 
 LineCallback = Callable[[str], None]
 BytesProgress = Callable[[int, int], None]

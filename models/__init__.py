@@ -5,8 +5,17 @@ ETRecord written atomically, cached) and reading .pte files.
 Nothing heavy is imported here; torch and executorch load when a model is built or lowered.
 """
 
-from models.export import (BACKENDS, Backend, Exported, ensure_pte, export_model, import_heavy, lower, probe_pte,
-                           write_program)
+from models.export import (
+                           BACKENDS,
+                           Backend,
+                           Exported,
+                           ensure_pte,
+                           export_model,
+                           import_heavy,
+                           lower,
+                           probe_pte,
+                           write_program,
+)
 from models.pte import PteFile, check_pte, read_pte
 from models.sources import PT2, PTE, PYTHON, ZOO, ModelSpec, import_function, load_exported, load_python, parse_spec
 from models.zoo import ZOO as ZOO_ENTRIES

@@ -73,6 +73,9 @@ class PteFile:
     sha256: str
     size_bytes: int
     program: Any
+    constant_bytes: int = 0
+    """Constant data (weights, delegate payloads): the segments after the program, or, in a .pte without
+    segments, the constants inlined in it."""
 
     @property
     def backend(self) -> str:
@@ -95,8 +98,11 @@ def read_pte(path: str | Path) -> PteFile:
         ModelFileError: the file is missing, truncated, or its program cannot be parsed.
     """
     path = Path(path)
+    header = check_pte(path)
     program = load_program(path)
-    return PteFile(path, sha256_file(path), path.stat().st_size, program)
+    # The deserializer copies the constant segment back into constant_buffer: count one or the other.
+    inline = sum(len(getattr(buffer, "storage", b"") or b"") for buffer in getattr(program, "constant_buffer", ()))
+    return PteFile(path, sha256_file(path), path.stat().st_size, program, header.segment_data_size or inline)
 
 
 def load_program(path: str | Path) -> Any:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from collections.abc import Sequence
 
 from contract.device import DeviceInfo
 from contract.errors import InputError
@@ -53,7 +53,8 @@ def build_profile(pte: PteFile, etrecord_path: Optional[Path], source: str, meas
         device=device,
         settings=settings,
         latency=_latency(trace, settings.warmup, measurement),
-        memory=Memory(sum(sizes), measurement.peak_rss_bytes, measurement.baseline_rss_bytes, sizes),
+        memory=Memory(sum(sizes), measurement.peak_rss_bytes, measurement.baseline_rss_bytes, sizes,
+                      pte.constant_bytes),
         ops=tuple(ops),
         summary=summarize(ops),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
-from collections.abc import Callable
 
 from contract.device import DeviceInfo
 from contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError
@@ -57,8 +57,7 @@ def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Op
     Raises:
         InputError: the model argument, file or export is wrong.
     """
-    from models import import_heavy
-    from models import PTE, check_pte, ensure_pte, parse_spec, read_pte
+    from models import PTE, check_pte, ensure_pte, import_heavy, parse_spec, read_pte
 
     spec = parse_spec(model)
     if spec.kind == PTE:
@@ -121,7 +120,8 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
     settings = Settings(options.warmup, options.iterations, result.threads or options.threads, result.cpu_affinity,
                         options.cooldown_s or 0.0)
     device = description.with_run(result.state_before, result.state_after)
-    return build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
+    built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
+    return replace(built, warnings=result.notes + built.warnings) if result.notes else built
 
 
 def _silent(text: str) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
-from collections.abc import Sequence
 
 from contract import stats
+from contract.profile import FRAMEWORK, OpRecord
+from models.pte import DelegateBlob
 from profiler import xnnpack
 from profiler.etrecord import SourceMap, SourceNode
-from models.pte import DelegateBlob
-from contract.profile import FRAMEWORK, OpRecord
 from profiler.taxonomy import classify, normalize
 from profiler.trace import Trace, TraceEvent
 

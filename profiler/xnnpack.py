@@ -17,11 +17,11 @@ import json
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Optional
-from collections.abc import Sequence
 
 from profiler.taxonomy import normalize
 

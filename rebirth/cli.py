@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Optional
 from collections.abc import Sequence
+from typing import Optional
 
 from rebirth.commands import devices, farm, profiling, slimming
 

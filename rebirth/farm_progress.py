@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Optional, TextIO
 from collections.abc import Sequence
+from typing import Optional, TextIO
 
 from rich.console import Console
 from rich.markup import escape

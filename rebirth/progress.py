@@ -5,11 +5,20 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskID, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 STAGES = {"export": "exporting the model (torch.export + lowering)", "read": "reading the .pte",
-          "run": "running on the device", "analyse": "reading the ETDump"}
+          "run": "running on the device", "analyse": "reading the ETDump",
+          "build": "building rebirth's runner for the phone (once)"}
 
 
 BYTE_STAGES = ("push", "pull")

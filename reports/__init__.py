@@ -10,8 +10,19 @@ from reports.device_view import check_lines, render_device, render_device_list
 from reports.farm_view import render_farm_summary, results_table
 from reports.html import render_html, write_html, write_report
 from reports.junit import write_junit
-from reports.regress import (Check, CheckResult, Verdict, assert_no_regression, exit_code, failed, judge,
-                             judge_against_baseline, measure_run_noise, parse_check, parse_checks)
+from reports.regress import (
+                             Check,
+                             CheckResult,
+                             Verdict,
+                             assert_no_regression,
+                             exit_code,
+                             failed,
+                             judge,
+                             judge_against_baseline,
+                             measure_run_noise,
+                             parse_check,
+                             parse_checks,
+)
 from reports.regress_view import render_verdicts
 from reports.slim_view import render_plan, render_slim
 from reports.terminal import render_comparison, render_profile

@@ -6,9 +6,9 @@ string that comes from a model is passed through ``html.escape`` and shows as th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any, Optional
-from collections.abc import Callable, Sequence
 
 from contract.profile import Profile
 from reports.compare import Comparison, LayerRow
@@ -91,10 +91,10 @@ def top_layers(layers: Sequence[LayerRow], count: int) -> list[LayerRow]:
 
 
 def memory_figure(comparison: Comparison) -> dict:
-    """Planned memory, peak RSS and peak RSS above idle, in MiB, a bar per side."""
+    """Peak RSS, idle RSS, the .pte's weights and its planned arena, in MiB, a bar per side."""
     kinds: list[tuple[str, Callable[[Profile], Optional[int]]]] = [
-        ("planned", lambda p: p.memory.planned_bytes), ("peak RSS", lambda p: p.memory.peak_rss_bytes),
-        ("peak RSS above idle", lambda p: p.memory.model_rss_bytes)]
+        ("peak RSS", lambda p: p.memory.peak_rss_bytes), ("idle RSS", lambda p: p.memory.baseline_rss_bytes),
+        ("weights (.pte)", lambda p: p.memory.constant_bytes), ("planned arena", lambda p: p.memory.planned_bytes)]
     data = [{"type": "bar", "name": label, "x": [kind for kind, _ in kinds],
              "y": [_mib_or_none(read(profile)) for _, read in kinds],
              "text": [mib(read(profile)) for _, read in kinds], "textposition": "outside",

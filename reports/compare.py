@@ -6,12 +6,13 @@ Pure data: no formatting, no rendering. ``after`` may be None (a single profile)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
-from collections.abc import Callable, Sequence
 
 import numpy
 
+from contract.device import EXTERNAL, NATIVE
 from contract.profile import CATEGORIES, LayerSummary, OpTypeSummary, Profile
 from contract.slim import TOP1, SlimRecord
 from contract.summary import layer_table
@@ -99,6 +100,10 @@ class Headline:
     planned: Change
     model_rss: Change
     accuracy: Optional[AccuracyChange]
+    peak_rss: Change = Change(None, None)
+    native: bool = False
+    """Every side ran on a native runner, whose peak RSS is the model's runtime memory (a Python runner's
+    is mostly Python: then the peak above its idle RSS is what the model costs)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ def headline(before: Profile, after: Optional[Profile], slim: Optional[SlimRecor
         planned=change(lambda p: p.memory.planned_bytes),
         model_rss=change(lambda p: p.memory.model_rss_bytes),
         accuracy=accuracy_change(slim),
+        peak_rss=change(lambda p: p.memory.peak_rss_bytes),
+        native=all(p.device.runner_kind in (NATIVE, EXTERNAL) for p in profiles),
     )
 
 

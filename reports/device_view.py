@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
 from collections.abc import Sequence
+from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape

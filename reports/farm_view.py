@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Protocol
-from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape

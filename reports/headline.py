@@ -26,9 +26,9 @@ def headline_facts(comparison: Comparison) -> list[Fact]:
     """Speed-up (or latency alone), memory, accuracy, and where it ran; plain text, not escaped."""
     headline = comparison.headline
     compared = comparison.after is not None
-    facts = [_speed(comparison),
-             _memory("planned", "planned memory", headline.planned, compared),
-             _memory("model_rss", "peak RSS above idle", headline.model_rss, compared)]
+    runtime = (_memory("peak_rss", "peak RSS (native runner)", headline.peak_rss, compared) if headline.native
+               else _memory("model_rss", "peak RSS above idle", headline.model_rss, compared))
+    facts = [_speed(comparison), _memory("planned", "planned memory", headline.planned, compared), runtime]
     if headline.accuracy is not None:
         facts.append(_accuracy(headline.accuracy))
     facts.append(_where(comparison))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any, Optional
-from collections.abc import Callable, Iterable, Sequence
 
 from contract.errors import InputError
 from contract.files import write_text_atomic
@@ -138,7 +138,17 @@ def _facts(comparison: Comparison) -> str:
         f'<div class="fact {fact.tone}" id="fact-{fact.key}"><div class="label">{escape(fact.label)}</div>'
         f'<div class="value">{escape(fact.value)}</div><div class="detail">{escape(fact.detail)}</div></div>'
         for fact in headline_facts(comparison))
-    return f'<section class="facts" id="headline">{cards}</section>'
+    return f'<section class="facts" id="headline">{cards}</section>{_warnings(comparison)}'
+
+
+def _warnings(comparison: Comparison) -> str:
+    """Every profile's warnings under the headline, which they may spoil, each said once."""
+    labels = ["before", "after"] if comparison.after is not None else [""]
+    items = dict.fromkeys(f"{f'{label}: ' if label else ''}{warning}"
+                          for label, profile in zip(labels, comparison.profiles) for warning in profile.warnings)
+    if not items:
+        return ""
+    return '<ul class="warnings" id="warnings">' + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
 
 
 def _section(key: str, title: str, *parts: str) -> str:
@@ -266,10 +276,11 @@ def _count(value: Optional[int]) -> str:
 
 
 def _memory_table(comparison: Comparison) -> str:
-    rows = [("planned (.pte memory plan)", lambda p: p.memory.planned_bytes),
-            ("peak RSS of the runner", lambda p: p.memory.peak_rss_bytes),
-            ("idle runner RSS", lambda p: p.memory.baseline_rss_bytes),
+    rows = [("peak RSS of the runner", lambda p: p.memory.peak_rss_bytes),
+            ("idle runner RSS (before the model loaded)", lambda p: p.memory.baseline_rss_bytes),
             ("peak RSS above idle", lambda p: p.memory.model_rss_bytes),
+            ("weights and constants in the .pte", lambda p: p.memory.constant_bytes),
+            ("planned arena (.pte memory plan)", lambda p: p.memory.planned_bytes),
             ("model file", lambda p: p.model.size_bytes)]
     columns = [Column("memory", lambda row: _text(row[0]))]
     columns += _side_columns(comparison, lambda row, profile: _bytes_cell(row[1](profile)), numeric=True)
@@ -358,7 +369,7 @@ DEVICE_ROWS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
     ("cores and clocks (start → end)", _cores),
     ("temperature (start → end)", _temperatures),
     ("throttled", _throttled),
-    ("runner", lambda p: _optional(p.device.runner)),
+    ("runner", lambda p: f"{_optional(p.device.runner)} ({_optional(p.device.runner_kind)})"),
 )
 SETTINGS_ROWS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
     ("warm-up runs", lambda p: str(p.settings.warmup)),
@@ -399,6 +410,8 @@ section { background: white; border: 1px solid var(--line); border-radius: 6px; 
          background: none; border: none; padding: 0; }
 .fact { background: white; border: 1px solid var(--line); border-left: 4px solid var(--line); border-radius: 6px;
         padding: 10px 12px; min-width: 0; }
+.warnings { background: #fff8e1; border: 1px solid #f0c36d; border-radius: 6px; padding: 8px 12px 8px 28px;
+            margin: 10px 0 0; }
 .fact.good { border-left-color: var(--good); }
 .fact.bad { border-left-color: var(--bad); }
 .fact .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from xml.etree import ElementTree
 
 from contract.files import write_text_atomic

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from collections.abc import Callable, Iterable, Sequence
 
 import numpy
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Optional
 from collections.abc import Sequence
+from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reports.regress import (FAILED, IMPROVEMENT, LATENCY, MEMORY, NOISY, PASS, REGRESSION, UNKNOWN, CheckResult,
-                             Verdict, format_change)
+from reports.regress import (
+    FAILED,
+    IMPROVEMENT,
+    LATENCY,
+    MEMORY,
+    NOISY,
+    PASS,
+    REGRESSION,
+    UNKNOWN,
+    CheckResult,
+    Verdict,
+    format_change,
+)
 from reports.units import mib, ms
 
 STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", NOISY: "yellow", UNKNOWN: "yellow",

@@ -39,12 +39,18 @@ def summary_lines(profile: Profile) -> list[str]:
         f"latency p50 [bold]{ms(latency.p50)}[/] (p10 {ms(latency.p10)}, p90 {ms(latency.p90)}, "
         f"trimmed mean {ms(latency.trimmed_mean)}, CV {pct(latency.cv)}); load {ms(latency.load_ms)}, "
         f"first run {ms(latency.first_ms)}",
-        f"memory planned {mib(memory.planned_bytes)}, peak RSS {mib(memory.peak_rss_bytes)} "
-        f"(idle runner {mib(memory.baseline_rss_bytes)}, model {mib(memory.model_rss_bytes)})",
+        f"memory: peak RSS {mib(memory.peak_rss_bytes)} ({_runner(profile)}; idle {mib(memory.baseline_rss_bytes)}), "
+        f"weights in the .pte {mib(memory.constant_bytes)}, planned arena {mib(memory.planned_bytes)}",
         f"op time {ms(summary.total_ms)}: tensor [green]{pct(summary.tensor_share)}[/], "
         f"non-tensor [bold red]{pct(summary.non_tensor_share)}[/], framework {pct(summary.framework_share)}; "
         f"{pct(summary.attributed_share)} attributed to source layers",
     ]
+
+
+def _runner(profile: Profile) -> str:
+    kind = profile.device.runner_kind
+    return {"native": "native runner", "python": "Python runner", "external": "the device's runner"}.get(
+        kind or "", "runner")
 
 
 def op_type_table(profile: Profile, top: int) -> Table:

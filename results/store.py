@@ -23,9 +23,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
-from collections.abc import Iterable
 
 from contract.errors import InputError
 from contract.files import fsync_folder, write_temp

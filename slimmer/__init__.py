@@ -6,11 +6,33 @@ fixed point (for example every exact one: BatchNorm folded, parallel convolution
 Importing this package imports torch.
 """
 
-from slimmer.passes import (APPROXIMATE_PASSES, EXACT_PASSES, FoldBatchNormIntoNext, FoldBatchNormIntoPrevious,
-                            LayerCosts, Match, MergeParallelConvs, MergePoolIntoConv, RemoveLRN, RemoveNoOps,
-                            RemoveThinBranch, ReplacePoolBranch, ShapedPass, SlimPass, run_passes)
-from slimmer.pipeline import (OPTIMIZE_STAGES, OptimizeRequest, Optimized, SlimRequest, optimize, plan_merges,
-                              slim_model, slimmable)
+from slimmer.passes import (
+                            APPROXIMATE_PASSES,
+                            EXACT_PASSES,
+                            FoldBatchNormIntoNext,
+                            FoldBatchNormIntoPrevious,
+                            LayerCosts,
+                            Match,
+                            MergeParallelConvs,
+                            MergePoolIntoConv,
+                            RemoveLRN,
+                            RemoveNoOps,
+                            RemoveThinBranch,
+                            ReplacePoolBranch,
+                            ShapedPass,
+                            SlimPass,
+                            run_passes,
+)
+from slimmer.pipeline import (
+                            OPTIMIZE_STAGES,
+                            Optimized,
+                            OptimizeRequest,
+                            SlimRequest,
+                            optimize,
+                            plan_merges,
+                            slim_model,
+                            slimmable,
+)
 
 __all__ = [
     "APPROXIMATE_PASSES", "EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "LayerCosts",

@@ -4,8 +4,8 @@ then, optionally, the whole slimmed model learns the original's logits and the l
 
 from __future__ import annotations
 
-from typing import Optional
 from collections.abc import Callable
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -3,10 +3,10 @@ it, slim a model and write what came out, or do the whole pipeline (profile, sli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
-from collections.abc import Callable
 
 from contract.errors import InputError
 from contract.profile import Profile
@@ -95,8 +95,7 @@ def slim_model(request: SlimRequest, say: Say = _quiet, progress: Optional[Progr
 def _load(spec: ModelSpec, seed: int, say: Say):
     """``(model, example_inputs, trained)``: zoo networks come with their digits-trained weights where
     rebirth trains them; other models as they are."""
-    from models import import_heavy
-    from models import ZOO, load_python
+    from models import ZOO, import_heavy, load_python
 
     import_heavy()
     if spec.kind == ZOO:

@@ -10,9 +10,9 @@ the ranking is made again on the new graph, until nothing left saves time.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional
-from collections.abc import Iterable, Sequence
 
 from torch import fx
 

@@ -4,9 +4,9 @@ accuracy budget, and say what was done."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
-from collections.abc import Callable
 
 import torch
 from torch import fx, nn

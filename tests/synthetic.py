@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Any, Optional
 from collections.abc import Iterable
+from typing import Any, Optional
 
-from contract import (FRAMEWORK, NON_TENSOR, TENSOR, CoreInfo, DeviceInfo, Latency, Memory, ModelInfo,
-                      OpRecord, Profile, Settings, SlimRecord)
+from contract import (
+    FRAMEWORK,
+    NON_TENSOR,
+    TENSOR,
+    CoreInfo,
+    DeviceInfo,
+    Latency,
+    Memory,
+    ModelInfo,
+    OpRecord,
+    Profile,
+    Settings,
+    SlimRecord,
+)
 from contract.summary import summarize
 
 OPS_PER_LAYER = 5

@@ -4,59 +4,23 @@ phone's state; pushes only what changed; faults give one clear error and a retry
 import json
 import os
 import shutil
-import socket
 import stat
 from pathlib import Path
 
 import pytest
 
+from contract.errors import UnauthorizedError, UnreachableError
+from devices import check_device, list_devices
 from devices.adb import AdbDevice
 from devices.emulator import PHONES, EmulatedPhone
 from devices.emulator.auth import read_keys
-from contract.errors import UnauthorizedError, UnreachableError
+from devices.emulator.phone import host_abi
 from devices.inventory import DeviceConfig, load_inventory
 from devices.transport import AdbShellTransport
-from rebirth import cli
-from devices import check_device, list_devices
 from models import probe_pte
 from profiler import ProfileOptions, profile
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Phone:
-    """An emulated phone that a test can kill and bring back on the same port and file system."""
-
-    def __init__(self, root: Path, keys=None):
-        self.root, self.keys, self.port = root, keys, free_port()
-        self.emulator = None
-        self.requests: list[tuple[str, str]] = []
-        self.on_request = None
-
-    def start(self) -> "Phone":
-        self.emulator = EmulatedPhone(self.root, PHONES["galaxy-s6"], port=self.port, authorized_keys=self.keys)
-        self.emulator.on_request = self._request
-        self.emulator.start()
-        return self
-
-    def _request(self, kind, path):
-        self.requests.append((kind, path))
-        if self.on_request:
-            self.on_request(kind, path)
-
-    def stop(self) -> None:
-        self.emulator.stop()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def device_path(self, path: str) -> Path:
-        return self.root / path.lstrip("/")
+from rebirth import cli
+from tests.phones import Phone, free_port
 
 
 @pytest.fixture
@@ -107,8 +71,10 @@ def test_profile_on_the_phone_equals_local_plus_the_phones_state(s6, firenet_pte
     assert len(remote.latency.raw) == len(local.latency.raw) == 5
     assert remote.memory.peak_rss_bytes > remote.memory.baseline_rss_bytes > 0
     device = remote.device
+    # The emulated phone runs rebirth's host runner, so it says it is what it runs on: this host's ABI.
     assert (device.name, device.kind, device.product_model, device.abi) == ("s6", "adb", "samsung SM-G920F",
-                                                                           "arm64-v8a")
+                                                                           host_abi())
+    assert device.runner_kind == "external" and remote.warnings == ()
     assert device.os == "Android 7.0 (SDK 24)" and device.serial == "emu-galaxy-s6"
     assert [core.max_freq_khz for core in device.cores] == list(PHONES["galaxy-s6"].max_freq_khz)
     assert all(core.cur_freq_khz_start and core.cur_freq_khz_end and core.governor for core in device.cores)

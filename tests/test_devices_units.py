@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from devices import phonestate
-from devices.adb import AdbDevice, RunDeadline, _safe_name
 from contract import CoreState
+from devices import phonestate
+from devices.adb import AdbDevice, PhoneRunner, RunDeadline, _safe_name
 from devices.emulator.auth import PublicKey
 from devices.inventory import DeviceConfig
 from devices.transport import ExitMarker, byte_sum, parse_address
@@ -103,12 +103,15 @@ def test_run_deadline_follows_the_runs_it_sees(monkeypatch):
 
 def test_run_command_quotes_every_argument():
     device = AdbDevice(DeviceConfig("s6", address="127.0.0.1:1"), transport=object())
-    command = device.run_command("/data/local/tmp/rebirth/bin/executor_runner", "/data/x/m $(reboot).pte",
-                                 "/data/local/tmp/rebirth/runs/r1", 23, "f0", 4)
+    binary = PhoneRunner(("/data/local/tmp/rebirth/bin/executor_runner",), "", "external", None)
+    command = device.run_command(binary, "/data/x/m $(reboot).pte", "/data/local/tmp/rebirth/runs/r1", 23, "f0", 4)
     assert command == ("taskset f0 /data/local/tmp/rebirth/bin/executor_runner --model_path "
                        "'/data/x/m $(reboot).pte' --num_executions 23 --etdump_path "
                        "/data/local/tmp/rebirth/runs/r1/model.etdp --cpu_threads 4")
-    assert "--warmup" not in command  # the native runner has no such flag: warm-up runs are dropped afterwards
+    assert "--warmup" not in command  # upstream's runner has no such flag: warm-up runs are dropped afterwards
+    bundle = PhoneRunner(("sh", "/data/my dir/rebirth-arm64-v8a/executor_runner"), "", "native", None)
+    assert device.run_command(bundle, "/m.pte", "/r", 1, None, None, etdump=False) == \
+        "sh '/data/my dir/rebirth-arm64-v8a/executor_runner' --model_path /m.pte --num_executions 1"
 
 
 def test_model_names_on_the_phone_are_tame():
@@ -117,11 +120,12 @@ def test_model_names_on_the_phone_are_tame():
 
 
 def test_signature_check_of_the_emulators_auth():
-    from adb_shell.auth.keygen import encode_pubkey, keygen
-    from adb_shell.auth.sign_pythonrsa import PythonRSASigner
     import base64
     import tempfile
     from pathlib import Path
+
+    from adb_shell.auth.keygen import encode_pubkey, keygen
+    from adb_shell.auth.sign_pythonrsa import PythonRSASigner
 
     from devices.emulator.auth import parse_key
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from devices.emulator import PHONES, EmulatedPhone, Sandbox
+from devices.emulator.phone import host_abi
 
 ADB = shutil.which("adb")
 if ADB is None and os.environ.get("CI"):
@@ -75,7 +76,8 @@ def test_shell_returns_exit_codes_and_separates_stderr(adb):
 
 def test_getprop_dumpsys_and_sysfs_describe_the_phone(adb):
     assert adb("shell", "getprop ro.product.model").stdout.strip() == "SM-G920F"
-    assert adb("shell", "getprop ro.product.cpu.abi").stdout.strip() == "arm64-v8a"
+    assert adb("shell", "getprop ro.product.cpu.abi").stdout.strip() == host_abi()
+    assert adb("shell", "getprop ro.kernel.qemu").stdout.strip() == ""
     assert "level: 87" in adb("shell", "dumpsys battery").stdout
     freqs = adb("shell", "cat /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq").stdout.split()
     assert freqs == ["1500000"] * 4 + ["2100000"] * 4
@@ -152,8 +154,8 @@ def test_rsa_authentication_lets_the_authorized_key_in_and_keeps_others_out(tmp_
 
 def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, monkeypatch, firenet_ptes):
     """transport = "adb-server": rebirth drives the phone through Debian's adb client and server."""
-    from devices.adbserver import server_devices
     from devices import list_devices
+    from devices.adbserver import server_devices
     from profiler import ProfileOptions, profile
 
     phone = EmulatedPhone(tmp_path / "phone", PHONES["pixel-7"]).start()

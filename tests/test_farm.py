@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from contract.errors import ConfigError, InputError, UnknownDeviceError, UnreachableError
+from contract.profile import Profile
+from contract.stored import StoredRun, device_fingerprint, key_of
 from devices.adb import AdbDevice
 from devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
-from contract.errors import ConfigError, UnknownDeviceError, UnreachableError
 from devices.farm import fan_out, resolve_targets
 from devices.inventory import read_inventory
 from devices.registry import open_device
-from contract.errors import InputError
-from contract.profile import Profile
-from rebirth import cli
 from profiler import FarmRequest, run_farm
-from contract.stored import StoredRun, device_fingerprint, key_of
+from rebirth import cli
 from results import store
 from tests.synthetic import synthetic_profile
 

@@ -71,10 +71,28 @@ def test_planned_memory_equals_the_pte_buffers(profiles, firenet_ptes, backend):
 
 
 @pytest.mark.parametrize("backend", ["portable", "xnnpack"])
-def test_memory_of_the_runner_is_measured(profiles, backend):
-    memory = profiles[(backend, True)].memory
-    assert memory.baseline_rss_bytes > 50 << 20  # a Python runner with torch imported
+def test_the_native_runner_measures_the_models_own_memory(profiles, firenet_ptes, backend):
+    result = profiles[(backend, True)]
+    memory = result.memory
+    assert result.device.runner_kind == "native" and result.device.runner.endswith("executor_runner")
+    assert memory.baseline_rss_bytes < 32 << 20  # a C++ process, not Python with torch (~220 MB)
     assert memory.peak_rss_bytes > memory.baseline_rss_bytes
+    # The weights are most of the file: FireNet's 27k float parameters, in the constant segment.
+    assert 0.8 * firenet_ptes[backend].stat().st_size < memory.constant_bytes < firenet_ptes[backend].stat().st_size
+
+
+@pytest.mark.parametrize("backend", ["portable", "xnnpack"])
+def test_the_python_runner_sees_the_same_ops_and_layers(profiles, firenet_ptes, backend):
+    """The fallback runner (no C++ compiler) runs the same runtime: same op rows, categories and layers."""
+    from devices.local import LocalDevice
+    from profiler import prepare, profile_program
+
+    native = profiles[(backend, True)]
+    with LocalDevice(runner="python") as device:
+        python = profile_program(prepare(str(firenet_ptes[backend]), backend), device, OPTIONS)
+    assert [(op.name, op.category, op.layer) for op in python.ops] == \
+        [(op.name, op.category, op.layer) for op in native.ops]
+    assert python.device.runner_kind == "python" and python.memory.baseline_rss_bytes > 100 << 20
 
 
 @pytest.mark.parametrize("backend", ["portable", "xnnpack"])

@@ -14,8 +14,21 @@ from contract.errors import InputError
 from contract.profile import Latency, Profile
 from reports import regress
 from reports.junit import write_junit
-from reports.regress import (FAILED, IMPROVEMENT, NOISY, PASS, REGRESSION, UNKNOWN, Check, assert_no_regression,
-                             exit_code, failed, judge, parse_check, parse_checks)
+from reports.regress import (
+    FAILED,
+    IMPROVEMENT,
+    NOISY,
+    PASS,
+    REGRESSION,
+    UNKNOWN,
+    Check,
+    assert_no_regression,
+    exit_code,
+    failed,
+    judge,
+    parse_check,
+    parse_checks,
+)
 from reports.regress_view import render_verdicts
 from tests.synthetic import synthetic_profile
 

@@ -15,10 +15,9 @@ from rich.console import Console
 
 from contract.errors import InputError
 from contract.profile import Memory, Profile
-from contract.summary import summarize
 from contract.slim import SCHEMA_VERSION, SlimRecord
-from reports.compare import (MERGED, ONLY_AFTER, ONLY_BEFORE, REGENERATED, REMOVED, Change, compare,
-                             speedup)
+from contract.summary import summarize
+from reports.compare import MERGED, ONLY_AFTER, ONLY_BEFORE, REGENERATED, REMOVED, Change, compare, speedup
 from reports.headline import headline_facts
 from reports.html import render_html, script_json, write_html
 from reports.terminal import render_comparison

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from slimmer import (FoldBatchNormIntoNext, FoldBatchNormIntoPrevious, MergeParallelConvs, RemoveNoOps,
-                     run_passes)
+from slimmer import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious, MergeParallelConvs, RemoveNoOps, run_passes
 from slimmer.graph import count_modules
 
 TOL = dict(atol=1e-5, rtol=1e-5)

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from devices import runlog
 from contract import stats
 from contract.errors import InputError
 from contract.profile import Latency, Profile
-from profiler.taxonomy import Rule, classify, normalize, register, RULES
+from devices import runlog
+from profiler.taxonomy import RULES, Rule, classify, normalize, register
 
 
 def test_percentile_matches_numpy():

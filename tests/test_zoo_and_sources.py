@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from models import zoo
 from contract.errors import InputError
+from models import zoo
 from models.sources import PT2, PYTHON, ZOO, parse_spec
 from models.zoo.lrn import LocalResponseNorm
 

@@ -363,9 +363,11 @@ class EmulatedPhone:
     """A listening adbd for one phone profile; ``start`` returns once the port is bound."""
 
     def __init__(self, root: Path, phone: PhoneProfile, host: str = "127.0.0.1", port: int = 0,
-                 authorized_keys: Optional[list[auth.PublicKey]] = None, runner: Optional[SleepingRunner] = None):
+                 authorized_keys: Optional[list[auth.PublicKey]] = None, runner: Optional[SleepingRunner] = None,
+                 abi: Optional[str] = None):
         """``authorized_keys`` turns RSA authentication on: only hosts holding one of them get in.
         ``runner`` makes the phone's executor_runner sleep instead of compute (default: it computes).
+        ``abi`` (default: the host's) another ABI makes a phone whose CPU qemu-user emulates (see ``Sandbox``).
 
         Raises:
             ValueError: ``host`` is not a loopback address and authentication is off.
@@ -373,7 +375,7 @@ class EmulatedPhone:
         if authorized_keys is None and not is_loopback(host):
             raise ValueError(f"listening on {host} lets anyone who reaches it run commands as this user: "
                              "that needs authentication (--auth)")
-        self.sandbox = Sandbox(root, phone, runner)
+        self.sandbox = Sandbox(root, phone, runner, abi)
         self.host, self.port = host, port
         self.keys = authorized_keys
         self.on_request = None

@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable
 
 TOKEN, SIGNATURE, RSAPUBLICKEY = 1, 2, 3
 TOKEN_SIZE = 20

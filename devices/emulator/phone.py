@@ -7,6 +7,7 @@ folder, the phone's root; a path that leaves the root is refused.
 from __future__ import annotations
 
 import os
+import platform
 import posixpath
 import re
 import shlex
@@ -74,14 +75,41 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_PREFIXES = ("/data", "/sdcard", "/sys", "/system", "/vendor", "/mnt")
 
 
+ANDROID_ABIS = {"x86_64": "x86_64", "aarch64": "arm64-v8a", "arm64": "arm64-v8a", "i686": "x86"}
+"""Android's names for the host's CPU architectures."""
+
+
+def host_abi() -> str:
+    """This host's CPU as an Android ABI name (``x86_64`` on a PC)."""
+    return ANDROID_ABIS.get(platform.machine(), platform.machine())
+
+
 class Sandbox:
     """The phone's file system: a host folder standing for ``/``."""
 
-    def __init__(self, root: Path, phone: PhoneProfile, runner: Optional[SleepingRunner] = None):
-        """``runner``: a sleeping executor_runner; None: rebirth's runner, which really computes."""
+    def __init__(self, root: Path, phone: PhoneProfile, runner: Optional[SleepingRunner] = None,
+                 abi: Optional[str] = None):
+        """``runner``: a sleeping executor_runner; None: rebirth's native runner, which really computes.
+
+        ``abi``: the phone's ABI; default the host's, and the phone has rebirth's host runner as its
+        ``executor_runner``. Another ABI (``arm64-v8a`` on a PC) makes a phone with no runner of its own,
+        whose CPU qemu-user emulates: rebirth pushes its arm64-v8a bundle to it as to a real phone.
+        """
         self.root = root.resolve()
         self.phone = phone
         self.runner = runner
+        self.abi = abi or host_abi()
+
+    @property
+    def emulated_cpu(self) -> bool:
+        """Binaries for the phone's ABI run under qemu-user here (their timings mean nothing)."""
+        return self.abi != host_abi()
+
+    def props(self) -> dict[str, str]:
+        """What ``getprop`` answers: the profile's properties with the phone's ABI."""
+        emulated = {"ro.kernel.qemu": "1"} if self.emulated_cpu else {}
+        return {**self.phone.props(), "ro.product.cpu.abi": self.abi, "ro.product.cpu.abilist": self.abi,
+                **emulated}
 
     def host_path(self, device_path: str) -> Path:
         """The host path of an absolute device path.
@@ -120,7 +148,12 @@ class Sandbox:
         self._tool("getprop", self._getprop_script())
         self._tool("dumpsys", self._dumpsys_script())
         self._tool("taskset", TASKSET)
-        self._tool("executor_runner", self._runner_script())
+        if self.emulated_cpu:
+            from devices.native import require
+
+            require("qemu-aarch64-static")
+        else:
+            self._tool("executor_runner", self._runner_script())
 
     def _tool(self, name: str, body: str) -> None:
         path = self.root / "system/bin" / name
@@ -128,27 +161,30 @@ class Sandbox:
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
     def _getprop_script(self) -> str:
-        props = self.phone.props()
+        props = self.props()
         cases = "\n".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;" for k, v in props.items())
         listing = "\n".join(f"echo {shlex.quote(f'[{k}]: [{v}]')}" for k, v in props.items())
         return f"#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}\nexit 0\nfi\ncase \"$1\" in\n{cases}\n  *) echo ;;\nesac\n"
 
     def _runner_script(self) -> str:
+        from devices.local import host_runner
+
         python, root = shlex.quote(sys.executable), shlex.quote(str(PROJECT_ROOT))
         environment = f"PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1"
+        runner = host_runner()
+        command = " ".join(shlex.quote(part) for part in runner.command)
         if self.runner is not None:
             # Run as a file, not -m: importing the devices.emulator package (numpy) costs more than a sleep.
             sleeper = shlex.quote(str(Path(__file__).with_name("sleeper.py")))
             return ("#!/bin/sh\n# The emulated phone's executor_runner, asleep: replays a recorded run in real time.\n"
-                    f"{environment} exec {python} {sleeper} {self._sleeper_flags()} \"$@\"\n")
-        return ("#!/bin/sh\n# The emulated phone's executor_runner: rebirth's runner over ExecuTorch's pybindings,\n"
-                "# with the native runner's flags and log lines, built with the event tracer.\n"
-                f"{environment} exec {python} -m devices.runner \"$@\"\n")
+                    f"{environment} exec {python} {sleeper} {self._sleeper_flags(runner.command)} \"$@\"\n")
+        return (f"#!/bin/sh\n# The emulated phone's executor_runner: rebirth's {runner.kind} runner for this host.\n"
+                f"{environment} exec {command} \"$@\"\n")
 
-    def _sleeper_flags(self) -> str:
+    def _sleeper_flags(self, runner: tuple[str, ...]) -> str:
         assert self.runner is not None
         recordings = self.runner.recordings or self.root / ".recordings"
-        flags = ["--recordings", str(recordings.resolve())]
+        flags = ["--recordings", str(recordings.resolve()), "--runner", " ".join(map(shlex.quote, runner))]
         if self.runner.execution_ms is not None:
             flags += ["--execution_ms", str(self.runner.execution_ms)]
         return " ".join(shlex.quote(flag) for flag in flags)

@@ -1,9 +1,10 @@
 """The sleeping ``executor_runner`` of an emulated phone: replays a recorded run in real time.
 
-    python devices/emulator/sleeper.py --recordings DIR [--execution_ms MS] --model_path m.pte \
+    python devices/emulator/sleeper.py --recordings DIR [--execution_ms MS] [--runner CMD] --model_path m.pte \
         --num_executions 23 --etdump_path m.etdp [--cpu_threads 2]
 
-A recording is one real run of rebirth's runner (``devices.runner``) for a model and a number of
+A recording is one real run of rebirth's runner (``--runner``, default ``python -m devices.runner``) for a
+model and a number of
 executions: its log and its ETDump. The first run of a combination makes it;
 every run then prints the recorded log, sleeping before each execution line (``--execution_ms``,
 else the recorded time), and writes the recorded ETDump. The host reads a real ETDump, so the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, li
     """The sleeper's own flags, and the runner's flags as they came."""
     parser = argparse.ArgumentParser(prog="sleeper.py", description=__doc__.split("\n")[0])
     parser.add_argument("--recordings", type=Path, required=True)
+    parser.add_argument("--runner", default=f"{shlex.quote(sys.executable)} -m devices.runner",
+                        help="the command that makes a recording (rebirth's native runner on the emulated phone)")
     parser.add_argument("--execution_ms", type=float, default=None)
     return parser.parse_known_args(argv)
 
@@ -43,14 +47,14 @@ def recording_stem(runner: argparse.Namespace) -> str:
     return f"{digest}-x{runner.warmup + runner.num_executions}"
 
 
-def record(runner_argv: list[str], runner: argparse.Namespace, log_path: Path) -> int:
+def record(command: str, runner_argv: list[str], runner: argparse.Namespace, log_path: Path) -> int:
     """Run rebirth's runner for real once and keep its log and ETDump beside ``log_path``; its exit code."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".recording-", dir=log_path.parent) as folder:
         etdump = Path(folder) / "model.etdp"
         traced = [arg for arg in runner_argv if arg != "--no_etdump"]
         argv = [*traced, "--etdump_path", str(etdump)]  # the last one wins
-        done = subprocess.run([sys.executable, "-m", "devices.runner", *argv], stdout=subprocess.PIPE,
+        done = subprocess.run([*shlex.split(command), *argv], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
             sys.stdout.write(done.stdout)
@@ -88,7 +92,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     runner = parse_runner_args(runner_argv)
     log_path = args.recordings / f"{recording_stem(runner)}.log"
     if not log_path.is_file():
-        code = record(runner_argv, runner, log_path)
+        code = record(args.runner, runner_argv, runner, log_path)
         if code != 0:
             return code
     replay(log_path.read_text(), args.execution_ms)

@@ -6,8 +6,8 @@ Every entry builds ``(model, example_inputs)`` with the model in eval mode. Mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

@@ -37,7 +37,20 @@ def register(commands) -> None:
                          "~/.android/adbkey.pub)")
     emulate.add_argument("--host", default="127.0.0.1",
                          help="address to listen on (default: 127.0.0.1; anything else needs --auth)")
+    emulate.add_argument("--abi", default=None, choices=("arm64-v8a",),
+                         help="arm64-v8a: a phone whose CPU qemu-user emulates, with no runner of its own, so that "
+                              "rebirth pushes its arm64 runner as to a real phone (timings mean nothing); default: "
+                              "this host's ABI, the phone running rebirth's host runner")
     emulate.set_defaults(handler=cmd_emulate)
+    runner = actions.add_parser("runner", help="rebirth's native runner",
+                                description="rebirth's native runner (ExecuTorch's executor_runner command line).")
+    build = runner.add_subparsers(dest="runner_command", required=True, metavar="ACTION").add_parser(
+        "build", help="build (or find in the cache) rebirth's runner for this host or for arm64-v8a phones",
+        description="Build rebirth's native runner against the installed executorch's C++ runtime: for this host, "
+                    "or, cross-compiled from the aarch64 wheel, as a bundle for arm64-v8a phones (pushed to a phone "
+                    "the first time it is profiled). Cached; a second call prints where it is.")
+    build.add_argument("--abi", default="host", choices=("host", "arm64-v8a"))
+    build.set_defaults(handler=cmd_runner_build)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -79,13 +92,27 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
     from devices import EmulatorOptions, start_emulator
 
-    options = EmulatorOptions(args.phone, args.port, args.host, args.root, args.auth, tuple(args.authorized_keys or ()))
+    options = EmulatorOptions(args.phone, args.port, args.host, args.root, args.auth, tuple(args.authorized_keys or ()),
+                              args.abi)
     phone = start_emulator(options)
     keys = phone.keys
     auth = f", RSA authentication on ({len(keys)} key{'s' if len(keys) != 1 else ''})" if keys else ""
-    print(f"emulated {args.phone} listening on {phone.address}{auth}, file system in {phone.sandbox.root}; "
+    cpu = (f", {phone.sandbox.abi} CPU emulated by qemu (timings mean nothing)" if phone.sandbox.emulated_cpu
+           else f", {phone.sandbox.abi}")
+    print(f"emulated {args.phone}{cpu} listening on {phone.address}{auth}, file system in {phone.sandbox.root}; "
           f"try: adb connect {phone.address}", flush=True)
     print(f"to profile on it, put in devices.toml:  [devices.s6]  address = \"{phone.address}\"  "
           "(two lines), then: rebirth-profile --device s6 MODEL", flush=True)
     threading.Event().wait()
+    return 0
+
+
+def cmd_runner_build(args: argparse.Namespace) -> int:
+    import time
+
+    from devices import build_runner
+
+    start = time.monotonic()
+    path, size = build_runner(args.abi, say=lambda text: print(f"… {text}", file=sys.stderr, flush=True))
+    print(f"rebirth's {args.abi} runner: {path} ({size / 1e6:.1f} MB; {time.monotonic() - start:.1f} s)")
     return 0

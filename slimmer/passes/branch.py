@@ -10,8 +10,17 @@ from typing import Optional
 import torch
 from torch import fx, nn
 
-from slimmer.graph import (bias_of, bypass, conv2d_like, module_of, module_path, only_user, replace_module,
-                           running_stats, submodule)
+from slimmer.graph import (
+    bias_of,
+    bypass,
+    conv2d_like,
+    module_of,
+    module_path,
+    only_user,
+    replace_module,
+    running_stats,
+    submodule,
+)
 from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
 from slimmer.passes.streamline import ACTIVATIONS, POOLS, _pair
 

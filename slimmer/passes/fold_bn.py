@@ -13,8 +13,17 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from slimmer.graph import (bias_of, bypass, conv2d_like, module_of, module_path, only_user, replace_module,
-                           running_stats, submodule)
+from slimmer.graph import (
+    bias_of,
+    bypass,
+    conv2d_like,
+    module_of,
+    module_path,
+    only_user,
+    replace_module,
+    running_stats,
+    submodule,
+)
 from slimmer.passes.base import Match, SlimPass, nodes_by_name
 
 # (layer, BatchNorm) -> fuser, as data: extend it for other layer types.
