@@ -51,6 +51,11 @@ def run(model: str, warm: bool) -> dict:
             "report_bytes": (outdir / "report.html").stat().st_size if code == 0 else None,
             "p50_ms": {side: profile.get("latency_ms", {}).get("p50")
                        for side, profile in (("before", before), ("after", after))},
+            "memory": {side: {key: profile.get("memory", {}).get(key) for key in
+                              ("peak_rss_bytes", "baseline_rss_bytes", "constant_bytes", "planned_bytes")}
+                       for side, profile in (("before", before), ("after", after))},
+            "runner": {side: profile.get("device", {}).get("runner_kind")
+                       for side, profile in (("before", before), ("after", after))},
             "merges": [(m["kind"], m["layers"]) for m in slim.get("merges", [])],
             "accuracy": slim.get("accuracy"),
             "goal": "<= 600 s",
