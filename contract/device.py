@@ -31,10 +31,15 @@ class CoreState:
 
 @dataclass(frozen=True)
 class DeviceState:
-    """Clocks and the hottest temperature at one moment."""
+    """Clocks, the hottest temperature and the CPU time spent so far, at one moment."""
 
     cores: tuple[CoreState, ...] = ()
     temperature_c: Optional[float] = None
+    cpu_busy_ticks: Optional[int] = None
+    """CPU time every process has used since boot, all cores, in clock ticks (``/proc/stat``; stolen
+    time counts: a hypervisor's other guests are other work too)."""
+    cpu_total_ticks: Optional[int] = None
+    """All CPU time since boot, all cores, busy or idle, in clock ticks."""
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,18 @@ class DeviceInfo:
     """``native`` (rebirth's C++ runner), ``python`` (rebirth's fallback over the pybindings, which idles at
     about 220 MB) or ``external`` (a runner the inventory or the phone provides)."""
 
-    def with_run(self, before: DeviceState, after: DeviceState) -> DeviceInfo:
-        """This device with the clocks and temperatures read before and after a run."""
+    other_load: Optional[float] = None
+    """The share of the device's CPU (all cores) that other processes used while the runner ran."""
+
+    def with_run(self, before: DeviceState, after: DeviceState, runner_cpu_ticks: Optional[int] = None) -> DeviceInfo:
+        """This device with the clocks and temperatures read before and after a run, and the share of its
+        CPU that other work took meanwhile (given the runner's own CPU time)."""
         end = {core.index: core for core in after.cores}
         cores = tuple(CoreInfo(c.index, c.max_freq_khz, c.governor, c.cur_freq_khz,
                                end[c.index].cur_freq_khz if c.index in end else None) for c in before.cores)
         return dataclasses.replace(self, cores=cores, temperature_c_start=before.temperature_c,
-                                   temperature_c_end=after.temperature_c, throttled=throttled(before, after))
+                                   temperature_c_end=after.temperature_c, throttled=throttled(before, after),
+                                   other_load=other_load(before, after, runner_cpu_ticks))
 
 
 def throttled(before: DeviceState, after: DeviceState) -> Optional[bool]:
@@ -89,6 +99,19 @@ def throttled(before: DeviceState, after: DeviceState) -> Optional[bool]:
     if not clocks:
         return None
     return any(end < THROTTLED_BELOW * top <= start for top, start, end in clocks)
+
+
+def other_load(before: DeviceState, after: DeviceState, runner_cpu_ticks: Optional[int]) -> Optional[float]:
+    """The share of all CPU time between ``before`` and ``after`` that went to processes other than the
+    runner; None when the CPU counters or the runner's time cannot be read."""
+    counters = (before.cpu_busy_ticks, after.cpu_busy_ticks, before.cpu_total_ticks, after.cpu_total_ticks)
+    if runner_cpu_ticks is None or any(value is None for value in counters):
+        return None
+    busy_start, busy_end, total_start, total_end = (int(value or 0) for value in counters)
+    total = total_end - total_start
+    if total <= 0:
+        return None
+    return min(1.0, max(0.0, (busy_end - busy_start - runner_cpu_ticks) / total))
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,9 @@ class Profile:
     tool_version: str = ""
     accuracy: Optional[Accuracy] = None
     warnings: tuple[str, ...] = ()
+    noise: tuple[str, ...] = ()
+    """Why the latency may not be the model's alone (wide spread, a busy device, clocks that moved,
+    throttling); empty when nothing says so."""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class _Watch:
 
     pid: Optional[str] = None
     peak: Optional[int] = None
+    cpu_ticks: Optional[int] = None
 
 
 class RunDeadline:
@@ -301,7 +302,7 @@ class AdbDevice:
         self.shell(f"mkdir -p {q(run_dir)}", "prepare")
         self._prune_stale_runs()
         try:
-            log, peak, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress)
+            log, watch, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress)
             if code != 0:
                 raise runlog.runner_failure(self.name, command, code, log)
             after = self.snapshot("state")
@@ -312,9 +313,9 @@ class AdbDevice:
         finally:
             self._cleanup(run_dir)
         parsed = runlog.parse_log(log)
-        return RunResult(etdump, parsed, max(filter(None, (peak, parsed.peak_rss_bytes)), default=None),
+        return RunResult(etdump, parsed, max(filter(None, (watch.peak, parsed.peak_rss_bytes)), default=None),
                          before.state(), after.state(), threads=threads, cpu_affinity=mask,
-                         notes=(EMULATED_NOTE,) if self.emulated else ())
+                         notes=(EMULATED_NOTE,) if self.emulated else (), runner_cpu_ticks=watch.cpu_ticks)
 
     def run_command(self, runner: PhoneRunner, model: str, run_dir: str, executions: int, mask: Optional[str],
                     threads: Optional[int], etdump: bool = True) -> str:
@@ -335,6 +336,7 @@ class AdbDevice:
                   "while kill -0 $pid 2>/dev/null; do\n"
                   "  while read -r key value unit; do [ \"$key\" = VmHWM: ] && echo \"__hwm $value\"; done"
                   " 2>/dev/null < /proc/$pid/status\n"
+                  "  read -r stat 2>/dev/null < /proc/$pid/stat && echo \"__stat ${stat##*) }\"\n"
                   f"  sleep {POLL_S}\ndone\nwait $pid")
         deadline = RunDeadline(executions, request.model_path.stat().st_size)
         lines: list[str] = []
@@ -347,6 +349,10 @@ class AdbDevice:
                 kib = line.split()[1]
                 if kib.isdigit():
                     watch.peak = max(watch.peak or 0, int(kib) * 1024)
+            elif line.startswith("__stat "):
+                fields = line.split()[1:]
+                if len(fields) > 12 and fields[11].isdigit() and fields[12].isdigit():
+                    watch.cpu_ticks = int(fields[11]) + int(fields[12])
             else:
                 lines.append(line)
                 done = runlog.report_progress(line, request.warmup, request.iterations, progress)
@@ -361,7 +367,7 @@ class AdbDevice:
         except DeviceError:
             self._kill(watch.pid)
             raise
-        return "".join(lines), watch.peak, result.exit_code, command
+        return "".join(lines), watch, result.exit_code, command
 
     def _pull_etdump(self, remote: str, local: Path, progress) -> None:
         size_text = self.shell(f"stat -c %s {q(remote)} 2>/dev/null || echo missing", "pull").output.strip()

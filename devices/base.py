@@ -55,6 +55,9 @@ class RunResult:
     """The ``taskset`` mask (hex) or core list the runner was pinned to."""
     notes: tuple[str, ...] = ()
     """What a reader of the numbers must know (the fallback runner was used, the CPU was emulated)."""
+    runner_cpu_ticks: Optional[int] = None
+    """CPU time the runner used (all threads, clock ticks): with the device's CPU counters before and after,
+    what is left is other work that competed with it."""
 
     @property
     def baseline_rss_bytes(self) -> Optional[int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from contract.device import CoreState, DeviceState
+from devices.procstatus import host_cpu_ticks
 
 CPU_ROOT = Path("/sys/devices/system/cpu")
 THERMAL_ROOT = Path("/sys/class/thermal")
@@ -41,7 +42,8 @@ def temperature_c() -> Optional[float]:
 
 
 def host_state() -> DeviceState:
-    return DeviceState(tuple(core_state(i) for i in range(os.cpu_count() or 1)), temperature_c())
+    busy, total = host_cpu_ticks() or (None, None)
+    return DeviceState(tuple(core_state(i) for i in range(os.cpu_count() or 1)), temperature_c(), busy, total)
 
 
 def cpu_model() -> str:

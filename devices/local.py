@@ -22,7 +22,7 @@ from devices import runlog
 from devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from devices.hoststate import cpu_model, host_state
 from devices.phonestate import big_core_mask
-from devices.procstatus import status_kib
+from devices.procstatus import process_cpu_ticks, status_kib
 
 POLL_S = 0.01
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +146,7 @@ class LocalDevice:
         lines: list[str] = []
         errors: list[str] = []
         readers = [_reader(process.stdout, lines, progress, request), _reader(process.stderr, errors, None, request)]
-        peak = _watch_memory(process)
+        peak, cpu = _watch(process)
         for reader in readers:
             reader.join()
         output = "".join(lines)
@@ -158,7 +158,7 @@ class LocalDevice:
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
                          threads=request.threads,
                          cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
-                         notes=(note,) if note else ())
+                         notes=(note,) if note else (), runner_cpu_ticks=cpu)
 
 
 def _runner_env() -> dict[str, str]:
@@ -186,12 +186,13 @@ def _reader(stream: Optional[IO[str]], sink: list[str], progress: Optional[Progr
     return thread
 
 
-def _watch_memory(process: subprocess.Popen) -> Optional[int]:
-    """Poll VmHWM of the child until it exits; the highest value seen, in bytes."""
-    peak = None
+def _watch(process: subprocess.Popen) -> tuple[Optional[int], Optional[int]]:
+    """Poll the child until it exits: the highest VmHWM seen (bytes) and the last CPU time read (ticks)."""
+    peak, cpu = None, None
     while process.poll() is None:
         kib = status_kib("VmHWM", process.pid)
         if kib is not None:
             peak = max(peak or 0, kib * 1024)
+        cpu = process_cpu_ticks(process.pid) or cpu
         time.sleep(POLL_S)
-    return peak
+    return peak, cpu

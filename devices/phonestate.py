@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from contract.device import Battery, CoreState, DeviceState, Zone
+from devices.procstatus import cpu_ticks
 
 # One line per core and per thermal zone; '-' where a file cannot be read (unrooted phones hide some).
 SNAPSHOT = (
@@ -16,7 +17,7 @@ SNAPSHOT = (
     "$(cat $f/scaling_cur_freq 2>/dev/null || echo -) $(cat $f/scaling_governor 2>/dev/null || echo -)\"; done; "
     "for z in /sys/class/thermal/thermal_zone*; do "
     "echo \"zone ${z##*/thermal_zone} $(cat $z/temp 2>/dev/null || echo -) $(cat $z/type 2>/dev/null || echo -)\"; "
-    "done"
+    "done; echo \"stat $(head -n 1 /proc/stat 2>/dev/null)\""
 )
 PROPS = "getprop"
 BATTERY = "dumpsys battery"
@@ -28,9 +29,12 @@ _PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 class Snapshot:
     cores: tuple[CoreState, ...]
     zones: tuple[Zone, ...]
+    cpu_ticks: Optional[tuple[int, int]] = None
+    """``(busy, total)`` of ``/proc/stat``."""
 
     def state(self) -> DeviceState:
-        return DeviceState(self.cores, hottest(self.zones))
+        busy, total = self.cpu_ticks or (None, None)
+        return DeviceState(self.cores, hottest(self.zones), busy, total)
 
 
 def parse_props(text: str) -> dict[str, str]:
@@ -57,7 +61,11 @@ def celsius(raw: Optional[int]) -> Optional[float]:
 
 def parse_snapshot(text: str) -> Snapshot:
     cores, zones = [], []
+    ticks = None
     for line in text.splitlines():
+        if line.startswith("stat "):
+            ticks = cpu_ticks(line[5:])
+            continue
         parts = line.split()
         if len(parts) >= 5 and parts[0] == "cpu" and parts[1].isdigit():
             governor = parts[4] if parts[4] != "-" else None
@@ -65,7 +73,7 @@ def parse_snapshot(text: str) -> Snapshot:
         elif len(parts) >= 3 and parts[0] == "zone" and parts[1].isdigit():
             kind = " ".join(parts[3:]) if len(parts) > 3 and parts[3] != "-" else ""
             zones.append(Zone(int(parts[1]), kind, celsius(_int(parts[2]))))
-    return Snapshot(tuple(sorted(cores, key=lambda c: c.index)), tuple(sorted(zones, key=lambda z: z.index)))
+    return Snapshot(tuple(sorted(cores, key=lambda c: c.index)), tuple(sorted(zones, key=lambda z: z.index)), ticks)
 
 
 def hottest(zones: tuple[Zone, ...]) -> Optional[float]:

@@ -14,6 +14,7 @@ from contract.profile import Latency, Memory, ModelInfo, Profile, Settings
 from contract.summary import summarize
 from models.pte import DelegateBlob, PteFile
 from profiler.etrecord import SourceMap, load_source_map
+from profiler.noise import noise_flags
 from profiler.ops import EXECUTE_EVENT, drop_warmup, op_samples, source_map_mismatch, to_records
 from profiler.trace import Trace, read_trace
 
@@ -47,12 +48,13 @@ def build_profile(pte: PteFile, etrecord_path: Optional[Path], source: str, meas
     source_map = _source_map(etrecord_path, pte.path, trace, blobs, kernels, warnings)
     ops = to_records(op_samples(trace, settings.warmup, blobs, kernels, source_map))
     sizes = pte.planned_buffer_sizes()
+    latency = _latency(trace, settings.warmup, measurement)
     return Profile(
         model=ModelInfo(str(pte.path), pte.sha256, pte.size_bytes, pte.backend, source,
                         str(etrecord_path) if source_map else None),
         device=device,
         settings=settings,
-        latency=_latency(trace, settings.warmup, measurement),
+        latency=latency,
         memory=Memory(sum(sizes), measurement.peak_rss_bytes, measurement.baseline_rss_bytes, sizes,
                       pte.constant_bytes),
         ops=tuple(ops),
@@ -60,6 +62,7 @@ def build_profile(pte: PteFile, etrecord_path: Optional[Path], source: str, meas
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         tool_version=TOOL_VERSION,
         warnings=tuple(warnings),
+        noise=noise_flags(latency, device),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from contract.errors import DeviceError, InputError
 from contract.profile import Profile
@@ -45,7 +45,8 @@ class FarmListener(Protocol):
 
     def progress(self, device: str, stage: str, done: int, total: int) -> None: ...
 
-    def finished(self, run: FarmRun) -> None: ...
+    def finished(self, run: Outcome[Any]) -> None:
+        """A device's work ended (its result, or why it failed)."""
 
 
 def run_farm(request: FarmRequest, listener: FarmListener) -> list[FarmRun]:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from contract.device import DeviceInfo
 from contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError
-from contract.profile import Profile, Settings
+from contract.profile import Latency, Profile, Settings
 from devices import Device, ProgressCallback, RunDefaults, RunRequest, RunResult, open_device
 from models import Exported, PteFile
 
@@ -91,14 +91,36 @@ def profile_program(program: Program, device: Device, options: ProfileOptions,
     many devices this way)."""
     announce = stage or _silent
     options = options.resolved(device.defaults)
-    assert options.warmup is not None and options.iterations is not None
-    request = RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
-                         cooldown_s=options.cooldown_s or 0.0)
     announce("run")
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
-        result = _run(device, request, Path(workdir), progress)
+        result = _run(device, run_request(program, options), Path(workdir), progress)
         announce("analyse")
         return _build(program, result, device.describe(), options)
+
+
+def run_request(program: Program, options: ProfileOptions, traced: bool = True) -> RunRequest:
+    """What to ask the device for, with ``options`` resolved against the device's defaults."""
+    assert options.warmup is not None and options.iterations is not None
+    return RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
+                      cooldown_s=options.cooldown_s or 0.0, etdump=traced)
+
+
+def time_program(program: Program, device: Device, options: ProfileOptions,
+                 progress: Optional[ProgressCallback] = None) -> tuple[Latency, RunResult, DeviceInfo]:
+    """Run a prepared program without reading an ETDump: the latency of its timed runs as the runner logged
+    them (rebirth's runners log every execution), its memory, and the device over the run. Many runs can
+    be measured this way quickly; a runner that logs no execution times is profiled in full instead.
+
+    Raises:
+        DeviceError, InputError: as ``profile_program``.
+    """
+    options = options.resolved(device.defaults)
+    with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
+        result = _run(device, run_request(program, options, traced=False), Path(workdir), progress)
+    described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
+    if result.log.execution_ms:
+        return Latency.from_samples(result.log.execution_ms, result.log.load_ms), result, described
+    return profile_program(program, device, options, progress).latency, result, described
 
 
 def _run(device: Device, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback]) -> RunResult:
@@ -119,7 +141,7 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
                               log.execution_ms)
     settings = Settings(options.warmup, options.iterations, result.threads or options.threads, result.cpu_affinity,
                         options.cooldown_s or 0.0)
-    device = description.with_run(result.state_before, result.state_after)
+    device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
     return replace(built, warnings=result.notes + built.warnings) if result.notes else built
 

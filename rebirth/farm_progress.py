@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Optional, TextIO
+from typing import Any, Optional, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from profiler import FarmRun
+from devices import Outcome
 from rebirth.progress import STAGES
 
 FARM_STAGES = {**STAGES, "store": "storing the result", "push": "pushing", "warmup": "warming up",
@@ -65,7 +65,7 @@ class FarmView:
         self.live.update(self.rows[device], description=FARM_STAGES.get(stage, stage),
                          completed=done if counted else 0, total=total if counted else None)
 
-    def finished(self, run: FarmRun) -> None:
+    def finished(self, run: Outcome[Any]) -> None:
         status = f"done in {run.seconds:.1f} s" if run.ok else f"FAILED: {run.error}"
         if self.live:
             self.live.update(self.rows[run.device], description="done" if run.ok else "failed",

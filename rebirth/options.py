@@ -42,6 +42,14 @@ def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's
                         help=f"runtime threads (default: {whose}; phones: one per big core)")
 
 
+def add_budget(parser: argparse.ArgumentParser, runs: int = 40, seconds: float = 600.0) -> None:
+    """--max-runs and --max-time: how much measuring a paired comparison may do before it says undecided."""
+    parser.add_argument("--max-runs", type=positive, default=runs, metavar="N",
+                        help=f"runs of both models together before giving up undecided (default: {runs})")
+    parser.add_argument("--max-time", type=float, default=seconds, metavar="SECONDS",
+                        help=f"seconds of measuring before giving up undecided (default: {seconds:g})")
+
+
 def add_etrecord(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--etrecord", type=Path, default=None,
                         help="ETRecord of the .pte (default: NAME.etrecord beside NAME.pte)")

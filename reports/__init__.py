@@ -11,24 +11,25 @@ from reports.farm_view import render_farm_summary, results_table
 from reports.html import render_html, write_html, write_report
 from reports.junit import write_junit
 from reports.regress import (
-                             Check,
-                             CheckResult,
-                             Verdict,
-                             assert_no_regression,
-                             exit_code,
-                             failed,
-                             judge,
-                             judge_against_baseline,
-                             measure_run_noise,
-                             parse_check,
-                             parse_checks,
+           Check,
+           CheckResult,
+           Verdict,
+           assert_no_regression,
+           exit_code,
+           failed,
+           judge,
+           judge_against_baseline,
+           judge_paired,
+           measure_run_noise,
+           parse_check,
+           parse_checks,
 )
 from reports.regress_view import render_verdicts
 from reports.slim_view import render_plan, render_slim
 from reports.terminal import render_comparison, render_profile
 
 __all__ = ["Check", "CheckResult", "Comparison", "Verdict", "assert_no_regression", "check_lines", "compare",
-           "exit_code", "failed", "judge", "judge_against_baseline", "measure_run_noise", "parse_check", "parse_checks",
-           "render_comparison", "render_device", "render_device_list", "render_farm_summary", "render_html",
-           "render_plan", "render_profile", "render_slim", "render_verdicts", "results_table",
-           "write_html", "write_junit", "write_report"]
+           "exit_code", "failed", "judge", "judge_against_baseline", "judge_paired", "measure_run_noise",
+           "parse_check", "parse_checks", "render_comparison", "render_device", "render_device_list",
+           "render_farm_summary", "render_html", "render_plan", "render_profile", "render_slim", "render_verdicts",
+           "results_table", "write_html", "write_junit", "write_report"]

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy
 
 from contract.device import EXTERNAL, NATIVE
+from contract.paired import PairedComparison
 from contract.profile import CATEGORIES, LayerSummary, OpTypeSummary, Profile
 from contract.slim import TOP1, SlimRecord
 from contract.summary import layer_table
@@ -30,12 +31,19 @@ SEED = 0
 
 @dataclass(frozen=True)
 class Spread:
-    """A ratio with a bootstrap confidence interval."""
+    """A ratio with a confidence interval: from a paired comparison (runs of both sides alternating on one
+    device, the interval over their pairs) or, unpaired, a bootstrap over the samples inside each of two
+    profiles, which knows nothing of the drift between them."""
 
     value: float
     low: float
     high: float
     confidence: float = CONFIDENCE
+    paired: bool = False
+    blocks: int = 0
+    runs: int = 0
+    decided: bool = True
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,20 +170,23 @@ class Comparison:
         return (self.before,) if self.after is None else (self.before, self.after)
 
 
-def compare(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None) -> Comparison:
-    """Compare ``before`` with ``after`` (or describe ``before`` alone) using slim.json's merges."""
+def compare(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None,
+            paired: Optional[PairedComparison] = None) -> Comparison:
+    """Compare ``before`` with ``after`` (or describe ``before`` alone) using slim.json's merges; the speed-up
+    comes from ``paired`` when the two were measured side by side."""
     return Comparison(
         before=before,
         after=after,
         slim=slim,
-        headline=headline(before, after, slim),
+        headline=headline(before, after, slim, paired),
         layers=align_layers(before, after, slim),
         op_types=compare_op_types(before, after),
         categories=compare_categories(before, after),
     )
 
 
-def headline(before: Profile, after: Optional[Profile], slim: Optional[SlimRecord]) -> Headline:
+def headline(before: Profile, after: Optional[Profile], slim: Optional[SlimRecord],
+             paired: Optional[PairedComparison] = None) -> Headline:
     """Speed-up with its spread, memory changes, accuracy change, and what ran where."""
     profiles = (before,) if after is None else (before, after)
 
@@ -185,14 +196,21 @@ def headline(before: Profile, after: Optional[Profile], slim: Optional[SlimRecor
     return Headline(
         sides=tuple(Side(p.model.source or p.model.path, p.device.name, p.model.backend) for p in profiles),
         latency_p50=change(lambda p: p.latency.p50),
-        speedup=None if after is None else speedup(before.latency.raw, after.latency.raw,
-                                                   before.latency.p50, after.latency.p50),
+        speedup=paired_speedup(paired) if paired is not None else None if after is None else speedup(
+            before.latency.raw, after.latency.raw, before.latency.p50, after.latency.p50),
         planned=change(lambda p: p.memory.planned_bytes),
         model_rss=change(lambda p: p.memory.model_rss_bytes),
         accuracy=accuracy_change(slim),
         peak_rss=change(lambda p: p.memory.peak_rss_bytes),
         native=all(p.device.runner_kind in (NATIVE, EXTERNAL) for p in profiles),
     )
+
+
+def paired_speedup(paired: PairedComparison) -> Spread:
+    """A over B from a paired comparison, with its interval over the pairs."""
+    low, high = paired.speedup_interval
+    return Spread(paired.speedup, low, high, paired.confidence, paired=True, blocks=paired.blocks,
+                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason)
 
 
 def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, after_p50: float,

@@ -35,6 +35,14 @@ def headline_facts(comparison: Comparison) -> list[Fact]:
     return facts
 
 
+def noise_lines(comparison: Comparison) -> list[str]:
+    """Each profile's noise flags, said once, with the side they belong to."""
+    labels = ["before", "after"] if comparison.after is not None else [""]
+    lines = [f"{label}: {reason}" if label else reason
+             for label, profile in zip(labels, comparison.profiles) for reason in profile.noise]
+    return list(dict.fromkeys(lines))
+
+
 def ratio(value: Optional[float]) -> str:
     """A ratio such as a speed-up: ``1.85×``."""
     return "n/a" if value is None else f"{value:.2f}×"
@@ -52,15 +60,24 @@ def signed_pct(value: Optional[float]) -> str:
 
 def _speed(comparison: Comparison) -> Fact:
     latency, speedup = comparison.headline.latency_p50, comparison.headline.speedup
+    noisy = "; noisy, see below" if noise_lines(comparison) else ""
     if comparison.after is None:
         before = comparison.before.latency
         return Fact("latency", "latency p50", ms(before.p50),
-                    f"p10 {ms(before.p10)}, p90 {ms(before.p90)}, CV {pct(before.cv)}")
+                    f"p10 {ms(before.p10)}, p90 {ms(before.p90)}, CV {pct(before.cv)}{noisy}")
     if speedup is None:
         return Fact("speedup", "speed-up", "n/a", f"p50 {ms(latency.before)} → {ms(latency.after)}")
+    if speedup.paired and not speedup.decided:
+        return Fact("speedup", "speed-up (paired)", "undecided", f"{speedup.reason}{noisy}", NEUTRAL)
     tone = GOOD if speedup.low > 1 else BAD if speedup.high < 1 else NEUTRAL
-    return Fact("speedup", "speed-up", ratio(speedup.value),
-                f"{spread(speedup)}; p50 {ms(latency.before)} → {ms(latency.after)}", tone)
+    if speedup.paired:
+        return Fact("speedup", "speed-up (paired)", ratio(speedup.value),
+                    f"{spread(speedup)}; {speedup.blocks} blocks, {speedup.runs} runs alternating on one device"
+                    f"{noisy}", tone)
+    return Fact("speedup", "speed-up (unpaired)", ratio(speedup.value),
+                f"{spread(speedup)}; p50 {ms(latency.before)} → {ms(latency.after)}; two profiles taken apart: "
+                f"drift between them is not in the interval (rebirth compare measures them side by side){noisy}",
+                tone)
 
 
 def _memory(key: str, label: str, change: Change, compared: bool) -> Fact:

@@ -18,11 +18,12 @@ from typing import Any, Optional
 
 from contract.errors import InputError
 from contract.files import write_text_atomic
+from contract.paired import PairedComparison
 from contract.profile import Profile
 from contract.slim import SlimRecord
 from reports.charts import CATEGORY_LABEL, figures
 from reports.compare import Comparison, OpTypeRow, Side, compare
-from reports.headline import headline_facts, signed_pct
+from reports.headline import headline_facts, noise_lines, signed_pct
 from reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
@@ -46,9 +47,11 @@ class Column:
     numeric: bool = False
 
 
-def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None) -> str:
-    """The report of ``before`` (and its comparison with ``after``, and slim.json's merges) as HTML."""
-    comparison = compare(before, after, slim)
+def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None,
+                paired: Optional[PairedComparison] = None) -> str:
+    """The report of ``before`` (and its comparison with ``after``, measured side by side in ``paired``, and
+    slim.json's merges) as HTML."""
+    comparison = compare(before, after, slim, paired)
     body = "\n".join([
         _header(comparison),
         _facts(comparison),
@@ -64,22 +67,22 @@ def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional
 
 
 def write_html(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
-               slim: Optional[SlimRecord] = None) -> Path:
+               slim: Optional[SlimRecord] = None, paired: Optional[PairedComparison] = None) -> Path:
     """Write the report to ``path`` atomically (a temporary file, then a rename) and return the path."""
     path = Path(path)
-    write_text_atomic(path, render_html(before, after, slim))
+    write_text_atomic(path, render_html(before, after, slim, paired))
     return path
 
 
 def write_report(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
-                 slim: Optional[SlimRecord] = None) -> Path:
+                 slim: Optional[SlimRecord] = None, paired: Optional[PairedComparison] = None) -> Path:
     """``write_html`` for a path the user named: one that cannot be written is the user's error.
 
     Raises:
         InputError: the file cannot be written.
     """
     try:
-        return write_html(path, before, after, slim)
+        return write_html(path, before, after, slim, paired)
     except OSError as error:
         raise InputError(f"{path}: cannot write the report ({error.strerror or error})") from None
 
@@ -144,8 +147,9 @@ def _facts(comparison: Comparison) -> str:
 def _warnings(comparison: Comparison) -> str:
     """Every profile's warnings under the headline, which they may spoil, each said once."""
     labels = ["before", "after"] if comparison.after is not None else [""]
-    items = dict.fromkeys(f"{f'{label}: ' if label else ''}{warning}"
-                          for label, profile in zip(labels, comparison.profiles) for warning in profile.warnings)
+    items = dict.fromkeys([f"noisy: {line}" for line in noise_lines(comparison)] + [
+        f"{f'{label}: ' if label else ''}{warning}"
+        for label, profile in zip(labels, comparison.profiles) for warning in profile.warnings])
     if not items:
         return ""
     return '<ul class="warnings" id="warnings">' + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"

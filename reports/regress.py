@@ -34,8 +34,10 @@ From pytest::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,10 @@ from typing import Optional
 import numpy
 
 from contract.errors import ExitStatus, InputError
+from contract.paired import IMPROVEMENT as PAIRED_IMPROVEMENT
+from contract.paired import PASS as PAIRED_PASS
+from contract.paired import REGRESSION as PAIRED_REGRESSION
+from contract.paired import UNDECIDED, PairedComparison
 from contract.profile import Profile
 from reports import significance
 from reports.units import pct
@@ -227,10 +233,12 @@ def exit_code(verdicts: Sequence[Verdict]) -> ExitStatus:
 
 
 def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] = (), checks: Iterable[str] = (),
-            run_noise: Optional[float] = None) -> list[Verdict]:
+                           run_noise: Optional[float] = None) -> list[Verdict]:
     """`rebirth regress`: every device and model of ``results`` (Profile files, stored runs or stores; by
     default the store's latest runs) judged against ``baseline`` (a saved baseline's name or folder, or a
-    Profile file). A baseline device and model with no result is a failed run.
+    Profile file). A baseline device and model with no result is a failed run. The run-to-run noise of a
+    device and model is ``run_noise`` if given, else learned from their other stored runs (at least
+    ``MIN_HISTORY``), else ``RUN_NOISE``; each latency check says which.
 
     Raises:
         InputError: a bad check, baseline or result, or nothing to judge.
@@ -240,8 +248,8 @@ def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] =
     parsed = parse_checks(checks)
     reference = baseline_profiles(store, baseline)
     current = results_to_judge(results, store)
-    noise = RUN_NOISE if run_noise is None else run_noise
-    verdicts = [judge(reference[key], profile, parsed, run_noise=noise) if key in reference
+    verdicts = [_judge_stored(reference[key], profile, parsed, _noise_of(store, key, profile, run_noise))
+                if key in reference
                 else failed(profile.device.name, key[1], f"no baseline for this device and model in {baseline}")
                 for key, profile in current.items()]
     verdicts += [failed(profile.device.name, key[1], "no result: the run failed or was not made")
@@ -249,6 +257,31 @@ def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] =
     if not verdicts:
         raise InputError("nothing to judge: no results and an empty baseline")
     return verdicts
+
+
+MIN_HISTORY = 3
+"""Stored runs of a device and model needed to learn their run-to-run noise."""
+
+
+def _noise_of(store: Path, key: tuple[str, str], current: Profile, given: Optional[float]) -> tuple[float, str]:
+    """The run-to-run noise to judge ``current`` with, and where it comes from."""
+    if given is not None:
+        return given, f"run-to-run noise {given:.1%} as given"
+    from results import list_runs
+
+    history = [run.profile for run in list_runs(store) if run.key == key and run.profile != current]
+    if len(history) < MIN_HISTORY:
+        return RUN_NOISE, (f"run-to-run noise assumed {RUN_NOISE:.0%}: {len(history)} other stored runs, "
+                           f"{MIN_HISTORY} needed to learn it")
+    learned = max(RUN_NOISE, measure_run_noise(history))
+    return learned, f"run-to-run noise {learned:.1%} learned from {len(history)} stored runs"
+
+
+def _judge_stored(baseline: Profile, current: Profile, checks: tuple[Check, ...], noise: tuple[float, str]) -> Verdict:
+    verdict = judge(baseline, current, checks, run_noise=noise[0])
+    results = tuple(dataclasses.replace(result, reason="; ".join(filter(None, (result.reason, noise[1]))))
+                    if result.check.kind == LATENCY else result for result in verdict.results)
+    return dataclasses.replace(verdict, results=results)
 
 
 def assert_no_regression(baseline: Profile, current: Profile, *checks: Check | str,
@@ -262,6 +295,42 @@ def assert_no_regression(baseline: Profile, current: Profile, *checks: Check | s
         lines = "\n".join(f"  {describe(result)}" for result in verdict.regressions)
         raise AssertionError(f"{verdict.model} on {verdict.device} regressed:\n{lines}")
     return verdict
+
+
+def judge_paired(comparison: PairedComparison, baseline: Profile, candidate: Profile,
+                 checks: Iterable[Check | str] = ()) -> Verdict:
+    """Judge a candidate program against its baseline from a paired comparison on one device (``rebirth
+    regress --ab``): the latency check from the pairs' interval (undecided after the budget: noisy), memory
+    and the non-tensor share from the runs of median latency of each side.
+
+    Raises:
+        InputError: a latency check other than p50 (the pairs compare p50s).
+    """
+    parsed = tuple(parse_check(check) if isinstance(check, str) else check for check in checks) or parse_checks()
+    results = []
+    for check in parsed:
+        if check.kind == LATENCY:
+            results.append(_paired_latency(check, comparison))
+        elif check.kind == MEMORY:
+            results.append(judge_memory(check, baseline, candidate))
+        else:
+            results.append(judge_share(check, baseline, candidate))
+    return Verdict(device=comparison.device, model=_model_name(candidate), results=tuple(results))
+
+
+_PAIRED_STATUS = {PAIRED_PASS: PASS, PAIRED_REGRESSION: REGRESSION, PAIRED_IMPROVEMENT: IMPROVEMENT,
+                  UNDECIDED: NOISY}
+
+
+def _paired_latency(check: Check, comparison: PairedComparison) -> CheckResult:
+    if check.metric != comparison.statistic:
+        raise InputError(f"bad check {check}: measured side by side, rebirth compares {comparison.statistic}, "
+                         f"e.g. {comparison.statistic}:5%")
+    a, b = ([run.latency_ms for run in comparison.side(side)] for side in ("a", "b"))
+    reason = f"{comparison.blocks} blocks, {len(comparison.runs)} runs alternating: {comparison.reason}"
+    return CheckResult(check, _PAIRED_STATUS[comparison.outcome], before=statistics.median(a),
+                       after=statistics.median(b), change=comparison.ratio - 1, low=comparison.low - 1,
+                       high=comparison.high - 1, reason=reason)
 
 
 def measure_run_noise(runs: Sequence[Profile], metric: str = "p50") -> float:

@@ -8,10 +8,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from contract.paired import PairedComparison
 from contract.profile import OpTypeSummary, Profile
 from contract.slim import SlimRecord
 from reports.compare import Comparison, compare
-from reports.headline import headline_facts
+from reports.headline import headline_facts, noise_lines
 from reports.units import mib, ms, pct
 
 CATEGORY_STYLE = {"tensor": "green", "non_tensor": "red", "framework": "dim"}
@@ -22,6 +23,8 @@ def render_profile(profile: Profile, console: Optional[Console] = None, top: int
     console = console or Console()
     for line in summary_lines(profile):
         console.print(line, highlight=False)
+    for reason in profile.noise:
+        console.print(f"[bold yellow]noisy:[/] {escape(reason)}", highlight=False)
     console.print(op_type_table(profile, top))
     if profile.summary.top_layers:
         console.print(layer_table(profile, top))
@@ -81,14 +84,17 @@ TONE_STYLE = {"good": "green", "bad": "red"}
 
 
 def render_comparison(before: Profile, after: Profile, slim: Optional[SlimRecord] = None,
-                      console: Optional[Console] = None, top: int = 15) -> None:
+                      console: Optional[Console] = None, top: int = 15,
+                      paired: Optional[PairedComparison] = None) -> None:
     """`rebirth report`: the headline of the HTML report, then op types and the layers where time moved."""
     console = console or Console()
-    comparison = compare(before, after, slim)
+    comparison = compare(before, after, slim, paired)
     for fact in headline_facts(comparison):
         style = TONE_STYLE.get(fact.tone, "bold")
         detail = f" [dim]({escape(fact.detail)})[/]" if fact.detail else ""
         console.print(f"{escape(fact.label)}: [{style}]{escape(fact.value)}[/]{detail}", highlight=False)
+    for line in noise_lines(comparison):
+        console.print(f"[bold yellow]noisy:[/] {escape(line)}", highlight=False)
     console.print(op_type_comparison_table(comparison, top))
     console.print(layer_comparison_table(comparison, top))
 

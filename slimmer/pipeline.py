@@ -4,11 +4,12 @@ it, slim a model and write what came out, or do the whole pipeline (profile, sli
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from contract.errors import InputError
+from contract.paired import Budget, PairedComparison, Question
 from contract.profile import Profile
 from contract.slim import PlannedMerge, SlimRecord
 from devices import ProgressCallback
@@ -165,22 +166,30 @@ class OptimizeRequest:
     block_steps: int = 40
     end_to_end_steps: int = 40
     min_gain: float = 0.02
+    precision: float = 0.02
+    """The paired speed-up is measured until its interval is within ± this."""
+    max_runs: int = 30
+    max_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
 class Optimized:
     before: Profile
+    """The original model's run of median latency among the paired runs."""
     after: Profile
     slim: SlimRecord
+    paired: PairedComparison
 
 
-OPTIMIZE_STAGES = ("profile the model", "slim it", "profile the slimmed model")
+OPTIMIZE_STAGES = ("profile the model", "slim it", "measure both side by side")
 
 
 def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[ProgressCallback] = None,
              stage: Optional[Stage] = None) -> Optimized:
-    """`rebirth optimize`: profile, slim the worst offenders, profile again; writes before.json, slim.json
-    (with slim.pt2/.pte/.etrecord) and after.json into OUTDIR.
+    """`rebirth optimize`: profile, slim the worst offenders, then measure the original and the slimmed
+    model side by side (alternating runs on the device until the speed-up is known to ``precision``);
+    writes plan.json (the profile the merges were ranked by), slim.json (with slim.pt2/.pte/.etrecord),
+    before.json and after.json (each side's run of median latency) and comparison.json into OUTDIR.
 
     Raises:
         InputError: the model cannot be slimmed or OUTDIR cannot be written.
@@ -193,16 +202,31 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
     outdir = request.outdir
     try:
         announce(f"1/{count} {OPTIMIZE_STAGES[0]}")
-        before = profile(request.model, options, progress, stage)
-        before.save(outdir / "before.json")
+        profile(request.model, options, progress, stage).save(outdir / "plan.json")
         announce(f"2/{count} {OPTIMIZE_STAGES[1]}")
-        record = slim_model(SlimRequest(request.model, outdir, outdir / "before.json", request.backend,
+        record = slim_model(SlimRequest(request.model, outdir, outdir / "plan.json", request.backend,
                                         max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
                                         end_to_end_steps=request.end_to_end_steps, seed=request.seed,
                                         data=request.data, min_gain=request.min_gain), say, progress)
         announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
-        after = profile(str(outdir / "slim.pte"), replace(options, etrecord=outdir / "slim.etrecord"), progress, stage)
-        after.save(outdir / "after.json")
+        result = _side_by_side(request, options, progress, stage)
+        result.a.save(outdir / "before.json")
+        result.b.save(outdir / "after.json")
+        result.comparison.save(outdir / "comparison.json")
     except OSError as error:
         raise InputError(f"{outdir}: cannot write ({error.strerror or error})") from None
-    return Optimized(before, after, record)
+    return Optimized(result.a, result.b, record, result.comparison)
+
+
+def _side_by_side(request: OptimizeRequest, options: ProfileOptions, progress: Optional[ProgressCallback],
+                  stage: Optional[Stage]):
+    """The original and the slimmed model run alternately on the device until the speed-up is known."""
+    from devices import open_device
+    from profiler import prepare
+    from profiler.paired import compare_programs
+
+    with open_device(options.device) as device:
+        original = prepare(request.model, request.backend)
+        slimmed = prepare(str(request.outdir / "slim.pte"), request.backend, request.outdir / "slim.etrecord")
+        return compare_programs(original, slimmed, device, options, Question(request.precision),
+                                Budget(request.max_runs, request.max_seconds), progress, stage)

@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -8,6 +10,18 @@ import pytest
 from tests.foreign import export_plain, make_firenet
 
 warnings.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_hog():
+    """REBIRTH_TEST_HOG=N keeps N busy loops running for the whole session: the timing tests must hold on a
+    machine that is doing other work (run the suite so to prove their margins)."""
+    count = int(os.environ.get("REBIRTH_TEST_HOG", "0") or 0)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    yield len(hogs)
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -192,7 +192,8 @@ def test_terminal_comparison_shows_the_headline_and_names_as_text(pair):
     console = Console(record=True, width=160)
     render_comparison(before, after, slim, console=console, top=200)
     text = console.export_text()
-    assert f"speed-up: {before.latency.p50 / after.latency.p50:.2f}×" in text
+    assert f"speed-up (unpaired): {before.latency.p50 / after.latency.p50:.2f}×" in text
+    assert "two profiles taken apart" in text
     assert "top-1 accuracy: 91.2% → 90.5%" in text
     assert "[bold]x[/bold]" in text and EVIL_LAYER in text
     assert re.search(r"stage0\.lrn3 .* removed", text)

@@ -41,7 +41,7 @@ def test_rebirth_optimize_slims_googlenet_within_the_budget_and_reports_it(googl
     from tests.browser import Browser, find_chromium
 
     out = tmp_path / "out"
-    code = cli.main(["optimize", "zoo:googlenet-small", "-o", str(out), "--iterations", "10",
+    code = cli.main(["optimize", "zoo:googlenet-small", "-o", str(out), "--iterations", "10", "--precision", "5",
                      "--block-steps", "10", "--end-to-end-steps", "10"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -56,8 +56,12 @@ def test_rebirth_optimize_slims_googlenet_within_the_budget_and_reports_it(googl
     assert all(skip["reason"].endswith("budget") or "worth fine-tuning" in skip["reason"] for skip in record["skipped"])
     slimmed = torch.export.load(str(out / "slim.pt2")).module()
     assert slimmed(torch.randn(1, 3, 64, 64)).shape == (1, 10)  # exported for the example's batch of 1
-    before, after = (json.loads((out / name).read_text()) for name in ("before.json", "after.json"))
+    before, after, paired = (json.loads((out / name).read_text())
+                             for name in ("before.json", "after.json", "comparison.json"))
     assert after["summary"]["non_tensor_share"] < before["summary"]["non_tensor_share"]
+    assert [run["side"] for run in paired["runs"]][:4] == ["a", "b", "b", "a"]  # measured side by side
+    assert paired["blocks"] >= 4 and paired["a"] == "zoo:googlenet-small"
+    assert json.loads((out / "plan.json").read_text())["model"]["source"] == "zoo:googlenet-small"
     assert not any(op["layer"] and op["layer"].startswith("lrn") for op in after["ops"])
     assert after["memory"]["planned_bytes"] < before["memory"]["planned_bytes"]
     assert after["model"]["etrecord"].endswith("slim.etrecord") and after["summary"]["attributed_share"] > 0.95
@@ -65,5 +69,6 @@ def test_rebirth_optimize_slims_googlenet_within_the_budget_and_reports_it(googl
         page = browser.open((out / "report.html").as_uri(), ready="document.body.dataset.charts === 'ready'")
         assert page.errors == [] and page.requests == [(out / "report.html").as_uri()]
         text = page.evaluate("document.body.innerText")
-        speedup = before["latency_ms"]["p50"] / after["latency_ms"]["p50"]
-        assert f"{speedup:.2f}×" in text and "lrn2" in text and "removed" in text
+        shown = f"{1 / paired['ratio']:.2f}×" if paired["outcome"] == "decided" else "undecided"
+        assert shown in text.lower() and "speed-up (paired)" in text.lower()  # labels are in capitals
+        assert "lrn2" in text and "removed" in text

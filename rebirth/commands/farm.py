@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.options import add_etrecord, add_run_settings, add_store, device_list
+from rebirth.options import add_budget, add_etrecord, add_run_settings, add_store, device_list
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -56,13 +56,23 @@ def register(commands) -> None:
 
     regress = commands.add_parser(
         "regress", help="judge results against a baseline: exit 1 on a regression, 3 when a run failed",
-        description="Judge every device and model of RESULTS against the baseline. A latency regression must "
-                    "exceed its threshold and be significant on the raw samples; a check too noisy to judge "
-                    "says so. Exit 0 all pass, 1 a regression, 3 a run failed or could not be judged, 2 bad input.")
+        description="Judge every device and model of RESULTS against the baseline (stored runs, whose run-to-run "
+                    "noise is learned from the store), or, with --ab, measure a baseline and a candidate program "
+                    "side by side on every device until each check is decided. A latency regression must exceed its "
+                    "threshold and be significant; a check that cannot be decided says so. Exit 0 all pass, "
+                    "1 a regression, 3 a run failed or a check could not be decided, 2 bad input.")
     regress.add_argument("results", nargs="*", type=Path, metavar="RESULTS",
                          help="Profile JSON files, stored runs or result stores (default: the latest runs of --store)")
-    regress.add_argument("--baseline", required=True, metavar="NAME|PATH",
+    regress.add_argument("--baseline", metavar="NAME|PATH",
                          help="a baseline saved with rebirth baseline save, its folder, or a Profile JSON")
+    regress.add_argument("--ab", nargs=2, metavar=("BASELINE_MODEL", "CANDIDATE_MODEL"),
+                         help="measure these two programs side by side on each device (--devices, --all, --group; "
+                              "default local) instead of judging stored results")
+    regress.add_argument("--devices", type=device_list, metavar="A,B,...", help="with --ab: the devices")
+    regress.add_argument("--all", action="store_true", help="with --ab: every device of devices.toml")
+    regress.add_argument("--group", metavar="NAME", help="with --ab: a group of devices.toml")
+    add_run_settings(regress, whose="each device's")
+    add_budget(regress, runs=40, seconds=600)
     regress.add_argument("--fail", action="append", default=[], metavar="CHECK",
                          help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "
                               "default: p50:5%%, peak_rss:5%%, non_tensor_share:+2pt)")
@@ -124,8 +134,13 @@ def cmd_regress(args: argparse.Namespace) -> int:
     from reports import exit_code, judge_against_baseline, render_verdicts, write_junit
     from results import store_root
 
-    noise = None if args.run_noise is None else args.run_noise / 100
-    verdicts = judge_against_baseline(store_root(args.store), args.baseline, args.results, args.fail, noise)
+    if (args.baseline is None) == (args.ab is None):
+        raise InputError("name either --baseline (judge stored results) or --ab BASELINE CANDIDATE (measure both)")
+    if args.ab:
+        verdicts = _regress_side_by_side(args)
+    else:
+        noise = None if args.run_noise is None else args.run_noise / 100
+        verdicts = judge_against_baseline(store_root(args.store), args.baseline, args.results, args.fail, noise)
     render_verdicts(verdicts)
     if args.junit:
         try:
@@ -133,3 +148,26 @@ def cmd_regress(args: argparse.Namespace) -> int:
         except OSError as error:
             raise InputError(f"{args.junit}: cannot write ({error.strerror or error})") from None
     return exit_code(verdicts)
+
+
+def _regress_side_by_side(args: argparse.Namespace) -> list:
+    """--ab: both programs measured side by side on every device, each verdict from its pairs."""
+    from contract import InputError
+    from contract.paired import Budget
+    from devices import resolve_targets
+    from profiler.paired import ABRequest, regress_ab
+    from rebirth.farm_progress import FarmView
+    from reports import failed, judge_paired, parse_checks
+
+    checks = parse_checks(args.fail)
+    latency = [check for check in checks if check.kind == "latency"]
+    if len(latency) != 1 or latency[0].metric != "p50":
+        raise InputError("--ab judges one latency check, on p50 (e.g. --fail p50:5%), beside memory and share checks")
+    targets = resolve_targets(args.devices or (), args.all, args.group) if args.devices or args.all or args.group \
+        else ["local"]
+    request = ABRequest(args.ab[0], args.ab[1], tuple(targets), latency[0].amount, args.backend, args.warmup,
+                        args.iterations, args.threads, Budget(args.max_runs, args.max_time))
+    with FarmView(targets) as view:
+        runs = regress_ab(request, view)
+    return [judge_paired(run.result.comparison, run.result.a, run.result.b, checks) if run.result is not None
+            else failed(run.device, args.ab[1], run.error or "failed") for run in runs]

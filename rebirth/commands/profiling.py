@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.options import BACKENDS, add_etrecord, add_run_settings, add_top
+from rebirth.options import BACKENDS, add_budget, add_etrecord, add_run_settings, add_top
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +34,23 @@ def register(commands) -> None:
     export.set_defaults(handler=cmd_export)
     zoo = commands.add_parser("zoo", help="list the model zoo", description="List the model zoo.")
     zoo.set_defaults(handler=cmd_zoo)
+    compare = commands.add_parser(
+        "compare", help="measure two models side by side on one device (paired, until decisive)",
+        description="Run A and B alternately on the device (A B, B A, ...), same settings, so that load, drift and "
+                    "heat hit both alike, adding pairs until the latency ratio is known to --precision or the "
+                    "budget is spent (then: undecided, exit 3). Prints the paired speed-up of B over A, its "
+                    "interval and the memory of both.")
+    compare.add_argument("a", help="model A, the baseline (a .pte, a .pt2, file.py:NAME or zoo:NAME)")
+    compare.add_argument("b", help="model B, the candidate")
+    compare.add_argument("--device", default="local", help="device name (default: local, this host)")
+    add_run_settings(compare)
+    add_budget(compare)
+    compare.add_argument("--precision", type=float, default=2.0, metavar="PERCENT",
+                         help="stop once the latency ratio's 95%% interval is within ±PERCENT (default: 2)")
+    compare.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the comparison record here")
+    compare.add_argument("--html", type=Path, default=None, metavar="PATH", help="write the report of A and B here")
+    add_top(compare)
+    compare.set_defaults(handler=cmd_compare)
     report = commands.add_parser(
         "report", help="the before/after report of two profiles (HTML and terminal)",
         description="Compare two Profiles (or show one) in the terminal and as one self-contained HTML file.")
@@ -41,6 +58,9 @@ def register(commands) -> None:
     report.add_argument("after", type=Path, nargs="?", default=None, help="the Profile JSON after")
     report.add_argument("--slim", type=Path, default=None, metavar="SLIM_JSON",
                         help="slim.json of the slimming between them: marks merged and removed layers")
+    report.add_argument("--paired", type=Path, default=None, metavar="COMPARISON_JSON",
+                        help="comparison.json of the two measured side by side (rebirth compare --json, or "
+                             "rebirth optimize): the speed-up comes from it")
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="HTML",
                         help="where to write the report (default: report.html)")
     add_top(report)
@@ -74,14 +94,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_profile(result, path: Path) -> None:
-    """Write the Profile JSON; a path that cannot be written is the user's error."""
+def save_profile(result, path: Path, what: str = "profile") -> None:
+    """Write a record's JSON (a Profile, a comparison); a path that cannot be written is the user's error."""
     from contract import InputError
 
     try:
         result.save(path)
     except OSError as error:
-        raise InputError(f"{path}: cannot write the profile ({error.strerror or error})") from None
+        raise InputError(f"{path}: cannot write the {what} ({error.strerror or error})") from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -102,15 +122,39 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from contract import Profile, SlimRecord
+    from contract.paired import PairedComparison
     from reports import render_comparison, render_profile, write_report
 
     before = Profile.load(args.before)
     after = Profile.load(args.after) if args.after else None
     slim = SlimRecord.load(args.slim) if args.slim else None
-    write_report(args.output, before, after, slim)
+    paired = PairedComparison.load(args.paired) if args.paired else None
+    write_report(args.output, before, after, slim, paired)
     if after is not None:
-        render_comparison(before, after, slim, top=args.top)
+        render_comparison(before, after, slim, top=args.top, paired=paired)
     else:
         render_profile(before, top=args.top)
     print(f"report written to {args.output}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from contract import ExitStatus
+    from contract.paired import Budget, Question
+    from profiler import ProfileOptions
+    from profiler.paired import compare
+    from rebirth.progress import ProgressView
+    from reports import render_comparison, write_report
+
+    options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads)
+    budget = Budget(args.max_runs, args.max_time)
+    with ProgressView() as view:
+        result = compare(args.a, args.b, options, Question(args.precision / 100), budget, view.update, view.stage)
+    paired = result.comparison
+    if args.json:
+        save_profile(paired, args.json, "comparison")
+    if args.html:
+        write_report(args.html, result.a, result.b, paired=paired)
+    render_comparison(result.a, result.b, top=args.top, paired=paired)
+    print(f"{paired.outcome}: {paired.reason}")
+    return ExitStatus.OK if paired.decided else ExitStatus.NO_ANSWER

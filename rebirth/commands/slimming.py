@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rebirth.options import BACKENDS, add_run_settings, non_negative
+from rebirth.options import BACKENDS, add_budget, add_run_settings, non_negative
 
 
 def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +49,10 @@ def register(commands) -> None:
     optimize.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
     optimize.add_argument("--device", default="local", help="device name (default: local, this host)")
     add_run_settings(optimize)
+    optimize.add_argument("--precision", type=float, default=2.0, metavar="PERCENT",
+                          help="measure the original and the slimmed model side by side until the speed-up's 95%% "
+                               "interval is within ±PERCENT (default: 2)")
+    add_budget(optimize, runs=30, seconds=300)
     add_slimming_arguments(optimize)
     optimize.set_defaults(handler=cmd_optimize)
 
@@ -87,12 +91,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
                               args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
-                              args.end_to_end_steps, args.min_gain / 100)
+                              args.end_to_end_steps, args.min_gain / 100, args.precision / 100, args.max_runs,
+                              args.max_time)
     with ProgressView() as view:
         result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
         stages = len(OPTIMIZE_STAGES) + 1
         view.stage(f"{stages}/{stages} write the report")
-        write_report(args.output / "report.html", result.before, result.after, result.slim)
-    render_comparison(result.before, result.after, result.slim)
-    print(f"wrote {args.output}/before.json, slim.json, after.json and report.html")
+        write_report(args.output / "report.html", result.before, result.after, result.slim, result.paired)
+    render_comparison(result.before, result.after, result.slim, paired=result.paired)
+    print(f"speed-up measured side by side: {result.paired.outcome}: {result.paired.reason}")
+    print(f"wrote {args.output}/plan.json, slim.json, before.json, after.json, comparison.json and report.html")
     return 0

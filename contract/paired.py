@@ -1,0 +1,129 @@
+"""A paired comparison of two programs on one device: they ran alternately (A B, B A, A B, ...) so that
+drift, load and heat hit both alike, until the question asked was answered or the budget spent.
+
+The record keeps every run's latency and memory; the ratio and its interval come from the pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from contract.errors import InputError
+from contract.files import write_json_atomic
+from contract.records import from_dict
+
+SCHEMA_VERSION = 1
+
+DECIDED, UNDECIDED = "decided", "undecided"
+"""Outcomes of a precision question: the interval is as narrow as asked, or the budget ran out first."""
+PASS, REGRESSION, IMPROVEMENT = "pass", "regression", "improvement"
+"""Outcomes of a threshold question (is B slower than A by more than the threshold?)."""
+
+
+@dataclass(frozen=True)
+class PairedRun:
+    """One run of one side: the statistic of its samples, their spread, its memory and its noise."""
+
+    side: str
+    """``a`` or ``b``."""
+    block: int
+    latency_ms: float
+    cv: float
+    peak_rss_bytes: Optional[int] = None
+    noise: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the measurement must decide: the ratio to a relative ``precision`` (half-width of its interval),
+    or, with a ``threshold``, whether B is slower than A by more than it."""
+
+    precision: float = 0.02
+    threshold: Optional[float] = None
+
+    def __str__(self) -> str:
+        if self.threshold is not None:
+            return f"is B slower than A by more than {self.threshold:.0%}?"
+        return f"the ratio to ±{self.precision:.0%}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_runs: int = 40
+    """Runs of both sides together."""
+    max_seconds: float = 600.0
+    min_blocks: int = 4
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Latency of B over A on one device, from alternating runs."""
+
+    a: str
+    b: str
+    device: str
+    statistic: str
+    """The per-run statistic compared (``p50``)."""
+    question: Question
+    budget: Budget
+    runs: tuple[PairedRun, ...]
+    blocks: int
+    ratio: float
+    """B's latency over A's: the geometric mean of the blocks' ratios (below 1: B is faster)."""
+    low: float
+    high: float
+    confidence: float
+    outcome: str
+    reason: str
+    seconds: float
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def speedup(self) -> float:
+        """A's latency over B's (above 1: B is faster)."""
+        return 1.0 / self.ratio
+
+    @property
+    def speedup_interval(self) -> tuple[float, float]:
+        return 1.0 / self.high, 1.0 / self.low
+
+    @property
+    def decided(self) -> bool:
+        return self.outcome != UNDECIDED
+
+    def side(self, name: str) -> tuple[PairedRun, ...]:
+        return tuple(run for run in self.runs if run.side == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PairedComparison:
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r} is not one this rebirth reads")
+        return from_dict(cls, data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json_atomic(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PairedComparison:
+        """Read a comparison.json.
+
+        Raises:
+            InputError: the file is missing or is not a paired comparison.
+        """
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such comparison") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(f"{path}: not a rebirth comparison ({error})") from None

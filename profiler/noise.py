@@ -1,0 +1,33 @@
+"""What may have moved a profile's numbers besides the model: said beside them, never hidden.
+
+Each check is a threshold on something the run recorded: the spread of its own samples, the CPU time
+other processes took while it ran, clocks that changed between its start and its end, throttling.
+"""
+
+from __future__ import annotations
+
+from contract.device import DeviceInfo
+from contract.profile import Latency
+
+MAX_CV = 0.05
+"""Coefficient of variation of the measured runs above which a profile is noisy."""
+MAX_OTHER_LOAD = 0.15
+"""Share of the device's CPU other processes may take during the run."""
+MAX_CLOCK_CHANGE = 0.10
+"""Relative change of a core's clock between the start and the end of the run."""
+
+
+def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[str, ...]:
+    """Why a profile's latency may not be the model's alone; empty when nothing says so."""
+    flags = []
+    if latency.cv > MAX_CV:
+        flags.append(f"the runs spread widely (CV {latency.cv:.1%} over {len(latency.raw)} runs, > {MAX_CV:.0%})")
+    if device.other_load is not None and device.other_load > MAX_OTHER_LOAD:
+        flags.append(f"the device was busy: other work took {device.other_load:.0%} of its CPU during the run")
+    moved = [core.index for core in device.cores if core.cur_freq_khz_start and core.cur_freq_khz_end
+             and abs(core.cur_freq_khz_end / core.cur_freq_khz_start - 1) > MAX_CLOCK_CHANGE]
+    if moved:
+        flags.append(f"clocks moved during the run (cores {', '.join(map(str, moved))})")
+    if device.throttled:
+        flags.append("the device throttled (a core ended below 90% of its maximum clock)")
+    return tuple(flags)

@@ -1,0 +1,188 @@
+"""Two programs measured side by side on one device: alternating runs in blocks (A B, B A, A B, ...),
+same device, settings and pinning, so that drift, load and heat hit both alike; blocks are added until
+the question is answered (the ratio to a stated precision, or which side of a threshold it lies) or the
+budget is spent, which is said plainly.
+
+Each block gives one ratio of B's run statistic (p50) over A's; the estimate is their geometric mean
+and its interval a t-interval over the blocks' log ratios, which holds the run-to-run noise itself.
+The paired runs are timed from the runner's own per-execution lines (no ETDump to read, so a block
+costs little more than its runs); after them one traced run of each side gives the per-layer profiles.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional
+
+from contract.paired import (
+    DECIDED,
+    IMPROVEMENT,
+    PASS,
+    REGRESSION,
+    UNDECIDED,
+    Budget,
+    PairedComparison,
+    PairedRun,
+    Question,
+)
+from contract.profile import Latency, Profile
+from devices import Device, Outcome, ProgressCallback, open_device
+from profiler.farm import FarmListener
+from profiler.measure import ProfileOptions, Program, Stage, prepare, profile_program, time_program
+from profiler.noise import noise_flags
+
+CONFIDENCE = 0.95
+STATISTIC = "p50"
+PRECISION = Question()
+"""The default question: the latency ratio to ±2%."""
+BUDGET = Budget()
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """The comparison, and one full profile of each side, traced after the pairs (for the report)."""
+
+    comparison: PairedComparison
+    a: Profile
+    b: Profile
+
+
+@dataclass(frozen=True)
+class Interval:
+    ratio: float
+    low: float
+    high: float
+
+
+def interval(log_ratios: list[float], confidence: float = CONFIDENCE) -> Interval:
+    """The geometric mean of the blocks' ratios and its t-interval (infinite with fewer than 2 blocks)."""
+    from scipy.stats import t
+
+    mean = statistics.fmean(log_ratios)
+    if len(log_ratios) < 2:
+        return Interval(math.exp(mean), 0.0, math.inf)
+    half = t.ppf((1 + confidence) / 2, len(log_ratios) - 1) * statistics.stdev(log_ratios) / math.sqrt(len(log_ratios))
+    return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half))
+
+
+def decide(estimate: Interval, question: Question) -> Optional[tuple[str, str]]:
+    """``(outcome, reason)`` once the interval answers the question, else None."""
+    shown = f"{estimate.low:.3f}-{estimate.high:.3f}"
+    if question.threshold is not None:
+        limit = 1 + question.threshold
+        if estimate.low > limit:
+            return REGRESSION, f"B is slower by more than {question.threshold:.0%}: latency ratio {shown}"
+        if estimate.high < 1 / limit:
+            return IMPROVEMENT, f"B is faster by more than {question.threshold:.0%}: latency ratio {shown}"
+        if estimate.high < limit:
+            return PASS, f"B is not slower by more than {question.threshold:.0%}: latency ratio {shown}"
+        return None
+    if math.log(estimate.high / estimate.low) / 2 <= math.log(1 + question.precision):
+        return DECIDED, f"the latency ratio is {estimate.ratio:.3f} ({shown}), within ±{question.precision:.0%}"
+    return None
+
+
+def compare_programs(a: Program, b: Program, device: Device, options: ProfileOptions,
+                     question: Question = PRECISION, budget: Budget = BUDGET,
+                     progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None,
+                     clock: Callable[[], float] = time.monotonic) -> PairedResult:
+    """Run A and B alternately on ``device`` in blocks until ``question`` is answered or ``budget`` spent."""
+    announce = stage or (lambda text: None)
+    start = clock()
+    runs: list[PairedRun] = []
+    ratios: list[float] = []
+    verdict: Optional[tuple[str, str]] = None
+    while verdict is None and len(runs) + 2 <= budget.max_runs and clock() - start < budget.max_seconds:
+        block = len(ratios)
+        for side in ("a", "b") if block % 2 == 0 else ("b", "a"):
+            latency, result, described = time_program(a if side == "a" else b, device, options, progress)
+            runs.append(PairedRun(side, block, _statistic(latency), latency.cv, result.peak_rss_bytes,
+                                  noise_flags(latency, described)))
+        ratios.append(math.log(runs[-1].latency_ms / runs[-2].latency_ms) * (1 if runs[-1].side == "b" else -1))
+        estimate = interval(ratios)
+        announce(f"block {block + 1} ({len(runs)} runs): B/A latency {estimate.ratio:.3f} "
+                 f"({CONFIDENCE:.0%} CI {estimate.low:.3f}-{estimate.high:.3f})")
+        if len(ratios) >= budget.min_blocks:
+            verdict = decide(estimate, question)
+    estimate = interval(ratios)
+    outcome, reason = verdict or (UNDECIDED, _undecided(estimate, question, len(runs), clock() - start, budget))
+    comparison = PairedComparison(a.source, b.source, device.name, STATISTIC, question, budget, tuple(runs),
+                                  len(ratios), estimate.ratio, estimate.low, estimate.high, CONFIDENCE, outcome,
+                                  reason, clock() - start)
+    announce("tracing one run of each for the per-layer report")
+    return PairedResult(comparison, profile_program(a, device, options, progress),
+                        profile_program(b, device, options, progress))
+
+
+def compare(model_a: str, model_b: str, options: ProfileOptions, question: Question = PRECISION,
+            budget: Budget = BUDGET, progress: Optional[ProgressCallback] = None,
+            stage: Optional[Stage] = None, etrecords: tuple = (None, None)) -> PairedResult:
+    """`rebirth compare`: export both models if needed, then measure them side by side on the device.
+
+    Raises:
+        InputError: a model argument, file or export is wrong, or the device is unknown.
+        DeviceError: the device failed.
+    """
+    from models import parse_spec
+
+    parse_spec(model_a), parse_spec(model_b)
+    with open_device(options.device) as device:
+        a = prepare(model_a, options.backend, etrecords[0], stage)
+        b = prepare(model_b, options.backend, etrecords[1], stage)
+        return compare_programs(a, b, device, options, question, budget, progress, stage)
+
+
+def _statistic(latency: Latency) -> float:
+    return latency.p50
+
+
+def _undecided(estimate: Interval, question: Question, runs: int, seconds: float, budget: Budget) -> str:
+    spent = f"{runs} runs in {seconds:.0f} s (budget {budget.max_runs} runs, {budget.max_seconds:.0f} s)"
+    if question.threshold is not None:
+        return (f"undecided after {spent}: the latency ratio {estimate.low:.3f}-{estimate.high:.3f} holds both "
+                f"'not slower' and 'slower by more than {question.threshold:.0%}'")
+    return (f"undecided after {spent}: the latency ratio {estimate.low:.3f}-{estimate.high:.3f} is wider than "
+            f"±{question.precision:.0%}")
+
+
+@dataclass(frozen=True)
+class ABRequest:
+    """`rebirth regress --ab`: a baseline and a candidate program, measured side by side on every target."""
+
+    baseline: str
+    candidate: str
+    targets: tuple[str, ...]
+    threshold: float
+    """B may be this much slower than A (0.05: 5%) before it is a regression."""
+    backend: str = "xnnpack"
+    warmup: Optional[int] = None
+    iterations: Optional[int] = None
+    threads: Optional[int] = None
+    budget: Budget = BUDGET
+
+
+def regress_ab(request: ABRequest, listener: FarmListener) -> list[Outcome[PairedResult]]:
+    """Export both programs once, then on every target at once run them alternately until it is clear on
+    which side of the threshold B's latency lies, or the budget is spent.
+
+    Raises:
+        InputError: a model cannot be read or exported (before any device is used).
+    """
+    from contract.errors import DeviceError, InputError
+    from devices import fan_out
+
+    a, b = prepare(request.baseline, request.backend), prepare(request.candidate, request.backend)
+    options = ProfileOptions(backend=request.backend, warmup=request.warmup, iterations=request.iterations,
+                             threads=request.threads)
+
+    def job(name: str) -> PairedResult:
+        with open_device(name) as device:
+            return compare_programs(a, b, device, options, Question(threshold=request.threshold), request.budget,
+                                    lambda stage, done, total: listener.progress(name, stage, done, total),
+                                    lambda stage: listener.stage(name, stage))
+
+    return fan_out(request.targets, job, expected=(DeviceError, InputError), on_done=listener.finished)
