@@ -81,7 +81,17 @@ class PairedComparison:
     outcome: str
     reason: str
     seconds: float
+    in_process: bool = False
+    """Each block ran both programs in one process, executions alternating (rebirth's runner), rather than
+    as two runs back to back."""
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def how(self) -> str:
+        """How the pairs were made, in words."""
+        if self.in_process:
+            return f"{self.blocks} blocks, each a run alternating A's and B's executions on {self.device}"
+        return f"{self.blocks} blocks of A and B runs back to back on {self.device}"
 
     @property
     def speedup(self) -> float:

@@ -64,6 +64,8 @@ class PhoneRunner:
     kind: str
     """``native`` (rebirth's) or ``external`` (the inventory's or the phone's)."""
     sha256: Optional[str]
+    pairs: bool = False
+    """It runs two programs alternately in one process (``--paired_model_path``, rebirth's runner)."""
 
 
 @dataclass
@@ -234,13 +236,19 @@ class AdbDevice:
         remote = f"{self.workdir}/bin/executor_runner"
         self.push_if_changed(local, remote, progress)
         self.shell(f"chmod 755 {q(remote)}", "push")
-        return PhoneRunner((remote,), remote, EXTERNAL, sha256_file(local))
+        return PhoneRunner((remote,), remote, EXTERNAL, sha256_file(local), self._pairs((remote,)))
 
     def _phone_runner(self) -> Optional[PhoneRunner]:
         found = self.shell("command -v executor_runner", "runner", check=False).output.strip().splitlines()
         if not found or not found[-1].startswith("/"):
             return None
-        return PhoneRunner((found[-1],), found[-1], EXTERNAL, self.remote_sha256(found[-1]))
+        return PhoneRunner((found[-1],), found[-1], EXTERNAL, self.remote_sha256(found[-1]),
+                           self._pairs((found[-1],)))
+
+    def _pairs(self, argv: tuple[str, ...]) -> bool:
+        """Whether a runner is rebirth's (its usage names --paired_model_path)."""
+        usage = self.shell(f"{' '.join(q(arg) for arg in argv)} --help 2>&1", "runner", check=False).output
+        return "--paired_model_path" in usage
 
     def _rebirth_runner(self, progress: Optional[ProgressCallback]) -> PhoneRunner:
         from devices.native import ARM64, arm64_bundle
@@ -261,7 +269,7 @@ class AdbDevice:
         self.push_bundle(bundle, folder, progress)
         launcher = f"{folder}/{BUNDLE_LAUNCHER}"
         identity = hashlib.sha256(json.dumps(bundle.sha256(), sort_keys=True).encode()).hexdigest()
-        return PhoneRunner(("sh", launcher), launcher, NATIVE, identity)
+        return PhoneRunner(("sh", launcher), launcher, NATIVE, identity, pairs=True)
 
     def push_bundle(self, bundle: Bundle, folder: str, progress: Optional[ProgressCallback] = None) -> int:
         """Push the bundle's files that the phone does not have with the same bytes; how many it pushed."""
@@ -291,8 +299,8 @@ class AdbDevice:
     def run(self, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback] = None) -> RunResult:
         """Push what changed, run the runner pinned and watched, pull the ETDump, clean up."""
         runner = self.find_runner(progress)
-        model = f"{self.workdir}/models/{_safe_name(request.model_path.name)}"
-        self.push_if_changed(request.model_path, model, progress)
+        model = self._push_model(request.model_path, progress)
+        paired = self._push_model(request.paired_model_path, progress) if request.paired_model_path else None
         if request.cooldown_s:
             time.sleep(request.cooldown_s)
         before = self.snapshot("state")
@@ -302,7 +310,8 @@ class AdbDevice:
         self.shell(f"mkdir -p {q(run_dir)}", "prepare")
         self._prune_stale_runs()
         try:
-            log, watch, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress)
+            log, watch, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress,
+                                                      paired=paired)
             if code != 0:
                 raise runlog.runner_failure(self.name, command, code, log)
             after = self.snapshot("state")
@@ -317,10 +326,22 @@ class AdbDevice:
                          before.state(), after.state(), threads=threads, cpu_affinity=mask,
                          notes=(EMULATED_NOTE,) if self.emulated else (), runner_cpu_ticks=watch.cpu_ticks)
 
+    def pairs_in_process(self) -> bool:
+        return self.find_runner().pairs
+
+    def _push_model(self, local: Path, progress: Optional[ProgressCallback]) -> str:
+        remote = f"{self.workdir}/models/{_safe_name(local.name)}"
+        self.push_if_changed(local, remote, progress)
+        return remote
+
     def run_command(self, runner: PhoneRunner, model: str, run_dir: str, executions: int, mask: Optional[str],
-                    threads: Optional[int], etdump: bool = True) -> str:
-        """The runner's command line: executor_runner's own flags only, every argument quoted."""
+                    threads: Optional[int], etdump: bool = True, paired: Optional[tuple[str, int]] = None) -> str:
+        """The runner's command line, every argument quoted: executor_runner's own flags only, but for
+        ``paired`` (the second program and the warm-up count), which only rebirth's runner takes."""
         args = [*runner.argv, "--model_path", model, "--num_executions", str(executions)]
+        if paired:
+            args = [*runner.argv, "--model_path", model, "--paired_model_path", paired[0], "--warmup",
+                    str(paired[1]), "--num_executions", str(executions - paired[1])]
         if etdump:
             args += ["--etdump_path", f"{run_dir}/model.etdp"]
         if threads:
@@ -328,9 +349,10 @@ class AdbDevice:
         pinned = (["taskset", mask] if mask else []) + args
         return " ".join(q(arg) for arg in pinned)
 
-    def _execute(self, runner, model, run_dir, request: RunRequest, mask, threads, progress):
+    def _execute(self, runner, model, run_dir, request: RunRequest, mask, threads, progress, paired=None):
         executions = request.warmup + request.iterations
-        command = self.run_command(runner, model, run_dir, executions, mask, threads, request.etdump)
+        command = self.run_command(runner, model, run_dir, executions, mask, threads, request.etdump,
+                                   (paired, request.warmup) if paired else None)
         # The runner in the background, its VmHWM polled from /proc until it exits (a heartbeat too).
         script = (f"cd {q(run_dir)} || exit 90\n{command} 2>&1 &\npid=$!\necho \"__pid $pid\"\n"
                   "while kill -0 $pid 2>/dev/null; do\n"

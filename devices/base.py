@@ -28,6 +28,8 @@ class RunRequest:
     cpu_affinity: Optional[tuple[int, ...]] = None
     cooldown_s: float = 0.0
     etdump: bool = True
+    paired_model_path: Optional[Path] = None
+    """A second .pte run alternately with the first in the same process (``Device.pairs_in_process``)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class Device(Protocol):
 
     def run(self, request: RunRequest, workdir: Path,
             progress: Optional[ProgressCallback] = None) -> RunResult: ...
+
+    def pairs_in_process(self) -> bool:
+        """Whether this device's runner can run two programs alternately in one process (rebirth's native
+        runner can: ``RunRequest.paired_model_path``)."""
+        ...
 
     def report(self) -> DeviceReport:
         """Identity, clocks, temperatures and battery, for `rebirth devices info`."""

@@ -130,7 +130,12 @@ class LocalDevice:
             command += ["--cpu_threads", str(request.threads)]
         if not request.etdump:
             command.append("--no_etdump")
+        if request.paired_model_path is not None:
+            command += ["--paired_model_path", str(request.paired_model_path)]
         return command
+
+    def pairs_in_process(self) -> bool:
+        return self.runner().kind == NATIVE
 
     def run(self, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback] = None) -> RunResult:
         """Run the runner once; raise ``ModelRejectedError`` when the runtime refuses the model."""

@@ -18,6 +18,7 @@ EXIT_RUN_FAILED = 4
 _LOADED = re.compile(r"Model loaded in ([\d.]+) ms")
 _EXECUTED = re.compile(r"Model executed successfully (\d+) time\(s\) in ([\d.]+) ms")
 _ITERATION = re.compile(r"(Warm-up|Execution) (\d+)/(\d+) in ([\d.]+) ms")
+_PAIRED = re.compile(r"Paired execution (\d+)/(\d+) in ([\d.]+) ms")
 _BASELINE = re.compile(r"Baseline RSS: (\d+) bytes")
 _PEAK = re.compile(r"Peak RSS: (\d+) bytes")
 _MISSING_OP = re.compile(r"Missing operator: \[\d+\] ([\w:.]+)")
@@ -33,6 +34,10 @@ class RunLog:
     executions: Optional[int] = None
     total_ms: Optional[float] = None
     execution_ms: tuple[float, ...] = ()
+    paired_execution_ms: tuple[float, ...] = ()
+    """The second program's timed executions, when the runner ran two side by side."""
+    warmups: int = 0
+    """Warm-up lines: 0 from a runner that was not told of warm-ups (they are among its executions)."""
     baseline_rss_bytes: Optional[int] = None
     peak_rss_bytes: Optional[int] = None
 
@@ -42,6 +47,7 @@ def parse_log(text: str) -> RunLog:
     load = _search_float(_LOADED, text)
     executed = _EXECUTED.search(text)
     timings = tuple(float(m.group(4)) for m in _ITERATION.finditer(text) if m.group(1) == "Execution")
+    paired = tuple(float(m.group(3)) for m in _PAIRED.finditer(text))
     baseline = _BASELINE.search(text)
     peak = _PEAK.search(text)
     return RunLog(
@@ -50,6 +56,8 @@ def parse_log(text: str) -> RunLog:
         executions=int(executed.group(1)) if executed else None,
         total_ms=float(executed.group(2)) if executed else None,
         execution_ms=timings,
+        paired_execution_ms=paired,
+        warmups=sum(1 for m in _ITERATION.finditer(text) if m.group(1) == "Warm-up"),
         baseline_rss_bytes=int(baseline.group(1)) if baseline else None,
         peak_rss_bytes=int(peak.group(1)) if peak else None,
     )

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 from contract.device import DeviceInfo
-from contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError
+from contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
 from contract.profile import Latency, Profile, Settings
-from devices import Device, ProgressCallback, RunDefaults, RunRequest, RunResult, open_device
+from devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult, open_device
 from models import Exported, PteFile
 
 Stage = Callable[[str], None]
@@ -105,6 +105,11 @@ def run_request(program: Program, options: ProfileOptions, traced: bool = True) 
                       cooldown_s=options.cooldown_s or 0.0, etdump=traced)
 
 
+def timed_samples(samples: tuple[float, ...], log: RunLog, warmup: int) -> tuple[float, ...]:
+    """The timed executions of a log's samples: a runner not told of the warm-ups ran them first."""
+    return samples if log.warmups or not warmup else samples[warmup:]
+
+
 def time_program(program: Program, device: Device, options: ProfileOptions,
                  progress: Optional[ProgressCallback] = None) -> tuple[Latency, RunResult, DeviceInfo]:
     """Run a prepared program without reading an ETDump: the latency of its timed runs as the runner logged
@@ -118,9 +123,31 @@ def time_program(program: Program, device: Device, options: ProfileOptions,
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
         result = _run(device, run_request(program, options, traced=False), Path(workdir), progress)
     described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
-    if result.log.execution_ms:
-        return Latency.from_samples(result.log.execution_ms, result.log.load_ms), result, described
+    samples = timed_samples(result.log.execution_ms, result.log, options.warmup or 0)
+    if samples:
+        return Latency.from_samples(samples, result.log.load_ms), result, described
     return profile_program(program, device, options, progress).latency, result, described
+
+
+def time_pair(first: Program, second: Program, device: Device, options: ProfileOptions,
+              progress: Optional[ProgressCallback] = None) -> tuple[Latency, Latency, RunResult, DeviceInfo]:
+    """Both programs in one run of a runner that alternates them (``Device.pairs_in_process``): each one's
+    latency, the run, and the device over it.
+
+    Raises:
+        DeviceError, InputError: as ``profile_program``; RunnerError when the runner did not pair them.
+    """
+    options = options.resolved(device.defaults)
+    request = replace(run_request(first, options, traced=False), paired_model_path=second.pte.path.resolve())
+    with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
+        result = _run(device, request, Path(workdir), progress)
+    samples = timed_samples(result.log.execution_ms, result.log, options.warmup or 0)
+    if not samples or not result.log.paired_execution_ms:
+        raise RunnerError(f"{device.name}: the runner did not run the two programs side by side",
+                          device=device.name, step="run", output=result.log.text)
+    described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
+    return (Latency.from_samples(samples), Latency.from_samples(result.log.paired_execution_ms), result,
+            described)
 
 
 def _run(device: Device, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback]) -> RunResult:

@@ -5,8 +5,11 @@ budget is spent, which is said plainly.
 
 Each block gives one ratio of B's run statistic (p50) over A's; the estimate is their geometric mean
 and its interval a t-interval over the blocks' log ratios, which holds the run-to-run noise itself.
-The paired runs are timed from the runner's own per-execution lines (no ETDump to read, so a block
-costs little more than its runs); after them one traced run of each side gives the per-layer profiles.
+Where the runner can (rebirth's native runner, ``--paired_model_path``), a block is one process that
+alternates A's and B's executions, each after a warm-up of its own: drift then hits both within
+milliseconds, and the noise between processes (memory layout, the scheduler) cancels too; elsewhere a
+block is a run of each, back to back. Paired runs are timed from the runner's own per-execution lines
+(no ETDump to read); after them one traced run of each side gives the per-layer profiles and memory.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from contract.paired import (
 from contract.profile import Latency, Profile
 from devices import Device, Outcome, ProgressCallback, open_device
 from profiler.farm import FarmListener
-from profiler.measure import ProfileOptions, Program, Stage, prepare, profile_program, time_program
+from profiler.measure import ProfileOptions, Program, Stage, prepare, profile_program, time_pair, time_program
 from profiler.noise import noise_flags
 
 CONFIDENCE = 0.95
@@ -90,18 +93,29 @@ def compare_programs(a: Program, b: Program, device: Device, options: ProfileOpt
                      question: Question = PRECISION, budget: Budget = BUDGET,
                      progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None,
                      clock: Callable[[], float] = time.monotonic) -> PairedResult:
-    """Run A and B alternately on ``device`` in blocks until ``question`` is answered or ``budget`` spent."""
+    """Run A and B alternately on ``device`` in blocks until ``question`` is answered or ``budget`` spent,
+    then trace one run of each for the per-layer report."""
+    comparison = measure_pairs(a, b, device, options, question, budget, progress, stage, clock)
+    (stage or (lambda text: None))("tracing one run of each for the per-layer report")
+    return PairedResult(comparison, profile_program(a, device, options, progress),
+                        profile_program(b, device, options, progress))
+
+
+def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOptions,
+                  question: Question = PRECISION, budget: Budget = BUDGET,
+                  progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None,
+                  clock: Callable[[], float] = time.monotonic) -> PairedComparison:
+    """The paired comparison alone: A and B alternately in blocks until ``question`` is answered or
+    ``budget`` spent."""
     announce = stage or (lambda text: None)
     start = clock()
     runs: list[PairedRun] = []
     ratios: list[float] = []
     verdict: Optional[tuple[str, str]] = None
+    together = device.pairs_in_process()
     while verdict is None and len(runs) + 2 <= budget.max_runs and clock() - start < budget.max_seconds:
         block = len(ratios)
-        for side in ("a", "b") if block % 2 == 0 else ("b", "a"):
-            latency, result, described = time_program(a if side == "a" else b, device, options, progress)
-            runs.append(PairedRun(side, block, _statistic(latency), latency.cv, result.peak_rss_bytes,
-                                  noise_flags(latency, described)))
+        runs += _block(a, b, block, device, options, progress, together)
         ratios.append(math.log(runs[-1].latency_ms / runs[-2].latency_ms) * (1 if runs[-1].side == "b" else -1))
         estimate = interval(ratios)
         announce(f"block {block + 1} ({len(runs)} runs): B/A latency {estimate.ratio:.3f} "
@@ -110,12 +124,9 @@ def compare_programs(a: Program, b: Program, device: Device, options: ProfileOpt
             verdict = decide(estimate, question)
     estimate = interval(ratios)
     outcome, reason = verdict or (UNDECIDED, _undecided(estimate, question, len(runs), clock() - start, budget))
-    comparison = PairedComparison(a.source, b.source, device.name, STATISTIC, question, budget, tuple(runs),
-                                  len(ratios), estimate.ratio, estimate.low, estimate.high, CONFIDENCE, outcome,
-                                  reason, clock() - start)
-    announce("tracing one run of each for the per-layer report")
-    return PairedResult(comparison, profile_program(a, device, options, progress),
-                        profile_program(b, device, options, progress))
+    return PairedComparison(a.source, b.source, device.name, STATISTIC, question, budget, tuple(runs),
+                            len(ratios), estimate.ratio, estimate.low, estimate.high, CONFIDENCE, outcome,
+                            reason, clock() - start, together)
 
 
 def compare(model_a: str, model_b: str, options: ProfileOptions, question: Question = PRECISION,
@@ -134,6 +145,25 @@ def compare(model_a: str, model_b: str, options: ProfileOptions, question: Quest
         a = prepare(model_a, options.backend, etrecords[0], stage)
         b = prepare(model_b, options.backend, etrecords[1], stage)
         return compare_programs(a, b, device, options, question, budget, progress, stage)
+
+
+def _block(a: Program, b: Program, block: int, device: Device, options: ProfileOptions,
+           progress: Optional[ProgressCallback], together: bool) -> list[PairedRun]:
+    """One block: A then B (B then A in odd blocks), in one process alternating their executions where the
+    runner can, else as two runs back to back."""
+    order = ("a", "b") if block % 2 == 0 else ("b", "a")
+    programs = {"a": a, "b": b}
+    if together:
+        first, second, result, described = time_pair(programs[order[0]], programs[order[1]], device, options,
+                                                     progress)
+        return [PairedRun(side, block, _statistic(latency), latency.cv, None, noise_flags(latency, described))
+                for side, latency in zip(order, (first, second))]
+    runs = []
+    for side in order:
+        latency, result, described = time_program(programs[side], device, options, progress)
+        runs.append(PairedRun(side, block, _statistic(latency), latency.cv, result.peak_rss_bytes,
+                              noise_flags(latency, described)))
+    return runs
 
 
 def _statistic(latency: Latency) -> float:

@@ -44,6 +44,7 @@ class Spread:
     runs: int = 0
     decided: bool = True
     reason: str = ""
+    how: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def paired_speedup(paired: PairedComparison) -> Spread:
     """A over B from a paired comparison, with its interval over the pairs."""
     low, high = paired.speedup_interval
     return Spread(paired.speedup, low, high, paired.confidence, paired=True, blocks=paired.blocks,
-                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason)
+                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason, how=paired.how)
 
 
 def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, after_p50: float,

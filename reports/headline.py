@@ -71,9 +71,8 @@ def _speed(comparison: Comparison) -> Fact:
         return Fact("speedup", "speed-up (paired)", "undecided", f"{speedup.reason}{noisy}", NEUTRAL)
     tone = GOOD if speedup.low > 1 else BAD if speedup.high < 1 else NEUTRAL
     if speedup.paired:
-        return Fact("speedup", "speed-up (paired)", ratio(speedup.value),
-                    f"{spread(speedup)}; {speedup.blocks} blocks, {speedup.runs} runs alternating on one device"
-                    f"{noisy}", tone)
+        return Fact("speedup", "speed-up (paired)", ratio(speedup.value), f"{spread(speedup)}; {speedup.how}{noisy}",
+                    tone)
     return Fact("speedup", "speed-up (unpaired)", ratio(speedup.value),
                 f"{spread(speedup)}; p50 {ms(latency.before)} → {ms(latency.after)}; two profiles taken apart: "
                 f"drift between them is not in the interval (rebirth compare measures them side by side){noisy}",

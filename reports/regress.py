@@ -327,7 +327,7 @@ def _paired_latency(check: Check, comparison: PairedComparison) -> CheckResult:
         raise InputError(f"bad check {check}: measured side by side, rebirth compares {comparison.statistic}, "
                          f"e.g. {comparison.statistic}:5%")
     a, b = ([run.latency_ms for run in comparison.side(side)] for side in ("a", "b"))
-    reason = f"{comparison.blocks} blocks, {len(comparison.runs)} runs alternating: {comparison.reason}"
+    reason = f"{comparison.how}: {comparison.reason}"
     return CheckResult(check, _PAIRED_STATUS[comparison.outcome], before=statistics.median(a),
                        after=statistics.median(b), change=comparison.ratio - 1, low=comparison.low - 1,
                        high=comparison.high - 1, reason=reason)

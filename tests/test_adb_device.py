@@ -133,11 +133,11 @@ def test_a_phone_that_disappears_gives_one_clear_error_and_a_retry_works(s6, fir
 
         original = adb.AdbDevice._execute
 
-        def vanish_mid_run(self, *args):
+        def vanish_mid_run(self, *args, **kwargs):
             progress = args[-1]
             args = args[:-1] + (lambda stage, done, total: (stage == "run" and phone.stop(),
                                                             progress and progress(stage, done, total)),)
-            return original(self, *args)
+            return original(self, *args, **kwargs)
 
         adb.AdbDevice._execute = vanish_mid_run
     try:

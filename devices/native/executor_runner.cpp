@@ -10,11 +10,19 @@
 //   --no_etdump            run without the event tracer
 //   --cpu_threads N        threadpool size; <= 0 keeps the runtime's default
 //   --print_output MODE    none (default), summary (first 10 values) or all
+//   --paired_model_path P  a second .pte run alternately with the first, for
+//                          comparing two programs side by side in one process:
+//                          both warm up, then segments of --paired_segment
+//                          executions alternate A B B A ..., the first execution
+//                          of each segment untimed ("Switch warm-up"); B's lines
+//                          read "Paired warm-up|execution i/T in X ms."
+//   --paired_segment K     timed executions per segment (default 1)
 //
 // Exit codes: 0 ok, 1 ETDump not written, 2 bad command line, 3 the program or
 // method failed to load, 4 an execution failed.
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cerrno>
 #include <cinttypes>
@@ -81,13 +89,16 @@ struct Options {
   bool no_etdump = false;
   long cpu_threads = -1;
   std::string print_output = "none";
+  std::string paired_model_path;
+  long paired_segment = 1;
 };
 
 const char kUsage[] =
     "usage: executor_runner --model_path PATH [--num_executions N] "
     "[--warmup W]\n"
     "       [--etdump_path PATH | --no_etdump] [--cpu_threads N]\n"
-    "       [--print_output none|summary|all]\n";
+    "       [--print_output none|summary|all]\n"
+    "       [--paired_model_path PATH [--paired_segment K]]\n";
 
 bool ParseLong(const std::string& text, long* out) {
   if (text.empty()) return false;
@@ -162,6 +173,11 @@ bool ParseOptions(int argc, char** argv, Options* options) {
       ok = ParseLong(value, &options->warmup) && options->warmup >= 0;
     } else if (name == "cpu_threads") {
       ok = ParseLong(value, &options->cpu_threads);
+    } else if (name == "paired_model_path") {
+      options->paired_model_path = value;
+    } else if (name == "paired_segment") {
+      ok = ParseLong(value, &options->paired_segment) &&
+           options->paired_segment > 0;
     } else if (name == "print_output") {
       options->print_output = value;
       ok = value == "none" || value == "summary" || value == "all";
@@ -207,6 +223,12 @@ __attribute__((format(printf, 1, 2))) void Say(const char* format, ...) {
   std::vfprintf(stdout, format, args);
   va_end(args);
   std::fflush(stdout);
+}
+
+std::string Lower(const char* text) {
+  std::string lower = text;
+  for (char& c : lower) c = static_cast<char>(std::tolower(c));
+  return lower;
 }
 
 double MillisSince(std::chrono::steady_clock::time_point start) {
@@ -374,8 +396,166 @@ void PrintOutputs(const Method& method, bool all) {
   }
 }
 
-}  // namespace
+// A program loaded for execution: everything its method needs stays alive
+// here, and the inputs (ones) are set again before every execution.
+struct LoadedModel {
+  std::string path;
+  std::unique_ptr<FileDataLoader> loader;
+  std::unique_ptr<Program> program;
+  std::vector<std::unique_ptr<uint8_t[]>> planned_buffers;
+  std::vector<Span<uint8_t>> planned_spans;
+  std::unique_ptr<HierarchicalAllocator> planned_memory;
+  MallocMemoryAllocator method_allocator;
+  MallocMemoryAllocator temp_allocator;
+  std::unique_ptr<MemoryManager> memory_manager;
+  std::unique_ptr<Method> method;
+  std::vector<InputTensor> inputs;
+};
 
+// Prints why and returns false when the program, its method or its inputs
+// cannot be made ready.
+bool Load(const std::string& path, executorch::etdump::ETDumpGen* etdump,
+          LoadedModel* model) {
+  model->path = path;
+  const char* where = path.c_str();
+  Result<FileDataLoader> loader = FileDataLoader::from(where);
+  if (!loader.ok()) {
+    std::fprintf(stderr, "Error: opening %s failed: %s\n", where,
+                 Describe(loader.error()).c_str());
+    return false;
+  }
+  model->loader = std::make_unique<FileDataLoader>(std::move(loader.get()));
+  // Full flatbuffer verification, as the pybindings do: with Minimal, a
+  // corrupted .pte can crash the runner instead of failing to load.
+  Result<Program> program = Program::load(
+      model->loader.get(), Program::Verification::InternalConsistency);
+  if (!program.ok()) {
+    std::fprintf(stderr, "Error: loading program %s failed: %s\n", where,
+                 Describe(program.error()).c_str());
+    return false;
+  }
+  model->program = std::make_unique<Program>(std::move(program.get()));
+  Result<const char*> method_name = model->program->get_method_name(0);
+  if (!method_name.ok()) {
+    std::fprintf(stderr, "Error: %s has no method: %s\n", where,
+                 Describe(method_name.error()).c_str());
+    return false;
+  }
+  Result<MethodMeta> meta = model->program->method_meta(method_name.get());
+  if (!meta.ok()) {
+    std::fprintf(stderr, "Error: reading method %s failed: %s\n",
+                 method_name.get(), Describe(meta.error()).c_str());
+    return false;
+  }
+  // The planned buffers come from the program's memory plan; the method and
+  // temp allocators grow on the heap.
+  for (size_t i = 0; i < meta->num_memory_planned_buffers(); ++i) {
+    Result<int64_t> planned_size = meta->memory_planned_buffer_size(i);
+    if (!planned_size.ok()) {
+      std::fprintf(stderr, "Error: reading the memory plan of %s failed: %s\n",
+                   where, Describe(planned_size.error()).c_str());
+      return false;
+    }
+    size_t size = static_cast<size_t>(planned_size.get());
+    model->planned_buffers.emplace_back(new uint8_t[size == 0 ? 1 : size]);
+    model->planned_spans.emplace_back(model->planned_buffers.back().get(),
+                                      size);
+  }
+  model->planned_memory = std::make_unique<HierarchicalAllocator>(
+      Span<Span<uint8_t>>(model->planned_spans.data(),
+                          model->planned_spans.size()));
+  model->memory_manager = std::make_unique<MemoryManager>(
+      &model->method_allocator, model->planned_memory.get(),
+      &model->temp_allocator);
+  Result<Method> method = model->program->load_method(
+      method_name.get(), model->memory_manager.get(), etdump);
+  if (!method.ok()) {
+    std::fprintf(stderr, "Error: loading method %s of %s failed: %s\n",
+                 method_name.get(), where, Describe(method.error()).c_str());
+    return false;
+  }
+  model->method = std::make_unique<Method>(std::move(method.get()));
+  Error input_error = MakeInputs(meta.get(), &model->inputs);
+  if (input_error == Error::Ok) {
+    input_error = SetInputs(*model->method, model->inputs);
+  }
+  if (input_error != Error::Ok) {
+    std::fprintf(stderr, "Error: preparing the inputs of %s failed: %s\n",
+                 where, Describe(input_error).c_str());
+    return false;
+  }
+  return true;
+}
+
+// One execution, timed; the inputs are set again first (untimed): planned
+// memory that held them may have been reused by intermediates.
+Error Execute(LoadedModel& model, bool first, double* ms) {
+  Error error = first ? Error::Ok : SetInputs(*model.method, model.inputs);
+  auto start = std::chrono::steady_clock::now();
+  if (error == Error::Ok) error = model.method->execute();
+  *ms = MillisSince(start);
+  return error;
+}
+
+// Writes the ETDump; returns why it could not, or nullptr.
+const char* WriteEtdump(executorch::etdump::ETDumpGen& etdump,
+                        const std::string& path) {
+  executorch::etdump::ETDumpResult result = etdump.get_etdump_data();
+  const char* why = result.buf == nullptr ? "no ETDump data" : nullptr;
+  FILE* file = why ? nullptr : std::fopen(path.c_str(), "wb");
+  if (!why && file == nullptr) why = std::strerror(errno);
+  if (!why && std::fwrite(result.buf, 1, result.size, file) != result.size) {
+    why = std::strerror(errno);
+  }
+  if (file != nullptr && std::fclose(file) != 0 && !why) {
+    why = std::strerror(errno);
+  }
+  std::free(result.buf);
+  return why;
+}
+
+// The paired loop: both warm up, then segments alternate A B B A A B ...
+// until each has run --num_executions timed executions. Returns the exit
+// status (0 when every execution succeeded).
+int RunPaired(const Options& options, LoadedModel& model, LoadedModel& other,
+              double* timed_ms) {
+  long total = options.warmup + options.num_executions;
+  long done[2] = {0, 0};  // Executions so far (warm-ups included) per side.
+  auto run = [&](int side, const char* label, bool timed) -> bool {
+    LoadedModel& which = side == 0 ? model : other;
+    double ms = 0.0;
+    Error error = Execute(which, done[side] == 0, &ms);
+    if (error != Error::Ok) {
+      std::fprintf(stderr, "Error: execution of %s failed: %s\n",
+                   which.path.c_str(), Describe(error).c_str());
+      return false;
+    }
+    if (timed) {
+      ++done[side];
+      if (side == 0) *timed_ms += ms;
+    } else if (std::strcmp(label, "Warm-up") == 0) {
+      ++done[side];
+    }
+    Say("%s%s %ld/%ld in %f ms.\n", side == 1 && label[0] != 'S' ? "Paired " : "",
+        side == 1 && label[0] != 'S' ? Lower(label).c_str() : label,
+        done[side], total, ms);
+    return true;
+  };
+  for (long i = 0; i < options.warmup; ++i) {
+    if (!run(0, "Warm-up", false) || !run(1, "Warm-up", false)) return kExitRun;
+  }
+  for (long segment = 0; done[0] < total || done[1] < total; ++segment) {
+    int side = static_cast<int>(((segment + 1) / 2) % 2);  // A B B A A B ...
+    if (done[side] >= total) side = 1 - side;
+    if (!run(side, "Switch warm-up", false)) return kExitRun;
+    for (long k = 0; k < options.paired_segment && done[side] < total; ++k) {
+      if (!run(side, "Execution", true)) return kExitRun;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
 int main(int argc, char** argv) {
   Options options;
   if (!ParseOptions(argc, argv, &options)) return kExitUsage;
@@ -390,116 +570,48 @@ int main(int argc, char** argv) {
   Say("Baseline RSS: %" PRIu64 " bytes\n", ProcStatusBytes("VmRSS"));
 
   auto load_start = std::chrono::steady_clock::now();
-  const char* path = options.model_path.c_str();
-  Result<FileDataLoader> loader = FileDataLoader::from(path);
-  if (!loader.ok()) {
-    std::fprintf(stderr, "Error: opening %s failed: %s\n", path,
-                 Describe(loader.error()).c_str());
-    return kExitLoad;
-  }
-  // Full flatbuffer verification, as the pybindings do: with Minimal, a
-  // corrupted .pte can crash the runner instead of failing to load.
-  Result<Program> program = Program::load(
-      &loader.get(), Program::Verification::InternalConsistency);
-  if (!program.ok()) {
-    std::fprintf(stderr, "Error: loading program %s failed: %s\n", path,
-                 Describe(program.error()).c_str());
-    return kExitLoad;
-  }
-  Result<const char*> method_name = program->get_method_name(0);
-  if (!method_name.ok()) {
-    std::fprintf(stderr, "Error: %s has no method: %s\n", path,
-                 Describe(method_name.error()).c_str());
-    return kExitLoad;
-  }
-  Result<MethodMeta> meta = program->method_meta(method_name.get());
-  if (!meta.ok()) {
-    std::fprintf(stderr, "Error: reading method %s failed: %s\n",
-                 method_name.get(), Describe(meta.error()).c_str());
-    return kExitLoad;
-  }
-
-  // The planned buffers come from the program's memory plan; the method and
-  // temp allocators grow on the heap.
-  std::vector<std::unique_ptr<uint8_t[]>> planned_buffers;
-  std::vector<Span<uint8_t>> planned_spans;
-  for (size_t i = 0; i < meta->num_memory_planned_buffers(); ++i) {
-    Result<int64_t> planned_size = meta->memory_planned_buffer_size(i);
-    if (!planned_size.ok()) {
-      std::fprintf(stderr, "Error: reading the memory plan of %s failed: %s\n",
-                   path, Describe(planned_size.error()).c_str());
-      return kExitLoad;
-    }
-    size_t size = static_cast<size_t>(planned_size.get());
-    planned_buffers.emplace_back(new uint8_t[size == 0 ? 1 : size]);
-    planned_spans.emplace_back(planned_buffers.back().get(), size);
-  }
-  HierarchicalAllocator planned_memory(
-      {planned_spans.data(), planned_spans.size()});
-  MallocMemoryAllocator method_allocator;
-  MallocMemoryAllocator temp_allocator;
-  MemoryManager memory_manager(&method_allocator, &planned_memory,
-                               &temp_allocator);
-
   std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
   if (!options.no_etdump) {
     etdump = std::make_unique<executorch::etdump::ETDumpGen>();
   }
-  Result<Method> method = program->load_method(
-      method_name.get(), &memory_manager, etdump.get());
-  if (!method.ok()) {
-    std::fprintf(stderr, "Error: loading method %s of %s failed: %s\n",
-                 method_name.get(), path, Describe(method.error()).c_str());
-    return kExitLoad;
-  }
-  std::vector<InputTensor> inputs;
-  Error input_error = MakeInputs(meta.get(), &inputs);
-  if (input_error == Error::Ok) input_error = SetInputs(method.get(), inputs);
-  if (input_error != Error::Ok) {
-    std::fprintf(stderr, "Error: preparing the inputs of %s failed: %s\n",
-                 path, Describe(input_error).c_str());
+  LoadedModel model;
+  if (!Load(options.model_path, etdump.get(), &model)) return kExitLoad;
+  bool paired = !options.paired_model_path.empty();
+  LoadedModel other;  // Untraced: the ETDump holds the first program only.
+  if (paired && !Load(options.paired_model_path, nullptr, &other)) {
     return kExitLoad;
   }
   Say("Model loaded in %f ms.\n", MillisSince(load_start));
 
   long total = options.warmup + options.num_executions;
   double timed_ms = 0.0;
-  for (long i = 1; i <= total; ++i) {
-    // Inputs are set again before every run (untimed): planned memory that
-    // held them may have been reused by intermediates.
-    Error error = i == 1 ? Error::Ok : SetInputs(method.get(), inputs);
-    auto start = std::chrono::steady_clock::now();
-    if (error == Error::Ok) error = method->execute();
-    double ms = MillisSince(start);
-    if (error != Error::Ok) {
-      std::fprintf(stderr, "Error: execution %ld failed: %s\n", i,
-                   Describe(error).c_str());
-      return kExitRun;
+  if (paired) {
+    int status = RunPaired(options, model, other, &timed_ms);
+    if (status != 0) return status;
+  } else {
+    for (long i = 1; i <= total; ++i) {
+      double ms = 0.0;
+      Error error = Execute(model, i == 1, &ms);
+      if (error != Error::Ok) {
+        std::fprintf(stderr, "Error: execution %ld failed: %s\n", i,
+                     Describe(error).c_str());
+        return kExitRun;
+      }
+      bool warmup = i <= options.warmup;
+      if (!warmup) timed_ms += ms;
+      Say("%s %ld/%ld in %f ms.\n", warmup ? "Warm-up" : "Execution", i, total,
+          ms);
     }
-    bool warmup = i <= options.warmup;
-    if (!warmup) timed_ms += ms;
-    Say("%s %ld/%ld in %f ms.\n", warmup ? "Warm-up" : "Execution", i, total,
-        ms);
   }
   Say("Model executed successfully %ld time(s) in %f ms.\n",
       options.num_executions, timed_ms);
   if (options.print_output != "none" && total > 0) {
-    PrintOutputs(method.get(), options.print_output == "all");
+    PrintOutputs(*model.method, options.print_output == "all");
   }
 
   int status = 0;
   if (etdump) {
-    executorch::etdump::ETDumpResult result = etdump->get_etdump_data();
-    const char* why = result.buf == nullptr ? "no ETDump data" : nullptr;
-    FILE* file = why ? nullptr : std::fopen(options.etdump_path.c_str(), "wb");
-    if (!why && file == nullptr) why = std::strerror(errno);
-    if (!why && std::fwrite(result.buf, 1, result.size, file) != result.size) {
-      why = std::strerror(errno);
-    }
-    if (file != nullptr && std::fclose(file) != 0 && !why) {
-      why = std::strerror(errno);
-    }
-    std::free(result.buf);
+    const char* why = WriteEtdump(*etdump, options.etdump_path);
     if (why) {
       std::fprintf(stderr, "Error: writing the ETDump to %s failed: %s\n",
                    options.etdump_path.c_str(), why);
