@@ -40,3 +40,16 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stamped, indent=1) + "\n")
     print(f"wrote {path}")
+
+
+class Silent:
+    """A farm listener that shows nothing."""
+
+    def stage(self, device, stage):
+        pass
+
+    def progress(self, device, stage, done, total):
+        pass
+
+    def finished(self, run):
+        pass

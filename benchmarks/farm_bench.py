@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, write_results
+from common import ROOT, Silent, write_results
 
 EXECUTION_MS = (50.0, 200.0)
 WARMUP, ITERATIONS = 3, 20
@@ -72,19 +72,6 @@ class PhoneProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-class Silent:
-    """A farm listener that shows nothing."""
-
-    def stage(self, device, stage):
-        pass
-
-    def progress(self, device, stage, done, total):
-        pass
-
-    def finished(self, run):
-        pass
 
 
 def timed_farm_run(model: str, targets: tuple[str, ...], store: Path, phones: list[PhoneProcess]) -> dict:

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import ROOT, write_results
+from common import ROOT, Silent, write_results
 
 MODELS = ROOT / "benchmarks" / "paired_models.py"
 THRESHOLD = 0.05
@@ -101,16 +101,6 @@ def farm(trials: int) -> dict:
     """regress --ab on two emulated phones: unchanged and slower, ``trials`` each."""
     from contract.paired import Budget
     from profiler.paired import ABRequest, regress_ab
-
-    class Silent:
-        def stage(self, device, stage):
-            pass
-
-        def progress(self, device, stage, done, total):
-            pass
-
-        def finished(self, run):
-            pass
 
     with tempfile.TemporaryDirectory(prefix="rebirth-paired-bench-") as folder:
         phones = [start_phone(Path(folder) / f"phone{index}") for index in range(2)]

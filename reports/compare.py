@@ -45,6 +45,8 @@ class Spread:
     decided: bool = True
     reason: str = ""
     how: str = ""
+    noisy_runs: int = 0
+    """Paired runs whose own spread or device said they were noisy (the pairs' interval holds that)."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,8 @@ def paired_speedup(paired: PairedComparison) -> Spread:
     """A over B from a paired comparison, with its interval over the pairs."""
     low, high = paired.speedup_interval
     return Spread(paired.speedup, low, high, paired.confidence, paired=True, blocks=paired.blocks,
-                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason, how=paired.how)
+                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason, how=paired.how,
+                  noisy_runs=sum(1 for run in paired.runs if run.noise))
 
 
 def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, after_p50: float,

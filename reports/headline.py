@@ -67,6 +67,9 @@ def _speed(comparison: Comparison) -> Fact:
                     f"p10 {ms(before.p10)}, p90 {ms(before.p90)}, CV {pct(before.cv)}{noisy}")
     if speedup is None:
         return Fact("speedup", "speed-up", "n/a", f"p50 {ms(latency.before)} → {ms(latency.after)}")
+    if speedup.paired and speedup.noisy_runs:
+        noisy += (f"; {speedup.noisy_runs} of {speedup.runs} paired runs were noisy (busy device or wide spread), "
+                  "which the interval holds")
     if speedup.paired and not speedup.decided:
         return Fact("speedup", "speed-up (paired)", "undecided", f"{speedup.reason}{noisy}", NEUTRAL)
     tone = GOOD if speedup.low > 1 else BAD if speedup.high < 1 else NEUTRAL

@@ -238,7 +238,7 @@ def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] =
     default the store's latest runs) judged against ``baseline`` (a saved baseline's name or folder, or a
     Profile file). A baseline device and model with no result is a failed run. The run-to-run noise of a
     device and model is ``run_noise`` if given, else learned from their other stored runs (at least
-    ``MIN_HISTORY``), else ``RUN_NOISE``; each latency check says which.
+    ``MIN_HISTORY``), else assumed large (``UNKNOWN_RUN_NOISE``); each latency check says which.
 
     Raises:
         InputError: a bad check, baseline or result, or nothing to judge.
@@ -261,6 +261,8 @@ def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] =
 
 MIN_HISTORY = 3
 """Stored runs of a device and model needed to learn their run-to-run noise."""
+UNKNOWN_RUN_NOISE = 0.10
+"""The run-to-run noise assumed until it can be learned: runs minutes apart on a busy farm drifted by ~10%."""
 
 
 def _noise_of(store: Path, key: tuple[str, str], current: Profile, given: Optional[float]) -> tuple[float, str]:
@@ -271,8 +273,9 @@ def _noise_of(store: Path, key: tuple[str, str], current: Profile, given: Option
 
     history = [run.profile for run in list_runs(store) if run.key == key and run.profile != current]
     if len(history) < MIN_HISTORY:
-        return RUN_NOISE, (f"run-to-run noise assumed {RUN_NOISE:.0%}: {len(history)} other stored runs, "
-                           f"{MIN_HISTORY} needed to learn it")
+        return UNKNOWN_RUN_NOISE, (f"run-to-run noise assumed {UNKNOWN_RUN_NOISE:.0%}: {len(history)} other stored "
+                                   f"runs, {MIN_HISTORY} needed to learn it (rebirth regress --ab measures both "
+                                   "side by side instead)")
     learned = max(RUN_NOISE, measure_run_noise(history))
     return learned, f"run-to-run noise {learned:.1%} learned from {len(history)} stored runs"
 

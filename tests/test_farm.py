@@ -356,7 +356,8 @@ def test_regress_catches_a_slowdown_passes_an_unchanged_run_and_reports_a_missin
 
     baseline_store, today = tmp_path / "baseline-store", tmp_path / "today"
     for name in ("p1", "p2", "p3"):
-        store.save_run(_device_run(name, seed=1), baseline_store)
+        for seed in (11, 12, 13, 1):  # earlier runs: the store learns each phone's run-to-run noise from them
+            store.save_run(_device_run(name, seed=seed), baseline_store)
     assert rebirth("baseline", "save", "main", "--store", baseline_store) == 0
     for name in ("p1", "p2", "p3"):
         store.save_run(_device_run(name, seed=2), today)  # another day, the same speed
