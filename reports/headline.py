@@ -71,7 +71,9 @@ def _speed(comparison: Comparison) -> Fact:
         noisy += (f"; {speedup.noisy_runs} of {speedup.runs} paired runs were noisy (busy device or wide spread), "
                   "which the interval holds")
     if speedup.paired and not speedup.decided:
-        return Fact("speedup", "speed-up (paired)", "undecided", f"{speedup.reason}{noisy}", NEUTRAL)
+        return Fact("speedup", "speed-up (paired)", "undecided",
+                    f"{spread(speedup)} after {speedup.runs} runs, not as narrow as asked: {speedup.reason}{noisy}",
+                    NEUTRAL)
     tone = GOOD if speedup.low > 1 else BAD if speedup.high < 1 else NEUTRAL
     if speedup.paired:
         return Fact("speedup", "speed-up (paired)", ratio(speedup.value), f"{spread(speedup)}; {speedup.how}{noisy}",

@@ -166,9 +166,9 @@ class OptimizeRequest:
     block_steps: int = 40
     end_to_end_steps: int = 40
     min_gain: float = 0.02
-    precision: float = 0.02
+    precision: float = 0.03
     """The paired speed-up is measured until its interval is within ± this."""
-    max_runs: int = 30
+    max_runs: int = 40
     max_seconds: float = 300.0
 
 

@@ -49,10 +49,10 @@ def register(commands) -> None:
     optimize.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
     optimize.add_argument("--device", default="local", help="device name (default: local, this host)")
     add_run_settings(optimize)
-    optimize.add_argument("--precision", type=float, default=2.0, metavar="PERCENT",
+    optimize.add_argument("--precision", type=float, default=3.0, metavar="PERCENT",
                           help="measure the original and the slimmed model side by side until the speed-up's 95%% "
-                               "interval is within ±PERCENT (default: 2)")
-    add_budget(optimize, runs=30, seconds=300)
+                               "interval is within ±PERCENT (default: 3)")
+    add_budget(optimize, runs=40, seconds=300)
     add_slimming_arguments(optimize)
     optimize.set_defaults(handler=cmd_optimize)
 
