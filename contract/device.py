@@ -101,15 +101,20 @@ def throttled(before: DeviceState, after: DeviceState) -> Optional[bool]:
     return any(end < THROTTLED_BELOW * top <= start for top, start, end in clocks)
 
 
+MIN_LOAD_WINDOW_TICKS = 60
+"""Below this many clock ticks of all cores (0.3 s of a 2-core device at 100 Hz) the load is not judged."""
+
+
 def other_load(before: DeviceState, after: DeviceState, runner_cpu_ticks: Optional[int]) -> Optional[float]:
     """The share of all CPU time between ``before`` and ``after`` that went to processes other than the
-    runner; None when the CPU counters or the runner's time cannot be read."""
+    runner (and the measuring tool); None when the CPU counters or the runner's time cannot be read, or
+    when the run was too short for clock ticks to say (a tick or two of rounding would read as 10%)."""
     counters = (before.cpu_busy_ticks, after.cpu_busy_ticks, before.cpu_total_ticks, after.cpu_total_ticks)
     if runner_cpu_ticks is None or any(value is None for value in counters):
         return None
     busy_start, busy_end, total_start, total_end = (int(value or 0) for value in counters)
     total = total_end - total_start
-    if total <= 0:
+    if total < MIN_LOAD_WINDOW_TICKS:
         return None
     return min(1.0, max(0.0, (busy_end - busy_start - runner_cpu_ticks) / total))
 

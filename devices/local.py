@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -142,6 +143,7 @@ class LocalDevice:
         if request.cooldown_s:
             time.sleep(request.cooldown_s)
         before = self.state()
+        harness_start = _own_cpu_ticks()
         etdump_path = workdir / "model.etdp"
         command = self.command(request, etdump_path)
         process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -158,12 +160,23 @@ class LocalDevice:
         if process.returncode != 0:
             raise runlog.runner_failure(self.name, " ".join(command), process.returncode, output + "".join(errors))
         log = runlog.parse_log(output)
+        # rebirth's own time (the watch loop, the readers, any other thread) is the measurement, not other
+        # work: with the runner's it is what the device would have been doing anyway.
+        # The runner has been reaped, so its whole time is in the children's share; the last poll missed its end.
+        ours = max(cpu or 0, _own_cpu_ticks() - harness_start)
         note = self.runner().note
         return RunResult(etdump_path if request.etdump else None, log,
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
                          threads=request.threads,
                          cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
-                         notes=(note,) if note else (), runner_cpu_ticks=cpu)
+                         notes=(note,) if note else (), runner_cpu_ticks=ours if cpu is not None else None)
+
+
+def _own_cpu_ticks() -> int:
+    """CPU ticks used by rebirth's process and its reaped children (the runner once it has exited)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return round(seconds * os.sysconf("SC_CLK_TCK"))
 
 
 def _runner_env() -> dict[str, str]:

@@ -207,3 +207,10 @@ def test_a_json_written_by_compare_round_trips(tmp_path, programs):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(Exception, match="not a rebirth comparison"):
         PairedComparison.load(tmp_path / "bad.json")
+
+
+def test_a_run_too_short_for_clock_ticks_is_not_judged_busy():
+    short = DeviceInfo("local", "local").with_run(
+        DeviceState((), None, 1000, 2000), DeviceState((), None, 1020, 2040), runner_cpu_ticks=5)
+    assert short.other_load is None  # 15 of 40 ticks would read as 38% "other work"
+    assert noise_flags(Latency.from_samples([1.0, 1.01, 0.99]), short) == ()
