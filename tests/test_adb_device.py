@@ -154,12 +154,32 @@ def test_a_phone_that_disappears_gives_one_clear_error_and_a_retry_works(s6, fir
     runs = phone.device_path("/data/local/tmp/rebirth/runs")
     left = list(runs.iterdir()) if runs.exists() else []
     assert len(left) == (0 if step == "push" else 1)  # the lost run's folder: nobody could remove it
+    _wait_for_orphans(runs)  # the runner the lost connection left behind may still write there, as on a phone
     for folder in left:
         os.utime(folder, (0, 0))  # ... until it is an hour old
     phone.start()  # the phone comes back on the same address
     assert cli.profile_main(argv + ["-q"]) == 0
     assert json.loads(Path("p.json").read_text())["device"]["name"] == "s6"
     assert list(runs.iterdir()) == []  # the next run removes stale folders and its own
+
+
+def _wait_for_orphans(folder: Path, timeout_s: float = 120) -> None:
+    """Until no process started in or pointed at ``folder`` is left (a lost shell's runner keeps running)."""
+    import time
+
+    import psutil
+
+    def orphans():
+        found = []
+        for process in psutil.process_iter(["cmdline", "cwd"]):
+            text = " ".join(process.info["cmdline"] or []) + " " + (process.info["cwd"] or "")
+            if str(folder) in text and process.pid != os.getpid():
+                found.append(process)
+        return found
+
+    deadline = time.monotonic() + timeout_s
+    while orphans() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def test_an_unreachable_phone_is_one_line_and_exit_3(s6, firenet_ptes, phone, capsys):
