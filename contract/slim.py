@@ -1,7 +1,8 @@
 """slim.json: what a slimming run did (every merge applied or skipped, what it saved and cost, the
 accuracy before and after), as a typed, versioned record like the Profile.
 
-Version 1 files (a bare dict without ``removed`` layers per merge) are migrated on load.
+Version 1 files (a bare dict without ``removed`` layers per merge) and version 2 files (judged by
+``agreement`` where accuracy could not judge) are migrated on load.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from contract.errors import InputError
 from contract.files import write_json_atomic
 from contract.records import from_dict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-TOP1, AGREEMENT = "top1", "agreement"
+TOP1, AGREEMENT, FIDELITY = "top1", "agreement", "fidelity"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class MergeRecord:
     saves_ms: float = 0.0
     costs_ms: float = 0.0
     quality_after: Optional[float] = None
-    """Held-out top-1 (or agreement) measured right after this merge, for a learned one."""
+    """Held-out top-1 (or output fidelity, see ``SlimAccuracy``) right after this merge, for a learned one."""
 
     @property
     def gain_ms(self) -> float:
@@ -94,9 +95,11 @@ class BeforeAfter:
 class SlimAccuracy:
     """How the slimmed model was judged.
 
-    ``metric`` is ``top1`` when the original learned the data (both models scored on held-out labels),
-    else ``agreement``: the share of held-out samples on which the slimmed model predicts what the
-    original predicts.
+    ``metric`` is ``top1`` when the original learned the data and predicts at least half of its classes
+    (both models scored on held-out labels), else ``fidelity``: 100 minus the relative error of the slimmed
+    model's logits against the original's, around the original's mean output (``reason`` says why).
+    Version 2 records judged such models by ``agreement``, the share of held-out samples on which both
+    predict the same class, which a model predicting one class keeps whatever the slimmer does.
     """
 
     metric: str
@@ -104,6 +107,33 @@ class SlimAccuracy:
     before: Optional[Score] = None
     after: Optional[Score] = None
     agreement: Optional[float] = None
+    """Share of held-out samples on which the slimmed model predicts the original's class (shown, never a gate)."""
+    fidelity: Optional[float] = None
+    reference_classes: Optional[int] = None
+    """How many distinct classes the original predicts on the held-out samples."""
+    classes: Optional[int] = None
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class QuantizationRecord:
+    """The quantization step, when one was asked for: applied or not, and why."""
+
+    scheme: str
+    """``int8``: XNNPACK's symmetric quantization, per-channel int8 weights, int8 activations."""
+    applied: bool
+    layers: tuple[str, ...] = ()
+    """The layers quantized (module paths of the slimmed model)."""
+    calibration_samples: int = 0
+    quality_before: Optional[float] = None
+    """The float model's quality (held-out top-1 or fidelity, as ``SlimAccuracy.metric``) ..."""
+    quality_after: Optional[float] = None
+    """... and the quantized model's, measured in PyTorch on what the int8 program computes."""
+    weight_bytes_before: Optional[int] = None
+    """Constant bytes of the float and the quantized .pte (the weights as the program stores them)."""
+    weight_bytes_after: Optional[int] = None
+    reason: Optional[str] = None
+    """Why it was not applied, or what else a reader must know."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,7 @@ class SlimRecord:
     macs: BeforeAfter = BeforeAfter()
     accuracy: Optional[SlimAccuracy] = None
     messages: tuple[str, ...] = ()
+    quantization: Optional[QuantizationRecord] = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,5 +204,7 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         # Version 1 named no removed layers; its passes that remove layers were all called remove_*.
         data["merges"] = [{**merge, "removed": merge.get("layers", []) if merge.get("kind", "").startswith("remove_")
                            else []} for merge in data["merges"]]
-        data["schema_version"] = 2
+        data["schema_version"] = version = 2
+    if version == 2:  # new fields only, all optional
+        data["schema_version"] = 3
     return data

@@ -15,7 +15,7 @@ import numpy
 from contract.device import EXTERNAL, NATIVE
 from contract.paired import PairedComparison
 from contract.profile import CATEGORIES, LayerSummary, OpTypeSummary, Profile
-from contract.slim import TOP1, SlimRecord
+from contract.slim import AGREEMENT, FIDELITY, TOP1, SlimRecord
 from contract.summary import layer_table
 
 KEPT, MERGED, REMOVED, REGENERATED = "kept", "merged", "removed", "regenerated"
@@ -74,8 +74,9 @@ class Change:
 class AccuracyChange:
     """Accuracy of the original and the slimmed model, in percent, as slim.json measured it.
 
-    ``metric`` is ``top1`` when both models were scored on held-out labels, else ``agreement``
-    (an untrained model: only the agreement of the slimmed model with the original is known).
+    ``metric`` is ``top1`` when both models were scored on held-out labels, ``fidelity`` when accuracy could
+    not judge (``reason`` says why; ``fidelity`` is 100 minus the relative error of the logits), or
+    ``agreement`` for a slim.json of version 2, which judged such models by shared predictions.
     """
 
     metric: str
@@ -83,6 +84,8 @@ class AccuracyChange:
     before: Optional[float]
     after: Optional[float]
     agreement: Optional[float]
+    fidelity: Optional[float] = None
+    reason: Optional[str] = None
 
     @property
     def delta(self) -> Optional[float]:
@@ -250,11 +253,13 @@ def accuracy_change(slim: Optional[SlimRecord]) -> Optional[AccuracyChange]:
     before, after = accuracy.before, accuracy.after
     scored = accuracy.metric == TOP1 and before is not None and after is not None
     return AccuracyChange(
-        metric="top1" if scored else "agreement",
+        metric=TOP1 if scored else FIDELITY if accuracy.metric == FIDELITY else AGREEMENT,
         dataset=accuracy.dataset,
         before=before.top1 if scored and before else None,
         after=after.top1 if scored and after else None,
         agreement=accuracy.agreement,
+        fidelity=accuracy.fidelity,
+        reason=accuracy.reason,
     )
 
 

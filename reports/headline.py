@@ -100,9 +100,16 @@ def _bytes(value: Optional[float]) -> str:
 def _accuracy(accuracy: AccuracyChange) -> Fact:
     agreement = "n/a" if accuracy.agreement is None else f"{accuracy.agreement:.1f}%"
     dataset = f" on {accuracy.dataset}" if accuracy.dataset else ""
+    if accuracy.metric == "fidelity":
+        value = "n/a" if accuracy.fidelity is None else f"{accuracy.fidelity:.1f}%"
+        error = "" if accuracy.fidelity is None else \
+            f"logits within {100 - accuracy.fidelity:.1f}% of the original's{dataset}; "
+        return Fact("accuracy", "output fidelity", value,
+                    f"{error}accuracy not measured: {accuracy.reason or 'the model has no trained weights'}")
     if accuracy.delta is None:
         return Fact("accuracy", "accuracy", f"agreement {agreement}",
-                    f"predictions shared with the original{dataset} (no trained weights: top-1 not measured)")
+                    f"predictions shared with the original{dataset} (no trained weights: top-1 not measured; "
+                    "a model predicting one class keeps its agreement whatever is done to it)")
     tone = GOOD if accuracy.delta >= 0 else BAD
     return Fact("accuracy", "top-1 accuracy", f"{accuracy.before:.1f}% → {accuracy.after:.1f}%",
                 f"{accuracy.delta:+.1f} points{dataset}; agreement with the original {agreement}", tone)

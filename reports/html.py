@@ -24,6 +24,7 @@ from contract.slim import SlimRecord
 from reports.charts import CATEGORY_LABEL, figures
 from reports.compare import Comparison, OpTypeRow, Side, compare
 from reports.headline import headline_facts, noise_lines, signed_pct
+from reports.slim_view import quantization_text
 from reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
@@ -271,8 +272,9 @@ def _merges(comparison: Comparison) -> str:
                       for skip in slim.skipped)
     sizes = (f"<p>parameters {_count(slim.params.before)} → {_count(slim.params.after)}; "
              f"MACs {_count(slim.macs.before)} → {_count(slim.macs.after)}</p>")
+    quantized = f"<p>{escape(quantization_text(slim.quantization, slim.accuracy))}</p>" if slim.quantization else ""
     return (f"<h3>Merges applied by the slimmer</h3>{_table(columns, slim.merges, key='merges')}"
-            f"{f'<ul class=skipped>{skipped}</ul>' if skipped else ''}{sizes}")
+            f"{f'<ul class=skipped>{skipped}</ul>' if skipped else ''}{sizes}{quantized}")
 
 
 def _count(value: Optional[int]) -> str:

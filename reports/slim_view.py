@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.slim import TOP1, PlannedMerge, SlimRecord
+from contract.slim import FIDELITY, TOP1, PlannedMerge, QuantizationRecord, SlimAccuracy, SlimRecord
+from reports.units import mib
 
 
 def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None) -> None:
@@ -46,11 +47,33 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
         agreement = f"; agreement with the original {accuracy.agreement:.1f}%" if accuracy.agreement is not None else ""
         console.print(f"held-out top-1 {accuracy.before.top1:.1f}% -> {accuracy.after.top1:.1f}% on "
                       f"{escape(accuracy.dataset or '?')}{agreement}", highlight=False)
+    elif accuracy and accuracy.metric == FIDELITY and accuracy.fidelity is not None:
+        console.print(f"output fidelity {accuracy.fidelity:.1f}% (logits within {100 - accuracy.fidelity:.1f}% of the "
+                      f"original's on {escape(accuracy.dataset or '?')})" + (
+                          f"; held-out top-1 {accuracy.before.top1:.1f}% -> {accuracy.after.top1:.1f}%, not a gate"
+                          if accuracy.before and accuracy.after else "; accuracy not measured"), highlight=False)
     elif accuracy and accuracy.agreement is not None:
         console.print(f"agreement with the original's predictions {accuracy.agreement:.1f}% (no trained weights)",
                       highlight=False)
+    if record.quantization:
+        console.print(quantization_text(record.quantization, record.accuracy), highlight=False)
     for message in record.messages:
         console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
+def quantization_text(step: QuantizationRecord, accuracy: Optional[SlimAccuracy]) -> str:
+    """One line on the quantization step (plain text: escape it for HTML or rich markup)."""
+    measure = "fidelity" if accuracy and accuracy.metric == FIDELITY else "held-out top-1"
+    quality = ("" if step.quality_before is None or step.quality_after is None else
+               f"{measure} {step.quality_before:.1f}% -> {step.quality_after:.1f}%")
+    if not step.applied:
+        return f"not quantized to {step.scheme}: {step.reason or 'no reason recorded'}" + (
+            f" ({quality})" if quality else "")
+    weights = ("" if not step.weight_bytes_before or not step.weight_bytes_after else
+               f"; weights in the .pte {mib(step.weight_bytes_before)} -> {mib(step.weight_bytes_after)} "
+               f"({step.weight_bytes_before / step.weight_bytes_after:.1f}x smaller)")
+    return (f"quantized to {step.scheme}: {len(step.layers)} layers, calibrated on {step.calibration_samples} "
+            f"training samples; {quality}{weights}; slim-float.pte is the same model unquantized")
 
 
 def _count(value: Optional[int]) -> str:

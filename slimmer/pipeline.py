@@ -40,6 +40,8 @@ class SlimRequest:
     """``digits``, or ``file.py:NAME`` / ``package.module:NAME`` returning (train, held_out) DataLoaders."""
     min_gain: float = 0.02
     """Fraction of the measured time a learned merge must save."""
+    quantize: Optional[str] = None
+    """``int8``: quantize as the last step, within the accuracy budget (``slimmer.quantize``)."""
 
 
 def slimmable(model: str) -> ModelSpec:
@@ -106,8 +108,7 @@ def _load(spec: ModelSpec, seed: int, say: Say):
         found = trained(spec.name, seed, say)
         if found is not None:
             return found[0], found[1], True
-        say(f"zoo:{spec.name} has no trained weights (rebirth trains the -small variants): "
-            "merges are judged by agreement with the original's predictions instead of accuracy")
+        say(f"zoo:{spec.name} has no trained weights (rebirth trains the -small variants)")
     model, inputs = load_python(spec)
     return model, inputs, False
 
@@ -133,7 +134,7 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
     if data is not None and not trained:
         trained = learned(model, data, say)
     options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
-                          request.end_to_end_steps, request.seed, min_gain=request.min_gain)
+                          request.end_to_end_steps, request.seed, min_gain=request.min_gain, quantize=request.quantize)
     try:
         result = slim(model, inputs, times, loaders, trained, options, say, progress)
     except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:
@@ -144,11 +145,46 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
     try:
         with quiet():
             exported = torch.export.export(result.model, inputs)
-        write_program(exported, request.backend, request.outdir / "slim.pte", spec.text, keep_pt2=True)
+        if result.quantized is not None:
+            record = _write_quantized(request, spec.text, exported, result.quantized, record, say)
+        else:
+            write_program(exported, request.backend, request.outdir / "slim.pte", spec.text, keep_pt2=True)
         record.save(request.outdir / "slim.json")
     except OSError as error:
         raise InputError(f"{request.outdir}: cannot write the slimmed model ({error.strerror or error})") from None
     return record
+
+
+def _write_quantized(request: SlimRequest, source: str, exported, quantized, record: SlimRecord,
+                     say: Say) -> SlimRecord:
+    """slim.pte from the int8 program, slim-float.pte beside it (the same merges, not quantized); the float
+    program becomes slim.pte when the runtime cannot run the int8 one."""
+    import dataclasses
+    import os
+
+    from models import read_pte, write_program
+    from slimmer.quantize import runtime_refusal
+
+    outdir = request.outdir
+    write_program(exported, request.backend, outdir / "slim-float.pte", source, keep_pt2=True)
+    staged = outdir / ".slim-int8.pte"
+    write_program(quantized.program, request.backend, staged, source, keep_pt2=True)
+    step = record.quantization
+    assert step is not None
+    refused = runtime_refusal(staged)
+    if refused:
+        reason = f"the runtime cannot run the int8 program ({refused}): slim.pte is the float one"
+        say(f"not quantized: {reason}")
+        step = dataclasses.replace(step, applied=False, reason=reason)
+        for suffix in (".pte", ".etrecord", ".pt2"):
+            staged.with_suffix(suffix).unlink(missing_ok=True)
+            os.replace(outdir / f"slim-float{suffix}", outdir / f"slim{suffix}")
+    else:
+        step = dataclasses.replace(step, weight_bytes_before=read_pte(outdir / "slim-float.pte").constant_bytes,
+                                   weight_bytes_after=read_pte(staged).constant_bytes)
+        for suffix in (".pt2", ".etrecord", ".pte"):  # the .pte last, as write_program does
+            os.replace(staged.with_suffix(suffix), outdir / f"slim{suffix}")
+    return dataclasses.replace(record, quantization=step)
 
 
 @dataclass(frozen=True)
@@ -170,6 +206,7 @@ class OptimizeRequest:
     """The paired speed-up is measured until its interval is within ± this."""
     max_runs: int = 40
     max_seconds: float = 300.0
+    quantize: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +244,8 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
         record = slim_model(SlimRequest(request.model, outdir, outdir / "plan.json", request.backend,
                                         max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
                                         end_to_end_steps=request.end_to_end_steps, seed=request.seed,
-                                        data=request.data, min_gain=request.min_gain), say, progress)
+                                        data=request.data, min_gain=request.min_gain,
+                                        quantize=request.quantize), say, progress)
         announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
         result = _side_by_side(request, options, progress, stage)
         result.a.save(outdir / "before.json")

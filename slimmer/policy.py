@@ -20,14 +20,14 @@ CHANCE_SIGMAS = 3
 
 def learned(model: nn.Module, loaders: Loaders, say: Say) -> bool:
     """Whether ``model`` learned the loaders' task: held-out top-1 clearly above chance. A model that did
-    not is judged by agreement with its own predictions instead (said through ``say``)."""
+    not is judged by the fidelity of its outputs instead (said through ``say``)."""
     accuracy = evaluate(model, loaders.held_out)
     chance = 1.0 / max(1, loaders.classes)
     spread = (chance * (1 - chance) / max(1, accuracy.samples)) ** 0.5
     result = accuracy.top1 > 100 * (chance + max(CHANCE_MARGIN * chance, CHANCE_SIGMAS * spread))
     if not result:
         say(f"the model scores {accuracy.top1:.1f}% top-1 on {loaders.name}, about chance ({100 * chance:.1f}%): "
-            "merges are judged by agreement with its predictions instead")
+            "it counts as untrained")
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from contract.slim import AGREEMENT, TOP1, BeforeAfter, Score, SlimAccuracy, SlimRecord
+from contract.slim import BeforeAfter, Score, SlimAccuracy, SlimRecord
 from slimmer.slim import SlimResult
 from slimmer.train import Accuracy
 
@@ -17,8 +17,10 @@ def _score(accuracy: Optional[Accuracy]) -> Optional[Score]:
 def slim_record(result: SlimResult, source: str, backend: str, profile: Optional[str],
                 messages: list[str]) -> SlimRecord:
     """The record of a slimming run."""
-    accuracy = SlimAccuracy(TOP1 if result.trained else AGREEMENT, result.dataset, _score(result.accuracy_before),
-                            _score(result.accuracy_after), result.agreement)
+    accuracy = SlimAccuracy(result.measure, result.dataset, _score(result.accuracy_before),
+                            _score(result.accuracy_after), result.agreement, result.fidelity_after,
+                            result.reference_classes, result.classes, result.reason)
     return SlimRecord(source, backend, profile, tuple(result.merges), tuple(result.skipped),
                       BeforeAfter(result.params_before, result.params_after),
-                      BeforeAfter(result.macs_before, result.macs_after), accuracy, tuple(messages))
+                      BeforeAfter(result.macs_before, result.macs_after), accuracy,
+                      tuple(messages) + ((result.reason,) if result.reason else ()), result.quantization)

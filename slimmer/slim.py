@@ -11,12 +11,13 @@ from typing import Optional
 import torch
 from torch import fx, nn
 
-from contract.slim import MergeRecord, SkipRecord
+from contract.slim import MergeRecord, QuantizationRecord, SkipRecord
 from slimmer.cost import layer_macs, parameters
 from slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
 from slimmer.graph import trace
 from slimmer.passes import SlimPass
 from slimmer.plan import Candidate, candidates, make_passes
+from slimmer.quantize import Quantized, calibration_batches, quantize_int8
 from slimmer.train import Accuracy, evaluate
 
 Say = Callable[[str], None]
@@ -25,7 +26,7 @@ Say = Callable[[str], None]
 @dataclass(frozen=True)
 class SlimOptions:
     max_accuracy_drop: float = 0.5
-    """Points of held-out top-1 (or of agreement with the original, for an untrained model)."""
+    """Points of held-out top-1, or of output fidelity where accuracy cannot be trusted (``fidelity``)."""
     exact_only: bool = False
     block_steps: int = 40
     end_to_end_steps: int = 40
@@ -33,6 +34,8 @@ class SlimOptions:
     max_merges: int = 100
     min_gain: float = 0.02
     """A learned merge must save at least this fraction of the measured time to be worth its fine-tuning."""
+    quantize: Optional[str] = None
+    """``int8``: quantize after the merges (``slimmer.quantize``), if it stays within the budget."""
 
 
 @dataclass
@@ -49,17 +52,56 @@ class SlimResult:
     agreement: Optional[float] = None
     dataset: Optional[str] = None
     trained: bool = False
+    measure: str = "top1"
+    """What the merges were judged by: ``top1`` (held-out accuracy) or ``fidelity`` (``fidelity()``)."""
+    fidelity_after: Optional[float] = None
+    reference_classes: Optional[int] = None
+    """How many classes the original predicts on the held-out samples."""
+    classes: Optional[int] = None
+    reason: Optional[str] = None
+    """Why the merges were judged by fidelity rather than accuracy."""
+    quantized: Optional[Quantized] = None
+    """The int8 model, when it was asked for and kept; ``model`` is then the float model it was made from."""
+    quantization: Optional[QuantizationRecord] = None
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, loader) -> torch.Tensor:
-    """The class ``model`` predicts for every sample of ``loader``, in order."""
-    return torch.cat([model(images).argmax(1) for images, _ in loader])
+def outputs(model: nn.Module, loader) -> torch.Tensor:
+    """``model``'s logits for every sample of ``loader``, in order."""
+    model.eval()
+    return torch.cat([model(images) for images, _ in loader])
 
 
 def agreement(student: nn.Module, reference: torch.Tensor, loader) -> float:
-    """Percent of the samples on which ``student`` predicts the class of ``reference`` (``predictions``)."""
-    return 100.0 * (predictions(student, loader) == reference).float().mean().item()
+    """Percent of the samples on which ``student`` predicts the class the ``reference`` logits pick."""
+    return 100.0 * (outputs(student, loader).argmax(1) == reference.argmax(1)).float().mean().item()
+
+
+def fidelity(student: torch.Tensor, reference: torch.Tensor) -> float:
+    """How closely ``student`` logits follow the ``reference`` ones, in percent: 100 minus the relative error
+    of the logits measured around the reference's mean output. A model that outputs the same for every
+    input, however close to the reference's average, scores 0; an exact copy scores 100."""
+    centre = reference.mean(0, keepdim=True)
+    signal = (reference - centre).norm()
+    if signal == 0:
+        return 100.0 if torch.equal(student, reference) else 0.0
+    error = ((student - centre) - (reference - centre)).norm() / signal
+    return max(0.0, 100.0 * (1.0 - error.item()))
+
+
+def judged_by(trained: bool, reference: torch.Tensor, classes: int) -> tuple[str, Optional[str]]:
+    """``("top1", None)`` when held-out accuracy can judge the merges, else ``("fidelity", why)``: an untrained
+    model, or one that predicts fewer than half of the classes (any model predicting its one class would
+    keep "accuracy" or "agreement" with it)."""
+    predicted = int(reference.argmax(1).unique().numel())
+    if not trained:
+        return "fidelity", (f"the model has no trained weights (it predicts {predicted} of {classes} classes): "
+                            "merges are judged by output fidelity, the relative error of the logits")
+    if 2 * predicted < classes:
+        return "fidelity", (f"the model predicts only {predicted} of {classes} classes on the held-out samples, so "
+                            "accuracy would gate nothing: merges are judged by output fidelity, the relative "
+                            "error of the logits")
+    return "top1", None
 
 
 def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loaders=None, trained: bool = False,
@@ -69,7 +111,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     Args:
         times: measured p50 ms per layer (from the model's profile).
         loaders: ``slimmer.data.Loaders`` for fine-tuning and judging; None: exact merges only.
-        trained: the model learned the loaders' task, so accuracy is measured (else agreement).
+        trained: the model learned the loaders' task, so accuracy can be measured (``judged_by`` decides).
     """
     teacher = trace(model)
     current = trace(model)
@@ -77,11 +119,20 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     result = SlimResult(current, params_before=parameters(current), macs_before=sum(original_macs.values()),
                         dataset=loaders.name if loaders else None, trained=trained)
     exact_only = options.exact_only or loaders is None
-    reference = 100.0  # what a learned merge's quality is judged against: the accuracy before, or full agreement
-    if loaders is not None and trained:
-        result.accuracy_before = evaluate(teacher, loaders.held_out)
-        reference = result.accuracy_before.top1
-    teacher_classes = predictions(teacher, loaders.held_out) if loaders is not None else None
+    reference = 100.0  # what a learned merge's quality is judged against: the accuracy before, or full fidelity
+    teacher_logits = outputs(teacher, loaders.held_out) if loaders is not None else None
+    if loaders is not None:
+        assert teacher_logits is not None
+        result.classes = int(loaders.classes)
+        result.reference_classes = int(teacher_logits.argmax(1).unique().numel())
+        result.measure, result.reason = judged_by(trained, teacher_logits, result.classes)
+        if result.reason:
+            say(result.reason)
+        if trained:
+            result.accuracy_before = evaluate(teacher, loaders.held_out)
+        if result.measure == "top1":
+            assert result.accuracy_before is not None
+            reference = result.accuracy_before.top1
     labelled = [(images, labels) for images, labels in _plain(loaders.train)] if loaders is not None else []
     batches = [images for images, _ in labelled]
     logits = TeacherLogits(teacher, labelled)
@@ -103,14 +154,14 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         trial = slim_pass.apply(copy.deepcopy(current), candidate.match)
         quality = None
         if not candidate.match.exact:
-            assert teacher_classes is not None, "learned merges are only planned with loaders"
+            assert teacher_logits is not None, "learned merges are only planned with loaders"
             fit_block(trial, teacher, candidate.match.anchors, candidate.match.regenerated, batches,
                       options.block_steps, options.seed, progress)
-            quality = _quality(trial, teacher_classes, loaders, trained)
+            quality = _quality(trial, teacher_logits, loaders, result.measure)
             if reference - quality > options.max_accuracy_drop:  # the block alone did not recover: all layers
                 fit_end_to_end(trial, logits, options.end_to_end_steps, options.seed, trained,
                                progress)
-                quality = _quality(trial, teacher_classes, loaders, trained)
+                quality = _quality(trial, teacher_logits, loaders, result.measure)
             drop = reference - quality
             if drop > options.max_accuracy_drop:
                 rejected.add((candidate.match.kind, candidate.match.layers))
@@ -125,26 +176,62 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         say(f"merged {candidate.match.kind} {', '.join(candidate.match.layers)} "
             f"(saves ~{candidate.gain_ms:.2f} ms" + (f", quality {quality:.1f})" if quality is not None else ")"))
     if loaders is not None and any(not m.exact for m in result.merges):
-        assert teacher_classes is not None and known is not None, "a learned merge measured the quality"
+        assert teacher_logits is not None and known is not None, "a learned merge measured the quality"
         tuned = copy.deepcopy(current)
         fit_end_to_end(tuned, logits, options.end_to_end_steps, options.seed, trained, progress)
-        tuned_quality = _quality(tuned, teacher_classes, loaders, trained)
+        tuned_quality = _quality(tuned, teacher_logits, loaders, result.measure)
         if tuned_quality >= known:
             current, known = tuned, tuned_quality
     result.model = current
     result.params_after = parameters(current)
     result.macs_after = sum(layer_macs(current, example_inputs).values())
+    if options.quantize:
+        quality_now = known if known is not None else reference  # exact merges kept the reference's quality
+        _quantize(result, current, example_inputs, loaders, teacher_logits, reference, quality_now, options, say)
     if loaders is not None:
-        assert teacher_classes is not None
-        result.agreement = known if known is not None and not trained else \
-            agreement(current, teacher_classes, loaders.held_out)
+        assert teacher_logits is not None
+        result.agreement = agreement(current, teacher_logits, loaders.held_out)
+        result.fidelity_after = fidelity(outputs(current, loaders.held_out), teacher_logits)
         if trained:
             result.accuracy_after = evaluate(current, loaders.held_out)
     return result
 
 
-def _quality(model: nn.Module, reference: torch.Tensor, loaders, trained: bool) -> float:
-    return evaluate(model, loaders.held_out).top1 if trained else agreement(model, reference, loaders.held_out)
+def _quantize(result: SlimResult, model: nn.Module, example_inputs: tuple, loaders, teacher_logits, reference: float,
+              quality_before: float, options: SlimOptions, say: Say) -> None:
+    """The last step: quantize ``model`` and keep it if the quality stays within the budget."""
+    scheme = options.quantize or ""
+    if loaders is None:
+        result.quantization = QuantizationRecord(scheme, False, reason="quantization needs data to calibrate on "
+                                                 "(a model taking one square 3-channel image, or --data)")
+        say(f"not quantized: {result.quantization.reason}")
+        return
+    try:
+        quantized = quantize_int8(model, example_inputs, calibration_batches(loaders.train))
+    except Exception as error:  # the quantizer or export refused this graph: the float model stands
+        first = str(error).splitlines()[0] if str(error) else ""
+        reason = f"the quantizer refused the model ({type(error).__name__}: {first})"
+        result.quantization = QuantizationRecord(scheme, False, reason=reason)
+        say(f"not quantized: {reason}")
+        return
+    quality = _quality(quantized.module, teacher_logits, loaders, result.measure)
+    drop = reference - quality
+    record = QuantizationRecord(scheme, drop <= options.max_accuracy_drop, quantized.layers,
+                                quantized.calibration_samples, quality_before, quality)
+    if not record.applied:
+        record = QuantizationRecord(**{**record.__dict__, "reason": f"{drop:.2f} points lost, over the "
+                                       f"{options.max_accuracy_drop} budget"})
+        say(f"not quantized: {record.reason}")
+    else:
+        result.quantized = quantized
+        say(f"quantized {len(quantized.layers)} layers to {scheme} (quality {quality_before:.1f} -> {quality:.1f})")
+    result.quantization = record
+
+
+def _quality(model: nn.Module, reference: torch.Tensor, loaders, measure: str) -> float:
+    if measure == "top1":
+        return evaluate(model, loaders.held_out).top1
+    return fidelity(outputs(model, loaders.held_out), reference)
 
 
 def _plain(loader):

@@ -149,7 +149,7 @@ def test_op_types_and_categories_cover_both_sides():
     assert tensor.before_ms == before.summary.tensor_ms and tensor.after_share == after.summary.tensor_share
 
 
-def test_accuracy_is_top1_when_trained_else_agreement_only():
+def test_accuracy_is_top1_when_trained_else_agreement_only_for_old_records():
     before, after, slim = slimmed_pair(ops=50)
     accuracy = compare(before, after, slim).headline.accuracy
     assert accuracy.metric == "top1" and accuracy.delta == pytest.approx(-0.75)
@@ -159,6 +159,18 @@ def test_accuracy_is_top1_when_trained_else_agreement_only():
                 if fact.key == "accuracy")
     assert fact.value == "agreement 96.0%" and "top-1 not measured" in fact.detail
     assert compare(before, after).headline.accuracy is None
+
+
+def test_a_model_judged_by_fidelity_shows_fidelity_and_why_never_an_accuracy():
+    before, after, _ = slimmed_pair(ops=50)
+    record = slim_document([], [], trained=False)
+    record["accuracy"].update(metric="fidelity", fidelity=97.25, reference_classes=1, classes=10,
+                              reason="the model predicts only 1 of 10 classes")
+    comparison = compare(before, after, SlimRecord.from_dict(record))
+    assert comparison.headline.accuracy.metric == "fidelity" and comparison.headline.accuracy.delta is None
+    fact = next(fact for fact in headline_facts(comparison) if fact.key == "accuracy")
+    assert fact.label == "output fidelity" and fact.value == "97.2%"
+    assert "within 2.8%" in fact.detail and "only 1 of 10 classes" in fact.detail
 
 
 def test_load_slim_reports_bad_files(tmp_path):
@@ -178,9 +190,10 @@ def test_a_version_1_slim_json_is_migrated_and_saved_as_the_current_version(tmp_
     assert record.merges[0].learned == ("b",) and record.merges[0].removed == ("a",)
     assert record.merges[1].kind == "merge_pool_into_conv" and record.merges[1].removed == ()
     assert record.accuracy.before.top1 == 91.25 and record.params.after == 990_000
-    record.save(tmp_path / "v2.json")
-    assert json.loads((tmp_path / "v2.json").read_text())["schema_version"] == SCHEMA_VERSION == 2
-    assert SlimRecord.load(tmp_path / "v2.json") == record
+    record.save(tmp_path / "v3.json")
+    assert json.loads((tmp_path / "v3.json").read_text())["schema_version"] == SCHEMA_VERSION == 3
+    assert SlimRecord.load(tmp_path / "v3.json") == record
+    assert record.accuracy.fidelity is None and record.accuracy.reason is None  # not measured in version 1
 
 
 # --- terminal --------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def _profile_measured_elsewhere(monkeypatch, tmp_path):
     return str(tmp_path / "p.json")
 
 
-def test_slim_learns_from_the_users_data_and_judges_an_untrained_model_by_agreement(capsys, tmp_path, monkeypatch):
+def test_slim_learns_from_the_users_data_and_judges_an_untrained_model_by_its_outputs(capsys, tmp_path, monkeypatch):
     import json
 
     (tmp_path / "net.py").write_text("import torch\nfrom tests.test_slimmer_plan import Net, X\n\n"
@@ -141,7 +141,9 @@ def test_slim_learns_from_the_users_data_and_judges_an_untrained_model_by_agreem
     captured = capsys.readouterr()
     assert "about chance" in " ".join((captured.out + captured.err).split())
     record = json.loads((tmp_path / "out" / "slim.json").read_text())
-    assert record["accuracy"]["metric"] == "agreement" and record["accuracy"]["before"] is None
+    assert record["accuracy"]["metric"] == "fidelity" and record["accuracy"]["before"] is None
+    assert 0 <= record["accuracy"]["fidelity"] <= 100 and record["accuracy"]["classes"] == 8
+    assert any("output fidelity" in message for message in record["messages"])
     assert record["accuracy"]["dataset"].startswith("mydata:loaders (64 train / 48 held out")
     assert "remove_lrn" in [m["kind"] for m in record["merges"]]  # learned from the user's batches
     assert (tmp_path / "out" / "slim.pte").stat().st_size > 0

@@ -149,3 +149,20 @@ def test_throttling_is_flagged_when_a_core_ends_below_its_maximum():
     assert info.cores[0].cur_freq_khz_end == 1_200_000
     assert DeviceInfo("s6", "adb").with_run(before, before).throttled is False
     assert DeviceInfo("x", "local").with_run(DeviceState(), DeviceState()).throttled is None
+
+
+def test_output_fidelity_scores_a_copy_100_and_a_constant_0_however_close_to_the_average():
+    import torch
+
+    from slimmer.slim import fidelity, judged_by
+
+    torch.manual_seed(0)
+    reference = torch.randn(200, 10) + torch.tensor([5.0] + [0.0] * 9)  # predicts class 0 almost always
+    assert fidelity(reference.clone(), reference) == 100.0
+    assert fidelity(reference.mean(0, keepdim=True).expand_as(reference), reference) == 0.0
+    assert 85 < fidelity(reference + 0.1 * torch.randn(200, 10), reference) < 95  # about 10% relative error
+    assert judged_by(True, reference, 10)[0] == "fidelity"  # accurate or not, it predicts one or two classes
+    spread = torch.randn(200, 10)
+    assert judged_by(True, spread, 10) == ("top1", None)
+    measure, why = judged_by(False, spread, 10)
+    assert measure == "fidelity" and "no trained weights" in why

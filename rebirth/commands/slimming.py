@@ -10,8 +10,12 @@ from rebirth.options import BACKENDS, add_budget, add_run_settings, non_negative
 
 def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
-                        help="held-out top-1 points (agreement points for an untrained model) the merges may "
-                             "cost (default: 0.5)")
+                        help="held-out top-1 points the merges (and --quantize) may cost; for an untrained "
+                             "model, or one predicting under half of the classes, points of output fidelity "
+                             "(100 minus the logits' relative error, in %%) (default: 0.5)")
+    parser.add_argument("--quantize", choices=("int8",), default=None,
+                        help="last step: int8 post-training quantization for XNNPACK (calibrated on the training "
+                             "data), kept only within the accuracy budget; slim-float.pte keeps the float model")
     parser.add_argument("--block-steps", type=non_negative, default=40,
                         help="fine-tuning steps for each regenerated layer (default: 40)")
     parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
@@ -66,7 +70,7 @@ def cmd_slim(args: argparse.Namespace) -> int:
         raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
     request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.exact_only,
                           args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed, args.data,
-                          args.min_gain / 100)
+                          args.min_gain / 100, args.quantize)
     with ProgressView() as view:
         if args.plan:
             plan = plan_merges(request, say=view.say, progress=view.update)
@@ -80,7 +84,8 @@ def cmd_slim(args: argparse.Namespace) -> int:
     from reports import render_slim
 
     render_slim(record)
-    print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord and slim.json")
+    also = ", slim-float.pte" if (args.output / "slim-float.pte").is_file() and record.quantization else ""
+    print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord{also} and slim.json")
     return 0
 
 
@@ -92,7 +97,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
                               args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
                               args.end_to_end_steps, args.min_gain / 100, args.precision / 100, args.max_runs,
-                              args.max_time)
+                              args.max_time, args.quantize)
     with ProgressView() as view:
         result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
         stages = len(OPTIMIZE_STAGES) + 1

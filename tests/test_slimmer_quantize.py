@@ -1,0 +1,154 @@
+"""int8 quantization as the slimmer's last step: ExecuTorch's PT2E flow, judged like a merge, kept only within
+the budget and only when the runtime can run what it made."""
+
+import json
+
+import pytest
+import torch
+
+from contract.slim import SlimRecord
+from rebirth import cli
+
+NET = """
+import torch
+from torch import nn
+
+from models.zoo.lrn import LocalResponseNorm  # torch's pads in 3-D, which the runtime has no kernel for
+
+LRN = {lrn}
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu1 = nn.ReLU()
+        self.lrn = LocalResponseNorm(5) if LRN else nn.Identity()
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.pool(self.lrn(self.relu1(self.bn1(self.conv1(x)))))
+        return self.fc(torch.flatten(self.gap(self.relu2(self.conv2(x))), 1))
+
+
+def make():
+    net = Net()
+    net.load_state_dict(torch.load({weights!r}, weights_only=True))
+    return net.eval(), (torch.randn(1, 3, 16, 16),)
+"""
+
+DATA = """
+from slimmer.data import digits
+
+
+def loaders():
+    return digits(16)
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_nets(tmp_path_factory):
+    """Two small digit classifiers trained at 16 px, one with an LRN (XNNPACK cannot run it in int8)."""
+    from slimmer.data import digits
+    from slimmer.train import train
+
+    root = tmp_path_factory.mktemp("nets")
+    (root / "digits16.py").write_text(DATA)
+    accuracy = {}
+    for lrn in (False, True):
+        name = "lrn_net" if lrn else "net"
+        namespace: dict = {}
+        exec(NET.format(lrn=lrn, weights=""), namespace)  # the class only
+        torch.manual_seed(0)
+        model = namespace["Net"]()
+        loaders = digits(16)
+        accuracy[name] = train(model, loaders.train, loaders.held_out, 10, 1e-2).top1
+        torch.save(model.state_dict(), root / f"{name}.pt")
+        (root / f"{name}.py").write_text(NET.format(lrn=lrn, weights=str(root / f"{name}.pt")))
+    return root, accuracy
+
+
+def _slim(root, tmp_path, monkeypatch, model, *extra):
+    from types import SimpleNamespace
+
+    from contract.profile import Profile
+
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="conv2", p50_ms=1.0), SimpleNamespace(layer="lrn", p50_ms=0.5)])
+    monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))
+    (tmp_path / "p.json").write_text("{}")
+    monkeypatch.chdir(root)
+    out = tmp_path / "out"
+    code = cli.main(["slim", model, "--profile", str(tmp_path / "p.json"), "--data", "digits16:loaders",
+                     "--quantize", "int8", "-o", str(out), *extra])
+    return code, out
+
+
+def test_int8_keeps_the_accuracy_within_the_budget_and_shrinks_the_weights(trained_nets, tmp_path, monkeypatch, capsys):
+    root, accuracy = trained_nets
+    assert accuracy["net"] > 50  # it learned the digits, so top-1 judges it
+    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", "1")
+    printed = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    record = SlimRecord.load(out / "slim.json")
+    step = record.quantization
+    assert record.accuracy.metric == "top1" and step is not None and step.applied, step
+    assert set(step.layers) == {"conv1", "conv2", "fc"} and step.calibration_samples == 512
+    assert step.quality_before == pytest.approx(accuracy["net"])
+    assert step.quality_after >= step.quality_before - 1
+    assert step.weight_bytes_after < 0.45 * step.weight_bytes_before  # int8 weights, float biases and scales
+    assert "quantized to int8: 3 layers" in printed and "slim-float.pte" in printed
+
+    from models import read_pte
+    from slimmer.quantize import runtime_refusal
+
+    assert read_pte(out / "slim.pte").constant_bytes == step.weight_bytes_after
+    assert read_pte(out / "slim-float.pte").constant_bytes == step.weight_bytes_before
+    assert runtime_refusal(out / "slim.pte") is None
+    program = torch.export.load(str(out / "slim.pt2")).module()
+    assert any("quantize" in str(node.target) for node in program.graph.nodes)  # the int8 model, not the float
+
+
+def test_int8_the_runtime_cannot_run_leaves_the_float_model_and_says_why(trained_nets, tmp_path, monkeypatch):
+    root, _ = trained_nets
+    code, out = _slim(root, tmp_path, monkeypatch, "lrn_net.py:make", "--exact-only", "--max-accuracy-drop", "5")
+    assert code == 0
+    step = SlimRecord.load(out / "slim.json").quantization
+    assert step is not None and not step.applied and "runtime cannot run the int8 program" in step.reason
+    assert not (out / "slim-float.pte").exists() and not list(out.glob(".slim-int8*"))
+
+    from slimmer.quantize import runtime_refusal
+
+    assert runtime_refusal(out / "slim.pte") is None  # what is left runs
+    program = torch.export.load(str(out / "slim.pt2")).module()
+    assert not any("quantize" in str(node.target) for node in program.graph.nodes)
+
+
+def test_int8_over_the_budget_is_not_applied(trained_nets, tmp_path, monkeypatch):
+    root, _ = trained_nets
+    # An untrained model is judged by output fidelity, which int8 cannot keep at 100%: a zero budget refuses it.
+    (root / "untrained.py").write_text("from net import Net\nimport torch\n\n"
+                                       "def make():\n    torch.manual_seed(1)\n    return Net().eval(), "
+                                       "(torch.randn(1, 3, 16, 16),)\n")
+    code, out = _slim(root, tmp_path, monkeypatch, "untrained.py:make", "--exact-only", "--max-accuracy-drop", "0")
+    assert code == 0
+    record = json.loads((out / "slim.json").read_text())
+    step = record["quantization"]
+    assert record["accuracy"]["metric"] == "fidelity" and not step["applied"]
+    assert "over the 0.0 budget" in step["reason"] and step["quality_after"] < 100
+    assert not (out / "slim-float.pte").exists()
+
+
+def test_quantization_without_data_to_calibrate_on_is_not_applied():
+    from torch import nn
+
+    from slimmer.slim import SlimOptions, slim
+
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    result = slim(model, (torch.randn(1, 8),), {}, None, False, SlimOptions(quantize="int8"))
+    assert result.quantized is None and not result.quantization.applied
+    assert "needs data to calibrate" in result.quantization.reason
