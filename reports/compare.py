@@ -115,6 +115,8 @@ class Headline:
     model_rss: Change
     accuracy: Optional[AccuracyChange]
     peak_rss: Change = Change(None, None)
+    weights: Change = Change(None, None)
+    """Constant bytes of each .pte: the weights as the program stores them (int8 shrinks them)."""
     native: bool = False
     """Every side ran on a native runner, whose peak RSS is the model's runtime memory (a Python runner's
     is mostly Python: then the peak above its idle RSS is what the model costs)."""
@@ -208,6 +210,7 @@ def headline(before: Profile, after: Optional[Profile], slim: Optional[SlimRecor
         model_rss=change(lambda p: p.memory.model_rss_bytes),
         accuracy=accuracy_change(slim),
         peak_rss=change(lambda p: p.memory.peak_rss_bytes),
+        weights=change(lambda p: p.memory.constant_bytes),
         native=all(p.device.runner_kind in (NATIVE, EXTERNAL) for p in profiles),
     )
 

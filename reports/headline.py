@@ -29,6 +29,8 @@ def headline_facts(comparison: Comparison) -> list[Fact]:
     runtime = (_memory("peak_rss", "peak RSS (native runner)", headline.peak_rss, compared) if headline.native
                else _memory("model_rss", "peak RSS above idle", headline.model_rss, compared))
     facts = [_speed(comparison), _memory("planned", "planned memory", headline.planned, compared), runtime]
+    if headline.weights.before is not None:
+        facts.append(_memory("weights", "weights in the .pte", headline.weights, compared))
     if headline.accuracy is not None:
         facts.append(_accuracy(headline.accuracy))
     facts.append(_where(comparison))

@@ -13,6 +13,7 @@ from contract.profile import OpTypeSummary, Profile
 from contract.slim import SlimRecord
 from reports.compare import Comparison, compare
 from reports.headline import headline_facts, noise_lines
+from reports.slim_view import quantization_text
 from reports.units import mib, ms, pct
 
 CATEGORY_STYLE = {"tensor": "green", "non_tensor": "red", "framework": "dim"}
@@ -93,6 +94,8 @@ def render_comparison(before: Profile, after: Profile, slim: Optional[SlimRecord
         style = TONE_STYLE.get(fact.tone, "bold")
         detail = f" [dim]({escape(fact.detail)})[/]" if fact.detail else ""
         console.print(f"{escape(fact.label)}: [{style}]{escape(fact.value)}[/]{detail}", highlight=False)
+    if slim is not None and slim.quantization is not None:
+        console.print(f"slimmer: {escape(quantization_text(slim.quantization, slim.accuracy))}", highlight=False)
     for line in noise_lines(comparison):
         console.print(f"[bold yellow]noisy:[/] {escape(line)}", highlight=False)
     console.print(op_type_comparison_table(comparison, top))

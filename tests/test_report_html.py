@@ -212,6 +212,24 @@ def test_terminal_comparison_shows_the_headline_and_names_as_text(pair):
     assert re.search(r"stage0\.lrn3 .* removed", text)
 
 
+def test_a_quantized_model_shows_its_weights_and_what_int8_cost(pair):
+    from contract.slim import QuantizationRecord
+
+    before, after, slim = pair
+    before, after = (dataclasses.replace(p, memory=dataclasses.replace(p.memory, constant_bytes=size))
+                     for p, size in ((before, 4 << 20), (after, 1 << 20)))
+    step = QuantizationRecord("int8", True, ("conv", "fc"), 512, 91.25, 90.5, 4 << 20, 1 << 20)
+    slim = dataclasses.replace(slim, quantization=step)
+    console = Console(record=True, width=200)
+    render_comparison(before, after, slim, console=console)
+    text = console.export_text()
+    assert "weights in the .pte: 4.0 MiB → 1.0 MiB (-75.0% vs before)" in text
+    assert "quantized to int8: 2 layers, calibrated on 512 training samples; held-out top-1 91.2% -> 90.5%" in text
+    refused = dataclasses.replace(step, applied=False, reason="1.20 points lost, over the 0.5 budget")
+    page = render_html(before, after, dataclasses.replace(slim, quantization=refused))
+    assert "not quantized to int8: 1.20 points lost, over the 0.5 budget" in page
+
+
 # --- HTML file -------------------------------------------------------------------------------
 
 def test_script_json_cannot_close_the_script_tag():

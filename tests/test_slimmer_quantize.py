@@ -78,7 +78,8 @@ def _slim(root, tmp_path, monkeypatch, model, *extra):
 
     from contract.profile import Profile
 
-    measured = SimpleNamespace(ops=[SimpleNamespace(layer="conv2", p50_ms=1.0), SimpleNamespace(layer="lrn", p50_ms=0.5)])
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="conv2", p50_ms=1.0),
+                                    SimpleNamespace(layer="lrn", p50_ms=0.5)])
     monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))
     (tmp_path / "p.json").write_text("{}")
     monkeypatch.chdir(root)
