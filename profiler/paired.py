@@ -43,6 +43,10 @@ STATISTIC = "p50"
 PRECISION = Question()
 """The default question: the latency ratio to ±2%."""
 BUDGET = Budget()
+MIN_RUN_MS = 200.0
+"""A side's run shorter than this (a fast model at the default execution count) is lengthened from the second
+block on, unless the user or the inventory set the count: a 6 ms run is within the machine's scheduling noise."""
+MAX_ITERATIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,29 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
                  f"({CONFIDENCE:.0%} CI {estimate.low:.3f}-{estimate.high:.3f})")
         if len(ratios) >= budget.min_blocks:
             verdict = decide(estimate, question)
+        if block == 0 and verdict is None:
+            options = _lengthened(options, device, max(run.latency_ms for run in runs[-2:]), announce)
     estimate = interval(ratios)
     outcome, reason = verdict or (UNDECIDED, _undecided(estimate, question, len(runs), clock() - start, budget))
     return PairedComparison(a.source, b.source, device.name, STATISTIC, question, budget, tuple(runs),
                             len(ratios), estimate.ratio, estimate.low, estimate.high, CONFIDENCE, outcome,
                             reason, clock() - start, together)
+
+
+def _lengthened(options: ProfileOptions, device: Device, slower_ms: float, announce: Stage) -> ProfileOptions:
+    """``options`` with enough executions per run for a side to last ``MIN_RUN_MS``, when no one chose the count."""
+    import dataclasses
+
+    from profiler.measure import DEFAULT_ITERATIONS
+
+    if options.iterations is not None or device.defaults.iterations is not None or slower_ms <= 0:
+        return options
+    if slower_ms * DEFAULT_ITERATIONS >= MIN_RUN_MS:
+        return options
+    iterations = min(MAX_ITERATIONS, math.ceil(MIN_RUN_MS / slower_ms))
+    announce(f"{iterations} executions per run from block 2: {DEFAULT_ITERATIONS} lasted "
+             f"{slower_ms * DEFAULT_ITERATIONS:.0f} ms, within the machine's noise")
+    return dataclasses.replace(options, iterations=iterations)
 
 
 def compare(model_a: str, model_b: str, options: ProfileOptions, question: Question = PRECISION,

@@ -214,3 +214,21 @@ def test_a_run_too_short_for_clock_ticks_is_not_judged_busy():
         DeviceState((), None, 1000, 2000), DeviceState((), None, 1020, 2040), runner_cpu_ticks=5)
     assert short.other_load is None  # 15 of 40 ticks would read as 38% "other work"
     assert noise_flags(Latency.from_samples([1.0, 1.01, 0.99]), short) == ()
+
+
+def test_runs_of_a_fast_model_are_lengthened_unless_someone_chose_the_count():
+    from types import SimpleNamespace
+
+    from devices.base import RunDefaults
+    from profiler.measure import ProfileOptions
+    from profiler.paired import MIN_RUN_MS, _lengthened
+
+    said = []
+    device = SimpleNamespace(defaults=RunDefaults())
+    fast = _lengthened(ProfileOptions(), device, 0.3, said.append)
+    assert fast.iterations == 667 and fast.iterations * 0.3 >= MIN_RUN_MS and "667 executions" in said[0]
+    assert _lengthened(ProfileOptions(), device, 40.0, said.append).iterations is None  # 20 x 40 ms is long enough
+    assert _lengthened(ProfileOptions(iterations=20), device, 0.3, said.append).iterations == 20
+    assert _lengthened(ProfileOptions(), SimpleNamespace(defaults=RunDefaults(iterations=30)), 0.3,
+                       said.append).iterations is None
+    assert _lengthened(ProfileOptions(), device, 0.0001, said.append).iterations == 1000
