@@ -89,10 +89,18 @@ def slim_model(request: SlimRequest, say: Say = _quiet, progress: Optional[Progr
     from slimmer.plan import layer_times
 
     spec = slimmable(request.model)
+    _check_quantize(request.quantize, request.backend)
     data = None if request.data == "digits" else user_loaders(request.data)  # a bad --data fails before training
     model, inputs, trained = _load(spec, request.seed, say)
     times = layer_times(_profile_for(request, say, progress).ops)
     return _slim_and_write(request, spec, model, inputs, trained, times, data, say, progress)
+
+
+def _check_quantize(scheme: Optional[str], backend: str) -> None:
+    """Raises InputError when ``scheme`` cannot be made for ``backend``."""
+    if scheme and backend != "xnnpack":
+        raise InputError(f"--quantize {scheme} makes a program for XNNPACK (its quantizer and int8 kernels); "
+                         f"drop --backend {backend} or --quantize")
 
 
 def _load(spec: ModelSpec, seed: int, say: Say):
@@ -233,6 +241,7 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
         DeviceError: the device failed.
     """
     slimmable(request.model)
+    _check_quantize(request.quantize, request.backend)
     announce = stage or _quiet
     count = len(OPTIMIZE_STAGES) + 1  # the caller writes the report last
     options = ProfileOptions(request.device, request.backend, request.warmup, request.iterations, request.threads)

@@ -153,3 +153,12 @@ def test_quantization_without_data_to_calibrate_on_is_not_applied():
     result = slim(model, (torch.randn(1, 8),), {}, None, False, SlimOptions(quantize="int8"))
     assert result.quantized is None and not result.quantization.applied
     assert "needs data to calibrate" in result.quantization.reason
+
+
+@pytest.mark.parametrize("command", ["slim", "optimize"])
+def test_int8_for_the_portable_backend_is_refused_before_any_work(command, tmp_path, capsys):
+    code = cli.main([command, "zoo:googlenet-small", "--backend", "portable", "--quantize", "int8",
+                     "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--quantize int8 makes a program for XNNPACK" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
