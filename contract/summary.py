@@ -15,7 +15,9 @@ def summarize(ops: Sequence[OpRecord], top_layers: int = TOP_LAYERS) -> Summary:
     by_category = {c: sum(op.p50_ms for op in ops if op.category == c) for c in (TENSOR, NON_TENSOR, FRAMEWORK)}
     total = sum(by_category.values())
     compute = by_category[TENSOR] + by_category[NON_TENSOR]
-    attributed = sum(op.p50_ms for op in ops if op.layer and op.category != FRAMEWORK)
+    # The share left unattributed, subtracted: summing in another order than ``compute`` would put an exactly
+    # attributed profile at 0.9999999999999999.
+    unattributed = sum(op.p50_ms for op in ops if not op.layer and op.category != FRAMEWORK)
     return Summary(
         total_ms=total,
         tensor_ms=by_category[TENSOR],
@@ -24,7 +26,7 @@ def summarize(ops: Sequence[OpRecord], top_layers: int = TOP_LAYERS) -> Summary:
         tensor_share=_share(by_category[TENSOR], total),
         non_tensor_share=_share(by_category[NON_TENSOR], total),
         framework_share=_share(by_category[FRAMEWORK], total),
-        attributed_share=_share(attributed, compute),
+        attributed_share=1.0 - _share(unattributed, compute) if compute else 0.0,
         by_op_type=tuple(op_type_table(ops)),
         top_layers=tuple(layer_table(ops)[:top_layers]),
     )

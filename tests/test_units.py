@@ -166,3 +166,19 @@ def test_output_fidelity_scores_a_copy_100_and_a_constant_0_however_close_to_the
     assert judged_by(True, spread, 10) == ("top1", None)
     measure, why = judged_by(False, spread, 10)
     assert measure == "fidelity" and "no trained weights" in why
+
+
+def test_a_fully_attributed_profile_is_exactly_100_percent_attributed_whatever_the_summing_order():
+    from contract.profile import NON_TENSOR, TENSOR, OpRecord
+    from contract.summary import summarize
+
+    def op(index, category, ms, layer="conv"):
+        return OpRecord(index, f"op{index}", "conv", category, layer or None, ms, ms, ms, ms, 0.0,
+                        module_type="Conv2d")
+
+    times = [0.02379646270918914, 0.054422922529595186, 0.03699551665480793, 0.06039200385961945,
+             0.0625720304108054, 0.006552885923981311, 0.0013167991554874138]  # summed by category: 0.99999...
+    ops = [op(i, TENSOR if i % 2 else NON_TENSOR, ms) for i, ms in enumerate(times)]
+    assert summarize(ops).attributed_share == 1.0
+    half = [*ops, op(9, TENSOR, sum(times), layer="")]
+    assert summarize(half).attributed_share == pytest.approx(0.5)
