@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from contract.slim import FIDELITY
 from reports.compare import AccuracyChange, Change, Comparison, Spread
 from reports.units import mib, ms, pct
 
@@ -102,7 +103,7 @@ def _bytes(value: Optional[float]) -> str:
 def _accuracy(accuracy: AccuracyChange) -> Fact:
     agreement = "n/a" if accuracy.agreement is None else f"{accuracy.agreement:.1f}%"
     dataset = f" on {accuracy.dataset}" if accuracy.dataset else ""
-    if accuracy.metric == "fidelity":
+    if accuracy.metric == FIDELITY:
         value = "n/a" if accuracy.fidelity is None else f"{accuracy.fidelity:.1f}%"
         error = "" if accuracy.fidelity is None else \
             f"logits within {100 - accuracy.fidelity:.1f}% of the original's{dataset}; "

@@ -13,7 +13,6 @@ from torch import nn
 
 from contract.quiet import quiet
 
-SCHEMES = ("int8",)
 CALIBRATION_BATCHES = 16
 """Training batches the observers see (512 images at the paper's batch of 32)."""
 

@@ -4,6 +4,7 @@ accuracy budget, and say what was done."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
@@ -11,7 +12,7 @@ from typing import Optional
 import torch
 from torch import fx, nn
 
-from contract.slim import MergeRecord, QuantizationRecord, SkipRecord
+from contract.slim import FIDELITY, TOP1, MergeRecord, QuantizationRecord, SkipRecord
 from slimmer.cost import layer_macs, parameters
 from slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
 from slimmer.graph import trace
@@ -52,7 +53,7 @@ class SlimResult:
     agreement: Optional[float] = None
     dataset: Optional[str] = None
     trained: bool = False
-    measure: str = "top1"
+    measure: str = TOP1
     """What the merges were judged by: ``top1`` (held-out accuracy) or ``fidelity`` (``fidelity()``)."""
     fidelity_after: Optional[float] = None
     reference_classes: Optional[int] = None
@@ -72,20 +73,24 @@ def outputs(model: nn.Module, loader) -> torch.Tensor:
     return torch.cat([model(images) for images, _ in loader])
 
 
-def agreement(student: nn.Module, reference: torch.Tensor, loader) -> float:
-    """Percent of the samples on which ``student`` predicts the class the ``reference`` logits pick."""
-    return 100.0 * (outputs(student, loader).argmax(1) == reference.argmax(1)).float().mean().item()
+def agreement(student: torch.Tensor, reference: torch.Tensor) -> float:
+    """Percent of the samples on which the ``student`` logits pick the class the ``reference`` logits pick."""
+    return 100.0 * (student.argmax(1) == reference.argmax(1)).float().mean().item()
+
+
+def predicted_classes(logits: torch.Tensor) -> int:
+    """How many distinct classes ``logits`` pick over their samples."""
+    return int(logits.argmax(1).unique().numel())
 
 
 def fidelity(student: torch.Tensor, reference: torch.Tensor) -> float:
     """How closely ``student`` logits follow the ``reference`` ones, in percent: 100 minus the relative error
     of the logits measured around the reference's mean output. A model that outputs the same for every
     input, however close to the reference's average, scores 0; an exact copy scores 100."""
-    centre = reference.mean(0, keepdim=True)
-    signal = (reference - centre).norm()
+    signal = (reference - reference.mean(0, keepdim=True)).norm()
     if signal == 0:
         return 100.0 if torch.equal(student, reference) else 0.0
-    error = ((student - centre) - (reference - centre)).norm() / signal
+    error = (student - reference).norm() / signal
     return max(0.0, 100.0 * (1.0 - error.item()))
 
 
@@ -93,15 +98,15 @@ def judged_by(trained: bool, reference: torch.Tensor, classes: int) -> tuple[str
     """``("top1", None)`` when held-out accuracy can judge the merges, else ``("fidelity", why)``: an untrained
     model, or one that predicts fewer than half of the classes (any model predicting its one class would
     keep "accuracy" or "agreement" with it)."""
-    predicted = int(reference.argmax(1).unique().numel())
+    predicted = predicted_classes(reference)
     if not trained:
-        return "fidelity", (f"the model has no trained weights (it predicts {predicted} of {classes} classes): "
+        return FIDELITY, (f"the model has no trained weights (it predicts {predicted} of {classes} classes): "
                             "merges are judged by output fidelity, the relative error of the logits")
     if 2 * predicted < classes:
-        return "fidelity", (f"the model predicts only {predicted} of {classes} classes on the held-out samples, so "
+        return FIDELITY, (f"the model predicts only {predicted} of {classes} classes on the held-out samples, so "
                             "accuracy would gate nothing: merges are judged by output fidelity, the relative "
                             "error of the logits")
-    return "top1", None
+    return TOP1, None
 
 
 def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loaders=None, trained: bool = False,
@@ -124,13 +129,13 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     if loaders is not None:
         assert teacher_logits is not None
         result.classes = int(loaders.classes)
-        result.reference_classes = int(teacher_logits.argmax(1).unique().numel())
+        result.reference_classes = predicted_classes(teacher_logits)
         result.measure, result.reason = judged_by(trained, teacher_logits, result.classes)
         if result.reason:
             say(result.reason)
         if trained:
             result.accuracy_before = evaluate(teacher, loaders.held_out)
-        if result.measure == "top1":
+        if result.measure == TOP1:
             assert result.accuracy_before is not None
             reference = result.accuracy_before.top1
     labelled = [(images, labels) for images, labels in _plain(loaders.train)] if loaders is not None else []
@@ -190,8 +195,9 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         _quantize(result, current, example_inputs, loaders, teacher_logits, reference, quality_now, options, say)
     if loaders is not None:
         assert teacher_logits is not None
-        result.agreement = agreement(current, teacher_logits, loaders.held_out)
-        result.fidelity_after = fidelity(outputs(current, loaders.held_out), teacher_logits)
+        final = outputs(current, loaders.held_out)
+        result.agreement = agreement(final, teacher_logits)
+        result.fidelity_after = fidelity(final, teacher_logits)
         if trained:
             result.accuracy_after = evaluate(current, loaders.held_out)
     return result
@@ -219,8 +225,8 @@ def _quantize(result: SlimResult, model: nn.Module, example_inputs: tuple, loade
     record = QuantizationRecord(scheme, drop <= options.max_accuracy_drop, quantized.layers,
                                 quantized.calibration_samples, quality_before, quality)
     if not record.applied:
-        record = QuantizationRecord(**{**record.__dict__, "reason": f"{drop:.2f} points lost, over the "
-                                       f"{options.max_accuracy_drop} budget"})
+        record = dataclasses.replace(record, reason=f"{drop:.2f} points lost, over the {options.max_accuracy_drop} "
+                                     "budget")
         say(f"not quantized: {record.reason}")
     else:
         result.quantized = quantized
@@ -229,7 +235,7 @@ def _quantize(result: SlimResult, model: nn.Module, example_inputs: tuple, loade
 
 
 def _quality(model: nn.Module, reference: torch.Tensor, loaders, measure: str) -> float:
-    if measure == "top1":
+    if measure == TOP1:
         return evaluate(model, loaders.held_out).top1
     return fidelity(outputs(model, loaders.held_out), reference)
 
