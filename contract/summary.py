@@ -14,9 +14,9 @@ def summarize(ops: Sequence[OpRecord], top_layers: int = TOP_LAYERS) -> Summary:
     """Summary of p50 op times; shares are of the summed op time (framework rows included)."""
     by_category = {c: sum(op.p50_ms for op in ops if op.category == c) for c in (TENSOR, NON_TENSOR, FRAMEWORK)}
     total = sum(by_category.values())
-    compute = by_category[TENSOR] + by_category[NON_TENSOR]
-    # The share left unattributed, subtracted: summing in another order than ``compute`` would put an exactly
-    # attributed profile at 0.9999999999999999.
+    # Both parts summed alike and divided by their own sum: x / x is exactly 1 and 0 / x exactly 0, where
+    # dividing by ``compute`` (summed per category, in another order) gave 0.9999999999999999 or 1.1e-16.
+    attributed = sum(op.p50_ms for op in ops if op.layer and op.category != FRAMEWORK)
     unattributed = sum(op.p50_ms for op in ops if not op.layer and op.category != FRAMEWORK)
     return Summary(
         total_ms=total,
@@ -26,7 +26,7 @@ def summarize(ops: Sequence[OpRecord], top_layers: int = TOP_LAYERS) -> Summary:
         tensor_share=_share(by_category[TENSOR], total),
         non_tensor_share=_share(by_category[NON_TENSOR], total),
         framework_share=_share(by_category[FRAMEWORK], total),
-        attributed_share=1.0 - _share(unattributed, compute) if compute else 0.0,
+        attributed_share=_share(attributed, attributed + unattributed),
         by_op_type=tuple(op_type_table(ops)),
         top_layers=tuple(layer_table(ops)[:top_layers]),
     )

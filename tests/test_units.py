@@ -180,5 +180,6 @@ def test_a_fully_attributed_profile_is_exactly_100_percent_attributed_whatever_t
              0.0625720304108054, 0.006552885923981311, 0.0013167991554874138]  # summed by category: 0.99999...
     ops = [op(i, TENSOR if i % 2 else NON_TENSOR, ms) for i, ms in enumerate(times)]
     assert summarize(ops).attributed_share == 1.0
+    assert summarize([op(i, o.category, o.p50_ms, layer="") for i, o in enumerate(ops)]).attributed_share == 0.0
     half = [*ops, op(9, TENSOR, sum(times), layer="")]
     assert summarize(half).attributed_share == pytest.approx(0.5)
