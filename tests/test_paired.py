@@ -77,8 +77,11 @@ def test_the_time_budget_stops_the_blocks(programs):
 
 
 def busy_loop() -> subprocess.Popen:
-    """A process that keeps one core busy until killed."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    """A process that keeps one core busy until killed; returned once it is spinning (past interpreter start)."""
+    spin = "import sys; sys.stdout.write('on\\n'); sys.stdout.flush()\nwhile True: pass"
+    hog = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    assert hog.stdout is not None and hog.stdout.readline() == "on\n"
+    return hog
 
 
 def test_a_program_against_itself_stays_near_one_while_a_busy_loop_comes_and_goes(programs):
@@ -112,11 +115,12 @@ def test_a_busy_device_is_flagged_beside_its_latency(programs):
         with LocalDevice() as device:
             from profiler import profile_program
 
-            measured = profile_program(programs["portable"], device, OPTIONS)
+            # 30 executions: a window of a second or more, well past the shortest one whose load is judged
+            measured = profile_program(programs["portable"], device, ProfileOptions(warmup=1, iterations=30, threads=1))
     finally:
         for hog in hogs:
             hog.kill()
-    assert measured.device.other_load is not None and measured.device.other_load > 0.3
+    assert measured.device.other_load is not None and measured.device.other_load > 0.3, measured.device.other_load
     assert any("the device was busy" in reason for reason in measured.noise)
 
 
