@@ -1,8 +1,9 @@
 """slim.json: what a slimming run did (every merge applied or skipped, what it saved and cost, the
 accuracy before and after), as a typed, versioned record like the Profile.
 
-Version 1 files (a bare dict without ``removed`` layers per merge) and version 2 files (judged by
-``agreement`` where accuracy could not judge) are migrated on load.
+Version 1 files (a bare dict without ``removed`` layers per merge), version 2 files (judged by
+``agreement`` where accuracy could not judge) and version 3 files (no per-step savings) are migrated
+on load.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contract.errors import InputError
 from contract.files import write_json_atomic
 from contract.records import from_dict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TOP1, AGREEMENT, FIDELITY = "top1", "agreement", "fidelity"
 
@@ -41,7 +42,22 @@ class MergeRecord:
     saves_ms: float = 0.0
     costs_ms: float = 0.0
     quality_after: Optional[float] = None
-    """Held-out top-1 (or output fidelity, see ``SlimAccuracy``) right after this merge, for a learned one."""
+    """Held-out top-1 (or output fidelity, see ``SlimAccuracy``) right after this merge, for a learned one ..."""
+    quality_before: Optional[float] = None
+    """... and right before it: what the step cost is the difference."""
+    detail: str = ""
+    """What the step does beyond its kind, e.g. a decomposition's ``Tucker-2 ranks 24x16 of 64x48``."""
+    macs_saved: Optional[int] = None
+    """Multiply-accumulates per inference the step removed (negative: added), counted on the model."""
+    params_saved: Optional[int] = None
+    """Parameters the step removed (negative: added); float32, 4 bytes each in the .pte."""
+
+    @property
+    def points_lost(self) -> Optional[float]:
+        """What the step cost in held-out top-1 (or fidelity) points; None for an exact step."""
+        if self.quality_before is None or self.quality_after is None:
+            return None
+        return self.quality_before - self.quality_after
 
     @property
     def gain_ms(self) -> float:
@@ -61,6 +77,8 @@ class PlannedMerge:
     memory_bytes: int
     """Bytes of activations the merge no longer writes."""
     worthwhile: bool
+    detail: str = ""
+    """What the step does beyond its kind (a decomposition's ranks)."""
 
     @property
     def gain_ms(self) -> float:
@@ -205,6 +223,6 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         data["merges"] = [{**merge, "removed": merge.get("layers", []) if merge.get("kind", "").startswith("remove_")
                            else []} for merge in data["merges"]]
         data["schema_version"] = version = 2
-    if version == 2:  # new fields only, all optional
-        data["schema_version"] = 3
+    if version in (2, 3):  # new fields only, all optional (3: fidelity and quantization; 4: per-step savings)
+        data["schema_version"] = SCHEMA_VERSION
     return data

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import torch
 from torch import fx, nn
 
-from slimmer.graph import module_of
 from slimmer.passes.base import shapes
 
 
 def layer_macs(gm: fx.GraphModule, example_inputs) -> dict[str, int]:
-    """Multiply-accumulates of each conv and linear layer, by module path, for the example inputs."""
-    known = shapes(gm, example_inputs)
+    """Multiply-accumulates of each conv and linear layer, by module path, for the example inputs; a layer
+    that is a chain of them (a decomposition) counts all of its parts."""
+    counted: dict[str, int] = {}
+
+    def count(name: str, module: nn.Conv2d | nn.Linear, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            work = output.numel() * kernel * module.in_channels // module.groups
+        else:
+            work = output.numel() * module.in_features
+        counted[name] = counted.get(name, 0) + work
+
+    handles = [module.register_forward_hook(lambda m, _i, out, name=name: count(name, m, out))
+               for name, module in gm.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            gm(*example_inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
     macs = {}
     for node in gm.graph.nodes:
-        module = module_of(gm, node)
-        out = known.get(node.name)
-        if isinstance(module, nn.Conv2d) and out:
-            kernel = module.kernel_size[0] * module.kernel_size[1]
-            macs[node.target] = out[0] * out[1] * out[2] * out[3] * kernel * module.in_channels // module.groups
-        elif isinstance(module, nn.Linear) and out:
-            macs[node.target] = module.in_features * module.out_features * (out[0] if len(out) > 1 else 1)
+        if node.op == "call_module":
+            target = str(node.target)
+            work = sum(value for name, value in counted.items() if name == target or name.startswith(target + "."))
+            if work:
+                macs[target] = work
     return macs
 
 

@@ -98,8 +98,8 @@ def conv2d_like(conv: nn.Conv2d, out_channels: int, groups: int, bias: bool) -> 
                      groups, bias, conv.padding_mode)
 
 
-def bias_of(conv: nn.Conv2d) -> torch.Tensor:
-    """The bias of a convolution that has one."""
+def bias_of(conv: nn.Conv2d | nn.Linear) -> torch.Tensor:
+    """The bias of a convolution (or linear layer) that has one."""
     assert conv.bias is not None, "the convolution has no bias"
     return conv.bias
 

@@ -42,6 +42,8 @@ class SlimRequest:
     """Fraction of the measured time a learned merge must save."""
     quantize: Optional[str] = None
     """``int8``: quantize as the last step, within the accuracy budget (``slimmer.quantize``)."""
+    decompose: bool = False
+    """Low-rank decomposition after the merges (``slimmer.passes.lowrank``)."""
 
 
 def slimmable(model: str) -> ModelSpec:
@@ -73,7 +75,7 @@ def plan_merges(request: SlimRequest, say: Say = _quiet,
     spec = slimmable(request.model)
     model, inputs, _ = _load(spec, request.seed, say)
     times = layer_times(_profile_for(request, say, progress).ops)
-    found = candidates(trace(model), make_passes(inputs, request.exact_only), times, inputs)
+    found = candidates(trace(model), make_passes(inputs, request.exact_only, request.decompose), times, inputs)
     return [candidate.record() for candidate, _ in found]
 
 
@@ -142,7 +144,8 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
     if data is not None and not trained:
         trained = learned(model, data, say)
     options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
-                          request.end_to_end_steps, request.seed, min_gain=request.min_gain, quantize=request.quantize)
+                          request.end_to_end_steps, request.seed, min_gain=request.min_gain, quantize=request.quantize,
+                          decompose=request.decompose)
     try:
         result = slim(model, inputs, times, loaders, trained, options, say, progress)
     except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:
@@ -215,6 +218,7 @@ class OptimizeRequest:
     max_runs: int = 40
     max_seconds: float = 300.0
     quantize: Optional[str] = None
+    decompose: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,7 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
                                         max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
                                         end_to_end_steps=request.end_to_end_steps, seed=request.seed,
                                         data=request.data, min_gain=request.min_gain,
-                                        quantize=request.quantize), say, progress)
+                                        quantize=request.quantize, decompose=request.decompose), say, progress)
         announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
         result = _side_by_side(request, options, progress, stage)
         result.a.save(outdir / "before.json")

@@ -18,7 +18,7 @@ from torch import fx
 
 from contract.slim import PlannedMerge
 from slimmer.cost import layer_macs, output_bytes
-from slimmer.passes import APPROXIMATE_PASSES, EXACT_PASSES, LayerCosts, Match, SlimPass
+from slimmer.passes import APPROXIMATE_PASSES, COMPRESSION_PASSES, EXACT_PASSES, LayerCosts, Match, SlimPass
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Candidate:
     def record(self) -> PlannedMerge:
         match = self.match
         return PlannedMerge(match.kind, match.layers, match.exact, self.saves_ms, self.costs_ms, self.memory_bytes,
-                            self.worthwhile)
+                            self.worthwhile, match.detail)
 
 
 def layer_times(ops: Iterable) -> dict[str, float]:
@@ -54,15 +54,18 @@ def layer_times(ops: Iterable) -> dict[str, float]:
     return dict(times)
 
 
-def make_passes(example_inputs: tuple, exact_only: bool = False) -> list[SlimPass]:
-    """One instance of every pass (the exact ones only with ``exact_only``) for a model with these inputs."""
-    kinds = EXACT_PASSES if exact_only else EXACT_PASSES + APPROXIMATE_PASSES
+def make_passes(example_inputs: tuple, exact_only: bool = False, decompose: bool = False) -> list[SlimPass]:
+    """One instance of every pass for a model with these inputs: the exact ones only with ``exact_only``,
+    the low-rank decomposition too with ``decompose``."""
+    kinds = EXACT_PASSES if exact_only else \
+        EXACT_PASSES + APPROXIMATE_PASSES + (COMPRESSION_PASSES if decompose else ())
     return [kind.for_model(example_inputs) for kind in kinds]
 
 
 def candidates(gm: fx.GraphModule, passes: Sequence[SlimPass], times: dict[str, float], example_inputs,
                original_macs: Optional[dict[str, int]] = None) -> list[tuple[Candidate, SlimPass]]:
-    """Every match of every pass on ``gm`` with its estimated worth, best first."""
+    """Every match of every pass on ``gm`` with its estimated worth: merges before compression (``stage``),
+    then best first."""
     macs = layer_macs(gm, example_inputs)
     costs = LayerCosts(times, macs, original_macs or macs)
     sizes = output_bytes(gm, example_inputs)
@@ -72,4 +75,5 @@ def candidates(gm: fx.GraphModule, passes: Sequence[SlimPass], times: dict[str, 
             saves, added = slim_pass.estimate(gm, match, costs)
             memory = sum(sizes.get(layer, 0) for layer in match.removed)
             found.append((Candidate(match, saves, added, memory), slim_pass))
-    return sorted(found, key=lambda pair: (-pair[0].gain_ms, -pair[0].memory_bytes, pair[0].match.layers))
+    return sorted(found, key=lambda pair: (pair[1].stage, -pair[0].gain_ms, -pair[0].memory_bytes,
+                                           pair[0].match.layers, pair[0].match.detail))

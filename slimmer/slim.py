@@ -37,6 +37,8 @@ class SlimOptions:
     """A learned merge must save at least this fraction of the measured time to be worth its fine-tuning."""
     quantize: Optional[str] = None
     """``int8``: quantize after the merges (``slimmer.quantize``), if it stays within the budget."""
+    decompose: bool = False
+    """After the merges, decompose the layers that cost the most into low-rank chains (``DecomposeLowRank``)."""
 
 
 @dataclass
@@ -141,13 +143,14 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     labelled = [(images, labels) for images, labels in _plain(loaders.train)] if loaders is not None else []
     batches = [images for images, _ in labelled]
     logits = TeacherLogits(teacher, labelled)
-    rejected: set[tuple[str, tuple[str, ...]]] = set()
+    rejected: set[tuple[str, tuple[str, ...], str]] = set()
     known: Optional[float] = None  # the quality of ``current``, once a learned merge measured it
     least = options.min_gain * sum(times.values())
+    macs_then, params_then = result.macs_before, result.params_before
     for _ in range(options.max_merges):
-        ranked = [(c, p) for c, p in candidates(current, make_passes(example_inputs, exact_only), times,
-                                                 example_inputs, original_macs)
-                  if c.worthwhile and (c.match.kind, c.match.layers) not in rejected]
+        passes = make_passes(example_inputs, exact_only, options.decompose)
+        ranked = [(c, p) for c, p in candidates(current, passes, times, example_inputs, original_macs)
+                  if c.worthwhile and _identity(c) not in rejected]
         small = [c for c, _ in ranked if not c.match.exact and c.gain_ms < least]
         ranked = [(c, p) for c, p in ranked if c.match.exact or c.gain_ms >= least]
         if not ranked:
@@ -158,9 +161,11 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         candidate, slim_pass = ranked[0]
         trial = slim_pass.apply(copy.deepcopy(current), candidate.match)
         quality = None
+        before = known if known is not None else reference
         if not candidate.match.exact:
             assert teacher_logits is not None, "learned merges are only planned with loaders"
-            fit_block(trial, teacher, candidate.match.anchors, candidate.match.regenerated, batches,
+            source = current if slim_pass.learns_from_current else teacher
+            fit_block(trial, source, candidate.match.anchors, candidate.match.regenerated, batches,
                       options.block_steps, options.seed, progress)
             quality = _quality(trial, teacher_logits, loaders, result.measure)
             if reference - quality > options.max_accuracy_drop:  # the block alone did not recover: all layers
@@ -169,17 +174,23 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
                 quality = _quality(trial, teacher_logits, loaders, result.measure)
             drop = reference - quality
             if drop > options.max_accuracy_drop:
-                rejected.add((candidate.match.kind, candidate.match.layers))
+                rejected.add(_identity(candidate))
+                detail = f" ({candidate.match.detail})" if candidate.match.detail else ""
                 result.skipped.append(SkipRecord(candidate.match.kind, candidate.match.layers,
-                                              f"{drop:.2f} points over the {options.max_accuracy_drop} budget"))
-                say(f"skipped {candidate.match.kind} {', '.join(candidate.match.layers)}: {drop:.2f} points lost")
+                                              f"{drop:.2f} points over the {options.max_accuracy_drop} budget{detail}"))
+                say(f"skipped {candidate.match.kind} {', '.join(candidate.match.layers)}{detail}: {drop:.2f} points "
+                    "lost")
                 continue
-        current = trial
+        macs_now, params_now = sum(layer_macs(trial, example_inputs).values()), parameters(trial)
+        result.merges.append(_merge(candidate, slim_pass, quality, before if quality is not None else None,
+                                    macs_then - macs_now, params_then - params_now))
+        current, macs_then, params_then = trial, macs_now, params_now
         if quality is not None:
             known = quality  # exact merges keep it
-        result.merges.append(_merge(candidate, slim_pass, quality))
-        say(f"merged {candidate.match.kind} {', '.join(candidate.match.layers)} "
-            f"(saves ~{candidate.gain_ms:.2f} ms" + (f", quality {quality:.1f})" if quality is not None else ")"))
+        detail = f" [{candidate.match.detail}]" if candidate.match.detail else ""
+        say(f"{'decomposed' if slim_pass.stage else 'merged'} {candidate.match.kind} "
+            f"{', '.join(candidate.match.layers)}{detail} (saves ~{candidate.gain_ms:.2f} ms"
+            + (f", quality {quality:.1f})" if quality is not None else ")"))
     if loaders is not None and any(not m.exact for m in result.merges):
         assert teacher_logits is not None and known is not None, "a learned merge measured the quality"
         tuned = copy.deepcopy(current)
@@ -246,8 +257,14 @@ def _plain(loader):
     return DataLoader(loader.dataset, loader.batch_size, shuffle=False)
 
 
-def _merge(candidate: Candidate, slim_pass: SlimPass, quality: Optional[float]) -> MergeRecord:
+def _identity(candidate: Candidate) -> tuple[str, tuple[str, ...], str]:
+    """What a rejected step is remembered by: the same layers at other ranks may still be tried."""
+    return candidate.match.kind, candidate.match.layers, candidate.match.detail
+
+
+def _merge(candidate: Candidate, slim_pass: SlimPass, quality: Optional[float], quality_before: Optional[float],
+           macs_saved: int, params_saved: int) -> MergeRecord:
     match = candidate.match
     removed = match.removed if slim_pass.deletes_layers else ()
     return MergeRecord(match.kind, match.layers, match.exact, match.regenerated, removed, candidate.saves_ms,
-                       candidate.costs_ms, quality)
+                       candidate.costs_ms, quality, quality_before, match.detail, macs_saved, params_saved)

@@ -16,6 +16,10 @@ def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=("int8",), default=None,
                         help="last step: int8 post-training quantization for XNNPACK (calibrated on the training "
                              "data), kept only within the accuracy budget; slim-float.pte keeps the float model")
+    parser.add_argument("--decompose", action="store_true",
+                        help="after the merges, decompose the layers that cost the most into low-rank chains "
+                             "(Tucker-2 for kxk convolutions, SVD for 1x1 and linear), ranks chosen for the "
+                             "profile's measured time, each kept only within the accuracy budget")
     parser.add_argument("--block-steps", type=non_negative, default=40,
                         help="fine-tuning steps for each regenerated layer (default: 40)")
     parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
@@ -70,7 +74,7 @@ def cmd_slim(args: argparse.Namespace) -> int:
         raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
     request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.exact_only,
                           args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed, args.data,
-                          args.min_gain / 100, args.quantize)
+                          args.min_gain / 100, args.quantize, args.decompose)
     with ProgressView() as view:
         if args.plan:
             plan = plan_merges(request, say=view.say, progress=view.update)
@@ -97,7 +101,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
                               args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
                               args.end_to_end_steps, args.min_gain / 100, args.precision / 100, args.max_runs,
-                              args.max_time, args.quantize)
+                              args.max_time, args.quantize, args.decompose)
     with ProgressView() as view:
         result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
         stages = len(OPTIMIZE_STAGES) + 1

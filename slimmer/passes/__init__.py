@@ -8,6 +8,7 @@ from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass
 from slimmer.passes.branch import RemoveThinBranch, ReplacePoolBranch
 from slimmer.passes.cleanup import RemoveNoOps
 from slimmer.passes.fold_bn import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious
+from slimmer.passes.lowrank import DecomposeLowRank
 from slimmer.passes.manager import run_passes
 from slimmer.passes.merge_parallel import MergeParallelConvs
 from slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
@@ -15,7 +16,9 @@ from slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
 EXACT_PASSES: tuple[type[SlimPass], ...] = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext,
                                             MergeParallelConvs)
 APPROXIMATE_PASSES: tuple[type[SlimPass], ...] = (RemoveLRN, MergePoolIntoConv, ReplacePoolBranch, RemoveThinBranch)
+COMPRESSION_PASSES: tuple[type[SlimPass], ...] = (DecomposeLowRank,)
+"""Approximate passes that are made only when asked for (``--decompose``), after every merge."""
 
-__all__ = ["APPROXIMATE_PASSES", "EXACT_PASSES", "FoldBatchNormIntoNext", "FoldBatchNormIntoPrevious", "LayerCosts",
-           "Match", "MergeParallelConvs", "MergePoolIntoConv", "RemoveLRN", "RemoveNoOps", "RemoveThinBranch",
-           "ReplacePoolBranch", "ShapedPass", "SlimPass", "run_passes"]
+__all__ = ["APPROXIMATE_PASSES", "COMPRESSION_PASSES", "DecomposeLowRank", "EXACT_PASSES", "FoldBatchNormIntoNext",
+           "FoldBatchNormIntoPrevious", "LayerCosts", "Match", "MergeParallelConvs", "MergePoolIntoConv", "RemoveLRN",
+           "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "ShapedPass", "SlimPass", "run_passes"]

@@ -7,6 +7,7 @@ approximate ones regenerate layers that fine-tuning must then learn.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from torch import fx
@@ -30,6 +31,10 @@ class Match:
     The original side may be several modules whose outputs, concatenated on channels, are the target."""
     removed: tuple[str, ...] = ()
     """Layers the rewrite removes from the graph."""
+    detail: str = ""
+    """What this match does beyond its kind, for a reader (a decomposition's ranks); part of its identity."""
+    ranks: tuple[int, ...] = ()
+    """A decomposition's ranks (``slimmer.passes.lowrank``)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,30 @@ class LayerCosts:
         before, now = self.original_macs.get(layer), self.macs.get(layer)
         return measured * now / before if before and now else measured
 
+    @functools.cached_property
+    def fit(self) -> tuple[float, float]:
+        """``(ms per layer, ms per multiply-accumulate)``: a least-squares line through the measured time and
+        the work of the profile's convolution and linear layers (both terms at least 0). What a layer that
+        does not exist yet would take, on this device, as far as its profile can say."""
+        points = [(float(self.original_macs[layer]), time) for layer, time in self.times.items()
+                  if self.original_macs.get(layer)]
+        total_macs, total_time = sum(m for m, _ in points), sum(t for _, t in points)
+        if not total_macs:
+            return 0.0, 0.0
+        through_zero = 0.0, total_time / total_macs
+        count = len(points)
+        spread = count * sum(m * m for m, _ in points) - total_macs ** 2
+        if count < 3 or spread <= 0:
+            return through_zero
+        slope = (count * sum(m * t for m, t in points) - total_macs * total_time) / spread
+        intercept = (total_time - slope * total_macs) / count
+        return (intercept, slope) if slope > 0 and intercept > 0 else through_zero
+
+    def predict(self, macs: int) -> float:
+        """The time a conv or linear layer doing ``macs`` multiply-accumulates is predicted to take (``fit``)."""
+        per_layer, per_mac = self.fit
+        return per_layer + per_mac * macs
+
 
 class SlimPass(PassBase):
     """Subclasses set ``kind`` and ``exact`` and implement ``matches`` and ``rewrite``; a pass whose
@@ -58,6 +87,12 @@ class SlimPass(PassBase):
 
     kind = ""
     exact = True
+    stage = 0
+    """The planner makes every worthwhile match of a lower stage first: 0 merges, 1 compression (the paper
+    decomposed the network its merges had made)."""
+    learns_from_current = False
+    """True when regenerated layers learn the model as it was before this step (a decomposition reproduces
+    the layer it replaces, merges included), False when they learn the original model's activations."""
     deletes_layers = False
     """True when the layers a match removes are deleted outright (an LRN, a dropout, a thin branch);
     False when their work is merged into a neighbour (a BatchNorm folded, a pool made a stride)."""

@@ -1,0 +1,204 @@
+"""Low-rank decomposition as a slimming step: exact at full rank and at a weight's own rank, offered only
+where it cuts the work and the profile says the time follows, learned back within the accuracy budget."""
+
+import pytest
+import torch
+from torch import nn
+
+from slimmer import run_passes
+from slimmer.graph import trace
+from slimmer.passes import DecomposeLowRank, LayerCosts
+from slimmer.passes.lowrank import decompose
+from slimmer.plan import candidates, make_passes
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (nn.Conv2d(24, 40, 3, stride=2, padding=1), (2, 24, 17, 17)),
+    (nn.Conv2d(16, 32, 5, padding=2, dilation=1, padding_mode="reflect"), (1, 16, 12, 12)),
+    (nn.Conv2d(16, 24, (3, 1), padding=(1, 0), dilation=(2, 1), bias=False), (1, 16, 12, 12)),
+    (nn.Conv2d(32, 48, 1, stride=2, padding=1), (1, 32, 9, 9)),
+    (nn.Linear(40, 24), (3, 40)),
+])
+def test_at_full_rank_the_chain_computes_the_layer(layer, shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    if isinstance(layer, nn.Linear) or layer.kernel_size == (1, 1):
+        full = (min(layer.weight.shape[:2]),)
+    else:
+        full = (layer.out_channels, layer.in_channels)
+    chain = decompose(layer, full)
+    assert len(chain) == (2 if len(full) == 1 else 3)
+    with torch.no_grad():
+        assert _relative_error(chain(x), layer(x)) < 1e-5
+
+
+def test_a_weight_of_low_rank_is_decomposed_exactly_at_that_rank():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(32, 48, 3, padding=1)
+    with torch.no_grad():  # a Tucker-2 weight: 48x32 channels through an 8x16 core
+        core = torch.randn(8, 16, 3, 3)
+        conv.weight.copy_(torch.einsum("rshw,or,is->oihw", core, torch.randn(48, 8), torch.randn(32, 16)))
+    x = torch.randn(1, 32, 10, 10)
+    with torch.no_grad():
+        assert _relative_error(decompose(conv, (8, 16))(x), conv(x)) < 1e-5
+        assert _relative_error(decompose(conv, (8, 8))(x), conv(x)) > 0.05  # below its rank it is an approximation
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)  # 3 inputs: no rank below them is worth it
+        self.wide = nn.Conv2d(16, 64, 3, padding=1)
+        self.depthwise = nn.Conv2d(64, 64, 3, padding=1, groups=64)
+        self.pointwise = nn.Conv2d(64, 64, 1)
+        self.up = nn.ConvTranspose2d(64, 16, 2, stride=2)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.up(self.pointwise(self.depthwise(torch.relu(self.wide(torch.relu(self.stem(x)))))))
+        return self.head(x.mean((2, 3)))
+
+
+X = (torch.randn(1, 3, 16, 16),)
+
+
+def test_offers_are_made_for_plain_layers_at_ranks_that_cut_the_work():
+    gm = trace(Net())
+    offers = DecomposeLowRank(X).matches(gm)
+    layers = {match.layers[0] for match in offers}
+    assert layers == {"wide", "pointwise"}  # not the depthwise, the transposed or the 3-input stem; head too small
+    for match in offers:
+        assert all(rank % 8 == 0 for rank in match.ranks) and "% of the MACs" in match.detail
+        assert not match.exact and match.regenerated == match.layers
+    assert {len(m.ranks) for m in offers if m.layers == ("wide",)} == {2}  # Tucker-2 for a 3x3
+    assert {len(m.ranks) for m in offers if m.layers == ("pointwise",)} == {1}  # SVD for a 1x1
+
+
+def test_the_decomposed_model_keeps_its_shapes_and_counts_the_chains_work():
+    from slimmer.cost import layer_macs
+
+    model = Net().eval()
+    gm, applied = run_passes(model, [DecomposeLowRank(X)])
+    assert {m.layers[0] for m in applied} == {"wide", "pointwise"}
+    assert gm(*X).shape == model(*X).shape and isinstance(gm.get_submodule("wide"), nn.Sequential)
+    before, after = layer_macs(trace(model), X), layer_macs(gm, X)
+    assert after["wide"] <= 0.6 * before["wide"] and after["pointwise"] <= 0.6 * before["pointwise"]
+    assert after["stem"] == before["stem"]
+
+
+def _profile(per_layer_ms: float, per_mac_ms: float) -> dict[str, float]:
+    from slimmer.cost import layer_macs
+
+    macs = layer_macs(trace(Net()), X)
+    return {layer: per_layer_ms + per_mac_ms * work for layer, work in macs.items()}
+
+
+def test_the_profile_decides_whether_three_layers_beat_one():
+    """Where each layer's fixed cost dominates (a busy dispatcher, a tiny model) a decomposition is not worth
+    it; where the time follows the work it is, and the cheapest chain is offered first."""
+    gm = trace(Net())
+    passes = make_passes(X, decompose=True)
+
+    def worthwhile(times):
+        return [c for c, _ in candidates(gm, passes, times, X) if c.match.kind == "low_rank" and c.worthwhile]
+
+    assert worthwhile(_profile(1.0, 1e-9)) == []
+    by_work = worthwhile(_profile(0.0, 1e-6))
+    assert by_work and by_work[0].gain_ms >= by_work[-1].gain_ms
+
+
+def test_a_wide_layer_is_offered_at_a_quarter_and_at_half_of_its_work():
+    from slimmer.passes.lowrank import chain_macs, full_macs, offers
+
+    conv = nn.Conv2d(64, 128, 3, padding=1)
+    in_shape, out_shape = (1, 64, 8, 8), (1, 128, 8, 8)
+    work = full_macs(conv, out_shape)
+    found = offers(conv, in_shape, out_shape, work)
+    assert len(found) == 2 and found[0] < found[1]
+    shares = [chain_macs(conv, ranks, in_shape, out_shape) / work for ranks in found]
+    assert 0.2 < shares[0] < 0.35 and 0.45 < shares[1] <= 0.6  # the targets, rounded up to 8-channel tiles
+
+
+def test_the_fit_separates_a_layers_fixed_cost_from_its_work():
+    costs = LayerCosts({"a": 1.0 + 2.0, "b": 1.0 + 4.0, "c": 1.0 + 8.0}, {}, {"a": 2, "b": 4, "c": 8})
+    assert costs.fit == pytest.approx((1.0, 1.0))
+    assert costs.predict(16) == pytest.approx(17.0)
+    falling = LayerCosts({"a": 3.0, "b": 2.0, "c": 1.0}, {}, {"a": 2, "b": 4, "c": 8})  # noise: no line fits
+    assert falling.fit == pytest.approx((0.0, 6.0 / 14))
+
+
+def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
+    gm = trace(Net())
+    assert all(c.match.kind != "low_rank" for c, _ in candidates(gm, make_passes(X), _profile(0.0, 1e-6), X))
+    assert all(c.match.kind != "low_rank" for c, _ in candidates(gm, make_passes(X, True, True), _profile(0, 1e-6), X))
+
+
+@pytest.fixture(scope="module")
+def trained_digits_net():
+    """A small digit classifier with wide 3x3 layers, trained at 16 px."""
+    from slimmer.data import digits
+    from slimmer.train import train
+
+    class DigitsNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+            self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+            self.conv3 = nn.Conv2d(64, 64, 3, padding=1)
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.conv1(x)))
+            x = self.pool(torch.relu(self.conv2(x)))
+            return self.fc(torch.relu(self.conv3(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    model, loaders = DigitsNet(), digits(16)
+    accuracy = train(model, loaders.train, loaders.held_out, 8, 3e-3)
+    assert accuracy.top1 > 90
+    return model.eval(), loaders
+
+
+def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_each_step(trained_digits_net):
+    from slimmer.cost import layer_macs
+    from slimmer.slim import SlimOptions, slim
+
+    model, loaders = trained_digits_net
+    inputs = (torch.randn(1, 3, 16, 16),)
+    times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}  # time follows work
+    said: list[str] = []
+    result = slim(model, inputs, times, loaders, trained=True, options=SlimOptions(decompose=True, min_gain=0.05),
+                  say=said.append)
+    steps = [m for m in result.merges if m.kind == "low_rank"]
+    assert steps, said
+    assert result.accuracy_before and result.accuracy_after
+    assert result.accuracy_before.top1 - result.accuracy_after.top1 <= 0.5
+    assert result.macs_after < 0.8 * result.macs_before
+    for step in steps:
+        assert step.macs_saved and step.macs_saved > 0 and step.params_saved and step.params_saved > 0
+        assert step.quality_before is not None and step.quality_after is not None and "ranks" in step.detail
+        assert step.points_lost == pytest.approx(step.quality_before - step.quality_after)
+    assert sum(m.macs_saved or 0 for m in result.merges) == result.macs_before - result.macs_after
+    assert any(line.startswith("decomposed low_rank") for line in said)
+
+
+def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digits_net):
+    from slimmer.cost import layer_macs
+    from slimmer.slim import SlimOptions, slim
+
+    model, loaders = trained_digits_net
+    inputs = (torch.randn(1, 3, 16, 16),)
+    times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}
+    result = slim(model, inputs, times, loaders, trained=True,
+                  options=SlimOptions(decompose=True, min_gain=0.05, block_steps=0, end_to_end_steps=0,
+                                      max_accuracy_drop=0.0))
+    skipped = [s for s in result.skipped if s.kind == "low_rank"]
+    kept = [m for m in result.merges if m.kind == "low_rank"]
+    assert all(m.points_lost is not None and m.points_lost <= 0 for m in kept)  # only what cost nothing stays
+    assert all("ranks" in s.reason and "over the 0.0 budget" in s.reason for s in skipped)
+    assert skipped or kept
