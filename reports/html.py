@@ -24,7 +24,7 @@ from contract.slim import SlimRecord
 from reports.charts import CATEGORY_LABEL, figures
 from reports.compare import Comparison, OpTypeRow, Side, compare
 from reports.headline import headline_facts, noise_lines, signed_pct
-from reports.slim_view import quantization_text
+from reports.slim_view import quantization_text, step_how, step_savings
 from reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
@@ -263,17 +263,23 @@ def _merges(comparison: Comparison) -> str:
     slim = comparison.slim
     if not slim:
         return ""
-    columns = [Column("merge", lambda m: _text(m.kind)),
+    columns = [Column("step", lambda m: _text(m.kind)),
                Column("layers", lambda m: Cell(", ".join(m.layers), css="name")),
-               Column("kind", lambda m: _text("exact" if m.exact else "learned")),
+               Column("how", lambda m: _text(step_how(m))),
                Column("relearned", lambda m: Cell(", ".join(m.learned) or "–", css="name")),
-               Column("est. gain ms", lambda m: _number(m.gain_ms), True)]
+               Column("est. gain ms", lambda m: _number(m.gain_ms), True),
+               Column("MACs saved", lambda m: Cell(step_savings(m)[0], m.macs_saved), True),
+               Column("weights saved", lambda m: Cell(step_savings(m)[1], m.params_saved), True),
+               Column("points lost", lambda m: Cell(step_savings(m)[2], m.points_lost), True)]
     skipped = "".join(f"<li>skipped {escape(skip.kind)} {escape(', '.join(skip.layers))}: {escape(skip.reason)}</li>"
                       for skip in slim.skipped)
     sizes = (f"<p>parameters {_count(slim.params.before)} → {_count(slim.params.after)}; "
              f"MACs {_count(slim.macs.before)} → {_count(slim.macs.after)}</p>")
     quantized = f"<p>{escape(quantization_text(slim.quantization, slim.accuracy))}</p>" if slim.quantization else ""
-    return (f"<h3>Merges applied by the slimmer</h3>{_table(columns, slim.merges, key='merges')}"
+    return (f"<h3>Steps applied by the slimmer</h3><p>What each step saved, counted on the model "
+            "(weights as float32); its time saving is the profile's estimate, the measured speed-up is above; "
+            "points lost is the held-out top-1 (or fidelity) right before the step minus right after it.</p>"
+            f"{_table(columns, slim.merges, key='merges')}"
             f"{f'<ul class=skipped>{skipped}</ul>' if skipped else ''}{sizes}{quantized}")
 
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.slim import FIDELITY, TOP1, PlannedMerge, QuantizationRecord, SlimAccuracy, SlimRecord
+from contract.slim import FIDELITY, TOP1, MergeRecord, PlannedMerge, QuantizationRecord, SlimAccuracy, SlimRecord
 from reports.units import mib
 
 
@@ -31,12 +31,13 @@ def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None)
 def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
     """`rebirth slim`: the merges applied and skipped, sizes and accuracy before and after."""
     console = console or Console()
-    table = Table(title="merges applied", title_justify="left")
-    for column in ("merge", "layers", "kind", "relearned", "est. gain ms"):
-        table.add_column(column)
+    table = Table(title="steps applied (what each saved, as counted on the model; time as the profile predicts it)",
+                  title_justify="left")
+    for column in ("step", "layers", "how", "est. gain ms", "MACs saved", "weights saved", "points lost"):
+        table.add_column(column, justify="right" if column in STEP_NUMBERS else "left")
     for merge in record.merges:
-        table.add_row(merge.kind, escape(", ".join(merge.layers)), "exact" if merge.exact else "learned",
-                      escape(", ".join(merge.learned)) or "-", f"{merge.gain_ms:.3f}")
+        table.add_row(merge.kind, escape(", ".join(merge.layers)), escape(step_how(merge)), f"{merge.gain_ms:.3f}",
+                      *step_savings(merge))
     console.print(table)
     for skip in record.skipped:
         console.print(f"skipped {skip.kind} {escape(', '.join(skip.layers))}: {escape(skip.reason)}", highlight=False)
@@ -59,6 +60,30 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
         console.print(quantization_text(record.quantization, record.accuracy), highlight=False)
     for message in record.messages:
         console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
+STEP_NUMBERS = ("est. gain ms", "MACs saved", "weights saved", "points lost")
+
+
+def step_how(merge: MergeRecord) -> str:
+    """``exact``, or ``learned`` with what the step did (a decomposition's ranks) and what it relearned."""
+    if merge.exact:
+        return "exact"
+    return "learned" + (f": {merge.detail}" if merge.detail else "")
+
+
+def step_savings(merge: MergeRecord) -> tuple[str, str, str]:
+    """A step's MACs saved, float32 weight bytes saved and held-out points lost, as text (``-`` where unknown;
+    records before schema 4 have none)."""
+    macs = "-" if merge.macs_saved is None else _signed(merge.macs_saved)
+    weights = "-" if merge.params_saved is None else (
+        ("-" if merge.params_saved < 0 else "") + mib(abs(merge.params_saved) * 4))
+    lost = merge.points_lost
+    return macs, weights, "-" if lost is None else f"{lost:+.2f}"
+
+
+def _signed(value: int) -> str:
+    return f"{value:,}" if value >= 0 else f"-{-value:,}"
 
 
 def quantization_text(step: QuantizationRecord, accuracy: Optional[SlimAccuracy]) -> str:

@@ -57,8 +57,9 @@ def slimmable(model: str) -> ModelSpec:
         raise InputError(f"{spec.text}: a .pte cannot be slimmed, its PyTorch graph is gone; pass the model it "
                          "came from (file.py:NAME or zoo:NAME) and --profile with its profile")
     if spec.kind == PT2:
-        raise InputError(f"{spec.text}: the slimmer's passes work on nn.Module layers, which a .pt2 no longer has; "
-                         "pass file.py:NAME or zoo:NAME")
+        raise InputError(f"{spec.text}: a .pt2 cannot be slimmed, its layers are gone (torch.export.unflatten gives "
+                         "back the module tree, but each layer as aten calls, not an nn.Conv2d the passes can "
+                         "rewrite and retrain); pass the model it came from as file.py:NAME")
     return spec
 
 
@@ -156,6 +157,10 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
     try:
         with quiet():
             exported = torch.export.export(result.model, inputs)
+        if result.merged is not None:  # each technique's contribution can be measured on its own
+            with quiet():
+                merged = torch.export.export(result.merged, inputs)
+            write_program(merged, request.backend, request.outdir / "slim-merged.pte", spec.text)
         if result.quantized is not None:
             record = _write_quantized(request, spec.text, exported, result.quantized, record, say)
         else:

@@ -15,7 +15,7 @@ from torch import fx, nn
 from contract.slim import FIDELITY, TOP1, MergeRecord, QuantizationRecord, SkipRecord
 from slimmer.cost import layer_macs, parameters
 from slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
-from slimmer.graph import trace
+from slimmer.graph import finish, trace
 from slimmer.passes import SlimPass
 from slimmer.plan import Candidate, candidates, make_passes
 from slimmer.quantize import Quantized, calibration_batches, quantize_int8
@@ -66,6 +66,8 @@ class SlimResult:
     quantized: Optional[Quantized] = None
     """The int8 model, when it was asked for and kept; ``model`` is then the float model it was made from."""
     quantization: Optional[QuantizationRecord] = None
+    merged: Optional[fx.GraphModule] = None
+    """The model after the merges alone, when a decomposition followed them."""
 
 
 @torch.no_grad()
@@ -148,7 +150,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     least = options.min_gain * sum(times.values())
     macs_then, params_then = result.macs_before, result.params_before
     for _ in range(options.max_merges):
-        passes = make_passes(example_inputs, exact_only, options.decompose)
+        passes = make_passes(example_inputs, exact_only)  # decomposition comes after, all layers in one step
         ranked = [(c, p) for c, p in candidates(current, passes, times, example_inputs, original_macs)
                   if c.worthwhile and _identity(c) not in rejected]
         small = [c for c, _ in ranked if not c.match.exact and c.gain_ms < least]
@@ -187,9 +189,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         current, macs_then, params_then = trial, macs_now, params_now
         if quality is not None:
             known = quality  # exact merges keep it
-        detail = f" [{candidate.match.detail}]" if candidate.match.detail else ""
-        say(f"{'decomposed' if slim_pass.stage else 'merged'} {candidate.match.kind} "
-            f"{', '.join(candidate.match.layers)}{detail} (saves ~{candidate.gain_ms:.2f} ms"
+        say(f"merged {candidate.match.kind} {', '.join(candidate.match.layers)} (saves ~{candidate.gain_ms:.2f} ms"
             + (f", quality {quality:.1f})" if quality is not None else ")"))
     if loaders is not None and any(not m.exact for m in result.merges):
         assert teacher_logits is not None and known is not None, "a learned merge measured the quality"
@@ -198,6 +198,14 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         tuned_quality = _quality(tuned, teacher_logits, loaders, result.measure)
         if tuned_quality >= known:
             current, known = tuned, tuned_quality
+    if options.decompose and loaders is not None:
+        assert teacher_logits is not None
+        judge = Judge(loaders, teacher_logits, result.measure, reference, options.max_accuracy_drop)
+        merged = current
+        current, known = _decompose(current, known if known is not None else reference, example_inputs, times,
+                                    original_macs, least, judge, batches, logits, trained, options, result, say,
+                                    progress)
+        result.merged = merged if current is not merged else None
     result.model = current
     result.params_after = parameters(current)
     result.macs_after = sum(layer_macs(current, example_inputs).values())
@@ -212,6 +220,82 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         if trained:
             result.accuracy_after = evaluate(current, loaders.held_out)
     return result
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What a learned step is judged by: the held-out data, the original's logits on it, the measure, the
+    quality the budget is counted from, and the budget."""
+
+    loaders: object
+    teacher_logits: torch.Tensor
+    measure: str
+    reference: float
+    budget: float
+
+    def quality(self, model: nn.Module) -> float:
+        return _quality(model, self.teacher_logits, self.loaders, self.measure)
+
+    def within(self, quality: float) -> bool:
+        return self.reference - quality <= self.budget
+
+
+def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, times: dict[str, float],
+               original_macs: dict[str, int], least: float, judge: Judge, batches: list[torch.Tensor],
+               logits: TeacherLogits, trained: bool, options: SlimOptions, result: SlimResult, say: Say,
+               progress) -> tuple[fx.GraphModule, float]:
+    """Low-rank decomposition of every layer where the profile says it pays, as one step (the paper decomposed
+    its merged network whole, then fine-tuned): each layer at the offer that saves it the most time; if
+    that cannot be learned back within the budget, each at its next offer (higher ranks); else none."""
+    from slimmer.passes import DecomposeLowRank
+
+    decomposition = DecomposeLowRank(example_inputs)
+    offers: dict[str, list[Candidate]] = {}
+    for candidate, _ in candidates(current, [decomposition], times, example_inputs, original_macs):
+        if candidate.worthwhile and candidate.gain_ms >= least:
+            offers.setdefault(candidate.match.layers[0], []).append(candidate)  # best first, as ranked
+    if not offers:
+        say("no layer is worth decomposing: the profile predicts no chain saving "
+            f"{100 * options.min_gain:g}% of the measured time")
+        return current, known
+    work_then = layer_macs(current, example_inputs)
+    macs_then, params_then = sum(work_then.values()), parameters(current)
+    for level in range(max(len(choices) for choices in offers.values())):
+        chosen = [choices[min(level, len(choices) - 1)] for choices in offers.values()]
+        trial = copy.deepcopy(current)
+        for candidate in chosen:
+            decomposition.rewrite(trial, candidate.match)
+        trial = finish(trial)
+        layers = tuple(candidate.match.layers[0] for candidate in chosen)
+        work_now = layer_macs(trial, example_inputs)
+        macs_now, params_now = sum(work_now.values()), parameters(trial)
+        share = sum(work_now[layer] for layer in layers) / sum(work_then[layer] for layer in layers)
+        summary = f"{len(layers)} layer{'s' if len(layers) > 1 else ''} to {100 * share:.0f}% of their MACs"
+        fit_block(trial, current, tuple(pair for c in chosen for pair in c.match.anchors), layers, batches,
+                  options.block_steps * 2, options.seed, progress)
+        quality = judge.quality(trial)
+        if not judge.within(quality):
+            fit_end_to_end(trial, logits, options.end_to_end_steps * 2, options.seed, trained, progress)
+            quality = judge.quality(trial)
+        if not judge.within(quality):
+            lost = judge.reference - quality
+            result.skipped.append(SkipRecord(decomposition.kind, layers, f"{lost:.2f} points over the "
+                                             f"{judge.budget} budget ({summary}; {_detail(chosen)})"))
+            say(f"not decomposed ({summary}): {lost:.2f} points lost")
+            continue
+        gain = sum(candidate.gain_ms for candidate in chosen)
+        result.merges.append(MergeRecord(decomposition.kind, layers, False, layers, (),
+                                         sum(c.saves_ms for c in chosen), sum(c.costs_ms for c in chosen), quality,
+                                         known, f"{summary}; {_detail(chosen)}", macs_then - macs_now,
+                                         params_then - params_now))
+        say(f"decomposed {summary} (saves ~{gain:.2f} ms, quality {known:.1f} -> {quality:.1f})")
+        return trial, quality
+    return current, known
+
+
+def _detail(chosen: list[Candidate]) -> str:
+    """``conv2 Tucker-2 ranks 24x16 of 64x48 (43% of the MACs), ...``"""
+    return ", ".join(f"{c.match.layers[0]} {c.match.detail}" for c in chosen)
 
 
 def _quantize(result: SlimResult, model: nn.Module, example_inputs: tuple, loaders, teacher_logits, reference: float,

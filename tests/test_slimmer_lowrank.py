@@ -184,7 +184,8 @@ def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_eac
         assert step.quality_before is not None and step.quality_after is not None and "ranks" in step.detail
         assert step.points_lost == pytest.approx(step.quality_before - step.quality_after)
     assert sum(m.macs_saved or 0 for m in result.merges) == result.macs_before - result.macs_after
-    assert any(line.startswith("decomposed low_rank") for line in said)
+    assert len(steps) == 1 and len(steps[0].layers) >= 2  # all layers decomposed in one step, as the paper did
+    assert any(line.startswith(f"decomposed {len(steps[0].layers)} layers to ") for line in said)
 
 
 def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digits_net):

@@ -89,6 +89,8 @@ def cmd_slim(args: argparse.Namespace) -> int:
 
     render_slim(record)
     also = ", slim-float.pte" if (args.output / "slim-float.pte").is_file() and record.quantization else ""
+    if any(merge.kind == "low_rank" for merge in record.merges):
+        also += ", slim-merged.pte (the merges alone)"
     print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord{also} and slim.json")
     return 0
 

@@ -1,0 +1,137 @@
+"""Benchmark of slimming combined with compression, per technique; results go to benchmarks/results/compress.json.
+
+    python benchmarks/compress_bench.py [--models googlenet,googlenet-small,...] [--out PATH]
+
+For each zoo network (trained on the digits where rebirth trains it), on this host (`local`, XNNPACK, the
+native runner) in one process:
+
+1. profile the original and slim it with that profile, with ``--decompose --quantize int8``: this writes
+   slim-merged.pte (the merges alone, when a decomposition followed), slim-float.pte (merges and
+   decomposition) and slim.pte (int8), so each technique's contribution is a program of its own;
+2. measure the original against each of those programs side by side (alternating runs, blocks until the
+   speed-up's 95% interval is within ±3%): the speed-up, and each side's runner peak RSS and .pte weights
+   from the traced run of each;
+3. run every program on the 450 held-out digits with ExecuTorch's runtime: the top-1 of what actually runs
+   (the slimmer's own judgement, in PyTorch, is in slim.json and copied here).
+
+Goals (issue 14): GoogLeNet with LRN >= 6x at <= 0.5 point top-1; the others >= 1.5x; GoogLeNet runtime
+memory >= 2.5x smaller. Run it alone on the machine: it takes tens of minutes with full-size GoogLeNet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, write_results
+
+DEFAULT = "googlenet,googlenet-small,googlenet-bn-small,resnet50-small,mobilenet_v2-small"
+
+
+def runtime_top1(pte: Path, size: int) -> float:
+    """Held-out top-1 of the program ``pte`` as ExecuTorch's runtime runs it, one image at a time."""
+    import torch
+
+    from devices.runner import load_runtime
+    from slimmer.data import digits
+
+    module = load_runtime()._load_for_executorch(str(pte), enable_etdump=False, debug_buffer_size=0)
+    hits = total = 0
+    for images, labels in digits(size).held_out:
+        for image, label in zip(images, labels):
+            logits = module.forward((image[None].contiguous(),))[0]
+            hits += int(torch.as_tensor(logits).argmax().item() == label.item())
+            total += 1
+    return 100.0 * hits / total
+
+
+def stages(outdir: Path, record) -> list[tuple[str, Path]]:
+    """The programs slimming wrote, one per technique added: (name, path)."""
+    int8 = bool(record.quantization and record.quantization.applied)
+    decomposed = any(merge.kind == "low_rank" for merge in record.merges)
+    final_float = outdir / ("slim-float.pte" if int8 else "slim.pte")
+    found = [("merges", outdir / "slim-merged.pte" if decomposed else final_float)]
+    if decomposed:
+        found.append(("merges + low-rank", final_float))
+    if int8:
+        found.append(("merges + low-rank + int8" if decomposed else "merges + int8", outdir / "slim.pte"))
+    return found
+
+
+def bench(name: str, folder: Path) -> dict:
+    from contract.paired import Budget, Question
+    from devices import open_device
+    from models.zoo import ZOO
+    from profiler import ProfileOptions, prepare, profile
+    from profiler.paired import compare_programs
+    from slimmer import SlimRequest, slim_model
+
+    model, outdir = f"zoo:{name}", folder / name
+    options = ProfileOptions("local", "xnnpack")
+    start = time.perf_counter()
+    profile(model, options).save(outdir / "plan.json")
+    record = slim_model(SlimRequest(model, outdir, outdir / "plan.json", decompose=True, quantize="int8"),
+                        say=lambda text: print(f"  {text}", flush=True))
+    slim_s = time.perf_counter() - start
+    size = ZOO[name].input_size
+    original = prepare(model, "xnnpack")
+    rows = []
+    with open_device("local") as device:
+        for stage, pte in stages(outdir, record):
+            print(f"{name}: original vs {stage}", flush=True)
+            program = prepare(str(pte), "xnnpack", pte.with_suffix(".etrecord"))
+            paired = compare_programs(original, program, device, options, Question(precision=0.03),
+                                      Budget(max_runs=40, max_seconds=300))
+            result = paired.comparison
+            rows.append({
+                "stage": stage, "pte": pte.name, "speedup": round(result.speedup, 3),
+                "speedup_interval": [round(value, 3) for value in result.speedup_interval],
+                "outcome": result.outcome, "runs": len(result.runs),
+                "p50_ms": [paired.a.latency.p50, paired.b.latency.p50],
+                "peak_rss_bytes": [paired.a.memory.peak_rss_bytes, paired.b.memory.peak_rss_bytes],
+                "weight_bytes": [paired.a.memory.constant_bytes, paired.b.memory.constant_bytes],
+                "noise": list(result.reason.split("; ")) if result.outcome != "decided" else [],
+                "runtime_top1": round(runtime_top1(pte, size), 2),
+            })
+            print(f"  {json.dumps(rows[-1])}", flush=True)
+    accuracy = record.accuracy
+    return {
+        "model": model, "input_px": size, "slim_s": round(slim_s, 1), "wall_s": round(time.perf_counter() - start, 1),
+        "measure": accuracy.metric if accuracy else None,
+        "top1_before": accuracy.before.top1 if accuracy and accuracy.before else None,
+        "top1_after_torch": accuracy.after.top1 if accuracy and accuracy.after else None,
+        "steps": [{"kind": m.kind, "layers": len(m.layers), "detail": m.detail[:200], "est_gain_ms": round(m.gain_ms, 3),
+                   "macs_saved": m.macs_saved, "params_saved": m.params_saved, "points_lost": m.points_lost}
+                  for m in record.merges],
+        "skipped": [(s.kind, len(s.layers), s.reason[:160]) for s in record.skipped if "under the" not in s.reason],
+        "quantization": None if record.quantization is None else {
+            "applied": record.quantization.applied, "quality": [record.quantization.quality_before,
+                                                                record.quantization.quality_after],
+            "reason": record.quantization.reason},
+        "macs": [record.macs.before, record.macs.after], "params": [record.params.before, record.params.after],
+        "stages": rows,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=DEFAULT, help=f"comma-separated zoo names (default: {DEFAULT})")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/compress.json")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rebirth-compress-bench-") as folder:
+        for name in args.models.split(","):
+            print(f"== {name}", flush=True)
+            results.append(bench(name.strip(), Path(folder)))
+            write_results(args.out, {"networks": results})  # partial results survive a later failure
+    for network in results:
+        print(network["model"], [(row["stage"], row["speedup"], row["runtime_top1"]) for row in network["stages"]])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
