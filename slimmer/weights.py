@@ -39,7 +39,7 @@ def weights_dir() -> Path:
 
 def weights_path(name: str, seed: int = 0) -> Path:
     """Where the weights of ``name`` trained with ``seed`` by the current recipe are cached."""
-    first = "".join(f"-{size}px{epochs}" for size, epochs in [SMALLER_FIRST[name]] if name in SMALLER_FIRST)
+    first = "-{}px{}".format(*SMALLER_FIRST[name]) if name in SMALLER_FIRST else ""
     return weights_dir() / f"{name}-seed{seed}{first}-e{EPOCHS[name]}-lr{LEARNING_RATE[name]:g}-r{RECIPE}.pt"
 
 
