@@ -203,3 +203,13 @@ def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digit
     assert all(m.points_lost is not None and m.points_lost <= 0 for m in kept)  # only what cost nothing stays
     assert all("ranks" in s.reason and "over the 0.0 budget" in s.reason for s in skipped)
     assert skipped or kept
+
+
+def test_full_size_googlenet_weights_are_named_by_their_whole_recipe(tmp_path, monkeypatch):
+    from slimmer.weights import SMALLER_FIRST, trainable, weights_path
+
+    monkeypatch.setenv("REBIRTH_CACHE", str(tmp_path))
+    assert trainable("googlenet") and SMALLER_FIRST["googlenet"][0] < 224
+    assert "-112px4-e1-" in weights_path("googlenet").name
+    assert "px" not in weights_path("googlenet-small").name
+    assert weights_path("googlenet").parent.is_relative_to(tmp_path)
