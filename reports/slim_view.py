@@ -22,7 +22,8 @@ def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None)
         table.add_column(column, justify="right" if "ms" in column or column in ("#", "removes KiB") else "left",
                          no_wrap=column != "layers", ratio=3 if column == "layers" else None)
     for index, merge in enumerate(plan, 1):
-        table.add_row(str(index), merge.kind, escape(", ".join(merge.layers)), "yes" if merge.exact else "learned",
+        layers = ", ".join(merge.layers) + (f" ({merge.detail})" if merge.detail else "")
+        table.add_row(str(index), merge.kind, escape(layers), "yes" if merge.exact else "learned",
                       f"{merge.saves_ms:.3f}", f"{merge.costs_ms:.3f}", f"{merge.gain_ms:+.3f}",
                       f"{merge.memory_bytes / 1024:.0f}", style="" if merge.worthwhile else "dim")
     console.print(table)

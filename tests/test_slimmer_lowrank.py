@@ -137,38 +137,60 @@ def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
     assert all(c.match.kind != "low_rank" for c, _ in candidates(gm, make_passes(X, True, True), _profile(0, 1e-6), X))
 
 
+class DigitsNet(nn.Module):
+    """A small digit classifier with wide 3x3 layers, for 16 px images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.conv3 = nn.Conv2d(64, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        return self.fc(torch.relu(self.conv3(x)).mean((2, 3)))
+
+
+SOURCE = """
+import torch
+from tests.test_slimmer_lowrank import DigitsNet
+
+def make():
+    net = DigitsNet()
+    net.load_state_dict(torch.load({weights!r}, weights_only=True))
+    return net.eval(), (torch.randn(1, 3, 16, 16),)
+
+def loaders():
+    from slimmer.data import digits
+    return digits(16)
+"""
+
+
 @pytest.fixture(scope="module")
-def trained_digits_net():
-    """A small digit classifier with wide 3x3 layers, trained at 16 px."""
+def trained_digits_net(tmp_path_factory):
+    """``(model, loaders, source file)``: DigitsNet trained at 16 px, and a file.py:make / file.py:loaders
+    for the command line."""
     from slimmer.data import digits
     from slimmer.train import train
-
-    class DigitsNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
-            self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-            self.conv3 = nn.Conv2d(64, 64, 3, padding=1)
-            self.pool = nn.MaxPool2d(2)
-            self.fc = nn.Linear(64, 10)
-
-        def forward(self, x):
-            x = self.pool(torch.relu(self.conv1(x)))
-            x = self.pool(torch.relu(self.conv2(x)))
-            return self.fc(torch.relu(self.conv3(x)).mean((2, 3)))
 
     torch.manual_seed(0)
     model, loaders = DigitsNet(), digits(16)
     accuracy = train(model, loaders.train, loaders.held_out, 8, 3e-3)
     assert accuracy.top1 > 90
-    return model.eval(), loaders
+    folder = tmp_path_factory.mktemp("digitsnet")
+    torch.save(model.state_dict(), folder / "weights.pt")
+    (folder / "digitsnet.py").write_text(SOURCE.format(weights=str(folder / "weights.pt")))
+    return model.eval(), loaders, folder / "digitsnet.py"
 
 
 def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_each_step(trained_digits_net):
     from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
 
-    model, loaders = trained_digits_net
+    model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
     times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}  # time follows work
     said: list[str] = []
@@ -192,7 +214,7 @@ def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digit
     from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
 
-    model, loaders = trained_digits_net
+    model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
     times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}
     result = slim(model, inputs, times, loaders, trained=True,
@@ -213,3 +235,54 @@ def test_full_size_googlenet_weights_are_named_by_their_whole_recipe(tmp_path, m
     assert "-112px4-e1-" in weights_path("googlenet").name
     assert "px" not in weights_path("googlenet-small").name
     assert weights_path("googlenet").parent.is_relative_to(tmp_path)
+
+
+def _profile_by_work(monkeypatch, tmp_path, model, inputs):
+    """A profile (measured elsewhere) in which each layer's time follows its work."""
+    from types import SimpleNamespace
+
+    from contract.profile import Profile
+    from slimmer.cost import layer_macs
+
+    ops = [SimpleNamespace(layer=layer, p50_ms=1e-5 * work) for layer, work in layer_macs(trace(model), inputs).items()]
+    monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: SimpleNamespace(ops=ops)))
+    (tmp_path / "p.json").write_text("{}")
+    return tmp_path / "p.json"
+
+
+def test_the_plan_lists_decompositions_with_their_ranks_only_when_asked(trained_digits_net, tmp_path, monkeypatch,
+                                                                       capsys):
+    from rebirth import cli
+
+    model, _, source = trained_digits_net
+    profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
+    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan", "--decompose"]) == 0
+    out = capsys.readouterr().out
+    assert "low_rank" in out and "Tucker-2 ranks" in out
+    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan"]) == 0
+    assert "low_rank" not in capsys.readouterr().out
+
+
+def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_net, tmp_path, monkeypatch, capsys):
+    """The decomposed chain lowers to XNNPACK and runs; slim-merged.pte is the merges alone."""
+    from contract.slim import SlimRecord
+    from devices.runner import load_runtime
+    from rebirth import cli
+
+    model, loaders, source = trained_digits_net
+    profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
+    out = tmp_path / "out"
+    code = cli.main(["slim", f"{source}:make", "--profile", str(profile), "--decompose", "--min-gain", "5",
+                     "--data", f"{source}:loaders", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    record = SlimRecord.load(out / "slim.json")
+    step = next(m for m in record.merges if m.kind == "low_rank")
+    assert "slim-merged.pte (the merges alone)" in printed and "points lost" in printed
+    assert step.macs_saved and step.macs_saved > 0 and record.macs.after < record.macs.before
+    images, labels = next(iter(loaders.held_out))
+    for name in ("slim.pte", "slim-merged.pte"):
+        program = load_runtime()._load_for_executorch(str(out / name), enable_etdump=False, debug_buffer_size=0)
+        hits = sum(int(program.forward((image[None],))[0].argmax().item() == label.item())
+                   for image, label in zip(images[:100], labels[:100]))
+        assert hits >= 85, (name, hits)  # what runs still reads the digits
