@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, write_results
+from common import ROOT, commit, write_results
 
-DEFAULT = "googlenet,googlenet-small,googlenet-bn-small,resnet50-small,mobilenet_v2-small"
+DEFAULT = "googlenet-small,googlenet-bn-small,resnet50-small,mobilenet_v2-small,googlenet"
 
 
 def runtime_top1(pte: Path, size: int) -> float:
@@ -104,8 +104,9 @@ def bench(name: str, folder: Path) -> dict:
         "measure": accuracy.metric if accuracy else None,
         "top1_before": accuracy.before.top1 if accuracy and accuracy.before else None,
         "top1_after_torch": accuracy.after.top1 if accuracy and accuracy.after else None,
-        "steps": [{"kind": m.kind, "layers": len(m.layers), "detail": m.detail[:200], "est_gain_ms": round(m.gain_ms, 3),
-                   "macs_saved": m.macs_saved, "params_saved": m.params_saved, "points_lost": m.points_lost}
+        "steps": [{"kind": m.kind, "layers": len(m.layers), "detail": m.detail[:200],
+                   "est_gain_ms": round(m.gain_ms, 3), "macs_saved": m.macs_saved, "params_saved": m.params_saved,
+                   "points_lost": m.points_lost}
                   for m in record.merges],
         "skipped": [(s.kind, len(s.layers), s.reason[:160]) for s in record.skipped if "under the" not in s.reason],
         "quantization": None if record.quantization is None else {
@@ -122,12 +123,13 @@ def main() -> int:
     parser.add_argument("--models", default=DEFAULT, help=f"comma-separated zoo names (default: {DEFAULT})")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/compress.json")
     args = parser.parse_args()
-    results = []
+    results: list[dict] = []
+    measured_with = commit()  # the code that runs, whatever is committed while it does
     with tempfile.TemporaryDirectory(prefix="rebirth-compress-bench-") as folder:
         for name in args.models.split(","):
             print(f"== {name}", flush=True)
             results.append(bench(name.strip(), Path(folder)))
-            write_results(args.out, {"networks": results})  # partial results survive a later failure
+            write_results(args.out, {"measured_with": measured_with, "networks": results})  # survives a later failure
     for network in results:
         print(network["model"], [(row["stage"], row["speedup"], row["runtime_top1"]) for row in network["stages"]])
     return 0

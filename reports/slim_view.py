@@ -37,8 +37,8 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
     for column in ("step", "layers", "how", "est. gain ms", "MACs saved", "weights saved", "points lost"):
         table.add_column(column, justify="right" if column in STEP_NUMBERS else "left")
     for merge in record.merges:
-        table.add_row(merge.kind, escape(", ".join(merge.layers)), escape(step_how(merge)), f"{merge.gain_ms:.3f}",
-                      *step_savings(merge))
+        table.add_row(merge.kind, escape(", ".join(merge.layers)), escape(step_how(merge, full=False)),
+                      f"{merge.gain_ms:.3f}", *step_savings(merge))
     console.print(table)
     for skip in record.skipped:
         console.print(f"skipped {skip.kind} {escape(', '.join(skip.layers))}: {escape(skip.reason)}", highlight=False)
@@ -66,11 +66,13 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
 STEP_NUMBERS = ("est. gain ms", "MACs saved", "weights saved", "points lost")
 
 
-def step_how(merge: MergeRecord) -> str:
-    """``exact``, or ``learned`` with what the step did (a decomposition's ranks) and what it relearned."""
+def step_how(merge: MergeRecord, full: bool = True) -> str:
+    """``exact``, or ``learned`` with what the step did (a decomposition's ranks per layer, or with
+    ``full=False`` only its summary, for a terminal)."""
     if merge.exact:
         return "exact"
-    return "learned" + (f": {merge.detail}" if merge.detail else "")
+    detail = merge.detail if full else merge.detail.split("; ")[0]
+    return "learned" + (f": {detail}" if detail else "")
 
 
 def step_savings(merge: MergeRecord) -> tuple[str, str, str]:

@@ -256,6 +256,7 @@ def test_the_plan_lists_decompositions_with_their_ranks_only_when_asked(trained_
 
     model, _, source = trained_digits_net
     profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
+    monkeypatch.setenv("COLUMNS", "250")  # one row per line
     assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan", "--decompose"]) == 0
     out = capsys.readouterr().out
     assert "low_rank" in out and "Tucker-2 ranks" in out
@@ -272,6 +273,7 @@ def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_
     model, loaders, source = trained_digits_net
     profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
     out = tmp_path / "out"
+    monkeypatch.setenv("COLUMNS", "250")
     code = cli.main(["slim", f"{source}:make", "--profile", str(profile), "--decompose", "--min-gain", "5",
                      "--data", f"{source}:loaders", "-o", str(out)])
     printed = capsys.readouterr().out

@@ -28,7 +28,7 @@ import torch
 from torch import fx, nn
 
 from slimmer.graph import bias_of, module_of, module_path, replace_module
-from slimmer.passes.base import LayerCosts, Match, ShapedPass, nodes_by_name
+from slimmer.passes.base import LayerCosts, Match, ShapedPass
 
 TARGETS = (0.25, 0.5)
 """The shares of a layer's multiply-accumulates a decomposition is offered at."""
@@ -97,6 +97,7 @@ class DecomposeLowRank(ShapedPass):
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         known = self.shapes(gm)
+        self.parts: dict[tuple[str, tuple[int, ...]], list[int]] = {}  # what ``estimate`` needs, without shapes again
         found = []
         for node in gm.graph.nodes:
             module = module_of(gm, node)
@@ -109,19 +110,15 @@ class DecomposeLowRank(ShapedPass):
             macs = full_macs(module, out_shape)
             path = module_path(node)
             for ranks in offers(module, in_shape, out_shape, macs):
-                share = chain_macs(module, ranks, in_shape, out_shape) / macs
+                parts = part_macs(module, ranks, in_shape, out_shape)
+                self.parts[(node.name, ranks)] = parts
                 found.append(Match(self.kind, (node.name,), (path,), False, (path,), anchors=((path, path),),
-                                   detail=describe(module, ranks, share), ranks=ranks))
+                                   detail=describe(module, ranks, sum(parts) / macs), ranks=ranks))
         return found
 
     def estimate(self, gm: fx.GraphModule, match: Match, costs: LayerCosts) -> tuple[float, float]:
         """The layer's measured time saved; the chain's time, as the profile's layers predict it, added."""
-        known = self.shapes(gm)
-        node = nodes_by_name(gm)[match.nodes[0]]
-        module = gm.get_submodule(match.layers[0])
-        assert isinstance(node.args[0], fx.Node)
-        in_shape, out_shape = known[node.args[0].name], known[node.name]
-        parts = part_macs(module, match.ranks, in_shape, out_shape)
+        parts = self.parts[(match.nodes[0], match.ranks)]
         return costs.scaled(match.layers[0]), sum(costs.predict(part) for part in parts)
 
     def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
