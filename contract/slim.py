@@ -146,7 +146,10 @@ class QuantizationRecord:
     quality_before: Optional[float] = None
     """The float model's quality (held-out top-1 or fidelity, as ``SlimAccuracy.metric``) ..."""
     quality_after: Optional[float] = None
-    """... and the quantized model's, measured in PyTorch on what the int8 program computes."""
+    """... and the quantized model's, in PyTorch (torchao's simulation of the int8 arithmetic) ..."""
+    runtime_quality: Optional[float] = None
+    """... and the int8 program's as ExecuTorch's runtime ran it on the held-out samples: what the budget
+    judges, since it is what a phone runs."""
     weight_bytes_before: Optional[int] = None
     """Constant bytes of the float and the quantized .pte (the weights as the program stores them)."""
     weight_bytes_after: Optional[int] = None

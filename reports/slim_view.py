@@ -93,7 +93,9 @@ def quantization_text(step: QuantizationRecord, accuracy: Optional[SlimAccuracy]
     """One line on the quantization step (plain text: escape it for HTML or rich markup)."""
     measure = "fidelity" if accuracy and accuracy.metric == FIDELITY else "held-out top-1"
     quality = ("" if step.quality_before is None or step.quality_after is None else
-               f"{measure} {step.quality_before:.1f}% -> {step.quality_after:.1f}%")
+               f"{measure} {step.quality_before:.1f}% -> {step.quality_after:.1f}%" + (
+                   "" if step.runtime_quality is None else
+                   f" in PyTorch, {step.runtime_quality:.1f}% as ExecuTorch's runtime runs it"))
     if not step.applied:
         return f"not quantized to {step.scheme}: {step.reason or 'no reason recorded'}" + (
             f" ({quality})" if quality else "")

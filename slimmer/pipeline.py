@@ -162,7 +162,7 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
                 merged = torch.export.export(result.merged, inputs)
             write_program(merged, request.backend, request.outdir / "slim-merged.pte", spec.text)
         if result.quantized is not None:
-            record = _write_quantized(request, spec.text, exported, result.quantized, record, say)
+            record = _write_quantized(request, spec.text, exported, result.quantized, record, result.judge, say)
         else:
             write_program(exported, request.backend, request.outdir / "slim.pte", spec.text, keep_pt2=True)
         record.save(request.outdir / "slim.json")
@@ -171,15 +171,16 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
     return record
 
 
-def _write_quantized(request: SlimRequest, source: str, exported, quantized, record: SlimRecord,
+def _write_quantized(request: SlimRequest, source: str, exported, quantized, record: SlimRecord, judge,
                      say: Say) -> SlimRecord:
     """slim.pte from the int8 program, slim-float.pte beside it (the same merges, not quantized); the float
-    program becomes slim.pte when the runtime cannot run the int8 one."""
+    program becomes slim.pte when the runtime cannot run the int8 one, or when what it runs is over the
+    budget (``judge``, a ``slimmer.slim.Judge``, scores the runtime's held-out outputs)."""
     import dataclasses
     import os
 
     from models import read_pte, write_program
-    from slimmer.quantize import runtime_refusal
+    from slimmer.quantize import runtime_outputs, runtime_refusal
 
     outdir = request.outdir
     write_program(exported, request.backend, outdir / "slim-float.pte", source, keep_pt2=True)
@@ -188,8 +189,15 @@ def _write_quantized(request: SlimRequest, source: str, exported, quantized, rec
     step = record.quantization
     assert step is not None
     refused = runtime_refusal(staged)
+    reason = f"the runtime cannot run the int8 program ({refused}): slim.pte is the float one"
+    if not refused and judge is not None:
+        ran = judge.score(runtime_outputs(staged, judge.loaders.held_out))
+        step = dataclasses.replace(step, runtime_quality=ran)
+        if not judge.within(ran):
+            refused = reason = (f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
+                                f"({judge.reference - ran:.2f} points lost, over the {judge.budget} budget; "
+                                f"PyTorch's simulation of it: {step.quality_after:.1f}): slim.pte is the float one")
     if refused:
-        reason = f"the runtime cannot run the int8 program ({refused}): slim.pte is the float one"
         say(f"not quantized: {reason}")
         step = dataclasses.replace(step, applied=False, reason=reason)
         for suffix in (".pte", ".etrecord", ".pt2"):

@@ -94,3 +94,17 @@ def runtime_refusal(pte) -> str | None:
     except Exception as error:
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no message'}"
     return None
+
+
+def runtime_outputs(pte, loader):
+    """The logits ExecuTorch's runtime computes with program ``pte`` for every sample of ``loader``, in order,
+    one sample at a time (the program takes one image)."""
+    import torch
+
+    from devices.runner import load_runtime
+
+    with quiet():
+        module = load_runtime()._load_for_executorch(str(pte), enable_etdump=False, debug_buffer_size=0)
+        rows = [torch.as_tensor(module.forward((image[None].contiguous(),))[0]).reshape(-1)
+                for images, _ in loader for image in images]
+    return torch.stack(rows)

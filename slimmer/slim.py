@@ -41,6 +41,32 @@ class SlimOptions:
     """After the merges, decompose the layers that cost the most into low-rank chains (``DecomposeLowRank``)."""
 
 
+@dataclass(frozen=True)
+class Judge:
+    """What a learned step is judged by: the held-out data, the original's logits on it, the measure, the
+    quality the budget is counted from, and the budget."""
+
+    loaders: object
+    teacher_logits: torch.Tensor
+    measure: str
+    reference: float
+    budget: float
+
+    def quality(self, model: nn.Module) -> float:
+        return _quality(model, self.teacher_logits, self.loaders, self.measure)
+
+    def score(self, logits: torch.Tensor) -> float:
+        """The quality of held-out ``logits`` (one row per held-out sample, in order) however they were
+        computed: by ExecuTorch's runtime, for example."""
+        if self.measure == TOP1:
+            labels = torch.cat([labels for _, labels in self.loaders.held_out])  # type: ignore[attr-defined]
+            return 100.0 * (logits.argmax(1) == labels).float().mean().item()
+        return fidelity(logits, self.teacher_logits)
+
+    def within(self, quality: float) -> bool:
+        return self.reference - quality <= self.budget
+
+
 @dataclass
 class SlimResult:
     model: fx.GraphModule
@@ -68,6 +94,8 @@ class SlimResult:
     quantization: Optional[QuantizationRecord] = None
     merged: Optional[fx.GraphModule] = None
     """The model after the merges alone, when a decomposition followed them."""
+    judge: Optional[Judge] = None
+    """How steps were judged (None without data): what judges the int8 program as the runtime runs it."""
 
 
 @torch.no_grad()
@@ -198,9 +226,11 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         tuned_quality = _quality(tuned, teacher_logits, loaders, result.measure)
         if tuned_quality >= known:
             current, known = tuned, tuned_quality
-    if options.decompose and loaders is not None:
+    if loaders is not None:
         assert teacher_logits is not None
-        judge = Judge(loaders, teacher_logits, result.measure, reference, options.max_accuracy_drop)
+        result.judge = Judge(loaders, teacher_logits, result.measure, reference, options.max_accuracy_drop)
+    if options.decompose and result.judge is not None:
+        judge = result.judge
         merged = current
         current, known = _decompose(current, known if known is not None else reference, example_inputs, times,
                                     original_macs, least, judge, batches, logits, trained, options, result, say,
@@ -220,24 +250,6 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         if trained:
             result.accuracy_after = evaluate(current, loaders.held_out)
     return result
-
-
-@dataclass(frozen=True)
-class Judge:
-    """What a learned step is judged by: the held-out data, the original's logits on it, the measure, the
-    quality the budget is counted from, and the budget."""
-
-    loaders: object
-    teacher_logits: torch.Tensor
-    measure: str
-    reference: float
-    budget: float
-
-    def quality(self, model: nn.Module) -> float:
-        return _quality(model, self.teacher_logits, self.loaders, self.measure)
-
-    def within(self, quality: float) -> bool:
-        return self.reference - quality <= self.budget
 
 
 def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, times: dict[str, float],

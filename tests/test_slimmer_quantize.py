@@ -101,8 +101,10 @@ def test_int8_keeps_the_accuracy_within_the_budget_and_shrinks_the_weights(train
     assert set(step.layers) == {"conv1", "conv2", "fc"} and step.calibration_samples == 512
     assert step.quality_before == pytest.approx(accuracy["net"])
     assert step.quality_after >= step.quality_before - 1
+    assert step.runtime_quality is not None and step.runtime_quality >= step.quality_before - 1  # what runs, judged
     assert step.weight_bytes_after < 0.45 * step.weight_bytes_before  # int8 weights, float biases and scales
     assert "quantized to int8: 3 layers" in printed and "slim-float.pte" in printed
+    assert f"{step.runtime_quality:.1f}% as ExecuTorch's runtime runs it" in printed
 
     from models import read_pte
     from slimmer.quantize import runtime_refusal
@@ -127,6 +129,28 @@ def test_int8_the_runtime_cannot_run_leaves_the_float_model_and_says_why(trained
     assert runtime_refusal(out / "slim.pte") is None  # what is left runs
     program = torch.export.load(str(out / "slim.pt2")).module()
     assert not any("quantize" in str(node.target) for node in program.graph.nodes)
+
+
+def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tmp_path, monkeypatch):
+    """PyTorch's simulation of the int8 arithmetic is not the program: when what the runtime computes on the
+    held-out samples loses more than the budget, the float program stays, whatever the simulation said."""
+    import slimmer.quantize
+
+    root, _ = trained_nets
+    ran = {}
+
+    def constant_logits(pte, loader):  # as if the int8 kernels had gone wrong on the device's runtime
+        ran["samples"] = sum(len(labels) for _, labels in loader)
+        return torch.zeros(ran["samples"], 10)
+
+    monkeypatch.setattr(slimmer.quantize, "runtime_outputs", constant_logits)
+    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", "1")
+    assert code == 0 and ran["samples"] == 450
+    step = SlimRecord.load(out / "slim.json").quantization
+    assert step is not None and not step.applied and step.runtime_quality is not None and step.runtime_quality < 20
+    assert "as ExecuTorch's runtime runs it" in step.reason and "PyTorch's simulation" in step.reason
+    program = torch.export.load(str(out / "slim.pt2")).module()
+    assert not any("quantize" in str(node.target) for node in program.graph.nodes)  # the float model stands
 
 
 def test_int8_over_the_budget_is_not_applied(trained_nets, tmp_path, monkeypatch):
