@@ -10,6 +10,7 @@ from reports.device_view import check_lines, render_device, render_device_list
 from reports.farm_view import render_farm_summary, results_table
 from reports.html import render_html, write_html, write_report
 from reports.junit import write_junit
+from reports.markdown import write_summary
 from reports.regress import (
            Check,
            CheckResult,
@@ -32,4 +33,5 @@ __all__ = ["Check", "CheckResult", "Comparison", "Verdict", "assert_no_regressio
            "exit_code", "failed", "judge", "judge_against_baseline", "judge_paired", "measure_run_noise",
            "parse_check", "parse_checks", "render_comparison", "render_device", "render_device_list",
            "render_farm_summary", "render_html", "render_plan", "render_profile", "render_slim", "render_verdicts",
-           "results_table", "write_html", "write_junit", "write_report"]
+           "results_table", "write_html", "write_junit", "write_report",
+           "write_summary"]

@@ -366,9 +366,12 @@ def test_regress_catches_a_slowdown_passes_an_unchanged_run_and_reports_a_missin
     store.save_run(_device_run("p2", seed=3, factor=1.10), today)  # a commit made p2 10% slower
     capsys.readouterr()
     assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--fail", "p50:5%",
-                   "--junit", tmp_path / "slow.xml") == 1
+                   "--junit", tmp_path / "slow.xml", "--summary", tmp_path / "summary.md") == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "regression" in out and "p2" in out
+    summary = (tmp_path / "summary.md").read_text().splitlines()
+    assert summary[0].startswith("**rebirth regress: REGRESSION: 3 checks on 3 devices (")
+    assert [line.split("|")[1].strip() for line in summary if "| regression" in line] == ["p2"]
     suites = ElementTree.parse(tmp_path / "slow.xml").getroot()
     failures = [(suite.get("name"), case.get("name")) for suite in suites.iter("testsuite")
                 for case in suite.iter("testcase") if case.find("failure") is not None]

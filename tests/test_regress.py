@@ -223,3 +223,39 @@ def test_render_verdicts_shows_every_check_and_escapes_names():
     text = console.file.getvalue()
     assert "[bold]phone" in text and "regression" in text and "unreachable" in text
     assert text.count("[bold]phone") == 3 and "1 regression, 1 failed" in text
+
+
+def test_the_markdown_summary_puts_the_verdict_first_and_renders_as_a_table_within_80_columns(tmp_path):
+    from markdown_it import MarkdownIt
+
+    from reports.markdown import markdown_summary, write_summary
+
+    long_model = "zoo:" + "a-very-long-model-name-" * 4 + "x"
+    regressed = dataclasses.replace(judge(run(1), run(2, scale=1.2), ["p50:5%", "peak_rss:5%"]),
+                                    device="lab|<b>phone</b>", model=long_model)
+    passed = judge(run(1), run(3), ["p50:5%"])
+    broken = failed("pixel-9", "zoo:googlenet", "adb: connection refused\nby the host [see](http://x)")
+    write_summary(tmp_path / "summary.md", [regressed, passed, broken])
+    text = (tmp_path / "summary.md").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "**rebirth regress: REGRESSION: 3 checks on 3 devices (2 pass, 1 regression, 1 run failed)**"
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + 4 and all(len(line) <= 80 for line in table)  # header, rule, 3 checks, 1 failed run
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert html.count("<tr>") == 5 and html.count("<table>") == 1  # one table: header row and 4 rows
+    assert "<b>" not in html and "<a " not in html  # names and errors are text, never markup or links
+    assert long_model in text and "connection refused by the host" in text  # whole, below the table
+    assert markdown_summary([passed]).startswith("**rebirth regress: PASS: 1 check on 1 device (1 pass)**")
+    noisy = judge(run(1, samples=3), run(2, samples=3), ["p50:5%"])
+    assert markdown_summary([noisy]).startswith("**rebirth regress: NO ANSWER:")
+
+
+def test_a_name_shortened_for_the_table_never_cuts_an_escape_in_two():
+    from reports.markdown import markdown_summary
+
+    verdict = dataclasses.replace(judge(run(1), run(3), ["p50:5%"]), device="|" * 60, model="<" * 70)
+    table = [line for line in markdown_summary([verdict]).splitlines() if line.startswith("|")]
+    assert all(len(line) <= 80 for line in table)
+    cells = table[2].split(" | ")
+    assert cells[0].startswith("| \\|") and "…" in cells[0] and "…" in cells[1]
+    assert table[2].count(" | ") == 4  # five cells: no pipe of a name escaped its backslash

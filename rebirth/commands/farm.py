@@ -80,6 +80,9 @@ def register(commands) -> None:
                          help="run-to-run noise of latency on these devices (default: 1)")
     regress.add_argument("--junit", type=Path, default=None, metavar="PATH",
                          help="write JUnit XML here")
+    regress.add_argument("--summary", type=Path, default=None, metavar="PATH",
+                         help="write a Markdown summary here (verdict first, one row per device and check; for a CI "
+                              "step summary such as $GITHUB_STEP_SUMMARY, or a pull-request comment)")
     add_store(regress)
     regress.set_defaults(handler=cmd_regress)
 
@@ -131,7 +134,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_regress(args: argparse.Namespace) -> int:
     from contract import InputError
-    from reports import exit_code, judge_against_baseline, render_verdicts, write_junit
+    from reports import exit_code, judge_against_baseline, render_verdicts, write_junit, write_summary
     from results import store_root
 
     if (args.baseline is None) == (args.ab is None):
@@ -142,11 +145,12 @@ def cmd_regress(args: argparse.Namespace) -> int:
         noise = None if args.run_noise is None else args.run_noise / 100
         verdicts = judge_against_baseline(store_root(args.store), args.baseline, args.results, args.fail, noise)
     render_verdicts(verdicts)
-    if args.junit:
-        try:
-            write_junit(args.junit, verdicts)
-        except OSError as error:
-            raise InputError(f"{args.junit}: cannot write ({error.strerror or error})") from None
+    for path, write in ((args.junit, write_junit), (args.summary, write_summary)):
+        if path:
+            try:
+                write(path, verdicts)
+            except OSError as error:
+                raise InputError(f"{path}: cannot write ({error.strerror or error})") from None
     return exit_code(verdicts)
 
 
