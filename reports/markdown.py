@@ -1,4 +1,4 @@
-"""Regression verdicts as a Markdown summary, for a CI step summary or a pull-request comment.
+"""Regression verdicts and farm runs as Markdown summaries, for a CI step summary or a pull-request comment.
 
 The verdict comes first, in one line; then one table row per device, model and check (a failed run is
 one row); then one line for each check that did not pass, with its reason. The table has no links and
@@ -14,7 +14,10 @@ from pathlib import Path
 
 from contract import ExitStatus
 from contract.files import write_text_atomic
+from contract.stored import model_key
+from reports.farm_view import DeviceOutcome
 from reports.regress import FAILED, PASS, CheckResult, Verdict, exit_code, format_change
+from reports.units import mib, ms
 
 WIDTH = 80
 HEADERS = ("device", "model", "check", "status", "change")
@@ -35,6 +38,38 @@ def markdown_summary(verdicts: Sequence[Verdict]) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+FARM_HEADERS = ("device", "model", "p50", "peak RSS", "status")
+
+
+def write_farm_summary(path: str | os.PathLike, runs: Sequence[DeviceOutcome]) -> None:
+    """Write the Markdown summary of a farm run (``rebirth farm run --summary``) to ``path`` atomically."""
+    write_text_atomic(Path(path), farm_summary(runs))
+
+
+def farm_summary(runs: Sequence[DeviceOutcome]) -> str:
+    """The farm run's outcome first (every device profiled, or how many failed), one row per device, then
+    each failed device's error and each stored run's path."""
+    failed = [run for run in runs if run.result is None]
+    word = "NO ANSWER" if failed else "OK"
+    head = (f"**rebirth farm run: {word}: {len(runs) - len(failed)} of {len(runs)} "
+            f"device{'s' if len(runs) != 1 else ''} profiled" + (f", {len(failed)} failed**" if failed else "**"))
+    rows: list[tuple[str, ...]] = []
+    notes = []
+    for run in runs:
+        stored = run.result
+        if stored is None:
+            rows.append((run.device, "-", "-", "-", FAILED))
+            notes.append(f"- `{_code(run.device)}` failed: {_plain(run.error or 'no reason given')}")
+            continue
+        profile = stored.profile
+        memory = profile.memory.peak_rss_bytes
+        rows.append((run.device, model_key(profile.model), ms(profile.latency.p50), mib(memory) if memory else "-",
+                     "ok"))
+        notes.append(f"- `{_code(run.device)}` stored as `{_code(str(stored.path))}`")
+    lines = [head, ""] + (_table(rows, FARM_HEADERS) if rows else ["No device was named."])
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def verdict_line(verdicts: Sequence[Verdict]) -> str:
@@ -71,13 +106,13 @@ def _note(verdict: Verdict, result: CheckResult | None) -> str:
     return f"- {where} {result.check}: {result.status}, {_plain(format_change(result))}{reason}"
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(HEADERS[i]), *(len(_plain(row[i])) for row in rows)) for i in range(len(HEADERS))]
+def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...] = HEADERS) -> list[str]:
+    widths = [max(len(headers[i]), *(len(_plain(row[i])) for row in rows)) for i in range(len(headers))]
     overflow = sum(widths) + 3 * len(widths) + 1 - WIDTH
     for index in (1, 0):  # the model's name gives way first, then the device's
         if overflow <= 0:
             break
-        cut = max(0, min(overflow, widths[index] - max(len(HEADERS[index]), 8)))
+        cut = max(0, min(overflow, widths[index] - max(len(headers[index]), 8)))
         widths[index] -= cut
         overflow -= cut
 
@@ -86,7 +121,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
                                  for value, width in zip(values, widths)) + " |"
 
     rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
-    return [line(HEADERS, escape=False), rule, *(line(row) for row in rows)]
+    return [line(headers, escape=False), rule, *(line(row) for row in rows)]
 
 
 def _fit(text: str, width: int) -> str:
