@@ -99,6 +99,8 @@ class Inventory:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: Optional[Path] = None
+    stf: dict[str, str] = field(default_factory=dict)
+    """The ``[stf]`` table: ``url`` of a DeviceFarmer STF server, and ``token`` (better: ``$STF_TOKEN``)."""
 
 
 def load_inventory(path: Optional[Path] = None) -> dict[str, DeviceConfig]:
@@ -125,15 +127,19 @@ def read_inventory(path: Optional[Path] = None) -> Inventory:
         raise ConfigError(f"{path}: cannot read the device inventory ({error})", step="inventory") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})", step="inventory") from None
-    devices, groups = data.get("devices", {}), data.get("groups", {})
-    unknown = sorted(set(data) - {"devices", "groups"})
+    devices, groups, stf = data.get("devices", {}), data.get("groups", {}), data.get("stf", {})
+    unknown = sorted(set(data) - {"devices", "groups", "stf"})
     if unknown or not isinstance(devices, dict) or not isinstance(groups, dict):
         found = ", ".join(unknown) or ("devices" if not isinstance(devices, dict) else "groups")
-        raise ConfigError(f"{path}: expected only [devices.NAME] tables and a [groups] table, found {found}",
+        raise ConfigError(f"{path}: expected only [devices.NAME] tables, a [groups] and an [stf] table, found "
+                          f"{found}", step="inventory")
+    extra = sorted(set(stf) - {"url", "token"}) if isinstance(stf, dict) else ["a value that is not a table"]
+    if extra or not all(isinstance(value, str) for value in stf.values()):
+        raise ConfigError(f"{path}: [stf] takes url and token as strings, found {', '.join(extra) or 'another type'}",
                           step="inventory")
     configs = {name: _entry(path, name, entry) for name, entry in devices.items()}
     return Inventory(configs, {name: _group(path, name, members, configs) for name, members in groups.items()},
-                     path)
+                     path, dict(stf))
 
 
 def _group(path: Path, name: str, members, devices: dict[str, DeviceConfig]) -> tuple[str, ...]:

@@ -87,9 +87,15 @@ def test_a_farm_run_with_a_phone_killed_halfway_stores_two_results_and_reports_t
     killed.on_request = lambda kind, path: kind == "RECV" and killed.stop()  # gone while its ETDump comes back
     results = tmp_path / "results"
     code = rebirth("farm", "run", firenet_ptes["portable"], "--group", "lab", "--warmup", WARMUP, "--iterations",
-                   ITERATIONS, "--store", results, "-q")
+                   ITERATIONS, "--store", results, "-q", "--summary", tmp_path / "summary.md")
     out, err = capsys.readouterr()
     assert code == 3, err
+    summary = (tmp_path / "summary.md").read_text().splitlines()
+    assert summary[0] == "**rebirth farm run: NO ANSWER: 2 of 3 devices profiled, 1 failed**"
+    rows = [line.split("|")[1:-1] for line in summary if line.startswith("| p")]
+    assert [(cells[0].strip(), cells[-1].strip()) for cells in rows] == [("p0", "ok"), ("p1", "ok"), ("p2", "failed")]
+    assert all(len(line) <= 80 for line in summary if line.startswith("|"))
+    assert any(line.startswith("- `p2` failed: p2 (") for line in summary)
     errors = [line for line in err.splitlines() if line.startswith("rebirth:")]
     assert len(errors) == 1 and errors[0].startswith("rebirth: error: p2 failed: p2 (") and "during pull" in errors[0]
     assert "Traceback" not in err
@@ -195,7 +201,7 @@ def test_devices_come_from_names_all_groups_remote_endpoints_and_an_adb_server(i
     ('[groups]\nlab = []\n', "must be a non-empty list"),
     ('[groups]\n"l a b" = ["s6"]\n', "cannot name a group"),
     ('[groups]\nlab = ["s6", "x:port"]\n', "[groups] lab: not a device name, host:port or adb:SERIAL"),
-    ('groups = 3\n', "expected only [devices.NAME] tables and a [groups] table"),
+    ("groups = 3\n", "expected only [devices.NAME] tables, a [groups] and an [stf] table"),
 ])
 def test_a_wrong_group_is_a_one_line_config_error(inventory, capsys, body, words):
     path = inventory(body + '[devices.s6]\naddress = "127.0.0.1:5555"\n')

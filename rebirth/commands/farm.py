@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.options import add_budget, add_etrecord, add_run_settings, add_store, device_list
+from rebirth.options import add_budget, add_etrecord, add_run_settings, add_store, device_list, positive
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +30,20 @@ def register(commands) -> None:
                             "address) or adb:SERIAL (a phone of a running adb server)")
     which.add_argument("--all", action="store_true", help="every device of devices.toml")
     which.add_argument("--group", metavar="NAME", help="a group of devices.toml's [groups] table")
+    which.add_argument("--stf", metavar="URL", nargs="?", const="", default=None,
+                       help="lease phones from this DeviceFarmer STF server (or [stf] url in devices.toml), token "
+                            "from $STF_TOKEN; they are given back when the run ends, however it ends")
+    run.add_argument("--stf-select", metavar="COND,...", default=None,
+                     help="with --stf: STF device fields the phones must meet, e.g. sdk>=28,abi=arm64-v8a,"
+                          "model=SM-G920F (default: any free phone)")
+    run.add_argument("--count", type=positive, default=1, metavar="N",
+                     help="with --stf: how many phones to lease (default: 1)")
     add_run_settings(run, whose="each device's")
     add_etrecord(run)
     add_store(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    run.add_argument("--summary", type=Path, default=None, metavar="PATH",
+                     help="also write the outcome as Markdown here (for a CI step summary or a pull-request comment)")
     run.set_defaults(handler=cmd_farm)
 
     results = commands.add_parser("results", help="the result store", description="The runs `rebirth farm run` stored.")
@@ -88,23 +98,65 @@ def register(commands) -> None:
 
 
 def cmd_farm(args: argparse.Namespace) -> int:
-    from contract import ExitStatus
+    from contract import ExitStatus, InputError
     from devices import resolve_targets
     from profiler import FarmRequest, run_farm
     from rebirth.farm_progress import FarmView
     from reports import render_farm_summary
     from results import store_root
 
-    targets = resolve_targets(args.devices or (), args.all, args.group)
-    request = FarmRequest(args.model, tuple(targets), store_root(args.store), args.backend, args.warmup,
-                          args.iterations, args.threads, args.etrecord)
-    with FarmView(targets, enabled=not args.quiet) as view:
-        runs = run_farm(request, view)
+    if args.stf is None and (args.stf_select is not None or args.count != 1):
+        raise InputError("--stf-select and --count choose phones to lease from STF: add --stf URL")
+    if args.stf is not None:
+        runs = _farm_on_stf(args)
+    else:
+        targets = resolve_targets(args.devices or (), args.all, args.group)
+        request = FarmRequest(args.model, tuple(targets), store_root(args.store), args.backend, args.warmup,
+                              args.iterations, args.threads, args.etrecord)
+        with FarmView(targets, enabled=not args.quiet) as view:
+            runs = run_farm(request, view)
     render_farm_summary(runs)
+    if args.summary:
+        from reports.markdown import write_farm_summary
+
+        try:
+            write_farm_summary(args.summary, runs)
+        except OSError as error:
+            raise InputError(f"{args.summary}: cannot write ({error.strerror or error})") from None
     failures = [run for run in runs if not run.ok]
     for run in failures:
         print(f"rebirth: error: {run.device} failed: {run.error}", file=sys.stderr)
     return ExitStatus.NO_ANSWER if failures else ExitStatus.OK
+
+
+def _farm_on_stf(args: argparse.Namespace) -> list:
+    """The farm run on phones leased from STF: leased before the model is exported (a wrong token or no
+    free phone is known at once), given back when the run ends, fails or is interrupted (SIGTERM, as CI
+    sends on cancel, is an interruption too)."""
+    import signal
+
+    from devices.inventory import read_inventory
+    from devices.stf import leased, parse_selection, stf_server
+    from profiler import FarmRequest, run_farm
+    from rebirth.farm_progress import FarmView
+    from results import store_root
+
+    server = stf_server(args.stf or None, read_inventory().stf)
+    conditions = parse_selection(args.stf_select)
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        with leased(server, conditions, args.count, say=lambda text: print(text, file=sys.stderr)) as leases:
+            targets = tuple(lease.address for lease in leases)
+            request = FarmRequest(args.model, targets, store_root(args.store), args.backend, args.warmup,
+                                  args.iterations, args.threads, args.etrecord)
+            with FarmView(list(targets), enabled=not args.quiet) as view:
+                return run_farm(request, view)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
