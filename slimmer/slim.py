@@ -257,21 +257,18 @@ def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, tim
                logits: TeacherLogits, trained: bool, options: SlimOptions, result: SlimResult, say: Say,
                progress) -> tuple[fx.GraphModule, float]:
     """Low-rank decomposition of every layer where the profile says it pays, as one step (the paper decomposed
-    its merged network whole, then fine-tuned): each layer whose chain the profile predicts faster, at the
-    offer that saves it the most time; if that cannot be learned back within the budget, each at its next
-    offer (higher ranks); else none. The step, not each layer, must save ``min_gain`` of the time: the
-    fine-tuning it is weighed against is done once for all of them."""
+    its merged network whole, then fine-tuned): each layer at the offer that saves it the most time; if
+    that cannot be learned back within the budget, each at its next offer (higher ranks); else none."""
     from slimmer.passes import DecomposeLowRank
 
     decomposition = DecomposeLowRank(example_inputs)
     offers: dict[str, list[Candidate]] = {}
     for candidate, _ in candidates(current, [decomposition], times, example_inputs, original_macs):
-        if candidate.gain_ms > 0:  # every layer whose chain is predicted faster: one fine-tuning serves them all
+        if candidate.worthwhile and candidate.gain_ms >= least:
             offers.setdefault(candidate.match.layers[0], []).append(candidate)  # best first, as ranked
-    best = sum(choices[0].gain_ms for choices in offers.values())
-    if best < least:
-        say(f"no decomposition is worth its fine-tuning: the profile predicts {best:.3f} ms saved over "
-            f"{len(offers)} layers, under {100 * options.min_gain:g}% of the measured time")
+    if not offers:
+        say("no layer is worth decomposing: the profile predicts no chain saving "
+            f"{100 * options.min_gain:g}% of the measured time")
         return current, known
     work_then = layer_macs(current, example_inputs)
     macs_then, params_then = sum(work_then.values()), parameters(current)
