@@ -104,7 +104,7 @@ def bench(name: str, folder: Path) -> dict:
         "measure": accuracy.metric if accuracy else None,
         "top1_before": accuracy.before.top1 if accuracy and accuracy.before else None,
         "top1_after_torch": accuracy.after.top1 if accuracy and accuracy.after else None,
-        "steps": [{"kind": m.kind, "layers": len(m.layers), "detail": m.detail[:200],
+        "steps": [{"kind": m.kind, "layers": len(m.layers), "detail": m.detail,
                    "est_gain_ms": round(m.gain_ms, 3), "macs_saved": m.macs_saved, "params_saved": m.params_saved,
                    "points_lost": m.points_lost}
                   for m in record.merges],
