@@ -131,8 +131,8 @@ def cmd_farm(args: argparse.Namespace) -> int:
 
 def _farm_on_stf(args: argparse.Namespace) -> list:
     """The farm run on phones leased from STF: leased before the model is exported (a wrong token or no
-    free phone is known at once), given back when the run ends, fails or is interrupted (SIGTERM, as CI
-    sends on cancel, is an interruption too)."""
+    free phone is known at once), given back when the run ends, fails or is interrupted (SIGINT, and
+    SIGTERM as CI sends on cancel)."""
     import signal
 
     from devices.inventory import read_inventory
@@ -147,7 +147,9 @@ def _farm_on_stf(args: argparse.Namespace) -> list:
     def interrupted(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupted)
+    # SIGINT too: a process started with SIGINT ignored (as some CI runners and tox start commands) would
+    # otherwise run to the end on Ctrl-C, holding the phones.
+    previous = {number: signal.signal(number, interrupted) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         with leased(server, conditions, args.count, say=lambda text: print(text, file=sys.stderr)) as leases:
             targets = tuple(lease.address for lease in leases)
@@ -156,7 +158,8 @@ def _farm_on_stf(args: argparse.Namespace) -> list:
             with FarmView(list(targets), enabled=not args.quiet) as view:
                 return run_farm(request, view)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
