@@ -11,7 +11,7 @@ from typing import Optional
 from contract.errors import InputError
 from contract.paired import Budget, PairedComparison, Question
 from contract.profile import Profile
-from contract.slim import PlannedMerge, SlimRecord
+from contract.slim import TOP1, PlannedMerge, SlimRecord
 from devices import ProgressCallback
 from models import PT2, PTE, ModelSpec, parse_spec
 from profiler import ProfileOptions, profile
@@ -206,6 +206,11 @@ def _write_quantized(request: SlimRequest, source: str, exported, quantized, rec
     else:
         step = dataclasses.replace(step, weight_bytes_before=read_pte(outdir / "slim-float.pte").constant_bytes,
                                    weight_bytes_after=read_pte(staged).constant_bytes)
+        accuracy = record.accuracy
+        if step.runtime_quality is not None and accuracy is not None and accuracy.after is not None \
+                and accuracy.metric == TOP1:  # the headline's "after" is what slim.pte scores as it runs
+            after = dataclasses.replace(accuracy.after, top1=step.runtime_quality, top5=None)
+            record = dataclasses.replace(record, accuracy=dataclasses.replace(accuracy, after=after))
         for suffix in (".pt2", ".etrecord", ".pte"):  # the .pte last, as write_program does
             os.replace(staged.with_suffix(suffix), outdir / f"slim{suffix}")
     return dataclasses.replace(record, quantization=step)

@@ -105,6 +105,7 @@ def test_int8_keeps_the_accuracy_within_the_budget_and_shrinks_the_weights(train
     assert step.weight_bytes_after < 0.45 * step.weight_bytes_before  # int8 weights, float biases and scales
     assert "quantized to int8: 3 layers" in printed and "slim-float.pte" in printed
     assert f"{step.runtime_quality:.1f}% as ExecuTorch's runtime runs it" in printed
+    assert record.accuracy.after.top1 == step.runtime_quality  # the "after" of slim.pte is what it scores running
 
     from models import read_pte
     from slimmer.quantize import runtime_refusal
