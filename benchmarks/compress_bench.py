@@ -36,17 +36,12 @@ def runtime_top1(pte: Path, size: int) -> float:
     """Held-out top-1 of the program ``pte`` as ExecuTorch's runtime runs it, one image at a time."""
     import torch
 
-    from devices.runner import load_runtime
     from slimmer.data import digits
+    from slimmer.quantize import runtime_outputs
 
-    module = load_runtime()._load_for_executorch(str(pte), enable_etdump=False, debug_buffer_size=0)
-    hits = total = 0
-    for images, labels in digits(size).held_out:
-        for image, label in zip(images, labels):
-            logits = module.forward((image[None].contiguous(),))[0]
-            hits += int(torch.as_tensor(logits).argmax().item() == label.item())
-            total += 1
-    return 100.0 * hits / total
+    held_out = digits(size).held_out
+    labels = torch.cat([labels for _, labels in held_out])
+    return 100.0 * (runtime_outputs(pte, held_out).argmax(1) == labels).float().mean().item()
 
 
 def stages(outdir: Path, record) -> list[tuple[str, Path]]:

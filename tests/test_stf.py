@@ -130,15 +130,20 @@ def _wait_until_running(stf, phones, serials, process, seconds=120.0):
     raise AssertionError("the run did not start on the leased phones")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_gives_every_lease_back(farm, firenet_ptes, tmp_path, sig):
-    stf, phones = farm
+def _running_on_two_phones(stf, phones, model, tmp_path) -> subprocess.Popen:
+    """`rebirth farm run` in its own process on the two free arm64 phones, returned mid-run."""
     for phone in phones.values():
         phone.requests = []
         phone.on_request = lambda kind, path, phone=phone: phone.requests.append((kind, path))
-    process = _rebirth_process(stf, firenet_ptes["portable"], tmp_path, "--stf-select", "abi=arm64-v8a", "--count",
-                               "2")
+    process = _rebirth_process(stf, model, tmp_path, "--stf-select", "abi=arm64-v8a", "--count", "2")
     _wait_until_running(stf, phones, ["s28", "s29"], process)
+    return process
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_gives_every_lease_back(farm, firenet_ptes, tmp_path, sig):
+    stf, phones = farm
+    process = _running_on_two_phones(stf, phones, firenet_ptes["portable"], tmp_path)
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -147,12 +152,7 @@ def test_an_interrupted_run_gives_every_lease_back(farm, firenet_ptes, tmp_path,
 
 def test_after_sigkill_the_next_run_gives_the_orphaned_leases_back(farm, firenet_ptes, tmp_path, capsys):
     stf, phones = farm
-    for phone in phones.values():
-        phone.requests = []
-        phone.on_request = lambda kind, path, phone=phone: phone.requests.append((kind, path))
-    process = _rebirth_process(stf, firenet_ptes["portable"], tmp_path, "--stf-select", "abi=arm64-v8a", "--count",
-                               "2")
-    _wait_until_running(stf, phones, ["s28", "s29"], process)
+    process = _running_on_two_phones(stf, phones, firenet_ptes["portable"], tmp_path)
     process.kill()
     process.wait(timeout=30)
     assert stf.leased() == ["s28", "s29", "s30"]  # nothing could give them back
