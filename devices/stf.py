@@ -131,8 +131,10 @@ def parse_selection(text: Optional[str]) -> tuple[Condition, ...]:
             continue
         match = _CONDITION.match(part)
         if not match or not match.group(3):
-            raise InputError(f"--stf-select: {part.strip()!r} is not FIELD OP VALUE (OP one of = != >= <= > <), "
-                             "as in sdk>=28,abi=arm64-v8a")
+            # A bare field name is what the shell leaves of an unquoted sdk>=28 (it took '>' as a redirection).
+            hint = (": quote the selection, as in --stf-select 'sdk>=28', or the shell takes > and < as "
+                    "redirections" if re.fullmatch(r"\s*\w+\s*", part) else ", as in 'sdk>=28,abi=arm64-v8a'")
+            raise InputError(f"--stf-select: {part.strip()!r} is not FIELD OP VALUE (OP one of = != >= <= > <){hint}")
         conditions.append(Condition(*match.groups()))
     return tuple(conditions)
 
@@ -332,13 +334,18 @@ def leased(server: StfServer, conditions: tuple[Condition, ...], count: int, say
             if device.get("owner") or device.get("using"):
                 say(f"skipped {describe(device)}: someone else holds it")
                 continue
+            # In the ledger and in ``held`` before asking: a kill or Ctrl-C between STF's yes and the next
+            # line would otherwise leave a lease nobody gives back. Releasing a phone that was never
+            # leased is harmless (STF says it is not ours, which counts as given back).
+            lease = Lease(serial, "", str(device.get("model") or ""))
+            _note(server, serial)
+            held.append(lease)
             taken, why = client.lease(serial, minutes)
             if not taken:
+                held.pop()
+                _forget(server, serial)
                 say(f"skipped {describe(device)}: STF would not lease it ({why})")
                 continue
-            _note(server, serial)
-            lease = Lease(serial, "", str(device.get("model") or ""))
-            held.append(lease)
             lease.address = client.connect(serial)
             say(f"leased {describe(device)} at {lease.address}, for at most {minutes:g} idle minutes")
         if not held:

@@ -192,8 +192,10 @@ def test_a_selection_compares_numbers_as_numbers_and_text_without_case(text, dev
 
 @pytest.mark.parametrize("text", ["sdk", "sdk>=", ">=28", "sdk=>28"])
 def test_a_bad_selection_is_refused(text):
-    with pytest.raises(InputError, match="FIELD OP VALUE"):
+    with pytest.raises(InputError, match="FIELD OP VALUE") as refused:
         parse_selection(text)
+    # 'sdk' is what the shell leaves of an unquoted sdk>=28: the message says to quote it
+    assert ("quote the selection" in str(refused.value)) is (text == "sdk")
 
 
 def test_the_server_and_token_come_from_options_devices_toml_or_the_environment():

@@ -34,8 +34,9 @@ def register(commands) -> None:
                        help="lease phones from this DeviceFarmer STF server (or [stf] url in devices.toml), token "
                             "from $STF_TOKEN; they are given back when the run ends, however it ends")
     run.add_argument("--stf-select", metavar="COND,...", default=None,
-                     help="with --stf: STF device fields the phones must meet, e.g. sdk>=28,abi=arm64-v8a,"
-                          "model=SM-G920F (default: any free phone)")
+                     help="with --stf: STF device fields the phones must meet, e.g. 'sdk>=28,abi=arm64-v8a,"
+                          "model=SM-G920F' (quoted: the shell takes > and < as redirections; default: any "
+                          "free phone)")
     run.add_argument("--count", type=positive, default=1, metavar="N",
                      help="with --stf: how many phones to lease (default: 1)")
     add_run_settings(run, whose="each device's")
@@ -144,7 +145,13 @@ def _farm_on_stf(args: argparse.Namespace) -> list:
     server = stf_server(args.stf or None, read_inventory().stf)
     conditions = parse_selection(args.stf_select)
 
+    stopping: list[int] = []
+
     def interrupted(signum, frame):
+        if stopping:  # a second Ctrl-C or SIGTERM must not cut the giving back short
+            print("rebirth: giving the leased phones back first", file=sys.stderr)
+            return
+        stopping.append(signum)
         raise KeyboardInterrupt
 
     # SIGINT too: a process started with SIGINT ignored (as some CI runners and tox start commands) would
