@@ -35,6 +35,8 @@ class StoredRun:
     commit: Optional[str]
     time: str
     profile: Profile
+    batch: Optional[str] = None
+    """The farm run that stored it (every device of one ``farm run`` shares it); None before it was kept."""
 
     @property
     def key(self) -> Key:
@@ -43,7 +45,8 @@ class StoredRun:
     def to_dict(self) -> dict[str, Any]:
         """The run file's JSON form (``path`` and ``number`` come from the file's name)."""
         return {"store_version": STORE_VERSION, "fingerprint": self.fingerprint, "model_key": self.model_key,
-                "device": self.device, "commit": self.commit, "time": self.time, "profile": self.profile.to_dict()}
+                "device": self.device, "commit": self.commit, "time": self.time,
+                **({"batch": self.batch} if self.batch else {}), "profile": self.profile.to_dict()}
 
     @classmethod
     def load(cls, path: Path) -> StoredRun:
@@ -56,7 +59,8 @@ class StoredRun:
         try:
             data = json.loads(path.read_text())
             return cls(path, int(match.group(1)) if match else 0, data["fingerprint"], data["model_key"],
-                       data["device"], data["commit"], data["time"], Profile.from_dict(data["profile"]))
+                       data["device"], data["commit"], data["time"], Profile.from_dict(data["profile"]),
+                       data.get("batch") if isinstance(data.get("batch"), str) else None)
         except FileNotFoundError:
             raise InputError(f"{path}: no such stored run") from None
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:

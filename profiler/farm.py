@@ -3,6 +3,9 @@ each Profile as soon as its device is done."""
 
 from __future__ import annotations
 
+import datetime
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -63,13 +66,14 @@ def run_farm(request: FarmRequest, listener: FarmListener) -> list[FarmRun]:
 
     program = prepare(request.model, request.backend, request.etrecord)
     commit = current_commit()
+    batch = f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
     options = ProfileOptions(backend=request.backend, warmup=request.warmup, iterations=request.iterations,
                              threads=request.threads)
 
     def job(device: str) -> Stored:
         record = _profile_on(device, program, options, listener)
         listener.stage(device, "store")
-        return Stored(record, save_run(record, request.store, commit))
+        return Stored(record, save_run(record, request.store, commit, batch))
 
     return fan_out(request.targets, job, expected=(DeviceError, InputError), on_done=listener.finished)
 

@@ -251,9 +251,10 @@ def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] =
     verdicts = [_judge_stored(reference[key], profile, parsed, _noise_of(store, key, profile, run_noise))
                 if key in reference
                 else failed(profile.device.name, key[1], f"no baseline for this device and model in {baseline}")
-                for key, profile in current.items()]
+                for key, profile in current]
+    judged = {key for key, _ in current}
     verdicts += [failed(profile.device.name, key[1], "no result: the run failed or was not made")
-                 for key, profile in reference.items() if key not in current]
+                 for key, profile in reference.items() if key not in judged]
     if not verdicts:
         raise InputError("nothing to judge: no results and an empty baseline")
     return verdicts
@@ -382,7 +383,8 @@ def _latency_status(test: significance.RatioTest, threshold: float) -> tuple[str
     if test.ratio > limit and test.low > 1:
         return REGRESSION, f"over {pct(threshold)}, p={test.p_value:.2g}"
     if test.low <= 1 < limit < test.high:
-        return NOISY, f"the {test.confidence:.0%} interval holds both no change and over {pct(threshold)}"
+        return NOISY, (f"the {test.confidence:.0%} interval holds both no change and over {pct(threshold)} "
+                       "(more --iterations per run narrow it)")
     if test.ratio < 1 - threshold and test.high < 1:
         return IMPROVEMENT, ""
     return PASS, ""

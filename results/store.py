@@ -56,8 +56,9 @@ def current_commit(cwd: Optional[Path] = None) -> Optional[str]:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def save_run(profile: Profile, store: Path, commit: Optional[str] = None) -> Path:
-    """Store ``profile`` as the next numbered run of its device fingerprint.
+def save_run(profile: Profile, store: Path, commit: Optional[str] = None, batch: Optional[str] = None) -> Path:
+    """Store ``profile`` as the next numbered run of its device fingerprint; ``batch`` names the farm run
+    it is part of (its phones of one fingerprint are then all judged, not only the last stored).
 
     Returns:
         The run file, ``STORE/FINGERPRINT/runs/NNNN.json``.
@@ -67,7 +68,8 @@ def save_run(profile: Profile, store: Path, commit: Optional[str] = None) -> Pat
     """
     fingerprint, key = key_of(profile)
     time_now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    document = StoredRun(Path(), 0, fingerprint, key, profile.device.name, commit, time_now, profile).to_dict()
+    document = StoredRun(Path(), 0, fingerprint, key, profile.device.name, commit, time_now, profile,
+                         batch).to_dict()
     runs = store / fingerprint / RUNS
     try:
         runs.mkdir(parents=True, exist_ok=True)
@@ -235,8 +237,19 @@ def baseline_profiles(store: Path, name_or_path: str) -> dict[Key, Profile]:
     return load_baseline(store, name_or_path)
 
 
-def results_to_judge(paths: Iterable[Path], store: Path) -> dict[Key, Profile]:
-    """The Profiles to judge by ``key_of`` (the latest per key): files, stores, or the default store.
+def runs_to_judge(runs: Iterable[StoredRun]) -> list[StoredRun]:
+    """The latest run of each (fingerprint, model key), with the other runs of the farm run that stored it:
+    a farm run on four phones of one model is judged on four phones, not on the one stored last."""
+    runs = list(runs)
+    latest = latest_runs(runs)
+    chosen, batches = {run.path for run in latest}, {(run.key, run.batch) for run in latest if run.batch}
+    return sorted([run for run in runs if run.path in chosen or (run.key, run.batch) in batches],
+                  key=lambda run: (run.key, run.number))
+
+
+def results_to_judge(paths: Iterable[Path], store: Path) -> list[tuple[Key, Profile]]:
+    """The Profiles to judge with their ``key_of``: files, stores (the latest farm run of each key), or the
+    default store. One key may come with several Profiles: one per phone of that fingerprint.
 
     Raises:
         InputError: a path that does not exist or is not a result.
@@ -244,9 +257,12 @@ def results_to_judge(paths: Iterable[Path], store: Path) -> dict[Key, Profile]:
     profiles = []
     for path in list(paths) or [store]:
         if path.is_dir():
-            profiles += [run.profile for run in latest_runs(list_runs(path))]
+            profiles += [run.profile for run in runs_to_judge(list_runs(path))]
         elif path.is_file():
             profiles.append(load_result(path))
         else:
             raise InputError(f"{path}: no such file or folder")
-    return {key_of(profile): profile for profile in profiles}
+    chosen: dict[tuple[Key, str], Profile] = {}  # one per key and device: a later file replaces an earlier one
+    for profile in profiles:
+        chosen[(key_of(profile), profile.device.name)] = profile
+    return [(key, profile) for (key, _), profile in chosen.items()]

@@ -415,3 +415,26 @@ def test_regress_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, messag
     assert rebirth(*argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_every_phone_of_the_latest_farm_run_is_judged_not_only_the_last_stored(tmp_path):
+    """Four phones of one model share a fingerprint: a farm run on them is judged on all four (one verdict
+    each), and an earlier farm run's phones of that model are not judged again."""
+    from reports import judge_against_baseline
+
+    def phone(name, seed):
+        return synthetic_profile(ops=40, samples=40, source="zoo:googlenet", device=name, seed=seed)
+
+    store.save_run(phone("a", 1), tmp_path, batch="main-run")
+    store.save_baseline(tmp_path, "main")
+    for seed, name in enumerate(("a", "b"), 2):
+        store.save_run(phone(name, seed), tmp_path, batch="earlier")
+    for seed, name in enumerate(("c", "d", "e", "f"), 4):
+        store.save_run(phone(name, seed), tmp_path, batch="latest")
+    assert len({run.fingerprint for run in store.list_runs(tmp_path)}) == 1
+    verdicts = judge_against_baseline(tmp_path, "main", checks=["p50:50%"])
+    assert sorted(verdict.device for verdict in verdicts) == ["c", "d", "e", "f"]
+    assert [run.batch for run in store.runs_to_judge(store.list_runs(tmp_path))] == ["latest"] * 4
+    # runs stored before batches were kept are judged as before: the latest of each fingerprint and model
+    store.save_run(phone("g", 9), tmp_path)
+    assert [verdict.device for verdict in judge_against_baseline(tmp_path, "main", checks=["p50:50%"])] == ["g"]
