@@ -1,4 +1,5 @@
-"""Regression verdicts in the terminal: one row per device x model x check, then one line per status."""
+"""Regression verdicts in the terminal: one row per device x model x check, the reasons as numbered notes
+under the table (a reason in a column wraps to a word per line in an 80-column CI log), then the tally."""
 
 from __future__ import annotations
 
@@ -32,25 +33,38 @@ STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", NOIS
 def render_verdicts(verdicts: Sequence[Verdict], console: Optional[Console] = None) -> None:
     """Print the table of verdicts and a one-line tally of the statuses."""
     console = console or Console()
-    console.print(verdict_table(verdicts))
+    notes: list[str] = []
+    console.print(verdict_table(verdicts, notes))
+    for number, note in enumerate(notes, 1):
+        console.print(f"[{number}] {escape(note)}", highlight=False)
     tally = Counter(verdict.status for verdict in verdicts)
     console.print(", ".join(f"[{STATUS_STYLE[status]}]{count} {status}[/]" for status, count in tally.items()),
                   highlight=False)
 
 
-def verdict_table(verdicts: Sequence[Verdict]) -> Table:
-    """Device, model, check, status, before, after, change with its interval, and the reason."""
+def verdict_table(verdicts: Sequence[Verdict], notes: list[str]) -> Table:
+    """Device, model, check, status, before, after, change with its interval, and the number of its reason
+    in ``notes`` (appended to; one number per distinct reason)."""
     table = Table(title="Regression checks", title_justify="left")
-    for column in ("device", "model", "check", "status", "before", "after", "change", "reason"):
-        table.add_column(column, justify="right" if column in ("before", "after", "change") else "left")
+    for column in ("device", "model", "check", "status", "before", "after", "change", "note"):
+        table.add_column(column, justify="right" if column in ("before", "after", "change") else "left",
+                         overflow="fold", no_wrap=column in ("status", "note"))
+
+    def note(reason: str) -> str:
+        if not reason:
+            return ""
+        if reason not in notes:
+            notes.append(reason)
+        return f"[{notes.index(reason) + 1}]"
+
     for verdict in verdicts:
         device, model = escape(verdict.device), escape(verdict.model)
         if verdict.status == FAILED:
-            table.add_row(device, model, "", _status(FAILED), "", "", "", escape(verdict.error or ""))
+            table.add_row(device, model, "", _status(FAILED), "", "", "", escape(note(verdict.error or "")))
         for result in verdict.results:
             table.add_row(device, model, escape(str(result.check)), _status(result.status),
                           _value(result, result.before), _value(result, result.after), format_change(result),
-                          escape(result.reason))
+                          escape(note(result.reason)))
     return table
 
 

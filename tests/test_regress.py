@@ -223,6 +223,14 @@ def test_render_verdicts_shows_every_check_and_escapes_names():
     text = console.file.getvalue()
     assert "[bold]phone" in text and "regression" in text and "unreachable" in text
     assert text.count("[bold]phone") == 3 and "1 regression, 1 failed" in text
+    # reasons are numbered notes under the table: each once, and the table fits an 80-column CI log
+    narrow = Console(file=io.StringIO(), width=80, color_system=None)
+    render_verdicts(verdicts * 2, narrow)
+    lines = narrow.file.getvalue().splitlines()
+    notes = [line for line in lines if line.startswith("[")]
+    assert any(line.endswith("unreachable") for line in notes) and len(notes) == len(set(notes))
+    assert all(len(line) <= 80 for line in lines)
+    assert sum(1 for line in lines if "│" in line and "[2]" in line) == 2  # both copies point at one note
 
 
 def test_the_markdown_summary_puts_the_verdict_first_and_renders_as_a_table_within_80_columns(tmp_path):
