@@ -20,15 +20,16 @@ from typing import Optional
 import torch
 
 EPOCHS = {"googlenet-small": 6, "googlenet-bn-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 12,
-          "resnet50-small": 8, "googlenet": 1}
+          "resnet50-small": 8, "googlenet": 1, "googlenet-bn": 1, "resnet50": 1, "mobilenet_v2": 1}
 """Epochs at the network's own input size ..."""
-SMALLER_FIRST = {"googlenet": (112, 4)}
+SMALLER_FIRST = {"googlenet": (112, 4), "googlenet-bn": (112, 6), "resnet50": (112, 6), "mobilenet_v2": (112, 10)}
 """... after these ``(size in px, epochs)`` at a smaller size, where a network has them."""
 RECIPE = 2
 """Bumped whenever the training code changes (epochs and rate are in the file name too), so that weights
 cached by an older recipe are not used."""
 LEARNING_RATE = {"googlenet-small": 3e-4, "googlenet-bn-small": 1e-3, "alexnet-small": 1e-3, "mobilenet_v2-small": 3e-3,
-                 "resnet50-small": 1e-3, "googlenet": 3e-4}
+                 "resnet50-small": 1e-3, "googlenet": 3e-4, "googlenet-bn": 1e-3, "resnet50": 1e-3,
+                 "mobilenet_v2": 3e-3}
 
 
 def weights_dir() -> Path:
