@@ -278,6 +278,8 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
                                         data=request.data, min_gain=request.min_gain,
                                         quantize=request.quantize, decompose=request.decompose), say, progress)
         announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
+        if record.quantization is not None and record.quantization.applied:
+            record = _keep_int8_if_faster(request, options, record, say, progress)
         result = _side_by_side(request, options, progress, stage)
         result.a.save(outdir / "before.json")
         result.b.save(outdir / "after.json")
@@ -285,6 +287,52 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
     except OSError as error:
         raise InputError(f"{outdir}: cannot write ({error.strerror or error})") from None
     return Optimized(result.a, result.b, record, result.comparison)
+
+
+INT8_QUESTION = Question(precision=0.05)
+INT8_BUDGET = Budget(max_runs=16, max_seconds=120.0)
+"""How long the int8 program is timed against the float one before the side-by-side measurement."""
+
+
+def _keep_int8_if_faster(request: OptimizeRequest, options: ProfileOptions, record: SlimRecord, say: Say,
+                         progress: Optional[ProgressCallback]) -> SlimRecord:
+    """int8 is not faster everywhere (memory-bound depthwise layers run slower quantized on XNNPACK): time
+    slim-float.pte against the int8 slim.pte on the device, and make the float program slim.pte when the
+    int8 one is surely slower there (the speed-up's whole interval below 1)."""
+    import dataclasses
+    import os
+
+    from devices import open_device
+    from profiler import prepare
+    from profiler.paired import compare_programs
+
+    outdir = request.outdir
+    with open_device(options.device) as device:
+        floating = prepare(str(outdir / "slim-float.pte"), request.backend, outdir / "slim-float.etrecord")
+        int8 = prepare(str(outdir / "slim.pte"), request.backend, outdir / "slim.etrecord")
+        paired = compare_programs(floating, int8, device, options, INT8_QUESTION, INT8_BUDGET, progress)
+    result = paired.comparison
+    low, high = result.speedup_interval
+    ran = f"{result.speedup:.2f}x the float program's speed (95% CI {low:.2f}-{high:.2f}x, {len(result.runs)} runs)"
+    step = record.quantization
+    assert step is not None
+    if high >= 1.0:
+        say(f"int8 on {options.device}: {ran}: kept")
+        return record
+    reason = f"on {options.device} the int8 program ran {ran}: slim.pte is the float one"
+    say(f"not quantized: {reason}")
+    for suffix in (".pte", ".etrecord", ".pt2"):
+        (outdir / f"slim{suffix}").unlink(missing_ok=True)
+        if (outdir / f"slim-float{suffix}").exists():
+            os.replace(outdir / f"slim-float{suffix}", outdir / f"slim{suffix}")
+    accuracy = record.accuracy
+    if accuracy is not None and accuracy.after is not None and accuracy.metric == TOP1 \
+            and step.quality_before is not None:  # the headline's "after" is the float program's again
+        accuracy = dataclasses.replace(accuracy, after=dataclasses.replace(accuracy.after, top1=step.quality_before))
+    record = dataclasses.replace(record, accuracy=accuracy,
+                                 quantization=dataclasses.replace(step, applied=False, reason=reason))
+    record.save(outdir / "slim.json")
+    return record
 
 
 def _side_by_side(request: OptimizeRequest, options: ProfileOptions, progress: Optional[ProgressCallback],

@@ -187,3 +187,43 @@ def test_int8_for_the_portable_backend_is_refused_before_any_work(command, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and "--quantize int8 makes a program for XNNPACK" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_optimize_keeps_the_float_program_where_int8_runs_slower_on_the_device(trained_nets, tmp_path, monkeypatch,
+                                                                              capsys):
+    """int8 is not faster everywhere (XNNPACK's depthwise layers): optimize times the int8 slim.pte against
+    slim-float.pte on the device first. This host runs this net's int8 program at least as fast, so the
+    timing of that pair is made to say "surely slower" (its whole interval below 1); everything else is real."""
+    import dataclasses
+
+    import profiler.paired
+    from contract.slim import SlimRecord
+
+    real = profiler.paired.compare_programs
+    timed = []
+
+    def int8_slower(a, b, *args, **kwargs):
+        result = real(a, b, *args, **kwargs)
+        timed.append((a.source, b.source))
+        if str(a.source).endswith("slim-float.pte"):
+            result = dataclasses.replace(result, comparison=dataclasses.replace(result.comparison, ratio=1.2,
+                                                                                low=1.1, high=1.3))
+        return result
+
+    monkeypatch.setattr(profiler.paired, "compare_programs", int8_slower)
+    root, _ = trained_nets
+    monkeypatch.chdir(root)
+    out = tmp_path / "out"
+    code = cli.main(["optimize", "net.py:make", "--data", "digits16:loaders", "--quantize", "int8",
+                     "--max-accuracy-drop", "1", "--iterations", "10", "--precision", "20", "-o", str(out)])
+    printed = " ".join("".join(capsys.readouterr()).split())
+    assert code == 0
+    assert len(timed) == 2 and str(timed[0][0]).endswith("slim-float.pte")  # int8 timed first, then the headline's
+    record = SlimRecord.load(out / "slim.json")
+    step = record.quantization
+    assert step is not None and not step.applied and "on local the int8 program ran 0.83x" in step.reason
+    assert record.accuracy.after.top1 == step.quality_before  # the float program's score, not the int8 one's
+    assert "not quantized: on local the int8 program ran 0.83x" in printed
+    assert not (out / "slim-float.pte").exists()
+    program = torch.export.load(str(out / "slim.pt2")).module()
+    assert not any("quantize" in str(node.target) for node in program.graph.nodes)  # slim.pte is the float one
