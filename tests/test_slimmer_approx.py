@@ -174,3 +174,26 @@ def test_branches_that_are_not_thin_or_not_separable_stay(variant):
     x = torch.randn(1, 8, 8, 8)
     gm, applied = run_passes(model, [RemoveThinBranch((x,))])
     assert applied == [] and count_modules(gm, nn.MaxPool2d) == 1
+
+
+def test_teacher_activations_beyond_the_cache_limit_are_computed_again_with_the_same_result(monkeypatch):
+    """Layer-wise fitting keeps the teacher's activations only up to ``CACHE_BYTES``: with no room at all,
+    every step computes them again, and the fit comes out the same as with all of them kept."""
+    import copy
+
+    from slimmer import finetune
+
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(8, 8, 3, padding=1)).eval()
+    batches = [torch.randn(4, 3, 12, 12) for _ in range(3)]
+    results = []
+    for limit in (finetune.CACHE_BYTES, 0):
+        monkeypatch.setattr(finetune, "CACHE_BYTES", limit)
+        student = copy.deepcopy(teacher)
+        torch.nn.init.zeros_(student[2].weight)
+        loss = finetune.fit_block(student, teacher, (("2", "2"), ("0", ("0",))), ("2",), batches, steps=7)
+        results.append((loss, student[2].weight.detach().clone()))
+    (cached_loss, cached), (streamed_loss, streamed) = results
+    assert cached_loss == pytest.approx(streamed_loss) and torch.allclose(cached, streamed)
+    assert not torch.equal(cached, torch.zeros_like(cached))  # it learned something
