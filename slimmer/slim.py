@@ -252,6 +252,12 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     return result
 
 
+DECOMPOSE_LAYER_SHARE = 0.5
+"""Decomposition is one fine-tuning step for all its layers, so a layer needs to save only this share of
+``min_gain`` to join it (1% of the measured time by default), as long as the layers together save
+``min_gain``: below that a layer's predicted gain is within what the profile's fit can tell."""
+
+
 def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, times: dict[str, float],
                original_macs: dict[str, int], least: float, judge: Judge, batches: list[torch.Tensor],
                logits: TeacherLogits, trained: bool, options: SlimOptions, result: SlimResult, say: Say,
@@ -263,12 +269,13 @@ def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, tim
 
     decomposition = DecomposeLowRank(example_inputs)
     offers: dict[str, list[Candidate]] = {}
+    per_layer = DECOMPOSE_LAYER_SHARE * least
     for candidate, _ in candidates(current, [decomposition], times, example_inputs, original_macs):
-        if candidate.worthwhile and candidate.gain_ms >= least:
+        if candidate.worthwhile and candidate.gain_ms >= per_layer:
             offers.setdefault(candidate.match.layers[0], []).append(candidate)  # best first, as ranked
-    if not offers:
-        say("no layer is worth decomposing: the profile predicts no chain saving "
-            f"{100 * options.min_gain:g}% of the measured time")
+    if not offers or sum(choices[0].gain_ms for choices in offers.values()) < least:
+        say("no layers are worth decomposing: the profile predicts no chains saving "
+            f"{100 * options.min_gain:g}% of the measured time together")
         return current, known
     work_then = layer_macs(current, example_inputs)
     macs_then, params_then = sum(work_then.values()), parameters(current)

@@ -288,3 +288,37 @@ def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_
         hits = sum(int(program.forward((image[None],))[0].argmax().item() == label.item())
                    for image, label in zip(images[:100], labels[:100]))
         assert hits >= 85, (name, hits)  # what runs still reads the digits
+
+
+def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_together_reach_it(trained_digits_net):
+    """One fine-tuning step for all layers: a layer needs half of --min-gain, the step all of it."""
+    from slimmer.cost import layer_macs
+    from slimmer.passes import DecomposeLowRank
+    from slimmer.slim import DECOMPOSE_LAYER_SHARE, SlimOptions, candidates, slim
+
+    model, loaders, _ = trained_digits_net
+    inputs = (torch.randn(1, 3, 16, 16),)
+    work = layer_macs(trace(model), inputs)
+    times = {layer: 1e-5 * macs for layer, macs in work.items()}
+    best: dict[str, float] = {}
+    for candidate, _ in candidates(trace(model), [DecomposeLowRank(inputs)], times, inputs, work):
+        if candidate.worthwhile:
+            best[candidate.match.layers[0]] = max(best.get(candidate.match.layers[0], 0.0), candidate.gain_ms)
+    total = sum(times.values())
+    gains = sorted(best.values())
+    assert len(gains) >= 2
+    # a min_gain above the smallest layer's gain but below twice it: alone that layer would not be worth it
+    min_gain = 1.5 * gains[0] / total
+    said: list[str] = []
+    result = slim(model, inputs, times, loaders, trained=True, say=said.append,
+                  options=SlimOptions(decompose=True, min_gain=min_gain, max_accuracy_drop=100.0))
+    steps = [m for m in result.merges if m.kind == "low_rank"]
+    joined = {layer for layer, gain in best.items() if gain >= DECOMPOSE_LAYER_SHARE * min_gain * total}
+    assert joined == set(best) and gains[0] < min_gain * total  # the smallest joins at half the min_gain
+    assert len(steps) == 1 and set(steps[0].layers) == joined, said
+    # a min_gain the layers together cannot reach: nothing is decomposed, and it says why
+    said.clear()
+    result = slim(model, inputs, times, loaders, trained=True, say=said.append,
+                  options=SlimOptions(decompose=True, min_gain=1.01 * sum(gains) / total))
+    assert not [m for m in result.merges if m.kind == "low_rank"]
+    assert any("no layers are worth decomposing" in line for line in said), said
