@@ -2,6 +2,9 @@
 
     python benchmarks/compress_bench.py [--models googlenet,googlenet-small,...] [--out PATH]
 
+With --models, only those networks are measured again; the others' rows stay in the results file as
+they were, each with the commit it was measured with.
+
 For each zoo network (trained on the digits where rebirth trains it), on this host (`local`, XNNPACK, the
 native runner) in one process:
 
@@ -29,7 +32,8 @@ from pathlib import Path
 
 from common import ROOT, commit, write_results
 
-DEFAULT = "googlenet-small,googlenet-bn-small,resnet50-small,mobilenet_v2-small,googlenet"
+DEFAULT = ("googlenet-small,googlenet-bn-small,resnet50-small,mobilenet_v2-small,"
+           "googlenet,googlenet-bn,resnet50,mobilenet_v2")
 
 
 def runtime_top1(pte: Path, size: int) -> float:
@@ -118,13 +122,22 @@ def main() -> int:
     parser.add_argument("--models", default=DEFAULT, help=f"comma-separated zoo names (default: {DEFAULT})")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/compress.json")
     args = parser.parse_args()
-    results: list[dict] = []
     measured_with = commit()  # the code that runs, whatever is committed while it does
+    names = [name.strip() for name in args.models.split(",")]
+    kept = []  # rows of networks not measured this time, as they were
+    if args.out.is_file():
+        earlier = json.loads(args.out.read_text())
+        kept = [{"measured_with": earlier.get("measured_with"), **network} for network in earlier.get("networks", [])
+                if network["model"].removeprefix("zoo:") not in names]
+    order = DEFAULT.split(",")
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="rebirth-compress-bench-") as folder:
-        for name in args.models.split(","):
+        for name in names:
             print(f"== {name}", flush=True)
-            results.append(bench(name.strip(), Path(folder)))
-            write_results(args.out, {"measured_with": measured_with, "networks": results})  # survives a later failure
+            results.append({"measured_with": measured_with, **bench(name, Path(folder))})
+            networks = sorted(kept + results, key=lambda network: order.index(network["model"].removeprefix("zoo:"))
+                              if network["model"].removeprefix("zoo:") in order else len(order))
+            write_results(args.out, {"networks": networks})  # survives a later failure
     for network in results:
         print(network["model"], [(row["stage"], row["speedup"], row["runtime_top1"]) for row in network["stages"]])
     return 0

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-EPOCHS = {"googlenet-small": 6, "googlenet-bn-small": 6, "alexnet-small": 6, "mobilenet_v2-small": 12,
+EPOCHS = {"googlenet-small": 6, "googlenet-bn-small": 10, "alexnet-small": 6, "mobilenet_v2-small": 12,
           "resnet50-small": 8, "googlenet": 1, "googlenet-bn": 1, "resnet50": 1, "mobilenet_v2": 1}
 """Epochs at the network's own input size ..."""
 SMALLER_FIRST = {"googlenet": (112, 4), "googlenet-bn": (112, 6), "resnet50": (112, 6), "mobilenet_v2": (112, 10)}
