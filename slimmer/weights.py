@@ -2,11 +2,11 @@
 
     python -m slimmer.weights zoo:googlenet-small [...]   # trains what is not cached yet
 
-The small variants (64 px) are trained at their own size. Full-size GoogLeNet (224 px) is trained the
-cheap way first: at 112 px (the network is fully convolutional up to its global pool, and a step there
-costs a third of one at 224 px), then for one epoch at 224 px. The other full-size networks are not
-trained here (about 3 minutes per epoch each at 224 px on 2 cores); a model without trained weights is
-slimmed against its own outputs (output fidelity) instead of an accuracy.
+The small variants (64 px) are trained at their own size. The full-size networks (224 px) are trained
+the cheap way first: at 112 px (they are convolutional up to their global pool, and a step there costs
+a quarter to a third of one at 224 px), then for one epoch at 224 px. A model without trained weights
+(one rebirth does not train, or a user's) is slimmed against its own outputs (output fidelity) instead
+of an accuracy.
 """
 
 from __future__ import annotations
