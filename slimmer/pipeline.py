@@ -202,7 +202,7 @@ def _write_quantized(request: SlimRequest, source: str, exported, quantized, rec
         step = dataclasses.replace(step, applied=False, reason=reason)
         for suffix in (".pte", ".etrecord", ".pt2"):
             staged.with_suffix(suffix).unlink(missing_ok=True)
-            os.replace(outdir / f"slim-float{suffix}", outdir / f"slim{suffix}")
+        _float_becomes_slim(outdir)
     else:
         step = dataclasses.replace(step, weight_bytes_before=read_pte(outdir / "slim-float.pte").constant_bytes,
                                    weight_bytes_after=read_pte(staged).constant_bytes)
@@ -289,6 +289,16 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
     return Optimized(result.a, result.b, record, result.comparison)
 
 
+def _float_becomes_slim(outdir: Path) -> None:
+    """slim-float.pte (with its ETRecord and .pt2) becomes slim.pte, in place of the int8 program."""
+    import os
+
+    for suffix in (".pte", ".etrecord", ".pt2"):
+        (outdir / f"slim{suffix}").unlink(missing_ok=True)
+        if (outdir / f"slim-float{suffix}").exists():
+            os.replace(outdir / f"slim-float{suffix}", outdir / f"slim{suffix}")
+
+
 INT8_QUESTION = Question(precision=0.05)
 INT8_BUDGET = Budget(max_runs=16, max_seconds=120.0)
 """How long the int8 program is timed against the float one before the side-by-side measurement."""
@@ -300,7 +310,6 @@ def _keep_int8_if_faster(request: OptimizeRequest, options: ProfileOptions, reco
     slim-float.pte against the int8 slim.pte on the device, and make the float program slim.pte when the
     int8 one is surely slower there (the speed-up's whole interval below 1)."""
     import dataclasses
-    import os
 
     from devices import open_device
     from profiler import prepare
@@ -321,10 +330,7 @@ def _keep_int8_if_faster(request: OptimizeRequest, options: ProfileOptions, reco
         return record
     reason = f"on {options.device} the int8 program ran {ran}: slim.pte is the float one"
     say(f"not quantized: {reason}")
-    for suffix in (".pte", ".etrecord", ".pt2"):
-        (outdir / f"slim{suffix}").unlink(missing_ok=True)
-        if (outdir / f"slim-float{suffix}").exists():
-            os.replace(outdir / f"slim-float{suffix}", outdir / f"slim{suffix}")
+    _float_becomes_slim(outdir)
     accuracy = record.accuracy
     if accuracy is not None and accuracy.after is not None and accuracy.metric == TOP1 \
             and step.quality_before is not None:  # the headline's "after" is the float program's again
