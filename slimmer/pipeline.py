@@ -44,6 +44,8 @@ class SlimRequest:
     """``int8``: quantize as the last step, within the accuracy budget (``slimmer.quantize``)."""
     decompose: bool = False
     """Low-rank decomposition after the merges (``slimmer.passes.lowrank``)."""
+    reduce_channels: bool = False
+    """Channel reduction after the merges, before any decomposition (``slimmer.passes.channels``)."""
 
 
 def slimmable(model: str) -> ModelSpec:
@@ -76,7 +78,8 @@ def plan_merges(request: SlimRequest, say: Say = _quiet,
     spec = slimmable(request.model)
     model, inputs, _ = _load(spec, request.seed, say)
     times = layer_times(_profile_for(request, say, progress).ops)
-    found = candidates(trace(model), make_passes(inputs, request.exact_only, request.decompose), times, inputs)
+    found = candidates(trace(model), make_passes(inputs, request.exact_only, request.decompose,
+                                                     request.reduce_channels), times, inputs)
     return [candidate.record() for candidate, _ in found]
 
 
@@ -146,7 +149,7 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
         trained = learned(model, data, say)
     options = SlimOptions(request.max_accuracy_drop, request.exact_only, request.block_steps,
                           request.end_to_end_steps, request.seed, min_gain=request.min_gain, quantize=request.quantize,
-                          decompose=request.decompose)
+                          decompose=request.decompose, reduce_channels=request.reduce_channels)
     try:
         result = slim(model, inputs, times, loaders, trained, options, say, progress)
     except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as error:
@@ -161,6 +164,10 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
             with quiet():
                 merged = torch.export.export(result.merged, inputs)
             write_program(merged, request.backend, request.outdir / "slim-merged.pte", spec.text)
+        if result.reduced is not None:  # the merges and the channel reduction, before the decomposition
+            with quiet():
+                reduced = torch.export.export(result.reduced, inputs)
+            write_program(reduced, request.backend, request.outdir / "slim-reduced.pte", spec.text)
         if result.quantized is not None:
             record = _write_quantized(request, spec.text, exported, result.quantized, record, result.judge, say)
         else:
@@ -237,6 +244,7 @@ class OptimizeRequest:
     max_seconds: float = 300.0
     quantize: Optional[str] = None
     decompose: bool = False
+    reduce_channels: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,7 +284,8 @@ def optimize(request: OptimizeRequest, say: Say = _quiet, progress: Optional[Pro
                                         max_accuracy_drop=request.max_accuracy_drop, block_steps=request.block_steps,
                                         end_to_end_steps=request.end_to_end_steps, seed=request.seed,
                                         data=request.data, min_gain=request.min_gain,
-                                        quantize=request.quantize, decompose=request.decompose), say, progress)
+                                        quantize=request.quantize, decompose=request.decompose,
+                                        reduce_channels=request.reduce_channels), say, progress)
         announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
         if record.quantization is not None and record.quantization.applied:
             record = _keep_int8_if_faster(request, options, record, say, progress)

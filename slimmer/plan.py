@@ -18,7 +18,16 @@ from torch import fx
 
 from contract.slim import PlannedMerge
 from slimmer.cost import layer_macs, output_bytes
-from slimmer.passes import APPROXIMATE_PASSES, COMPRESSION_PASSES, EXACT_PASSES, LayerCosts, Match, SlimPass
+from slimmer.passes import (
+    APPROXIMATE_PASSES,
+    COMPRESSION_PASSES,
+    EXACT_PASSES,
+    DecomposeLowRank,
+    LayerCosts,
+    Match,
+    ReduceChannels,
+    SlimPass,
+)
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,13 @@ def layer_times(ops: Iterable) -> dict[str, float]:
     return dict(times)
 
 
-def make_passes(example_inputs: tuple, exact_only: bool = False, decompose: bool = False) -> list[SlimPass]:
+def make_passes(example_inputs: tuple, exact_only: bool = False, decompose: bool = False,
+                reduce_channels: bool = False) -> list[SlimPass]:
     """One instance of every pass for a model with these inputs: the exact ones only with ``exact_only``,
-    the low-rank decomposition too with ``decompose``."""
+    the channel reduction and the low-rank decomposition too when asked for."""
+    asked = {ReduceChannels: reduce_channels, DecomposeLowRank: decompose}
     kinds = EXACT_PASSES if exact_only else \
-        EXACT_PASSES + APPROXIMATE_PASSES + (COMPRESSION_PASSES if decompose else ())
+        EXACT_PASSES + APPROXIMATE_PASSES + tuple(kind for kind in COMPRESSION_PASSES if asked.get(kind))
     return [kind.for_model(example_inputs) for kind in kinds]
 
 

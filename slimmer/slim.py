@@ -39,6 +39,9 @@ class SlimOptions:
     """``int8``: quantize after the merges (``slimmer.quantize``), if it stays within the budget."""
     decompose: bool = False
     """After the merges, decompose the layers that cost the most into low-rank chains (``DecomposeLowRank``)."""
+    reduce_channels: bool = False
+    """After the merges (before any decomposition), cut the channels between convolutions where the time is
+    (``ReduceChannels``)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ class SlimResult:
     """The int8 model, when it was asked for and kept; ``model`` is then the float model it was made from."""
     quantization: Optional[QuantizationRecord] = None
     merged: Optional[fx.GraphModule] = None
-    """The model after the merges alone, when a decomposition followed them."""
+    """The model after the merges alone, when a compression step followed them."""
+    reduced: Optional[fx.GraphModule] = None
+    """The model after the merges and the channel reduction, when a decomposition followed them."""
     judge: Optional[Judge] = None
     """How steps were judged (None without data): what judges the int8 program as the runtime runs it."""
 
@@ -229,12 +234,21 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     if loaders is not None:
         assert teacher_logits is not None
         result.judge = Judge(loaders, teacher_logits, result.measure, reference, options.max_accuracy_drop)
-    if options.decompose and result.judge is not None:
-        judge = result.judge
+    if result.judge is not None and (options.reduce_channels or options.decompose):
+        from slimmer.passes import DecomposeLowRank, ReduceChannels
+
         merged = current
-        current, known = _decompose(current, known if known is not None else reference, example_inputs, times,
-                                    original_macs, least, judge, batches, logits, trained, options, result, say,
-                                    progress)
+        quality_now = known if known is not None else reference
+        for asked, kind in ((options.reduce_channels, ReduceChannels), (options.decompose, DecomposeLowRank)):
+            if not asked:
+                continue
+            step_input = current
+            current, quality_now = _compress(kind.for_model(example_inputs), current, quality_now, example_inputs,
+                                             times, original_macs, least, result.judge, batches, logits, trained,
+                                             options, result, say, progress)
+            if kind is DecomposeLowRank and current is not step_input and step_input is not merged:
+                result.reduced = step_input
+        known = quality_now
         result.merged = merged if current is not merged else None
     result.model = current
     result.params_after = parameters(current)
@@ -252,29 +266,27 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     return result
 
 
-DECOMPOSE_LAYER_SHARE = 0.5
-"""Decomposition is one fine-tuning step for all its layers, so a layer needs to save only this share of
-``min_gain`` to join it (1% of the measured time by default), as long as the layers together save
-``min_gain``: below that a layer's predicted gain is within what the profile's fit can tell."""
+COMPRESS_LAYER_SHARE = 0.5
+"""A compression step (a channel reduction, a decomposition) is one fine-tuning for all its layers, so a layer
+needs to save only this share of ``min_gain`` to join it (1% of the measured time by default), as long as the
+layers together save ``min_gain``: below that a layer's predicted gain is within what the profile's fit can tell."""
 
 
-def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, times: dict[str, float],
-               original_macs: dict[str, int], least: float, judge: Judge, batches: list[torch.Tensor],
-               logits: TeacherLogits, trained: bool, options: SlimOptions, result: SlimResult, say: Say,
-               progress) -> tuple[fx.GraphModule, float]:
-    """Low-rank decomposition of every layer where the profile says it pays, as one step (the paper decomposed
+def _compress(compression: SlimPass, current: fx.GraphModule, known: float, example_inputs: tuple,
+              times: dict[str, float], original_macs: dict[str, int], least: float, judge: Judge,
+              batches: list[torch.Tensor], logits: TeacherLogits, trained: bool, options: SlimOptions,
+              result: SlimResult, say: Say, progress) -> tuple[fx.GraphModule, float]:
+    """One compression pass over every layer where the profile says it pays, as one step (the paper decomposed
     its merged network whole, then fine-tuned): each layer at the offer that saves it the most time; if
-    that cannot be learned back within the budget, each at its next offer (higher ranks); else none."""
-    from slimmer.passes import DecomposeLowRank
-
-    decomposition = DecomposeLowRank(example_inputs)
+    that cannot be learned back within the budget, each at its next offer (a gentler one); else none."""
     offers: dict[str, list[Candidate]] = {}
-    per_layer = DECOMPOSE_LAYER_SHARE * least
-    for candidate, _ in candidates(current, [decomposition], times, example_inputs, original_macs):
+    per_layer = COMPRESS_LAYER_SHARE * least
+    for candidate, _ in candidates(current, [compression], times, example_inputs, original_macs):
         if candidate.worthwhile and candidate.gain_ms >= per_layer:
-            offers.setdefault(candidate.match.layers[0], []).append(candidate)  # best first, as ranked
+            offers.setdefault(candidate.match.layers[-1], []).append(candidate)  # best first, as ranked; the
+            # layer a match ends at names it (a decomposed layer; the convolution reading reduced channels)
     if not offers or sum(choices[0].gain_ms for choices in offers.values()) < least:
-        say("no layers are worth decomposing: the profile predicts no chains saving "
+        say(f"no layers are worth {compression.gerund}: the profile predicts no change saving "
             f"{100 * options.min_gain:g}% of the measured time together")
         return current, known
     work_then = layer_macs(current, example_inputs)
@@ -283,14 +295,16 @@ def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, tim
         chosen = [choices[min(level, len(choices) - 1)] for choices in offers.values()]
         trial = copy.deepcopy(current)
         for candidate in chosen:
-            decomposition.rewrite(trial, candidate.match)
+            compression.rewrite(trial, candidate.match)
         trial = finish(trial)
-        layers = tuple(candidate.match.layers[0] for candidate in chosen)
+        layers = tuple(dict.fromkeys(layer for candidate in chosen for layer in candidate.match.layers))
+        learned = tuple(dict.fromkeys(layer for candidate in chosen for layer in candidate.match.regenerated))
         work_now = layer_macs(trial, example_inputs)
         macs_now, params_now = sum(work_now.values()), parameters(trial)
-        share = sum(work_now[layer] for layer in layers) / sum(work_then[layer] for layer in layers)
-        summary = f"{len(layers)} layer{'s' if len(layers) > 1 else ''} to {100 * share:.0f}% of their MACs"
-        fit_block(trial, current, tuple(pair for c in chosen for pair in c.match.anchors), layers, batches,
+        counted = [layer for layer in layers if work_then.get(layer)]
+        share = sum(work_now.get(layer, 0) for layer in counted) / sum(work_then[layer] for layer in counted)
+        summary = f"{len(counted)} layer{'s' if len(counted) > 1 else ''} to {100 * share:.0f}% of their MACs"
+        fit_block(trial, current, compression.group_anchors([c.match for c in chosen]), learned, batches,
                   options.block_steps * 2, options.seed, progress)
         quality = judge.quality(trial)
         if not judge.within(quality):
@@ -298,16 +312,16 @@ def _decompose(current: fx.GraphModule, known: float, example_inputs: tuple, tim
             quality = judge.quality(trial)
         if not judge.within(quality):
             lost = judge.reference - quality
-            result.skipped.append(SkipRecord(decomposition.kind, layers, f"{lost:.2f} points over the "
+            result.skipped.append(SkipRecord(compression.kind, layers, f"{lost:.2f} points over the "
                                              f"{judge.budget} budget ({summary}; {_detail(chosen)})"))
-            say(f"not decomposed ({summary}): {lost:.2f} points lost")
+            say(f"not {compression.verb} ({summary}): {lost:.2f} points lost")
             continue
         gain = sum(candidate.gain_ms for candidate in chosen)
-        result.merges.append(MergeRecord(decomposition.kind, layers, False, layers, (),
+        result.merges.append(MergeRecord(compression.kind, layers, False, learned, (),
                                          sum(c.saves_ms for c in chosen), sum(c.costs_ms for c in chosen), quality,
                                          known, f"{summary}; {_detail(chosen)}", macs_then - macs_now,
                                          params_then - params_now))
-        say(f"decomposed {summary} (saves ~{gain:.2f} ms, quality {known:.1f} -> {quality:.1f})")
+        say(f"{compression.verb} {summary} (saves ~{gain:.2f} ms, quality {known:.1f} -> {quality:.1f})")
         return trial, quality
     return current, known
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.digitsnet import SOURCE, DigitsNet
 from tests.foreign import export_plain, make_firenet
 
 warnings.filterwarnings("ignore")
@@ -65,3 +66,22 @@ def firenet_copy(firenet_ptes, tmp_path):
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def trained_digits_net(tmp_path_factory):
+    """``(model, loaders, source file)``: DigitsNet trained at 16 px, and a file.py:make / file.py:loaders
+    for the command line."""
+    import torch
+
+    from slimmer.data import digits
+    from slimmer.train import train
+
+    torch.manual_seed(0)
+    model, loaders = DigitsNet(), digits(16)
+    accuracy = train(model, loaders.train, loaders.held_out, 8, 3e-3)
+    assert accuracy.top1 > 90
+    folder = tmp_path_factory.mktemp("digitsnet")
+    torch.save(model.state_dict(), folder / "weights.pt")
+    (folder / "digitsnet.py").write_text(SOURCE.format(weights=str(folder / "weights.pt")))
+    return model.eval(), loaders, folder / "digitsnet.py"

@@ -137,55 +137,6 @@ def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
     assert all(c.match.kind != "low_rank" for c, _ in candidates(gm, make_passes(X, True, True), _profile(0, 1e-6), X))
 
 
-class DigitsNet(nn.Module):
-    """A small digit classifier with wide 3x3 layers, for 16 px images."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.conv3 = nn.Conv2d(64, 64, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.pool(torch.relu(self.conv1(x)))
-        x = self.pool(torch.relu(self.conv2(x)))
-        return self.fc(torch.relu(self.conv3(x)).mean((2, 3)))
-
-
-SOURCE = """
-import torch
-from tests.test_slimmer_lowrank import DigitsNet
-
-def make():
-    net = DigitsNet()
-    net.load_state_dict(torch.load({weights!r}, weights_only=True))
-    return net.eval(), (torch.randn(1, 3, 16, 16),)
-
-def loaders():
-    from slimmer.data import digits
-    return digits(16)
-"""
-
-
-@pytest.fixture(scope="module")
-def trained_digits_net(tmp_path_factory):
-    """``(model, loaders, source file)``: DigitsNet trained at 16 px, and a file.py:make / file.py:loaders
-    for the command line."""
-    from slimmer.data import digits
-    from slimmer.train import train
-
-    torch.manual_seed(0)
-    model, loaders = DigitsNet(), digits(16)
-    accuracy = train(model, loaders.train, loaders.held_out, 8, 3e-3)
-    assert accuracy.top1 > 90
-    folder = tmp_path_factory.mktemp("digitsnet")
-    torch.save(model.state_dict(), folder / "weights.pt")
-    (folder / "digitsnet.py").write_text(SOURCE.format(weights=str(folder / "weights.pt")))
-    return model.eval(), loaders, folder / "digitsnet.py"
-
-
 def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_each_step(trained_digits_net):
     from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
@@ -294,7 +245,7 @@ def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_toge
     """One fine-tuning step for all layers: a layer needs half of --min-gain, the step all of it."""
     from slimmer.cost import layer_macs
     from slimmer.passes import DecomposeLowRank
-    from slimmer.slim import DECOMPOSE_LAYER_SHARE, SlimOptions, candidates, slim
+    from slimmer.slim import COMPRESS_LAYER_SHARE, SlimOptions, candidates, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
@@ -313,7 +264,7 @@ def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_toge
     result = slim(model, inputs, times, loaders, trained=True, say=said.append,
                   options=SlimOptions(decompose=True, min_gain=min_gain, max_accuracy_drop=100.0))
     steps = [m for m in result.merges if m.kind == "low_rank"]
-    joined = {layer for layer, gain in best.items() if gain >= DECOMPOSE_LAYER_SHARE * min_gain * total}
+    joined = {layer for layer, gain in best.items() if gain >= COMPRESS_LAYER_SHARE * min_gain * total}
     assert joined == set(best) and gains[0] < min_gain * total  # the smallest joins at half the min_gain
     assert len(steps) == 1 and set(steps[0].layers) == joined, said
     # a min_gain the layers together cannot reach: nothing is decomposed, and it says why

@@ -20,6 +20,10 @@ def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after the merges, decompose the layers that cost the most into low-rank chains "
                              "(Tucker-2 for kxk convolutions, SVD for 1x1 and linear), ranks chosen for the "
                              "profile's measured time, each kept only within the accuracy budget")
+    parser.add_argument("--reduce-channels", action="store_true",
+                        help="after the merges (before --decompose), cut the channels between two convolutions "
+                             "where the profile says the time is (a half or three quarters kept, the most salient "
+                             "ones), learned back within the accuracy budget")
     parser.add_argument("--block-steps", type=non_negative, default=40,
                         help="fine-tuning steps for each regenerated layer (default: 40)")
     parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
@@ -74,7 +78,7 @@ def cmd_slim(args: argparse.Namespace) -> int:
         raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
     request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.exact_only,
                           args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed, args.data,
-                          args.min_gain / 100, args.quantize, args.decompose)
+                          args.min_gain / 100, args.quantize, args.decompose, args.reduce_channels)
     with ProgressView() as view:
         if args.plan:
             plan = plan_merges(request, say=view.say, progress=view.update)
@@ -89,8 +93,11 @@ def cmd_slim(args: argparse.Namespace) -> int:
 
     render_slim(record)
     also = ", slim-float.pte" if (args.output / "slim-float.pte").is_file() and record.quantization else ""
-    if any(merge.kind == "low_rank" for merge in record.merges):
+    compressed = {merge.kind for merge in record.merges} & {"low_rank", "reduce_channels"}
+    if compressed:
         also += ", slim-merged.pte (the merges alone)"
+    if compressed == {"low_rank", "reduce_channels"}:
+        also += ", slim-reduced.pte (before the decomposition)"
     print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord{also} and slim.json")
     return 0
 
@@ -103,7 +110,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
                               args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
                               args.end_to_end_steps, args.min_gain / 100, args.precision / 100, args.max_runs,
-                              args.max_time, args.quantize, args.decompose)
+                              args.max_time, args.quantize, args.decompose, args.reduce_channels)
     with ProgressView() as view:
         result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
         stages = len(OPTIMIZE_STAGES) + 1

@@ -6,6 +6,7 @@ A new pass is a ``SlimPass`` in its own module, with its tests, listed here in `
 
 from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass
 from slimmer.passes.branch import RemoveThinBranch, ReplacePoolBranch
+from slimmer.passes.channels import ReduceChannels
 from slimmer.passes.cleanup import RemoveNoOps
 from slimmer.passes.fold_bn import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious
 from slimmer.passes.lowrank import DecomposeLowRank
@@ -16,9 +17,11 @@ from slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
 EXACT_PASSES: tuple[type[SlimPass], ...] = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext,
                                             MergeParallelConvs)
 APPROXIMATE_PASSES: tuple[type[SlimPass], ...] = (RemoveLRN, MergePoolIntoConv, ReplacePoolBranch, RemoveThinBranch)
-COMPRESSION_PASSES: tuple[type[SlimPass], ...] = (DecomposeLowRank,)
-"""Approximate passes that are made only when asked for (``--decompose``), after every merge."""
+COMPRESSION_PASSES: tuple[type[SlimPass], ...] = (ReduceChannels, DecomposeLowRank)
+"""Approximate passes that are made only when asked for (``--reduce-channels``, ``--decompose``), after every
+merge, in this order, each as one step over all the layers where it pays."""
 
 __all__ = ["APPROXIMATE_PASSES", "COMPRESSION_PASSES", "DecomposeLowRank", "EXACT_PASSES", "FoldBatchNormIntoNext",
            "FoldBatchNormIntoPrevious", "LayerCosts", "Match", "MergeParallelConvs", "MergePoolIntoConv", "RemoveLRN",
-           "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "ShapedPass", "SlimPass", "run_passes"]
+           "ReduceChannels", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "ShapedPass", "SlimPass",
+           "run_passes"]

@@ -94,6 +94,8 @@ class DecomposeLowRank(ShapedPass):
     exact = False
     stage = 1
     learns_from_current = True
+    verb = "decomposed"
+    gerund = "decomposing"
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         known = self.shapes(gm)
