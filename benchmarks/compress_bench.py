@@ -8,9 +8,10 @@ they were, each with the commit it was measured with.
 For each zoo network (trained on the digits where rebirth trains it), on this host (`local`, XNNPACK, the
 native runner) in one process:
 
-1. profile the original and slim it with that profile, with ``--decompose --quantize int8``: this writes
-   slim-merged.pte (the merges alone, when a decomposition followed), slim-float.pte (merges and
-   decomposition) and slim.pte (int8), so each technique's contribution is a program of its own;
+1. profile the original and slim it with that profile, with ``--reduce-channels --decompose --quantize int8``:
+   this writes slim-merged.pte (the merges alone, when a compression step followed), slim-reduced.pte (the
+   merges and the channel reduction, when a decomposition followed), slim-float.pte (every float step) and
+   slim.pte (int8), so each technique's contribution is a program of its own;
 2. measure the original against each of those programs side by side (alternating runs, blocks until the
    speed-up's 95% interval is within ±3%): the speed-up, and each side's runner peak RSS and .pte weights
    from the traced run of each;
@@ -51,13 +52,19 @@ def runtime_top1(pte: Path, size: int) -> float:
 def stages(outdir: Path, record) -> list[tuple[str, Path]]:
     """The programs slimming wrote, one per technique added: (name, path)."""
     int8 = bool(record.quantization and record.quantization.applied)
-    decomposed = any(merge.kind == "low_rank" for merge in record.merges)
+    kinds = {merge.kind for merge in record.merges}
+    reduced, decomposed = "reduce_channels" in kinds, "low_rank" in kinds
     final_float = outdir / ("slim-float.pte" if int8 else "slim.pte")
-    found = [("merges", outdir / "slim-merged.pte" if decomposed else final_float)]
+    name = "merges"
+    found = [(name, outdir / "slim-merged.pte" if reduced or decomposed else final_float)]
+    if reduced:
+        name += " + channels"
+        found.append((name, outdir / "slim-reduced.pte" if decomposed else final_float))
     if decomposed:
-        found.append(("merges + low-rank", final_float))
+        name += " + low-rank"
+        found.append((name, final_float))
     if int8:
-        found.append(("merges + low-rank + int8" if decomposed else "merges + int8", outdir / "slim.pte"))
+        found.append((name + " + int8", outdir / "slim.pte"))
     return found
 
 
@@ -73,7 +80,8 @@ def bench(name: str, folder: Path) -> dict:
     options = ProfileOptions("local", "xnnpack")
     start = time.perf_counter()
     profile(model, options).save(outdir / "plan.json")
-    record = slim_model(SlimRequest(model, outdir, outdir / "plan.json", decompose=True, quantize="int8"),
+    record = slim_model(SlimRequest(model, outdir, outdir / "plan.json", decompose=True, quantize="int8",
+                                      reduce_channels=True),
                         say=lambda text: print(f"  {text}", flush=True))
     slim_s = time.perf_counter() - start
     size = ZOO[name].input_size

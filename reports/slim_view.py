@@ -37,11 +37,11 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
     for column in ("step", "layers", "how", "est. gain ms", "MACs saved", "weights saved", "points lost"):
         table.add_column(column, justify="right" if column in STEP_NUMBERS else "left")
     for merge in record.merges:
-        table.add_row(merge.kind, escape(", ".join(merge.layers)), escape(step_how(merge, full=False)),
+        table.add_row(merge.kind, escape(layer_list(merge.layers)), escape(step_how(merge, full=False)),
                       f"{merge.gain_ms:.3f}", *step_savings(merge))
     console.print(table)
     for skip in record.skipped:
-        console.print(f"skipped {skip.kind} {escape(', '.join(skip.layers))}: {escape(skip.reason)}", highlight=False)
+        console.print(f"skipped {skip.kind} {escape(layer_list(skip.layers))}: {escape(skip.reason)}", highlight=False)
     console.print(f"parameters {_count(record.params.before)} -> {_count(record.params.after)}; "
                   f"MACs {_count(record.macs.before)} -> {_count(record.macs.after)}", highlight=False)
     accuracy = record.accuracy
@@ -64,6 +64,16 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
 
 
 STEP_NUMBERS = ("est. gain ms", "MACs saved", "weights saved", "points lost")
+SHOWN_LAYERS = 4
+"""A step over more layers (a channel reduction or decomposition of the whole network) shows this many in the
+terminal, and how many there are; slim.json and the HTML report list them all."""
+
+
+def layer_list(layers: Sequence[str]) -> str:
+    """``conv1, conv2``, or ``conv1, conv2, conv3, conv4, ... (34 layers)``."""
+    if len(layers) <= SHOWN_LAYERS:
+        return ", ".join(layers)
+    return ", ".join(layers[:SHOWN_LAYERS]) + f", ... ({len(layers)} layers)"
 
 
 def step_how(merge: MergeRecord, full: bool = True) -> str:

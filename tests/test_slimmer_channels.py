@@ -295,3 +295,13 @@ def test_rebirth_slim_reduce_channels_writes_programs_the_runtime_runs(trained_d
     hits = sum(int(program.forward((image[None],))[0].argmax().item() == label.item())
                for image, label in zip(images[:100], labels[:100]))
     assert hits >= 85, hits  # what runs still reads the digits
+
+
+def test_the_terminal_names_a_few_layers_of_a_step_over_many_and_how_many_there_are():
+    from reports.slim_view import layer_list
+
+    layers = tuple(f"features.{index}.conv" for index in range(34))
+    assert layer_list(layers[:4]) == ", ".join(layers[:4])
+    shown = layer_list(layers)
+    assert shown.startswith("features.0.conv, features.1.conv") and shown.endswith("(34 layers)")
+    assert "features.4.conv" not in shown

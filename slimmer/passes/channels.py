@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import fx, nn
@@ -162,7 +162,7 @@ def _is_split(node: fx.Node) -> bool:
     """A ``torch.split(x, [sizes], dim=1)`` (what ``MergeParallelConvs`` makes of parallel convolutions)."""
     dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
     return node.op == "call_function" and node.target is torch.split and len(node.args) >= 2 \
-        and isinstance(node.args[1], (list, tuple)) and dim == 1
+        and isinstance(node.args[1], (list, tuple)) and isinstance(dim, int) and dim == 1
 
 
 def _segments(node: fx.Node, width: int) -> list[tuple[list[fx.Node], int]]:
@@ -271,9 +271,8 @@ def slice_outputs(module: nn.Module, keep: torch.Tensor) -> nn.Module:
     if not isinstance(module, nn.Conv2d):
         return module
     groups = len(keep) if module.groups > 1 else 1
-    sliced_conv = nn.Conv2d(module.in_channels if groups == 1 else len(keep), len(keep), module.kernel_size,
-                            module.stride, module.padding, module.dilation, groups, module.bias is not None,
-                            module.padding_mode)
+    sliced_conv = nn.Conv2d(module.in_channels if groups == 1 else len(keep), len(keep), groups=groups,
+                            bias=module.bias is not None, **_sizes(module))
     sliced_conv.weight.copy_(module.weight[keep])
     if module.bias is not None:
         bias_of(sliced_conv).copy_(module.bias[keep])
@@ -283,9 +282,14 @@ def slice_outputs(module: nn.Module, keep: torch.Tensor) -> nn.Module:
 @torch.no_grad()
 def slice_inputs(conv: nn.Conv2d, keep: torch.Tensor) -> nn.Conv2d:
     """``conv`` reading only the input channels ``keep``."""
-    sliced = nn.Conv2d(len(keep), conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
-                       conv.dilation, 1, conv.bias is not None, conv.padding_mode)
+    sliced = nn.Conv2d(len(keep), conv.out_channels, bias=conv.bias is not None, **_sizes(conv))
     sliced.weight.copy_(conv.weight[:, keep])
     if conv.bias is not None:
         bias_of(sliced).copy_(conv.bias)
     return sliced
+
+
+def _sizes(conv: nn.Conv2d) -> dict[str, Any]:
+    """A convolution's kernel size, stride, padding, dilation and padding mode, as keyword arguments."""
+    return dict(kernel_size=conv.kernel_size, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                padding_mode=conv.padding_mode)
