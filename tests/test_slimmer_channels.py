@@ -305,3 +305,20 @@ def test_the_terminal_names_a_few_layers_of_a_step_over_many_and_how_many_there_
     shown = layer_list(layers)
     assert shown.startswith("features.0.conv, features.1.conv") and shown.endswith("(34 layers)")
     assert "features.4.conv" not in shown
+
+
+class SplitWhole(nn.Module):
+    """A split whose parts are also used as a list (a concat of all of them): no part is the reducer's own."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(8, 32, 1)
+        self.conv2 = nn.Conv2d(16, 8, 1)
+
+    def forward(self, x):
+        parts = torch.split(self.conv1(x), [16, 16], dim=1)
+        return torch.cat([self.conv2(torch.relu(parts[0])), parts[1]], 1) + torch.cat(parts, 1)[:, :24]
+
+
+def test_a_split_whose_parts_are_also_read_whole_is_not_cut():
+    assert ReduceChannels().matches(trace(SplitWhole().eval())) == []

@@ -174,12 +174,13 @@ def _segments(node: fx.Node, width: int) -> list[tuple[list[fx.Node], int]]:
     if not _is_split(user):
         return [([node], width)]
     sizes = list(user.args[1])  # type: ignore[arg-type]
-    found = []
-    for part in user.users:
-        index = part.args[1] if part.op == "call_function" and part.target is operator.getitem else None
-        if isinstance(index, int) and 0 <= index < len(sizes) and sum(1 for p in user.users if p.args[1] == index) == 1:
-            found.append(([node, user, part], int(sizes[index])))
-    return found
+    parts = {part: part.args[1] for part in user.users
+             if part.op == "call_function" and part.target is operator.getitem and len(part.args) == 2}
+    if len(parts) != len(user.users):  # the split's parts also go elsewhere whole (a list, a loop): not ours
+        return []
+    indices = list(parts.values())
+    return [([node, user, part], int(sizes[index])) for part, index in parts.items()
+            if isinstance(index, int) and 0 <= index < len(sizes) and indices.count(index) == 1]
 
 
 def _segment_of(nodes: dict[str, fx.Node], match: Match, width: int) -> tuple[int, int]:
