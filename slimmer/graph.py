@@ -90,11 +90,13 @@ def finish(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
-def conv2d_like(conv: nn.Conv2d, out_channels: int, groups: int, bias: bool) -> nn.Conv2d:
-    """A new convolution, freshly initialised, with ``conv``'s input channels, kernel size, stride, padding,
-    dilation and padding mode."""
+def conv2d_like(conv: nn.Conv2d, out_channels: int, groups: int, bias: bool,
+                in_channels: Optional[int] = None) -> nn.Conv2d:
+    """A new convolution, freshly initialised, with ``conv``'s input channels (or ``in_channels``), kernel size,
+    stride, padding, dilation and padding mode."""
     sizes = conv.kernel_size, conv.stride, conv.padding, conv.dilation
-    return nn.Conv2d(conv.in_channels, out_channels, *sizes,  # type: ignore[arg-type]  # sizes typed tuple[int, ...]
+    return nn.Conv2d(conv.in_channels if in_channels is None else in_channels, out_channels,
+                     *sizes,  # type: ignore[arg-type]  # sizes typed tuple[int, ...]
                      groups, bias, conv.padding_mode)
 
 

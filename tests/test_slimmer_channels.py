@@ -9,6 +9,7 @@ from torch import nn
 from slimmer import run_passes
 from slimmer.graph import finish, trace
 from slimmer.passes import EXACT_PASSES, LayerCosts, ReduceChannels
+from tests.digitsnet import times_by_work
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -231,12 +232,11 @@ def test_an_offer_is_worth_what_the_profiles_fit_says_the_thinner_layers_save():
 
 
 def test_slimming_with_reduce_channels_cuts_the_work_within_the_budget_and_records_the_step(trained_digits_net):
-    from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
-    times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}
+    times = times_by_work(model, inputs)
     said: list[str] = []
     result = slim(model, inputs, times, loaders, trained=True,
                   options=SlimOptions(reduce_channels=True, decompose=True, min_gain=0.05), say=said.append)
@@ -255,12 +255,11 @@ def test_slimming_with_reduce_channels_cuts_the_work_within_the_budget_and_recor
 
 
 def test_a_channel_reduction_over_the_budget_is_skipped_and_the_model_kept(trained_digits_net):
-    from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
-    times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}
+    times = times_by_work(model, inputs)
     result = slim(model, inputs, times, loaders, trained=True,
                   options=SlimOptions(reduce_channels=True, min_gain=0.05, block_steps=0, end_to_end_steps=0,
                                       max_accuracy_drop=-1.0))  # nothing can be within a budget below zero

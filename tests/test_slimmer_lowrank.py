@@ -10,6 +10,7 @@ from slimmer.graph import trace
 from slimmer.passes import DecomposeLowRank, LayerCosts
 from slimmer.passes.lowrank import decompose
 from slimmer.plan import candidates, make_passes
+from tests.digitsnet import times_by_work
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -138,12 +139,11 @@ def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
 
 
 def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_each_step(trained_digits_net):
-    from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
-    times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}  # time follows work
+    times = times_by_work(model, inputs)  # time follows work
     said: list[str] = []
     result = slim(model, inputs, times, loaders, trained=True, options=SlimOptions(decompose=True, min_gain=0.05),
                   say=said.append)
@@ -162,12 +162,11 @@ def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_eac
 
 
 def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digits_net):
-    from slimmer.cost import layer_macs
     from slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
-    times = {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}
+    times = times_by_work(model, inputs)
     result = slim(model, inputs, times, loaders, trained=True,
                   options=SlimOptions(decompose=True, min_gain=0.05, block_steps=0, end_to_end_steps=0,
                                       max_accuracy_drop=0.0))
@@ -193,9 +192,8 @@ def _profile_by_work(monkeypatch, tmp_path, model, inputs):
     from types import SimpleNamespace
 
     from contract.profile import Profile
-    from slimmer.cost import layer_macs
 
-    ops = [SimpleNamespace(layer=layer, p50_ms=1e-5 * work) for layer, work in layer_macs(trace(model), inputs).items()]
+    ops = [SimpleNamespace(layer=layer, p50_ms=time) for layer, time in times_by_work(model, inputs).items()]
     monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: SimpleNamespace(ops=ops)))
     (tmp_path / "p.json").write_text("{}")
     return tmp_path / "p.json"

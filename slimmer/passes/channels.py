@@ -22,16 +22,15 @@ multiply-accumulates by the profile's own fit (a fixed cost per layer plus a cos
 
 from __future__ import annotations
 
-import math
 import operator
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import fx, nn
 
-from slimmer.graph import bias_of, module_of, module_path, only_user, replace_module, running_stats
+from slimmer.graph import bias_of, conv2d_like, module_of, module_path, only_user, replace_module, running_stats
 from slimmer.passes.base import LayerCosts, Match, SlimPass, nodes_by_name
-from slimmer.passes.lowrank import CHANNEL_TILE
+from slimmer.passes.lowrank import tile
 from slimmer.passes.streamline import ACTIVATIONS
 
 KEEP = (0.5, 0.75)
@@ -84,7 +83,7 @@ class ReduceChannels(SlimPass):
                 paths = tuple(module_path(n) for n in [node] + chain if n.op == "call_module")
                 learned = tuple(path for path in paths if _has_weights(gm.get_submodule(path)))
                 for share in KEEP:
-                    keep = max(CHANNEL_TILE, CHANNEL_TILE * math.ceil(share * width / CHANNEL_TILE))
+                    keep = tile(share * width)
                     if keep >= width:
                         continue
                     found.append(Match(self.kind, tuple(n.name for n in head + chain), paths, False, learned,
@@ -100,15 +99,14 @@ class ReduceChannels(SlimPass):
         assert isinstance(producer, nn.Conv2d)
         _, width = _segment_of(nodes, match, producer.out_channels)
         cut = width - match.ranks[0]
-        per_layer, per_mac = costs.fit
         saved = 0.0
         for index, path in enumerate(match.layers):
             module = gm.get_submodule(path)
             kept = 1 - cut / producer.out_channels if index == 0 else 1 - cut / width
             if isinstance(module, nn.Conv2d):
                 scaled, work = costs.scaled(path), costs.macs.get(path, 0)
-                before = per_layer + per_mac * work
-                saved += scaled * (1 - (per_layer + per_mac * work * kept) / before) if before > 0 \
+                before = costs.predict(work)
+                saved += scaled * (1 - costs.predict(round(work * kept)) / before) if before > 0 \
                     else scaled * (1 - kept)
             else:
                 saved += costs.measured((path,)) * (1 - kept)
@@ -272,8 +270,8 @@ def slice_outputs(module: nn.Module, keep: torch.Tensor) -> nn.Module:
     if not isinstance(module, nn.Conv2d):
         return module
     groups = len(keep) if module.groups > 1 else 1
-    sliced_conv = nn.Conv2d(module.in_channels if groups == 1 else len(keep), len(keep), groups=groups,
-                            bias=module.bias is not None, **_sizes(module))
+    sliced_conv = conv2d_like(module, len(keep), groups, module.bias is not None,
+                              in_channels=module.in_channels if groups == 1 else len(keep))
     sliced_conv.weight.copy_(module.weight[keep])
     if module.bias is not None:
         bias_of(sliced_conv).copy_(module.bias[keep])
@@ -283,14 +281,9 @@ def slice_outputs(module: nn.Module, keep: torch.Tensor) -> nn.Module:
 @torch.no_grad()
 def slice_inputs(conv: nn.Conv2d, keep: torch.Tensor) -> nn.Conv2d:
     """``conv`` reading only the input channels ``keep``."""
-    sliced = nn.Conv2d(len(keep), conv.out_channels, bias=conv.bias is not None, **_sizes(conv))
+    sliced = conv2d_like(conv, conv.out_channels, 1, conv.bias is not None, in_channels=len(keep))
     sliced.weight.copy_(conv.weight[:, keep])
     if conv.bias is not None:
         bias_of(sliced).copy_(conv.bias)
     return sliced
 
-
-def _sizes(conv: nn.Conv2d) -> dict[str, Any]:
-    """A convolution's kernel size, stride, padding, dilation and padding mode, as keyword arguments."""
-    return dict(kernel_size=conv.kernel_size, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-                padding_mode=conv.padding_mode)

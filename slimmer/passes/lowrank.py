@@ -38,7 +38,8 @@ MAX_SHARE = 0.6
 """An offer that keeps more than this share of the layer's multiply-accumulates (after rounding) is dropped."""
 
 
-def _tile(value: float) -> int:
+def tile(value: float) -> int:
+    """``value`` rounded up to a whole number of channel tiles (at least one)."""
     return max(CHANNEL_TILE, CHANNEL_TILE * math.ceil(value / CHANNEL_TILE))
 
 
@@ -71,7 +72,7 @@ def offers(module: nn.Module, in_shape, out_shape, macs: int) -> list[tuple[int,
     c_in, c_out = channels(module)
     if pointwise(module):
         for share in TARGETS:
-            rank = _tile(share * c_in * c_out / (c_in + c_out))
+            rank = tile(share * c_in * c_out / (c_in + c_out))
             if rank < min(c_in, c_out):
                 found.append((rank,))
     else:
@@ -82,7 +83,7 @@ def offers(module: nn.Module, in_shape, out_shape, macs: int) -> list[tuple[int,
                 ranks = (max(1, round(middle * c_out)), max(1, round(middle * c_in)))
                 low, high = (middle, high) if chain_macs(module, ranks, in_shape, out_shape) < share * macs \
                     else (low, middle)
-            ranks = (_tile(low * c_out), _tile(low * c_in))
+            ranks = (tile(low * c_out), tile(low * c_in))
             if ranks[0] < c_out and ranks[1] < c_in:
                 found.append(ranks)
     return [ranks for ranks in dict.fromkeys(found)
