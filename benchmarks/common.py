@@ -1,5 +1,6 @@
-"""What every benchmark script shares: the project on sys.path, and results written with the machine and
-commit they were measured on (as pytest-benchmark saves ``machine_info`` and ``commit_info``)."""
+"""What every benchmark script shares: results written with the machine and commit they were measured on (as
+pytest-benchmark saves ``machine_info`` and ``commit_info``). The scripts import rebirth as installed (the
+README's first command installs it)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def machine() -> dict[str, Any]:

@@ -41,8 +41,8 @@ def runtime_top1(pte: Path, size: int) -> float:
     """Held-out top-1 of the program ``pte`` as ExecuTorch's runtime runs it, one image at a time."""
     import torch
 
-    from slimmer.data import digits
-    from slimmer.quantize import runtime_outputs
+    from rebirth.slimmer.data import digits
+    from rebirth.slimmer.quantize import runtime_outputs
 
     held_out = digits(size).held_out
     labels = torch.cat([labels for _, labels in held_out])
@@ -69,12 +69,12 @@ def stages(outdir: Path, record) -> list[tuple[str, Path]]:
 
 
 def bench(name: str, folder: Path) -> dict:
-    from contract.paired import Budget, Question
-    from devices import open_device
-    from models.zoo import ZOO
-    from profiler import ProfileOptions, prepare, profile
-    from profiler.paired import compare_programs
-    from slimmer import SlimRequest, slim_model
+    from rebirth.contract.paired import Budget, Question
+    from rebirth.devices import open_device
+    from rebirth.models.zoo import ZOO
+    from rebirth.profiler import ProfileOptions, prepare, profile
+    from rebirth.profiler.paired import compare_programs
+    from rebirth.slimmer import SlimRequest, slim_model
 
     model, outdir = f"zoo:{name}", folder / name
     options = ProfileOptions("local", "xnnpack")

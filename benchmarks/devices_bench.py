@@ -54,7 +54,7 @@ class EmulatorProcess:
 
 
 def throughput(root: Path, size: int, repeats: int) -> dict:
-    from devices.transport import AdbShellTransport
+    from rebirth.devices.transport import AdbShellTransport
 
     phone = EmulatorProcess(root / "phone")
     source, back = root / "push.bin", root / "pull.bin"
@@ -109,8 +109,8 @@ def _debian_adb(adb: str, address: str, source: Path, back: Path, size: int, rep
 
 
 def orchestration(root: Path, model: str, pairs: int, iterations: int, threads: int) -> dict:
-    from models import import_heavy
-    from profiler import ProfileOptions, profile
+    from rebirth.models import import_heavy
+    from rebirth.profiler import ProfileOptions, profile
 
     phone = EmulatorProcess(root / "orchestration-phone")
     inventory = root / "devices.toml"

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 def serve_phone(port: int, root: Path, recordings: Path, execution_ms: float) -> None:
     """Run one emulated phone with a sleeping runner until killed (the child process's job)."""
-    from devices.emulator import PHONES, EmulatedPhone, SleepingRunner
+    from rebirth.devices.emulator import PHONES, EmulatedPhone, SleepingRunner
 
     phone = EmulatedPhone(root, PHONES["galaxy-s6"], port=port,
                           runner=SleepingRunner(execution_ms, recordings)).start()
@@ -76,7 +76,7 @@ class PhoneProcess:
 
 def timed_farm_run(model: str, targets: tuple[str, ...], store: Path, phones: list[PhoneProcess]) -> dict:
     """One farm run: its wall time and the CPU seconds of rebirth's process and of the phones."""
-    from profiler import FarmRequest, run_farm
+    from rebirth.profiler import FarmRequest, run_farm
 
     request = FarmRequest(model, targets, store, "xnnpack", WARMUP, ITERATIONS)
     phones_before, host_before = sum(phone.cpu_s() for phone in phones), time.process_time()
@@ -120,11 +120,11 @@ def fan_out(root: Path, model: str, phones: int, repeats: int, execution_ms: flo
 
 def host_analysis_s(model: str) -> float:
     """Seconds of this host's CPU one device's Profile costs to build (ETDump + ETRecord + .pte), median of 3."""
-    from contract import DeviceInfo, Settings
-    from devices import RunRequest
-    from devices.local import LocalDevice
-    from models import ensure_pte, parse_spec, read_pte
-    from profiler import Measurement, build_profile
+    from rebirth.contract import DeviceInfo, Settings
+    from rebirth.devices import RunRequest
+    from rebirth.devices.local import LocalDevice
+    from rebirth.models import ensure_pte, parse_spec, read_pte
+    from rebirth.profiler import Measurement, build_profile
 
     exported = ensure_pte(parse_spec(model), "xnnpack")
     with tempfile.TemporaryDirectory() as folder:
@@ -148,7 +148,7 @@ def main() -> int:
         port, root, recordings, execution_ms = args.serve_phone
         serve_phone(int(port), Path(root), Path(recordings), float(execution_ms))
         return 0
-    from models import import_heavy
+    from rebirth.models import import_heavy
 
     import_heavy()
     results = {"fan_out": {}}

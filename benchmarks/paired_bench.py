@@ -40,8 +40,8 @@ def hog() -> subprocess.Popen:
 
 def one_check(a, b, device, options, budget, with_hog: bool):
     """One regression check; with a busy loop started once its second block is measured."""
-    from contract.paired import Question
-    from profiler.paired import measure_pairs
+    from rebirth.contract.paired import Question
+    from rebirth.profiler.paired import measure_pairs
 
     started: list[subprocess.Popen] = []
 
@@ -59,17 +59,17 @@ def one_check(a, b, device, options, budget, with_hog: bool):
 
 def true_slowdown(a, b, device, options) -> dict:
     """The injected slowdown, measured once with many alternating runs."""
-    from contract.paired import Budget, Question
-    from profiler.paired import measure_pairs
+    from rebirth.contract.paired import Budget, Question
+    from rebirth.profiler.paired import measure_pairs
 
     long = measure_pairs(a, b, device, options, Question(precision=0.005), Budget(max_runs=200, max_seconds=900))
     return {"ratio": round(long.ratio, 4), "ci95": [round(long.low, 4), round(long.high, 4)], "blocks": long.blocks}
 
 
 def one_device(trials: int) -> dict:
-    from contract.paired import Budget
-    from devices.local import LocalDevice
-    from profiler import ProfileOptions, prepare
+    from rebirth.contract.paired import Budget
+    from rebirth.devices.local import LocalDevice
+    from rebirth.profiler import ProfileOptions, prepare
 
     options = ProfileOptions(warmup=WARMUP, iterations=ITERATIONS, threads=1)
     base, slower = prepare(f"{MODELS}:base", "xnnpack"), prepare(f"{MODELS}:slower", "xnnpack")
@@ -99,8 +99,8 @@ def summary(checks, seconds: float) -> dict:
 
 def farm(trials: int) -> dict:
     """regress --ab on two emulated phones: unchanged and slower, ``trials`` each."""
-    from contract.paired import Budget
-    from profiler.paired import ABRequest, regress_ab
+    from rebirth.contract.paired import Budget
+    from rebirth.profiler.paired import ABRequest, regress_ab
 
     with tempfile.TemporaryDirectory(prefix="rebirth-paired-bench-") as folder:
         phones = [start_phone(Path(folder) / f"phone{index}") for index in range(2)]

@@ -22,16 +22,16 @@ from pathlib import Path
 
 from common import ROOT, write_results
 
-from contract import stats
-from contract.quiet import quiet
-from models import import_heavy
+from rebirth.contract import stats
+from rebirth.contract.quiet import quiet
+from rebirth.models import import_heavy
 
 
 def overhead(pte: Path, rounds: int, per_round: int) -> dict:
     import torch
     from executorch.extension.pybindings.portable_lib import _load_for_executorch
 
-    from devices.runner import make_inputs
+    from rebirth.devices.runner import make_inputs
 
     with quiet():
         traced = _load_for_executorch(str(pte), enable_etdump=True, debug_buffer_size=0)
@@ -53,7 +53,7 @@ def overhead(pte: Path, rounds: int, per_round: int) -> dict:
 
 
 def stability(model: str, repeats: int, iterations: int) -> dict:
-    from profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions, profile
 
     p50s = [profile(model, ProfileOptions(warmup=5, iterations=iterations)).latency.p50 for _ in range(repeats)]
     mean, std = stats.mean_std(p50s)
@@ -74,8 +74,8 @@ def help_time(runs: int) -> dict:
 
 
 def attribution(models: list[str], backends: list[str]) -> list[dict]:
-    from models.zoo import ZOO
-    from profiler import ProfileOptions, profile
+    from rebirth.models.zoo import ZOO
+    from rebirth.profiler import ProfileOptions, profile
 
     rows = []
     for model in models:
@@ -102,9 +102,9 @@ def main() -> None:
                         help="re-run one section and update it in --out")
     args = parser.parse_args()
     import_heavy()
-    from models.export import ensure_pte
-    from models.sources import parse_spec
-    from models.zoo import names
+    from rebirth.models.export import ensure_pte
+    from rebirth.models.sources import parse_spec
+    from rebirth.models.zoo import names
 
     overhead_model = "zoo:googlenet-small" if args.quick else "zoo:googlenet"
     sections = {

@@ -30,8 +30,8 @@ from typing import Optional
 import numpy
 from common import ROOT, write_results
 
-from contract.profile import Latency, Profile
-from reports import regress
+from rebirth.contract.profile import Latency, Profile
+from rebirth.reports import regress
 from tests.synthetic import synthetic_profile
 
 MODEL = "zoo:googlenet-small"
@@ -46,7 +46,7 @@ NONE, ASSUMED, MEASURED = "none", "assumed", "measured"
 
 def record(profiles: int, iterations: int, pause_s: float, threads: Optional[int]) -> dict:
     """Profile ``MODEL`` ``profiles`` times and keep each run's raw latency samples."""
-    from profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions, profile
 
     runs = []
     for index in range(profiles):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from common import ROOT, write_results
 
-from reports.compare import compare
-from reports.html import write_html
+from rebirth.reports.compare import compare
+from rebirth.reports.html import write_html
 from tests.synthetic import layer_names, slim_record, synthetic_profile
 
 OPS = 500

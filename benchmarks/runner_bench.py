@@ -30,8 +30,8 @@ from common import ROOT, write_results
 
 def build_times() -> dict:
     """Seconds to build the host runner and the arm64 bundle into an empty cache."""
-    from contract.cache import cache_root
-    from devices.native import build
+    from rebirth.contract.cache import cache_root
+    from rebirth.devices.native import build
 
     real_wheels = cache_root() / "runners" / "wheels"
     with tempfile.TemporaryDirectory(prefix="rebirth-runner-bench-") as folder:
@@ -57,8 +57,8 @@ def build_times() -> dict:
 
 def paired(model: str, pairs: int, iterations: int, threads: int) -> dict:
     """Native and Python profiles of one .pte, alternately (ABBA order), with their p50s and memory."""
-    from devices.local import LocalDevice
-    from profiler import ProfileOptions, prepare, profile_program
+    from rebirth.devices.local import LocalDevice
+    from rebirth.profiler import ProfileOptions, prepare, profile_program
 
     program = prepare(model, "xnnpack")
     options = ProfileOptions(warmup=3, iterations=iterations, threads=threads)

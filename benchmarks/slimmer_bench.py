@@ -38,8 +38,8 @@ def compared(before, after) -> dict:
 
 
 def measure(model: str, budget: float, folder: Path, iterations: int, portable: bool = True) -> dict:
-    from profiler import ProfileOptions, profile
-    from slimmer import SlimRequest, slim_model
+    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.slimmer import SlimRequest, slim_model
 
     before = profile(model, ProfileOptions(iterations=iterations))
     profile_path = folder / "before.json"

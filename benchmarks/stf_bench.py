@@ -122,8 +122,8 @@ def command_start_s(repeats: int = 3) -> float:
     took = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import rebirth.cli; from models import import_heavy; import_heavy()"],
-                       cwd=ROOT, check=True)
+        code = "import rebirth.cli; from rebirth.models import import_heavy; import_heavy()"
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
         took.append(time.perf_counter() - start)
     return statistics.median(took)
 
@@ -163,7 +163,7 @@ def main() -> int:
     parser.add_argument("--phones", type=int, default=16)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/stf.json")
     args = parser.parse_args()
-    from models import ensure_pte, import_heavy, parse_spec
+    from rebirth.models import ensure_pte, import_heavy, parse_spec
 
     import_heavy()
     model = ensure_pte(parse_spec(f"{ROOT / 'models/probe.py'}:probe"), "xnnpack").pte

@@ -4,8 +4,8 @@ writing and the cache folder. It imports nothing heavy (no torch, no executorch,
 part of rebirth.
 """
 
-from contract.cache import cache_root
-from contract.device import (
+from rebirth.contract.cache import cache_root
+from rebirth.contract.device import (
                              Battery,
                              CheckItem,
                              CoreInfo,
@@ -16,7 +16,7 @@ from contract.device import (
                              DeviceStatus,
                              Zone,
 )
-from contract.errors import (
+from rebirth.contract.errors import (
                              ConfigError,
                              DeviceError,
                              EmptyETDumpError,
@@ -34,8 +34,8 @@ from contract.errors import (
                              UnreachableError,
                              exit_status_of,
 )
-from contract.files import sha256_file, write_json_atomic, write_text_atomic
-from contract.profile import (
+from rebirth.contract.files import sha256_file, write_json_atomic, write_text_atomic
+from rebirth.contract.profile import (
                              CATEGORIES,
                              FRAMEWORK,
                              NON_TENSOR,
@@ -51,8 +51,8 @@ from contract.profile import (
                              Settings,
                              Summary,
 )
-from contract.slim import MergeRecord, PlannedMerge, SkipRecord, SlimRecord
-from contract.stored import StoredRun, device_fingerprint, key_of, model_key
+from rebirth.contract.slim import MergeRecord, PlannedMerge, SkipRecord, SlimRecord
+from rebirth.contract.stored import StoredRun, device_fingerprint, key_of, model_key
 
 __all__ = [
     "Accuracy", "Battery", "cache_root", "CATEGORIES", "CheckItem", "ConfigError", "CoreInfo", "CoreState",

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from contract.errors import InputError
-from contract.files import write_json_atomic
-from contract.records import from_dict
+from rebirth.contract.errors import InputError
+from rebirth.contract.files import write_json_atomic
+from rebirth.contract.records import from_dict
 
 SCHEMA_VERSION = 1
 

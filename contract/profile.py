@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from contract import stats
-from contract.device import DeviceInfo
-from contract.errors import InputError
-from contract.files import write_json_atomic
-from contract.records import from_dict
+from rebirth.contract import stats
+from rebirth.contract.device import DeviceInfo
+from rebirth.contract.errors import InputError
+from rebirth.contract.files import write_json_atomic
+from rebirth.contract.records import from_dict
 
 SCHEMA_VERSION = 1
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from contract.device import DeviceInfo
-from contract.errors import InputError
-from contract.profile import ModelInfo, Profile
+from rebirth.contract.device import DeviceInfo
+from rebirth.contract.errors import InputError
+from rebirth.contract.profile import ModelInfo, Profile
 
 STORE_VERSION = 1
 RUN_FILE = re.compile(r"^(\d{4,})\.json$")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, LayerSummary, OpRecord, OpTypeSummary, Summary
+from rebirth.contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, LayerSummary, OpRecord, OpTypeSummary, Summary
 
 TOP_LAYERS = 30
 

@@ -4,11 +4,18 @@ describing and checking them; an emulated phone; and fanning work out over a far
 Light names only: nothing here imports torch or executorch.
 """
 
-from devices.base import Device, ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
-from devices.farm import Outcome, fan_out, resolve_targets
-from devices.registry import DEFAULT_DEVICE, open_device
-from devices.runlog import RunLog
-from devices.status import EmulatorOptions, build_runner, check_device, device_report, list_devices, start_emulator
+from rebirth.devices.base import Device, ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
+from rebirth.devices.farm import Outcome, fan_out, resolve_targets
+from rebirth.devices.registry import DEFAULT_DEVICE, open_device
+from rebirth.devices.runlog import RunLog
+from rebirth.devices.status import (
+    EmulatorOptions,
+    build_runner,
+    check_device,
+    device_report,
+    list_devices,
+    start_emulator,
+)
 
 __all__ = [
     "DEFAULT_DEVICE", "Device", "EmulatorOptions", "Outcome", "ProbeModel", "ProgressCallback", "RunDefaults",

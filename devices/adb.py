@@ -28,15 +28,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from contract.device import EMULATED, EXTERNAL, NATIVE, Battery, CheckItem, DeviceInfo, DeviceReport, DeviceState
-from contract.errors import ConfigError, DeviceError, InputError, RunnerError, UnauthorizedError, UnreachableError
-from contract.files import sha256_file
-from devices import phonestate, runlog
-from devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
-from devices.inventory import DeviceConfig
-from devices.native.build import LAUNCHER as BUNDLE_LAUNCHER
-from devices.native.build import Bundle
-from devices.transport import NotAuthorizedError, ShellResult, Transport, TransportError
+from rebirth.contract.device import (
+    EMULATED,
+    EXTERNAL,
+    NATIVE,
+    Battery,
+    CheckItem,
+    DeviceInfo,
+    DeviceReport,
+    DeviceState,
+)
+from rebirth.contract.errors import (
+    ConfigError,
+    DeviceError,
+    InputError,
+    RunnerError,
+    UnauthorizedError,
+    UnreachableError,
+)
+from rebirth.contract.files import sha256_file
+from rebirth.devices import phonestate, runlog
+from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
+from rebirth.devices.inventory import DeviceConfig
+from rebirth.devices.native.build import LAUNCHER as BUNDLE_LAUNCHER
+from rebirth.devices.native.build import Bundle
+from rebirth.devices.transport import NotAuthorizedError, ShellResult, Transport, TransportError
 
 SHORT_S = 30.0
 """Timeout of a small command (a getprop, a mkdir)."""
@@ -251,7 +267,7 @@ class AdbDevice:
         return "--paired_model_path" in usage
 
     def _rebirth_runner(self, progress: Optional[ProgressCallback]) -> PhoneRunner:
-        from devices.native import ARM64, arm64_bundle
+        from rebirth.devices.native import ARM64, arm64_bundle
 
         abi = self.props().get("ro.product.cpu.abi") or "an unknown ABI"
         if abi != ARM64:
@@ -453,7 +469,7 @@ class AdbDevice:
 
 
 def make_transport(config: DeviceConfig) -> Transport:
-    from devices.transport import AdbServerTransport, AdbShellTransport
+    from rebirth.devices.transport import AdbServerTransport, AdbShellTransport
 
     if config.transport == "adb-server":
         assert config.serial, "the inventory requires a serial for an adb-server phone"

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
-from contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState
-from devices.runlog import RunLog
+from rebirth.contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState
+from rebirth.devices.runlog import RunLog
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``; stages: ``push``, ``warmup``, ``run``, ``pull``."""

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Optional, TypeVar
 
-from contract.errors import DeviceError, UnknownDeviceError
-from devices.inventory import Inventory, adhoc_config, read_inventory
+from rebirth.contract.errors import DeviceError, UnknownDeviceError
+from rebirth.devices.inventory import Inventory, adhoc_config, read_inventory
 
 T = TypeVar("T")
 

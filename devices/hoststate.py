@@ -7,8 +7,8 @@ import platform
 from pathlib import Path
 from typing import Optional
 
-from contract.device import CoreState, DeviceState
-from devices.procstatus import host_cpu_ticks
+from rebirth.contract.device import CoreState, DeviceState
+from rebirth.devices.procstatus import host_cpu_ticks
 
 CPU_ROOT = Path("/sys/devices/system/cpu")
 THERMAL_ROOT = Path("/sys/class/thermal")

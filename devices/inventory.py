@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from contract.errors import ConfigError, UnknownDeviceError
-from contract.names import NAME_RULE, is_name
+from rebirth.contract.errors import ConfigError, UnknownDeviceError
+from rebirth.contract.names import NAME_RULE, is_name
 
 ENV_VAR = "REBIRTH_DEVICES"
 FILE_NAME = "devices.toml"
@@ -173,7 +173,7 @@ def adhoc_config(spec: str) -> DeviceConfig:
     Raises:
         UnknownDeviceError: ``spec`` is neither.
     """
-    from devices.transport import parse_address
+    from rebirth.devices.transport import parse_address
 
     if spec.startswith("adb:"):
         if not spec[4:]:
@@ -220,7 +220,7 @@ def _entry(path: Path, name: str, entry) -> DeviceConfig:
         raise ConfigError(f"{where}: needs address = \"host:port\" (or transport = \"usb\" and a serial)",
                           device=name, step="inventory")
     if transport == "tcp":
-        from devices.transport import parse_address
+        from rebirth.devices.transport import parse_address
 
         try:
             parse_address(entry["address"])

@@ -16,22 +16,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Optional
 
-from contract.device import NATIVE, PYTHON, CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
-from contract.errors import MissingToolError, RunnerBuildError
-from contract.files import sha256_file
-from devices import runlog
-from devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
-from devices.hoststate import cpu_model, host_state
-from devices.phonestate import big_core_mask
-from devices.procstatus import process_cpu_ticks, status_kib
+from rebirth.contract.device import NATIVE, PYTHON, CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
+from rebirth.contract.errors import MissingToolError, RunnerBuildError
+from rebirth.contract.files import sha256_file
+from rebirth.devices import runlog
+from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
+from rebirth.devices.hoststate import cpu_model, host_state
+from rebirth.devices.phonestate import big_core_mask
+from rebirth.devices.procstatus import process_cpu_ticks, status_kib
 
 POLL_S = 0.01
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def python_runner_sha256() -> str:
     """The Python runner's identity: its source and the ExecuTorch runtime it loads."""
-    from devices import runner
+    from rebirth.devices import runner
 
     digest = hashlib.sha256(Path(runner.__file__).read_bytes())
     digest.update(metadata.version("executorch").encode())
@@ -60,7 +59,7 @@ def host_runner(python: str = sys.executable, prefer: str = NATIVE) -> HostRunne
         prefer: ``python`` to use the Python runner (to compare the two).
     """
     if prefer == NATIVE:
-        from devices.native import build
+        from rebirth.devices.native import build
 
         try:
             path = build.host_runner()
@@ -68,8 +67,8 @@ def host_runner(python: str = sys.executable, prefer: str = NATIVE) -> HostRunne
         except (MissingToolError, RunnerBuildError) as error:
             note = (f"{error}; rebirth's Python runner ran instead, whose peak RSS includes about 220 MB of "
                     "Python and torch")
-            return HostRunner((python, "-m", "devices.runner"), PYTHON, python_runner_sha256(), note)
-    return HostRunner((python, "-m", "devices.runner"), PYTHON, python_runner_sha256())
+            return HostRunner((python, "-m", "rebirth.devices.runner"), PYTHON, python_runner_sha256(), note)
+    return HostRunner((python, "-m", "rebirth.devices.runner"), PYTHON, python_runner_sha256())
 
 
 class LocalDevice:
@@ -180,9 +179,7 @@ def _own_cpu_ticks() -> int:
 
 
 def _runner_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    return env
+    return dict(os.environ, PYTHONUNBUFFERED="1")
 
 
 def _pin(pid: int, cpus: tuple[int, ...]) -> None:

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from contract.device import Battery, CoreState, DeviceState, Zone
-from devices.procstatus import cpu_ticks
+from rebirth.contract.device import Battery, CoreState, DeviceState, Zone
+from rebirth.devices.procstatus import cpu_ticks
 
 # One line per core and per thermal zone; '-' where a file cannot be read (unrooted phones hide some).
 SNAPSHOT = (

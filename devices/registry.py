@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contract.errors import UnknownDeviceError
-from devices.base import Device
+from rebirth.contract.errors import UnknownDeviceError
+from rebirth.devices.base import Device
 
 DEFAULT_DEVICE = "local"
 
@@ -17,20 +17,20 @@ def open_device(name: str) -> Device:
         ConfigError: the inventory is wrong.
     """
     if name == DEFAULT_DEVICE:
-        from devices.local import LocalDevice
+        from rebirth.devices.local import LocalDevice
 
         return LocalDevice()
     if ":" in name:  # inventory names cannot hold one
-        from devices.adb import AdbDevice
-        from devices.inventory import adhoc_config
+        from rebirth.devices.adb import AdbDevice
+        from rebirth.devices.inventory import adhoc_config
 
         return AdbDevice(adhoc_config(name))
-    from devices.inventory import inventory_path, load_inventory
+    from rebirth.devices.inventory import inventory_path, load_inventory
 
     path = inventory_path()
     inventory = load_inventory(path)
     if name in inventory:
-        from devices.adb import AdbDevice
+        from rebirth.devices.adb import AdbDevice
 
         return AdbDevice(inventory[name])
     where = (f"{path} has " + (", ".join(sorted(inventory)) or "no devices")) if path else (

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
-from contract.errors import ModelRejectedError, RunnerError
+from rebirth.contract.errors import ModelRejectedError, RunnerError
 
 EXIT_LOAD_FAILED = 3
 """rebirth's runners exit with this when the program or its method does not load."""

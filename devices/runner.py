@@ -2,7 +2,7 @@
 
 Run as its own process so that its memory is measured apart from the CLI's::
 
-    python -m devices.runner --model_path m.pte --num_executions 20 --etdump_path m.etdp \
+    python -m rebirth.devices.runner --model_path m.pte --num_executions 20 --etdump_path m.etdp \
         --cpu_threads 2 --warmup 3
 
 It accepts the native runner's flags and prints the native runner's two log lines
@@ -19,8 +19,8 @@ import argparse
 import sys
 import time
 
-from devices.procstatus import status_kib
-from devices.runlog import EXIT_LOAD_FAILED, EXIT_RUN_FAILED
+from rebirth.devices.procstatus import status_kib
+from rebirth.devices.runlog import EXIT_LOAD_FAILED, EXIT_RUN_FAILED
 
 # ExecuTorch ScalarType codes -> torch dtype names.
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16",
@@ -28,7 +28,7 @@ SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "f
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="devices.runner", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="rebirth.devices.runner", description=__doc__.split("\n")[0])
     parser.add_argument("--model_path", required=True)
     parser.add_argument("--num_executions", type=int, default=1)
     parser.add_argument("--etdump_path", default="etdump.etdp")

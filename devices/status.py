@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from contract.device import CheckItem, DeviceReport, DeviceStatus
-from contract.errors import InputError, UnauthorizedError, UnreachableError
-from devices.base import ProbeModel
-from devices.inventory import DeviceConfig
-from devices.registry import DEFAULT_DEVICE, open_device
+from rebirth.contract.device import CheckItem, DeviceReport, DeviceStatus
+from rebirth.contract.errors import InputError, UnauthorizedError, UnreachableError
+from rebirth.devices.base import ProbeModel
+from rebirth.devices.inventory import DeviceConfig
+from rebirth.devices.registry import DEFAULT_DEVICE, open_device
 
 LIST_TIMEOUT_S = 3.0
 
@@ -25,8 +25,8 @@ def list_devices(timeout_s: float = LIST_TIMEOUT_S) -> list[DeviceStatus]:
     Raises:
         ConfigError: the inventory is wrong.
     """
-    from devices.adbserver import server_devices
-    from devices.inventory import load_inventory
+    from rebirth.devices.adbserver import server_devices
+    from rebirth.devices.inventory import load_inventory
 
     inventory = load_inventory()
     rows = [DeviceStatus(DEFAULT_DEVICE, "local", "this host", "ready")]
@@ -40,7 +40,7 @@ def list_devices(timeout_s: float = LIST_TIMEOUT_S) -> list[DeviceStatus]:
 
 
 def _probe(config: DeviceConfig, timeout_s: float) -> DeviceStatus:
-    from devices.adb import AdbDevice
+    from rebirth.devices.adb import AdbDevice
 
     with AdbDevice(dataclasses.replace(config, auth_timeout_s=min(config.auth_timeout_s, timeout_s))) as device:
         try:
@@ -97,7 +97,7 @@ def build_runner(abi: str, say=lambda text: None) -> tuple[Path, int]:
     Raises:
         InputError: an ABI rebirth builds no runner for, or a missing compiler.
     """
-    from devices.native import ARM64, arm64_bundle, host_runner
+    from rebirth.devices.native import ARM64, arm64_bundle, host_runner
 
     if abi == "host":
         path = host_runner()
@@ -116,8 +116,8 @@ def start_emulator(options: EmulatorOptions):
         InputError: an unknown phone profile, unreadable keys, keys without ``auth``, a non-loopback
             address without ``auth``, or a port that cannot be bound.
     """
-    from devices.emulator import PHONES, EmulatedPhone
-    from devices.emulator.auth import read_keys
+    from rebirth.devices.emulator import PHONES, EmulatedPhone
+    from rebirth.devices.emulator.auth import read_keys
 
     if options.phone not in PHONES:
         raise InputError(f"unknown phone profile {options.phone!r}; profiles: {', '.join(sorted(PHONES))}")
@@ -125,7 +125,7 @@ def start_emulator(options: EmulatorOptions):
         raise InputError("--authorized-keys needs --auth")
     keys = None
     if options.auth:
-        from devices.keys import ensure_key
+        from rebirth.devices.keys import ensure_key
 
         files = list(options.authorized_keys) or [ensure_key().with_suffix(".pub")]
         try:

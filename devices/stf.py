@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from contract.cache import cache_root
-from contract.errors import DeviceError, InputError
+from rebirth.contract.cache import cache_root
+from rebirth.contract.errors import DeviceError, InputError
 
 TOKEN_ENV = "STF_TOKEN"
 FIELDS = ("serial", "present", "ready", "using", "owner", "model", "manufacturer", "marketName", "sdk", "abi",

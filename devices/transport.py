@@ -125,7 +125,7 @@ class _LazySigner:
 
     def _get(self):
         if self._signer is None:
-            from devices.keys import signer
+            from rebirth.devices.keys import signer
 
             self._signer = signer(self.key_path)
         return self._signer
@@ -231,7 +231,7 @@ class AdbShellTransport:
         return AdbDevice(_eof_aware_tcp()(host, port), default_transport_timeout_s=timeout_s)
 
     def _key_shown(self) -> str:
-        from devices.keys import key_path
+        from rebirth.devices.keys import key_path
 
         path = self.signer.key_path or key_path()
         return f"{path}.pub"

@@ -5,7 +5,7 @@ ETRecord written atomically, cached) and reading .pte files.
 Nothing heavy is imported here; torch and executorch load when a model is built or lowered.
 """
 
-from models.export import (
+from rebirth.models.export import (
                            BACKENDS,
                            Backend,
                            Exported,
@@ -16,10 +16,20 @@ from models.export import (
                            probe_pte,
                            write_program,
 )
-from models.pte import PteFile, check_pte, read_pte
-from models.sources import PT2, PTE, PYTHON, ZOO, ModelSpec, import_function, load_exported, load_python, parse_spec
-from models.zoo import ZOO as ZOO_ENTRIES
-from models.zoo import ZooEntry
+from rebirth.models.pte import PteFile, check_pte, read_pte
+from rebirth.models.sources import (
+                           PT2,
+                           PTE,
+                           PYTHON,
+                           ZOO,
+                           ModelSpec,
+                           import_function,
+                           load_exported,
+                           load_python,
+                           parse_spec,
+)
+from rebirth.models.zoo import ZOO as ZOO_ENTRIES
+from rebirth.models.zoo import ZooEntry
 
 __all__ = ["BACKENDS", "PT2", "PTE", "PYTHON", "ZOO", "ZOO_ENTRIES", "Backend", "Exported", "ModelSpec", "PteFile",
            "ZooEntry", "check_pte", "ensure_pte", "export_model", "import_function", "import_heavy", "load_exported",

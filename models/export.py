@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from contract.cache import cache_root
-from contract.errors import InputError
-from contract.quiet import quiet
-from models.sources import PTE, ModelSpec, fingerprint, load_exported, parse_spec
+from rebirth.contract.cache import cache_root
+from rebirth.contract.errors import InputError
+from rebirth.contract.quiet import quiet
+from rebirth.models.sources import PTE, ModelSpec, fingerprint, load_exported, parse_spec
 
 
 def import_heavy() -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contract.errors import ModelFileError
-from contract.files import sha256_file
+from rebirth.contract.errors import ModelFileError
+from rebirth.contract.files import sha256_file
 
 PTE_IDENTIFIER = b"ET12"
 EXTENDED_HEADER_MAGIC = b"eh00"

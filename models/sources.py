@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from contract.errors import InputError, ModelFileError
+from rebirth.contract.errors import InputError, ModelFileError
 
 PTE, PT2, PYTHON, ZOO = "pte", "pt2", "python", "zoo"
 
@@ -40,7 +41,7 @@ def parse_spec(text: str) -> ModelSpec:
         InputError: unknown zoo name, missing file, or a form we do not know.
     """
     if text.startswith("zoo:"):
-        from models import zoo
+        from rebirth.models import zoo
 
         name = text[4:]
         if name not in zoo.ZOO:
@@ -76,7 +77,7 @@ def fingerprint(spec: ModelSpec) -> str:
     """A hash that changes when the model's definition changes (for the export cache)."""
     digest = hashlib.sha256(spec.kind.encode())
     if spec.kind == ZOO:
-        from models import zoo
+        from rebirth.models import zoo
 
         assert spec.name is not None
         for file in sorted(Path(zoo.__file__).parent.glob("*.py")):
@@ -97,7 +98,7 @@ def load_python(spec: ModelSpec) -> tuple[Any, tuple]:
             something else.
     """
     if spec.kind == ZOO:
-        from models import zoo
+        from rebirth.models import zoo
 
         assert spec.name is not None
         return zoo.build(spec.name)
@@ -117,6 +118,7 @@ def import_function(where: Path | str, name: str):
     """
     try:
         if isinstance(where, Path):
+            _beside(where)
             module_name = "rebirth_user_" + hashlib.sha1(str(where.resolve()).encode()).hexdigest()[:10]
             loader_spec = importlib.util.spec_from_file_location(module_name, where)
             if loader_spec is None or loader_spec.loader is None:
@@ -131,6 +133,15 @@ def import_function(where: Path | str, name: str):
     if not callable(function):
         raise InputError(f"{where}: has no function {name!r}")
     return function
+
+
+def _beside(file: Path) -> None:
+    """Put the folder of a user's file first on sys.path, as ``python file.py`` does: its own imports
+    (``from models import Net``) find the modules beside it."""
+
+    folder = str(file.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
 
 
 def load_exported(spec: ModelSpec):

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from contract.device import DeviceInfo
-from contract.errors import InputError
-from contract.profile import Latency, Memory, ModelInfo, Profile, Settings
-from contract.summary import summarize
-from models.pte import DelegateBlob, PteFile
-from profiler.etrecord import SourceMap, load_source_map
-from profiler.noise import noise_flags
-from profiler.ops import EXECUTE_EVENT, drop_warmup, op_samples, source_map_mismatch, to_records
-from profiler.trace import Trace, read_trace
+from rebirth.contract.device import DeviceInfo
+from rebirth.contract.errors import InputError
+from rebirth.contract.profile import Latency, Memory, ModelInfo, Profile, Settings
+from rebirth.contract.summary import summarize
+from rebirth.models.pte import DelegateBlob, PteFile
+from rebirth.profiler.etrecord import SourceMap, load_source_map
+from rebirth.profiler.noise import noise_flags
+from rebirth.profiler.ops import EXECUTE_EVENT, drop_warmup, op_samples, source_map_mismatch, to_records
+from rebirth.profiler.trace import Trace, read_trace
 
 TOOL_VERSION = "0.1.0"
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from contract.errors import ModelFileError
-from contract.quiet import quiet
+from rebirth.contract.errors import ModelFileError
+from rebirth.contract.quiet import quiet
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from contract.errors import DeviceError, InputError
-from contract.profile import Profile
-from devices import Outcome, fan_out, open_device
-from profiler.measure import ProfileOptions, Program, prepare, profile_program
+from rebirth.contract.errors import DeviceError, InputError
+from rebirth.contract.profile import Profile
+from rebirth.devices import Outcome, fan_out, open_device
+from rebirth.profiler.measure import ProfileOptions, Program, prepare, profile_program
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def run_farm(request: FarmRequest, listener: FarmListener) -> list[FarmRun]:
         InputError: the model cannot be read or exported (before any device is used).
         ConfigError: the inventory is wrong.
     """
-    from results import current_commit, save_run
+    from rebirth.results import current_commit, save_run
 
     program = prepare(request.model, request.backend, request.etrecord)
     commit = current_commit()

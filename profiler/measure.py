@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from contract.device import DeviceInfo
-from contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
-from contract.profile import Latency, Profile, Settings
-from devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult, open_device
-from models import Exported, PteFile
+from rebirth.contract.device import DeviceInfo
+from rebirth.contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
+from rebirth.contract.profile import Latency, Profile, Settings
+from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult, open_device
+from rebirth.models import Exported, PteFile
 
 Stage = Callable[[str], None]
 """Called with the name of each stage as it starts: ``export``, ``read``, ``run``, ``analyse``."""
@@ -57,7 +57,7 @@ def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Op
     Raises:
         InputError: the model argument, file or export is wrong.
     """
-    from models import PTE, check_pte, ensure_pte, import_heavy, parse_spec, read_pte
+    from rebirth.models import PTE, check_pte, ensure_pte, import_heavy, parse_spec, read_pte
 
     spec = parse_spec(model)
     if spec.kind == PTE:
@@ -77,7 +77,7 @@ def profile(model: str, options: ProfileOptions, progress: Optional[ProgressCall
         InputError: the model argument, file or ETDump is wrong, or the device is unknown.
         DeviceError: the device is unreachable or the runner failed.
     """
-    from models import parse_spec
+    from rebirth.models import parse_spec
 
     parse_spec(model)  # a wrong model argument is reported first, an unknown device next, before any export
     with open_device(options.device) as device:
@@ -160,7 +160,7 @@ def _run(device: Device, request: RunRequest, workdir: Path, progress: Optional[
 
 
 def _build(program: Program, result: RunResult, description: DeviceInfo, options: ProfileOptions) -> Profile:
-    from profiler.build import Measurement, build_profile
+    from rebirth.profiler.build import Measurement, build_profile
 
     assert options.warmup is not None and options.iterations is not None and result.etdump_path is not None
     log = result.log

@@ -6,8 +6,8 @@ other processes took while it ran, clocks that changed between its start and its
 
 from __future__ import annotations
 
-from contract.device import DeviceInfo
-from contract.profile import Latency
+from rebirth.contract.device import DeviceInfo
+from rebirth.contract.profile import Latency
 
 MAX_CV = 0.05
 """Coefficient of variation of the measured runs above which a profile is noisy."""

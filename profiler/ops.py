@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from contract import stats
-from contract.profile import FRAMEWORK, OpRecord
-from models.pte import DelegateBlob
-from profiler import xnnpack
-from profiler.etrecord import SourceMap, SourceNode
-from profiler.taxonomy import classify, normalize
-from profiler.trace import Trace, TraceEvent
+from rebirth.contract import stats
+from rebirth.contract.profile import FRAMEWORK, OpRecord
+from rebirth.models.pte import DelegateBlob
+from rebirth.profiler import xnnpack
+from rebirth.profiler.etrecord import SourceMap, SourceNode
+from rebirth.profiler.taxonomy import classify, normalize
+from rebirth.profiler.trace import Trace, TraceEvent
 
 WRAPPER_EVENTS = {"OPERATOR_CALL"}
 DELEGATE_EVENT = "DELEGATE_CALL"

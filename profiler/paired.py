@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
-from contract.paired import (
+from rebirth.contract.paired import (
     DECIDED,
     IMPROVEMENT,
     PASS,
@@ -32,11 +32,11 @@ from contract.paired import (
     PairedRun,
     Question,
 )
-from contract.profile import Latency, Profile
-from devices import Device, Outcome, ProgressCallback, open_device
-from profiler.farm import FarmListener
-from profiler.measure import ProfileOptions, Program, Stage, prepare, profile_program, time_pair, time_program
-from profiler.noise import noise_flags
+from rebirth.contract.profile import Latency, Profile
+from rebirth.devices import Device, Outcome, ProgressCallback, open_device
+from rebirth.profiler.farm import FarmListener
+from rebirth.profiler.measure import ProfileOptions, Program, Stage, prepare, profile_program, time_pair, time_program
+from rebirth.profiler.noise import noise_flags
 
 CONFIDENCE = 0.95
 STATISTIC = "p50"
@@ -139,7 +139,7 @@ def _lengthened(options: ProfileOptions, device: Device, slower_ms: float, annou
     """``options`` with enough executions per run for a side to last ``MIN_RUN_MS``, when no one chose the count."""
     import dataclasses
 
-    from profiler.measure import DEFAULT_ITERATIONS
+    from rebirth.profiler.measure import DEFAULT_ITERATIONS
 
     if options.iterations is not None or device.defaults.iterations is not None or slower_ms <= 0:
         return options
@@ -160,7 +160,7 @@ def compare(model_a: str, model_b: str, options: ProfileOptions, question: Quest
         InputError: a model argument, file or export is wrong, or the device is unknown.
         DeviceError: the device failed.
     """
-    from models import parse_spec
+    from rebirth.models import parse_spec
 
     parse_spec(model_a), parse_spec(model_b)
     with open_device(options.device) as device:
@@ -224,8 +224,8 @@ def regress_ab(request: ABRequest, listener: FarmListener) -> list[Outcome[Paire
     Raises:
         InputError: a model cannot be read or exported (before any device is used).
     """
-    from contract.errors import DeviceError, InputError
-    from devices import fan_out
+    from rebirth.contract.errors import DeviceError, InputError
+    from rebirth.devices import fan_out
 
     a, b = prepare(request.baseline, request.backend), prepare(request.candidate, request.backend)
     options = ProfileOptions(backend=request.backend, warmup=request.warmup, iterations=request.iterations,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from contract.profile import FRAMEWORK, NON_TENSOR, TENSOR
+from rebirth.contract.profile import FRAMEWORK, NON_TENSOR, TENSOR
 
 __all__ = ["RULES", "Rule", "classify", "normalize", "register"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from contract.errors import EmptyETDumpError, ModelFileError
-from contract.quiet import quiet
+from rebirth.contract.errors import EmptyETDumpError, ModelFileError
+from rebirth.contract.quiet import quiet
 
 REBUILD_HINT = (
     "the runner was built without the event tracer; rebuild it with "

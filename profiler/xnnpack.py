@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-from profiler.taxonomy import normalize
+from rebirth.profiler.taxonomy import normalize
 
 DEFAULT_DEBUG_HANDLE = 65535
 

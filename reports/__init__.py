@@ -5,13 +5,13 @@ results against a baseline (with JUnit XML).
 Importing this package imports rich and numpy, not torch.
 """
 
-from reports.compare import Comparison, compare
-from reports.device_view import check_lines, render_device, render_device_list
-from reports.farm_view import render_farm_summary, results_table
-from reports.html import render_html, write_html, write_report
-from reports.junit import write_junit
-from reports.markdown import write_summary
-from reports.regress import (
+from rebirth.reports.compare import Comparison, compare
+from rebirth.reports.device_view import check_lines, render_device, render_device_list
+from rebirth.reports.farm_view import render_farm_summary, results_table
+from rebirth.reports.html import render_html, write_html, write_report
+from rebirth.reports.junit import write_junit
+from rebirth.reports.markdown import write_summary
+from rebirth.reports.regress import (
            Check,
            CheckResult,
            Verdict,
@@ -25,9 +25,9 @@ from reports.regress import (
            parse_check,
            parse_checks,
 )
-from reports.regress_view import render_verdicts
-from reports.slim_view import render_plan, render_slim
-from reports.terminal import render_comparison, render_profile
+from rebirth.reports.regress_view import render_verdicts
+from rebirth.reports.slim_view import render_plan, render_slim
+from rebirth.reports.terminal import render_comparison, render_profile
 
 __all__ = ["Check", "CheckResult", "Comparison", "Verdict", "assert_no_regression", "check_lines", "compare",
            "exit_code", "failed", "judge", "judge_against_baseline", "judge_paired", "measure_run_noise",

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any, Optional
 
-from contract.profile import Profile
-from reports.compare import Comparison, LayerRow
-from reports.units import mib, pct
+from rebirth.contract.profile import Profile
+from rebirth.reports.compare import Comparison, LayerRow
+from rebirth.reports.units import mib, pct
 
 CHARTS = ("latency", "categories", "layers", "memory")
 TOP_LAYERS = 20

@@ -12,11 +12,11 @@ from typing import Optional
 
 import numpy
 
-from contract.device import EXTERNAL, NATIVE
-from contract.paired import PairedComparison
-from contract.profile import CATEGORIES, LayerSummary, OpTypeSummary, Profile
-from contract.slim import AGREEMENT, FIDELITY, TOP1, SlimRecord
-from contract.summary import layer_table
+from rebirth.contract.device import EXTERNAL, NATIVE
+from rebirth.contract.paired import PairedComparison
+from rebirth.contract.profile import CATEGORIES, LayerSummary, OpTypeSummary, Profile
+from rebirth.contract.slim import AGREEMENT, FIDELITY, TOP1, SlimRecord
+from rebirth.contract.summary import layer_table
 
 KEPT, MERGED, REMOVED, REGENERATED = "kept", "merged", "removed", "regenerated"
 ONLY_BEFORE, ONLY_AFTER = "only before", "only after"

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.device import Battery, CheckItem, DeviceReport, DeviceStatus
+from rebirth.contract.device import Battery, CheckItem, DeviceReport, DeviceStatus
 
 STATUS_COLOUR = {"ready": "green", "device": "green", "unauthorized": "yellow"}
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.profile import Profile
-from contract.stored import StoredRun, device_fingerprint
-from reports.units import mib, ms
+from rebirth.contract.profile import Profile
+from rebirth.contract.stored import StoredRun, device_fingerprint
+from rebirth.reports.units import mib, ms
 
 LOG_WIDTH = 400
 """Columns of a summary printed where there is no terminal (a CI log, a pipe): rows are never folded."""

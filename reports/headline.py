@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from contract.slim import FIDELITY
-from reports.compare import AccuracyChange, Change, Comparison, Spread
-from reports.units import mib, ms, pct
+from rebirth.contract.slim import FIDELITY
+from rebirth.reports.compare import AccuracyChange, Change, Comparison, Spread
+from rebirth.reports.units import mib, ms, pct
 
 GOOD, BAD, NEUTRAL = "good", "bad", ""
 

@@ -16,16 +16,16 @@ from html import escape
 from pathlib import Path
 from typing import Any, Optional
 
-from contract.errors import InputError
-from contract.files import write_text_atomic
-from contract.paired import PairedComparison
-from contract.profile import Profile
-from contract.slim import SlimRecord
-from reports.charts import CATEGORY_LABEL, figures
-from reports.compare import Comparison, OpTypeRow, Side, compare
-from reports.headline import headline_facts, noise_lines, signed_pct
-from reports.slim_view import quantization_text, step_how, step_savings
-from reports.units import mib, pct
+from rebirth.contract.errors import InputError
+from rebirth.contract.files import write_text_atomic
+from rebirth.contract.paired import PairedComparison
+from rebirth.contract.profile import Profile
+from rebirth.contract.slim import SlimRecord
+from rebirth.reports.charts import CATEGORY_LABEL, figures
+from rebirth.reports.compare import Comparison, OpTypeRow, Side, compare
+from rebirth.reports.headline import headline_facts, noise_lines, signed_pct
+from rebirth.reports.slim_view import quantization_text, step_how, step_savings
+from rebirth.reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
 

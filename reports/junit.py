@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from contract.files import write_text_atomic
-from reports.regress import FAILED, NOISY, REGRESSION, UNKNOWN, CheckResult, Verdict, describe
+from rebirth.contract.files import write_text_atomic
+from rebirth.reports.regress import FAILED, NOISY, REGRESSION, UNKNOWN, CheckResult, Verdict, describe
 
 SUITES = "rebirth regress"
 RUN = "run"

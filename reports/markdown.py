@@ -12,12 +12,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from contract import ExitStatus
-from contract.files import write_text_atomic
-from contract.stored import model_key
-from reports.farm_view import DeviceOutcome
-from reports.regress import FAILED, PASS, CheckResult, Verdict, exit_code, format_change
-from reports.units import mib, ms
+from rebirth.contract import ExitStatus
+from rebirth.contract.files import write_text_atomic
+from rebirth.contract.stored import model_key
+from rebirth.reports.farm_view import DeviceOutcome
+from rebirth.reports.regress import FAILED, PASS, CheckResult, Verdict, exit_code, format_change
+from rebirth.reports.units import mib, ms
 
 WIDTH = 80
 HEADERS = ("device", "model", "check", "status", "change")

@@ -23,8 +23,8 @@ CLI's exit status.
 
 From pytest::
 
-    from contract.profile import Profile
-    from reports.regress import assert_no_regression
+    from rebirth.contract.profile import Profile
+    from rebirth.reports.regress import assert_no_regression
 
     def test_googlenet_on_pixel_did_not_regress():
         baseline = Profile.load("baselines/googlenet-pixel8.json")
@@ -45,14 +45,14 @@ from typing import Optional
 
 import numpy
 
-from contract.errors import ExitStatus, InputError
-from contract.paired import IMPROVEMENT as PAIRED_IMPROVEMENT
-from contract.paired import PASS as PAIRED_PASS
-from contract.paired import REGRESSION as PAIRED_REGRESSION
-from contract.paired import UNDECIDED, PairedComparison
-from contract.profile import Profile
-from reports import significance
-from reports.units import pct
+from rebirth.contract.errors import ExitStatus, InputError
+from rebirth.contract.paired import IMPROVEMENT as PAIRED_IMPROVEMENT
+from rebirth.contract.paired import PASS as PAIRED_PASS
+from rebirth.contract.paired import REGRESSION as PAIRED_REGRESSION
+from rebirth.contract.paired import UNDECIDED, PairedComparison
+from rebirth.contract.profile import Profile
+from rebirth.reports import significance
+from rebirth.reports.units import pct
 
 PASS, IMPROVEMENT, REGRESSION = "pass", "improvement", "regression"
 NOISY, UNKNOWN, FAILED = "noisy", "unknown", "failed"
@@ -243,7 +243,7 @@ def judge_against_baseline(store: Path, baseline: str, results: Sequence[Path] =
     Raises:
         InputError: a bad check, baseline or result, or nothing to judge.
     """
-    from results import baseline_profiles, results_to_judge
+    from rebirth.results import baseline_profiles, results_to_judge
 
     parsed = parse_checks(checks)
     reference = baseline_profiles(store, baseline)
@@ -270,7 +270,7 @@ def _noise_of(store: Path, key: tuple[str, str], current: Profile, given: Option
     """The run-to-run noise to judge ``current`` with, and where it comes from."""
     if given is not None:
         return given, f"run-to-run noise {given:.1%} as given"
-    from results import list_runs
+    from rebirth.results import list_runs
 
     history = [run.profile for run in list_runs(store) if run.key == key and run.profile != current]
     if len(history) < MIN_HISTORY:

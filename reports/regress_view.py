@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reports.regress import (
+from rebirth.reports.regress import (
     FAILED,
     IMPROVEMENT,
     LATENCY,
@@ -24,7 +24,7 @@ from reports.regress import (
     Verdict,
     format_change,
 )
-from reports.units import mib, ms
+from rebirth.reports.units import mib, ms
 
 STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", NOISY: "yellow", UNKNOWN: "yellow",
                 FAILED: "bold red"}

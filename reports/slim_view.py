@@ -9,8 +9,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.slim import FIDELITY, TOP1, MergeRecord, PlannedMerge, QuantizationRecord, SlimAccuracy, SlimRecord
-from reports.units import mib
+from rebirth.contract.slim import (
+    FIDELITY,
+    TOP1,
+    MergeRecord,
+    PlannedMerge,
+    QuantizationRecord,
+    SlimAccuracy,
+    SlimRecord,
+)
+from rebirth.reports.units import mib
 
 
 def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None) -> None:

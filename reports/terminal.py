@@ -8,13 +8,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.paired import PairedComparison
-from contract.profile import OpTypeSummary, Profile
-from contract.slim import SlimRecord
-from reports.compare import Comparison, compare
-from reports.headline import headline_facts, noise_lines
-from reports.slim_view import quantization_text
-from reports.units import mib, ms, pct
+from rebirth.contract.paired import PairedComparison
+from rebirth.contract.profile import OpTypeSummary, Profile
+from rebirth.contract.slim import SlimRecord
+from rebirth.reports.compare import Comparison, compare
+from rebirth.reports.headline import headline_facts, noise_lines
+from rebirth.reports.slim_view import quantization_text
+from rebirth.reports.units import mib, ms, pct
 
 CATEGORY_STYLE = {"tensor": "green", "non_tensor": "red", "framework": "dim"}
 

@@ -1,7 +1,7 @@
 """The result store: every Profile a farm run measured, numbered per device fingerprint, and named
 baselines of them for regression checks (see ``results.store``)."""
 
-from results.store import (
+from rebirth.results.store import (
                            baseline_profiles,
                            current_commit,
                            latest_runs,

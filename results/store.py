@@ -27,11 +27,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from contract.errors import InputError
-from contract.files import fsync_folder, write_temp
-from contract.names import NAME_RULE, is_name
-from contract.profile import Profile
-from contract.stored import RUN_FILE, Key, StoredRun, key_of
+from rebirth.contract.errors import InputError
+from rebirth.contract.files import fsync_folder, write_temp
+from rebirth.contract.names import NAME_RULE, is_name
+from rebirth.contract.profile import Profile
+from rebirth.contract.stored import RUN_FILE, Key, StoredRun, key_of
 
 ENV_VAR = "REBIRTH_RESULTS"
 DEFAULT_ROOT = Path("rebirth-results")

@@ -6,7 +6,7 @@ fixed point (for example every exact one: BatchNorm folded, parallel convolution
 Importing this package imports torch.
 """
 
-from slimmer.passes import (
+from rebirth.slimmer.passes import (
                             APPROXIMATE_PASSES,
                             EXACT_PASSES,
                             FoldBatchNormIntoNext,
@@ -23,7 +23,7 @@ from slimmer.passes import (
                             SlimPass,
                             run_passes,
 )
-from slimmer.pipeline import (
+from rebirth.slimmer.pipeline import (
                             OPTIMIZE_STAGES,
                             Optimized,
                             OptimizeRequest,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
-from slimmer.passes.base import shapes
+from rebirth.slimmer.passes.base import shapes
 
 
 def layer_macs(gm: fx.GraphModule, example_inputs) -> dict[str, int]:

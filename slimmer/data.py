@@ -43,8 +43,8 @@ def user_loaders(text: str) -> Loaders:
     import sys
     from pathlib import Path
 
-    from contract.errors import InputError
-    from models.sources import import_function
+    from rebirth.contract.errors import InputError
+    from rebirth.models.sources import import_function
 
     where, _, name = text.rpartition(":")
     if not where or not name.isidentifier():

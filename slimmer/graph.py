@@ -18,7 +18,7 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def _leaf_types() -> tuple[type, ...]:
-    from models.zoo.lrn import LocalResponseNorm
+    from rebirth.models.zoo.lrn import LocalResponseNorm
 
     return (LocalResponseNorm, nn.LocalResponseNorm) + LEAF_TYPES
 

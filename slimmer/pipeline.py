@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from contract.errors import InputError
-from contract.paired import Budget, PairedComparison, Question
-from contract.profile import Profile
-from contract.slim import TOP1, PlannedMerge, SlimRecord
-from devices import ProgressCallback
-from models import PT2, PTE, ModelSpec, parse_spec
-from profiler import ProfileOptions, profile
+from rebirth.contract.errors import InputError
+from rebirth.contract.paired import Budget, PairedComparison, Question
+from rebirth.contract.profile import Profile
+from rebirth.contract.slim import TOP1, PlannedMerge, SlimRecord
+from rebirth.devices import ProgressCallback
+from rebirth.models import PT2, PTE, ModelSpec, parse_spec
+from rebirth.profiler import ProfileOptions, profile
 
 Say = Callable[[str], None]
 Stage = Callable[[str], None]
@@ -72,8 +72,8 @@ def plan_merges(request: SlimRequest, say: Say = _quiet,
     Raises:
         InputError: a .pte or .pt2, a bad model, or a bad profile.
     """
-    from slimmer.graph import trace
-    from slimmer.plan import candidates, layer_times, make_passes
+    from rebirth.slimmer.graph import trace
+    from rebirth.slimmer.plan import candidates, layer_times, make_passes
 
     spec = slimmable(request.model)
     model, inputs, _ = _load(spec, request.seed, say)
@@ -91,8 +91,8 @@ def slim_model(request: SlimRequest, say: Say = _quiet, progress: Optional[Progr
         InputError: a .pte or .pt2, a bad model, profile or --data, a model the slimmer cannot trace, or an
             OUTDIR that cannot be written.
     """
-    from slimmer.data import user_loaders
-    from slimmer.plan import layer_times
+    from rebirth.slimmer.data import user_loaders
+    from rebirth.slimmer.plan import layer_times
 
     spec = slimmable(request.model)
     _check_quantize(request.quantize, request.backend)
@@ -112,11 +112,11 @@ def _check_quantize(scheme: Optional[str], backend: str) -> None:
 def _load(spec: ModelSpec, seed: int, say: Say):
     """``(model, example_inputs, trained)``: zoo networks come with their digits-trained weights where
     rebirth trains them; other models as they are."""
-    from models import ZOO, import_heavy, load_python
+    from rebirth.models import ZOO, import_heavy, load_python
 
     import_heavy()
     if spec.kind == ZOO:
-        from slimmer.weights import trained
+        from rebirth.slimmer.weights import trained
 
         assert spec.name is not None
         found = trained(spec.name, seed, say)
@@ -138,11 +138,11 @@ def _slim_and_write(request: SlimRequest, spec: ModelSpec, model, inputs, traine
                     data, say: Say, progress: Optional[ProgressCallback]) -> SlimRecord:
     import torch
 
-    from contract.quiet import quiet
-    from models import write_program
-    from slimmer.policy import digits_for, learned
-    from slimmer.record import slim_record
-    from slimmer.slim import SlimOptions, slim
+    from rebirth.contract.quiet import quiet
+    from rebirth.models import write_program
+    from rebirth.slimmer.policy import digits_for, learned
+    from rebirth.slimmer.record import slim_record
+    from rebirth.slimmer.slim import SlimOptions, slim
 
     loaders, messages = (data, []) if data is not None else digits_for(inputs, say)
     if data is not None and not trained:
@@ -186,8 +186,8 @@ def _write_quantized(request: SlimRequest, source: str, exported, quantized, rec
     import dataclasses
     import os
 
-    from models import read_pte, write_program
-    from slimmer.quantize import runtime_outputs, runtime_refusal
+    from rebirth.models import read_pte, write_program
+    from rebirth.slimmer.quantize import runtime_outputs, runtime_refusal
 
     outdir = request.outdir
     write_program(exported, request.backend, outdir / "slim-float.pte", source, keep_pt2=True)
@@ -320,9 +320,9 @@ def _keep_int8_if_faster(request: OptimizeRequest, options: ProfileOptions, reco
     int8 one is surely slower there (the speed-up's whole interval below 1)."""
     import dataclasses
 
-    from devices import open_device
-    from profiler import prepare
-    from profiler.paired import compare_programs
+    from rebirth.devices import open_device
+    from rebirth.profiler import prepare
+    from rebirth.profiler.paired import compare_programs
 
     outdir = request.outdir
     with open_device(options.device) as device:
@@ -353,9 +353,9 @@ def _keep_int8_if_faster(request: OptimizeRequest, options: ProfileOptions, reco
 def _side_by_side(request: OptimizeRequest, options: ProfileOptions, progress: Optional[ProgressCallback],
                   stage: Optional[Stage]):
     """The original and the slimmed model run alternately on the device until the speed-up is known."""
-    from devices import open_device
-    from profiler import prepare
-    from profiler.paired import compare_programs
+    from rebirth.devices import open_device
+    from rebirth.profiler import prepare
+    from rebirth.profiler.paired import compare_programs
 
     with open_device(options.device) as device:
         original = prepare(request.model, request.backend)

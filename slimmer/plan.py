@@ -16,9 +16,9 @@ from typing import Optional
 
 from torch import fx
 
-from contract.slim import PlannedMerge
-from slimmer.cost import layer_macs, output_bytes
-from slimmer.passes import (
+from rebirth.contract.slim import PlannedMerge
+from rebirth.slimmer.cost import layer_macs, output_bytes
+from rebirth.slimmer.passes import (
     APPROXIMATE_PASSES,
     COMPRESSION_PASSES,
     EXACT_PASSES,

@@ -7,8 +7,8 @@ from typing import Optional
 
 from torch import nn
 
-from slimmer.data import Loaders, digits
-from slimmer.train import evaluate
+from rebirth.slimmer.data import Loaders, digits
+from rebirth.slimmer.train import evaluate
 
 Say = Callable[[str], None]
 

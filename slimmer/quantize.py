@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from contract.quiet import quiet
+from rebirth.contract.quiet import quiet
 
 CALIBRATION_BATCHES = 16
 """Training batches the observers see (512 images at the paper's batch of 32)."""
@@ -84,7 +84,7 @@ def calibration_batches(loader, batches: int = CALIBRATION_BATCHES) -> list[torc
 def runtime_refusal(pte) -> str | None:
     """Why ExecuTorch's runtime cannot load ``pte`` and run it once in this process, or None when it can: a
     lowered int8 program can still fail when XNNPACK builds its graph (a pad it has no int8 kernel for)."""
-    from devices.runner import load_runtime, make_inputs
+    from rebirth.devices.runner import load_runtime, make_inputs
 
     runtime = load_runtime()
     try:
@@ -101,7 +101,7 @@ def runtime_outputs(pte, loader):
     one sample at a time (the program takes one image)."""
     import torch
 
-    from devices.runner import load_runtime
+    from rebirth.devices.runner import load_runtime
 
     with quiet():
         module = load_runtime()._load_for_executorch(str(pte), enable_etdump=False, debug_buffer_size=0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from contract.slim import BeforeAfter, Score, SlimAccuracy, SlimRecord
-from slimmer.slim import SlimResult
-from slimmer.train import Accuracy
+from rebirth.contract.slim import BeforeAfter, Score, SlimAccuracy, SlimRecord
+from rebirth.slimmer.slim import SlimResult
+from rebirth.slimmer.train import Accuracy
 
 
 def _score(accuracy: Optional[Accuracy]) -> Optional[Score]:

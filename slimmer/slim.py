@@ -12,14 +12,14 @@ from typing import Optional
 import torch
 from torch import fx, nn
 
-from contract.slim import FIDELITY, TOP1, MergeRecord, QuantizationRecord, SkipRecord
-from slimmer.cost import layer_macs, parameters
-from slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
-from slimmer.graph import finish, trace
-from slimmer.passes import SlimPass
-from slimmer.plan import Candidate, candidates, make_passes
-from slimmer.quantize import Quantized, calibration_batches, quantize_int8
-from slimmer.train import Accuracy, evaluate
+from rebirth.contract.slim import FIDELITY, TOP1, MergeRecord, QuantizationRecord, SkipRecord
+from rebirth.slimmer.cost import layer_macs, parameters
+from rebirth.slimmer.finetune import TeacherLogits, fit_block, fit_end_to_end
+from rebirth.slimmer.graph import finish, trace
+from rebirth.slimmer.passes import SlimPass
+from rebirth.slimmer.plan import Candidate, candidates, make_passes
+from rebirth.slimmer.quantize import Quantized, calibration_batches, quantize_int8
+from rebirth.slimmer.train import Accuracy, evaluate
 
 Say = Callable[[str], None]
 
@@ -235,7 +235,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         assert teacher_logits is not None
         result.judge = Judge(loaders, teacher_logits, result.measure, reference, options.max_accuracy_drop)
     if result.judge is not None and (options.reduce_channels or options.decompose):
-        from slimmer.passes import DecomposeLowRank, ReduceChannels
+        from rebirth.slimmer.passes import DecomposeLowRank, ReduceChannels
 
         merged = current
         quality_now = known if known is not None else reference

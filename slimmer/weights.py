@@ -1,6 +1,6 @@
 """Zoo networks trained on the digits, trained once by this module and cached.
 
-    python -m slimmer.weights zoo:googlenet-small [...]   # trains what is not cached yet
+    python -m rebirth.slimmer.weights zoo:googlenet-small [...]   # trains what is not cached yet
 
 The small variants (64 px) are trained at their own size. The full-size networks (224 px) are trained
 the cheap way first: at 112 px (they are convolutional up to their global pool, and a step there costs
@@ -33,7 +33,7 @@ LEARNING_RATE = {"googlenet-small": 3e-4, "googlenet-bn-small": 1e-3, "alexnet-s
 
 
 def weights_dir() -> Path:
-    from contract.cache import cache_root
+    from rebirth.contract.cache import cache_root
 
     return cache_root() / "weights"
 
@@ -51,9 +51,9 @@ def trainable(name: str) -> bool:
 def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: None):
     """``(model, example_inputs, accuracy)`` of zoo network ``name`` trained on digits, or None when
     rebirth does not train that network. Trains and caches on first use."""
-    from models.zoo import build
-    from slimmer.data import digits
-    from slimmer.train import evaluate, train
+    from rebirth.models.zoo import build
+    from rebirth.slimmer.data import digits
+    from rebirth.slimmer.train import evaluate, train
 
     if not trainable(name):
         return None

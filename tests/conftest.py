@@ -7,8 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.digitsnet import SOURCE, DigitsNet
-from tests.foreign import export_plain, make_firenet
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _import_installed_rebirth() -> None:
+    """The suite tests rebirth as it is installed (tox installs the built package): pytest put the checkout on
+    sys.path to import ``tests``, where the checkout's own rebirth/ would be found first. Import the
+    installed one before anything else does; submodules then come from it too."""
+    on_path = [entry for entry in sys.path if Path(entry or ".").resolve() == CHECKOUT]
+    for entry in on_path:
+        sys.path.remove(entry)
+    import rebirth  # noqa: F401
+
+    sys.path.extend(on_path)
+
+
+_import_installed_rebirth()
+
+from tests.digitsnet import SOURCE, DigitsNet  # noqa: E402  (after the installed rebirth is imported)
+from tests.foreign import export_plain, make_firenet  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -43,7 +60,7 @@ def isolated_user(tmp_path_factory):
 @pytest.fixture(scope="session")
 def firenet_ptes(tmp_path_factory):
     """FireNet exported with plain ExecuTorch for both backends: {backend: path}."""
-    from contract.quiet import quiet
+    from rebirth.contract.quiet import quiet
 
     folder = tmp_path_factory.mktemp("firenet")
     model, inputs = make_firenet()
@@ -74,8 +91,8 @@ def trained_digits_net(tmp_path_factory):
     for the command line."""
     import torch
 
-    from slimmer.data import digits
-    from slimmer.train import train
+    from rebirth.slimmer.data import digits
+    from rebirth.slimmer.train import train
 
     torch.manual_seed(0)
     model, loaders = DigitsNet(), digits(16)

@@ -32,7 +32,7 @@ def make():
     return net.eval(), (torch.randn(1, 3, 16, 16),)
 
 def loaders():
-    from slimmer.data import digits
+    from rebirth.slimmer.data import digits
     return digits(16)
 """
 
@@ -40,7 +40,7 @@ def loaders():
 def times_by_work(model: nn.Module, inputs: tuple) -> dict[str, float]:
     """A profile's p50 ms per layer in which each conv and linear layer's time follows its work (1e-5 ms per
     multiply-accumulate)."""
-    from slimmer.cost import layer_macs
-    from slimmer.graph import trace
+    from rebirth.slimmer.cost import layer_macs
+    from rebirth.slimmer.graph import trace
 
     return {layer: 1e-5 * work for layer, work in layer_macs(trace(model), inputs).items()}

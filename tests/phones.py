@@ -4,7 +4,7 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from devices.emulator import PHONES, EmulatedPhone
+from rebirth.devices.emulator import PHONES, EmulatedPhone
 
 
 def free_port() -> int:

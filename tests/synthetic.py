@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterable
 from typing import Any, Optional
 
-from contract import (
+from rebirth.contract import (
     FRAMEWORK,
     NON_TENSOR,
     TENSOR,
@@ -27,7 +27,7 @@ from contract import (
     Settings,
     SlimRecord,
 )
-from contract.summary import summarize
+from rebirth.contract.summary import summarize
 
 OPS_PER_LAYER = 5
 

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from contract.errors import UnauthorizedError, UnreachableError
-from devices import check_device, list_devices
-from devices.adb import AdbDevice
-from devices.emulator import PHONES, EmulatedPhone
-from devices.emulator.auth import read_keys
-from devices.emulator.phone import host_abi
-from devices.inventory import DeviceConfig, load_inventory
-from devices.transport import AdbShellTransport
-from models import probe_pte
-from profiler import ProfileOptions, profile
 from rebirth import cli
+from rebirth.contract.errors import UnauthorizedError, UnreachableError
+from rebirth.devices import check_device, list_devices
+from rebirth.devices.adb import AdbDevice
+from rebirth.devices.emulator import PHONES, EmulatedPhone
+from rebirth.devices.emulator.auth import read_keys
+from rebirth.devices.emulator.phone import host_abi
+from rebirth.devices.inventory import DeviceConfig, load_inventory
+from rebirth.devices.transport import AdbShellTransport
+from rebirth.models import probe_pte
+from rebirth.profiler import ProfileOptions, profile
 from tests.phones import Phone, free_port
 
 
@@ -129,7 +129,7 @@ def test_a_phone_that_disappears_gives_one_clear_error_and_a_retry_works(s6, fir
         phone.on_request = lambda kind, path: kind == "RECV" and phone.stop()
     argv = ["--device", "s6", str(pte), "--warmup", "1", "--iterations", "3", "--json", "p.json"]
     if step == "run":
-        from devices import adb
+        from rebirth.devices import adb
 
         original = adb.AdbDevice._execute
 
@@ -244,7 +244,7 @@ def test_devices_list_shows_status(s6, phone, capsys):
 
 
 def test_authentication_with_this_computers_key(tmp_path, monkeypatch, firenet_ptes):
-    from devices.keys import ensure_key, key_path
+    from rebirth.devices.keys import ensure_key, key_path
 
     messages = []
     key = ensure_key(say=messages.append)

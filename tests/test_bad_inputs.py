@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from devices.local import LocalDevice
 from rebirth import cli
+from rebirth.devices.local import LocalDevice
 from tests.foreign import export_plain
 
 
@@ -93,7 +93,7 @@ class TorchLRN(nn.Module):
 
 
 def test_a_pte_that_needs_an_operator_the_runtime_lacks(capsys, tmp_path):
-    from contract.quiet import quiet
+    from rebirth.contract.quiet import quiet
 
     with quiet():
         pte = export_plain(TorchLRN().eval(), (torch.randn(1, 3, 12, 12),), "portable", tmp_path / "lrn.pte")
@@ -105,7 +105,7 @@ def test_a_pte_that_needs_an_operator_the_runtime_lacks(capsys, tmp_path):
 
 
 def test_an_etrecord_of_another_model_is_reported_and_ignored(capsys, firenet_copy, tmp_path):
-    from contract.quiet import quiet
+    from rebirth.contract.quiet import quiet
 
     with quiet():
         other = export_plain(TorchLRN().eval(), (torch.randn(1, 3, 12, 12),), "xnnpack", tmp_path / "other.pte")
@@ -115,7 +115,7 @@ def test_an_etrecord_of_another_model_is_reported_and_ignored(capsys, firenet_co
     err = capsys.readouterr().err
     assert code == 0
     assert "does not belong to firenet_xnnpack.pte" in err and "without layers" in err
-    from contract.profile import Profile
+    from rebirth.contract.profile import Profile
 
     result = Profile.load(json_path)
     assert all(op.layer is None for op in result.ops)
@@ -147,9 +147,8 @@ class NoTracerDevice(LocalDevice):
 
 
 def test_an_empty_etdump_says_how_to_rebuild_the_runner(capsys, firenet_ptes, monkeypatch, tmp_path):
-    import profiler.measure
-
-    monkeypatch.setattr(profiler.measure, "open_device", lambda name: NoTracerDevice("no-tracer"))
+    from rebirth.profiler import measure as profiler_measure
+    monkeypatch.setattr(profiler_measure, "open_device", lambda name: NoTracerDevice("no-tracer"))
     code, err = run_cli(capsys, firenet_ptes["portable"], "--iterations", "2", "--json", tmp_path / "p.json")
     assert code == 2
     line = one_error_line(err)

@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from contract import CoreState
-from devices import phonestate
-from devices.adb import AdbDevice, PhoneRunner, RunDeadline, _safe_name
-from devices.emulator.auth import PublicKey
-from devices.inventory import DeviceConfig
-from devices.transport import ExitMarker, byte_sum, parse_address
+from rebirth.contract import CoreState
+from rebirth.devices import phonestate
+from rebirth.devices.adb import AdbDevice, PhoneRunner, RunDeadline, _safe_name
+from rebirth.devices.emulator.auth import PublicKey
+from rebirth.devices.inventory import DeviceConfig
+from rebirth.devices.transport import ExitMarker, byte_sum, parse_address
 
 
 def test_exit_marker_finds_the_code_even_when_the_command_exits_itself():
@@ -127,7 +127,7 @@ def test_signature_check_of_the_emulators_auth():
     from adb_shell.auth.keygen import encode_pubkey, keygen
     from adb_shell.auth.sign_pythonrsa import PythonRSASigner
 
-    from devices.emulator.auth import parse_key
+    from rebirth.devices.emulator.auth import parse_key
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "adbkey"

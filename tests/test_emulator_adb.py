@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from devices.emulator import PHONES, EmulatedPhone, Sandbox
-from devices.emulator.phone import host_abi
+from rebirth.devices.emulator import PHONES, EmulatedPhone, Sandbox
+from rebirth.devices.emulator.phone import host_abi
 
 ADB = shutil.which("adb")
 if ADB is None and os.environ.get("CI"):
@@ -123,7 +123,7 @@ def test_the_sandbox_refuses_paths_outside_its_root(tmp_path):
 
 def test_rsa_authentication_lets_the_authorized_key_in_and_keeps_others_out(tmp_path):
     """adb signs the phone's token with ~/.android/adbkey; the emulator checks it like adbd."""
-    from devices.emulator.auth import read_keys
+    from rebirth.devices.emulator.auth import read_keys
 
     run = adb_client(tmp_path / "home")
     assert run("start-server").returncode == 0  # generates the client's key pair
@@ -154,9 +154,9 @@ def test_rsa_authentication_lets_the_authorized_key_in_and_keeps_others_out(tmp_
 
 def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, monkeypatch, firenet_ptes):
     """transport = "adb-server": rebirth drives the phone through Debian's adb client and server."""
-    from devices import list_devices
-    from devices.adbserver import server_devices
-    from profiler import ProfileOptions, profile
+    from rebirth.devices import list_devices
+    from rebirth.devices.adbserver import server_devices
+    from rebirth.profiler import ProfileOptions, profile
 
     phone = EmulatedPhone(tmp_path / "phone", PHONES["pixel-7"]).start()
     run = adb_client(tmp_path / "home")
@@ -177,7 +177,7 @@ def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, 
         rows = {row.name: row for row in list_devices(timeout_s=2.0)}
         assert rows["p7"].status == "ready" and phone.address not in rows  # listed once, by its name
         phone.stop()
-        from contract.errors import UnreachableError
+        from rebirth.contract.errors import UnreachableError
 
         with pytest.raises(UnreachableError) as error:
             profile(str(firenet_ptes["portable"]), ProfileOptions(device="p7", warmup=0, iterations=1))

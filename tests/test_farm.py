@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from contract.errors import ConfigError, InputError, UnknownDeviceError, UnreachableError
-from contract.profile import Profile
-from contract.stored import StoredRun, device_fingerprint, key_of
-from devices.adb import AdbDevice
-from devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
-from devices.farm import fan_out, resolve_targets
-from devices.inventory import read_inventory
-from devices.registry import open_device
-from profiler import FarmRequest, run_farm
 from rebirth import cli
-from results import store
+from rebirth.contract.errors import ConfigError, InputError, UnknownDeviceError, UnreachableError
+from rebirth.contract.profile import Profile
+from rebirth.contract.stored import StoredRun, device_fingerprint, key_of
+from rebirth.devices.adb import AdbDevice
+from rebirth.devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
+from rebirth.devices.farm import fan_out, resolve_targets
+from rebirth.devices.inventory import read_inventory
+from rebirth.devices.registry import open_device
+from rebirth.profiler import FarmRequest, run_farm
+from rebirth.results import store
 from tests.synthetic import synthetic_profile
 
 
@@ -141,7 +141,7 @@ def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inve
 def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inventory, firenet_ptes, recordings):
     phone = sleeping_phone(tmp_path / "phone", recordings).start()
     inventory(f'[devices.s6]\naddress = "{phone.address}"\n')
-    from profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions, profile
 
     made = {path.name: path.stat().st_mtime_ns for path in recordings.iterdir()}
     options = ProfileOptions("s6", warmup=WARMUP, iterations=ITERATIONS)
@@ -317,7 +317,7 @@ def test_a_baseline_holds_the_latest_run_of_each_device_and_model_and_is_not_ove
 
 
 def test_concurrent_quiet_blocks_leave_the_process_streams_as_they_were():
-    from contract.quiet import quiet
+    from rebirth.contract.quiet import quiet
 
     stdout, stderr = sys.stdout, sys.stderr
     barrier = threading.Barrier(4)
@@ -348,7 +348,7 @@ def _device_run(name: str, seed: int, factor: float = 1.0):
     """A stored-run-like Profile of device ``name``; its latency samples redrawn with ``seed``, times ``factor``."""
     import random
 
-    from contract.profile import Latency
+    from rebirth.contract.profile import Latency
 
     profile = synthetic_profile(ops=60, samples=40, device=name, source="zoo:googlenet")
     profile = dataclasses.replace(profile, device=dataclasses.replace(profile.device, product_model=f"Phone {name}"))
@@ -420,7 +420,7 @@ def test_regress_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, messag
 def test_every_phone_of_the_latest_farm_run_is_judged_not_only_the_last_stored(tmp_path):
     """Four phones of one model share a fingerprint: a farm run on them is judged on all four (one verdict
     each), and an earlier farm run's phones of that model are not judged again."""
-    from reports import judge_against_baseline
+    from rebirth.reports import judge_against_baseline
 
     def phone(name, seed):
         return synthetic_profile(ops=40, samples=40, source="zoo:googlenet", device=name, seed=seed)

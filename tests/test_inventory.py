@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from contract.errors import ConfigError, UnknownDeviceError
-from devices.inventory import DEFAULT_WORKDIR, inventory_path, load_inventory
-from devices.registry import open_device
 from rebirth.cli import main
+from rebirth.contract.errors import ConfigError, UnknownDeviceError
+from rebirth.devices.inventory import DEFAULT_WORKDIR, inventory_path, load_inventory
+from rebirth.devices.registry import open_device
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_variable_naming_a_missing_file_is_an_error(elsewhere, monkeypatch):
 def test_usb_without_libusb_says_what_to_install(elsewhere):
     import adb_shell.adb_device
 
-    from contract.errors import UnreachableError
+    from rebirth.contract.errors import UnreachableError
 
     if adb_shell.adb_device.UsbTransport is not None:
         pytest.skip("libusb1 is installed here")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from devices import runlog
-from devices.native import build
-from profiler import ProfileOptions, profile
 from rebirth import cli
+from rebirth.devices import runlog
+from rebirth.devices.native import build
+from rebirth.profiler import ProfileOptions, profile
 from tests.phones import Phone
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +36,8 @@ def without(monkeypatch):
 
 
 def test_two_processes_building_at_once_build_one_runner(tmp_path):
-    code = "from devices.native import host_runner; print(host_runner())"
-    env = dict(os.environ, REBIRTH_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    code = "from rebirth.devices.native import host_runner; print(host_runner())"
+    env = dict(os.environ, REBIRTH_CACHE=str(tmp_path / "cache"))
     started = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
                for _ in range(2)]
     paths = {process.communicate(timeout=300)[0].strip() for process in started}
@@ -52,7 +52,7 @@ def test_two_processes_building_at_once_build_one_runner(tmp_path):
 def test_without_a_compiler_the_python_runner_profiles_and_the_profile_says_so(firenet_ptes, without):
     without("g++")
     result = profile(str(firenet_ptes["portable"]), ProfileOptions(warmup=1, iterations=2))
-    assert result.device.runner_kind == "python" and result.device.runner.endswith("-m devices.runner")
+    assert result.device.runner_kind == "python" and result.device.runner.endswith("-m rebirth.devices.runner")
     assert any("g++ is not installed: apt-get install g++" in warning for warning in result.warnings)
     assert result.summary.attributed_share >= 0.95
 

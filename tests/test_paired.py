@@ -9,13 +9,22 @@ import sys
 
 import pytest
 
-from contract import CoreState, DeviceInfo, DeviceState, Latency
-from contract.paired import DECIDED, IMPROVEMENT, PASS, REGRESSION, UNDECIDED, Budget, PairedComparison, Question
-from devices.local import LocalDevice
-from profiler import ProfileOptions, prepare
-from profiler.noise import noise_flags
-from profiler.paired import Interval, compare_programs, decide, interval
 from rebirth import cli
+from rebirth.contract import CoreState, DeviceInfo, DeviceState, Latency
+from rebirth.contract.paired import (
+    DECIDED,
+    IMPROVEMENT,
+    PASS,
+    REGRESSION,
+    UNDECIDED,
+    Budget,
+    PairedComparison,
+    Question,
+)
+from rebirth.devices.local import LocalDevice
+from rebirth.profiler import ProfileOptions, prepare
+from rebirth.profiler.noise import noise_flags
+from rebirth.profiler.paired import Interval, compare_programs, decide, interval
 
 OPTIONS = ProfileOptions(warmup=1, iterations=8, threads=1)
 
@@ -113,7 +122,7 @@ def test_a_busy_device_is_flagged_beside_its_latency(programs):
     hogs = [busy_loop(), busy_loop()]
     try:
         with LocalDevice() as device:
-            from profiler import profile_program
+            from rebirth.profiler import profile_program
 
             # 30 executions: a window of a second or more, well past the shortest one whose load is judged
             measured = profile_program(programs["portable"], device, ProfileOptions(warmup=1, iterations=30, threads=1))
@@ -181,8 +190,8 @@ def test_regress_mode_mistakes_are_one_line(argv, message, capsys):
 
 def test_stored_runs_teach_the_run_to_run_noise(tmp_path):
     """Three earlier runs that moved 10% from each other: a 6% change is within the noise, not a regression."""
-    from reports import judge_against_baseline
-    from results import save_baseline, save_run
+    from rebirth.reports import judge_against_baseline
+    from rebirth.results import save_baseline, save_run
     from tests.synthetic import synthetic_profile
 
     store = tmp_path / "store"
@@ -223,9 +232,9 @@ def test_a_run_too_short_for_clock_ticks_is_not_judged_busy():
 def test_runs_of_a_fast_model_are_lengthened_unless_someone_chose_the_count():
     from types import SimpleNamespace
 
-    from devices.base import RunDefaults
-    from profiler.measure import ProfileOptions
-    from profiler.paired import MIN_RUN_MS, _lengthened
+    from rebirth.devices.base import RunDefaults
+    from rebirth.profiler.measure import ProfileOptions
+    from rebirth.profiler.paired import MIN_RUN_MS, _lengthened
 
     said = []
     device = SimpleNamespace(defaults=RunDefaults())

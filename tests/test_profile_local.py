@@ -4,8 +4,8 @@ zoo does not have, profiled on ``local`` for both backends, with and without its
 
 import pytest
 
-from contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, Profile
-from profiler import ProfileOptions, profile
+from rebirth.contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, Profile
+from rebirth.profiler import ProfileOptions, profile
 from tests.foreign import FireNet
 
 OPTIONS = ProfileOptions(warmup=2, iterations=12)
@@ -84,8 +84,8 @@ def test_the_native_runner_measures_the_models_own_memory(profiles, firenet_ptes
 @pytest.mark.parametrize("backend", ["portable", "xnnpack"])
 def test_the_python_runner_sees_the_same_ops_and_layers(profiles, firenet_ptes, backend):
     """The fallback runner (no C++ compiler) runs the same runtime: same op rows, categories and layers."""
-    from devices.local import LocalDevice
-    from profiler import prepare, profile_program
+    from rebirth.devices.local import LocalDevice
+    from rebirth.profiler import prepare, profile_program
 
     native = profiles[(backend, True)]
     with LocalDevice(runner="python") as device:

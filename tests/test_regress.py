@@ -10,11 +10,11 @@ from xml.etree import ElementTree
 import pytest
 from rich.console import Console
 
-from contract.errors import InputError
-from contract.profile import Latency, Profile
-from reports import regress
-from reports.junit import write_junit
-from reports.regress import (
+from rebirth.contract.errors import InputError
+from rebirth.contract.profile import Latency, Profile
+from rebirth.reports import regress
+from rebirth.reports.junit import write_junit
+from rebirth.reports.regress import (
     FAILED,
     IMPROVEMENT,
     NOISY,
@@ -29,7 +29,7 @@ from reports.regress import (
     parse_check,
     parse_checks,
 )
-from reports.regress_view import render_verdicts
+from rebirth.reports.regress_view import render_verdicts
 from tests.synthetic import synthetic_profile
 
 BASE = synthetic_profile(samples=40)
@@ -236,7 +236,7 @@ def test_render_verdicts_shows_every_check_and_escapes_names():
 def test_the_markdown_summary_puts_the_verdict_first_and_renders_as_a_table_within_80_columns(tmp_path):
     from markdown_it import MarkdownIt
 
-    from reports.markdown import markdown_summary, write_summary
+    from rebirth.reports.markdown import markdown_summary, write_summary
 
     long_model = "zoo:" + "a-very-long-model-name-" * 4 + "x"
     regressed = dataclasses.replace(judge(run(1), run(2, scale=1.2), ["p50:5%", "peak_rss:5%"]),
@@ -259,7 +259,7 @@ def test_the_markdown_summary_puts_the_verdict_first_and_renders_as_a_table_with
 
 
 def test_a_name_shortened_for_the_table_never_cuts_an_escape_in_two():
-    from reports.markdown import markdown_summary
+    from rebirth.reports.markdown import markdown_summary
 
     verdict = dataclasses.replace(judge(run(1), run(3), ["p50:5%"]), device="|" * 60, model="<" * 70)
     table = [line for line in markdown_summary([verdict]).splitlines() if line.startswith("|")]

@@ -13,15 +13,15 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from contract.errors import InputError
-from contract.profile import Memory, Profile
-from contract.slim import SCHEMA_VERSION, SlimRecord
-from contract.summary import summarize
-from reports.compare import MERGED, ONLY_AFTER, ONLY_BEFORE, REGENERATED, REMOVED, Change, compare, speedup
-from reports.headline import headline_facts
-from reports.html import render_html, script_json, write_html
-from reports.terminal import render_comparison
-from reports.units import mib, ms
+from rebirth.contract.errors import InputError
+from rebirth.contract.profile import Memory, Profile
+from rebirth.contract.slim import SCHEMA_VERSION, SlimRecord
+from rebirth.contract.summary import summarize
+from rebirth.reports.compare import MERGED, ONLY_AFTER, ONLY_BEFORE, REGENERATED, REMOVED, Change, compare, speedup
+from rebirth.reports.headline import headline_facts
+from rebirth.reports.html import render_html, script_json, write_html
+from rebirth.reports.terminal import render_comparison
+from rebirth.reports.units import mib, ms
 from tests.browser import Browser, find_chromium, png_pixels
 from tests.synthetic import slim_document, slim_record, slimmed_pair, synthetic_profile
 
@@ -214,7 +214,7 @@ def test_terminal_comparison_shows_the_headline_and_names_as_text(pair):
 
 
 def test_a_quantized_model_shows_its_weights_and_what_int8_cost(pair):
-    from contract.slim import QuantizationRecord
+    from rebirth.contract.slim import QuantizationRecord
 
     before, after, slim = pair
     before, after = (dataclasses.replace(p, memory=dataclasses.replace(p.memory, constant_bytes=size))

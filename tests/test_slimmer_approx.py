@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from models.zoo.lrn import LocalResponseNorm
-from slimmer import MergePoolIntoConv, RemoveLRN, RemoveThinBranch, ReplacePoolBranch, run_passes
-from slimmer.graph import count_modules
+from rebirth.models.zoo.lrn import LocalResponseNorm
+from rebirth.slimmer import MergePoolIntoConv, RemoveLRN, RemoveThinBranch, ReplacePoolBranch, run_passes
+from rebirth.slimmer.graph import count_modules
 
 
 class Stem(nn.Module):
@@ -85,8 +85,8 @@ def test_a_strided_pool_branch_is_left_alone():
 
 
 def test_all_passes_on_googlenet_small_keep_its_output_shape():
-    from models.zoo import build
-    from slimmer import EXACT_PASSES
+    from rebirth.models.zoo import build
+    from rebirth.slimmer import EXACT_PASSES
 
     model, (x,) = build("googlenet-small")
     model = model.eval()
@@ -101,7 +101,7 @@ def test_all_passes_on_googlenet_small_keep_its_output_shape():
 
 
 def test_the_digits_data_set_is_split_the_same_way_every_time():
-    from slimmer.data import digits
+    from rebirth.slimmer.data import digits
 
     first, second = digits(32, batch_size=16, seed=1), digits(32, batch_size=16, seed=2)
     held = [torch.cat([y for _, y in loaders.held_out]) for loaders in (first, second)]
@@ -135,8 +135,8 @@ def _with_statistics(model):
 
 
 def test_a_thin_branch_is_removed_and_its_width_given_to_its_neighbour():
-    from slimmer.finetune import fit_block
-    from slimmer.graph import trace
+    from rebirth.slimmer.finetune import fit_block
+    from rebirth.slimmer.graph import trace
 
     model = _with_statistics(Branches())
     x = torch.randn(4, 8, 10, 10)
@@ -181,7 +181,7 @@ def test_teacher_activations_beyond_the_cache_limit_are_computed_again_with_the_
     every step computes them again, and the fit comes out the same as with all of them kept."""
     import copy
 
-    from slimmer import finetune
+    from rebirth.slimmer import finetune
 
     torch.manual_seed(0)
     teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),

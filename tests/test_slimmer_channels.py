@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from slimmer import run_passes
-from slimmer.graph import finish, trace
-from slimmer.passes import EXACT_PASSES, LayerCosts, ReduceChannels
+from rebirth.slimmer import run_passes
+from rebirth.slimmer.graph import finish, trace
+from rebirth.slimmer.passes import EXACT_PASSES, LayerCosts, ReduceChannels
 from tests.digitsnet import times_by_work
 
 
@@ -212,7 +212,7 @@ def test_chains_cut_together_reproduce_the_last_consumer_whose_outputs_stay():
 
 
 def test_an_offer_is_worth_what_the_profiles_fit_says_the_thinner_layers_save():
-    from slimmer.cost import layer_macs
+    from rebirth.slimmer.cost import layer_macs
 
     gm = trace(_randomised(Expansion()))
     x = (torch.randn(1, 8, 16, 16),)
@@ -232,7 +232,7 @@ def test_an_offer_is_worth_what_the_profiles_fit_says_the_thinner_layers_save():
 
 
 def test_slimming_with_reduce_channels_cuts_the_work_within_the_budget_and_records_the_step(trained_digits_net):
-    from slimmer.slim import SlimOptions, slim
+    from rebirth.slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
@@ -255,7 +255,7 @@ def test_slimming_with_reduce_channels_cuts_the_work_within_the_budget_and_recor
 
 
 def test_a_channel_reduction_over_the_budget_is_skipped_and_the_model_kept(trained_digits_net):
-    from slimmer.slim import SlimOptions, slim
+    from rebirth.slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
@@ -271,9 +271,9 @@ def test_a_channel_reduction_over_the_budget_is_skipped_and_the_model_kept(train
 
 def test_rebirth_slim_reduce_channels_writes_programs_the_runtime_runs(trained_digits_net, tmp_path, monkeypatch,
                                                                       capsys):
-    from contract.slim import SlimRecord
-    from devices.runner import load_runtime
     from rebirth import cli
+    from rebirth.contract.slim import SlimRecord
+    from rebirth.devices.runner import load_runtime
     from tests.test_slimmer_lowrank import _profile_by_work
 
     model, loaders, source = trained_digits_net
@@ -297,7 +297,7 @@ def test_rebirth_slim_reduce_channels_writes_programs_the_runtime_runs(trained_d
 
 
 def test_the_terminal_names_a_few_layers_of_a_step_over_many_and_how_many_there_are():
-    from reports.slim_view import layer_list
+    from rebirth.reports.slim_view import layer_list
 
     layers = tuple(f"features.{index}.conv" for index in range(34))
     assert layer_list(layers[:4]) == ", ".join(layers[:4])

@@ -7,8 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from slimmer import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious, MergeParallelConvs, RemoveNoOps, run_passes
-from slimmer.graph import count_modules
+from rebirth.slimmer import (
+    FoldBatchNormIntoNext,
+    FoldBatchNormIntoPrevious,
+    MergeParallelConvs,
+    RemoveNoOps,
+    run_passes,
+)
+from rebirth.slimmer.graph import count_modules
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -132,7 +138,7 @@ def test_parallel_convs_on_one_input_become_one_conv_and_a_split():
 
 
 def test_dropout_in_training_mode_is_not_a_no_op():
-    from slimmer.graph import trace
+    from rebirth.slimmer.graph import trace
 
     gm = trace(Inceptionish())
     gm.drop.train()
@@ -140,8 +146,8 @@ def test_dropout_in_training_mode_is_not_a_no_op():
 
 
 def test_exact_passes_keep_a_zoo_network_equal():
-    from models.zoo import build
-    from slimmer import EXACT_PASSES
+    from rebirth.models.zoo import build
+    from rebirth.slimmer import EXACT_PASSES
 
     model, (x,) = build("googlenet-small")
     model = model.eval()
@@ -157,8 +163,8 @@ def test_exact_passes_keep_a_zoo_network_equal():
 def test_exact_passes_keep_networks_they_were_not_written_for_within_1e_4(name):
     """Networks with BatchNorm everywhere (statistics warmed so folding changes weights), residual adds,
     depthwise convolutions and fire modules: every exact pass together, outputs within 1e-4."""
-    from models.zoo import build
-    from slimmer import EXACT_PASSES
+    from rebirth.models.zoo import build
+    from rebirth.slimmer import EXACT_PASSES
     from tests.foreign import FireNet
 
     model, (x,) = (FireNet(), (torch.randn(1, 3, 64, 64),)) if name == "firenet" else build(name)

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from slimmer import run_passes
-from slimmer.graph import trace
-from slimmer.passes import DecomposeLowRank, LayerCosts
-from slimmer.passes.lowrank import decompose
-from slimmer.plan import candidates, make_passes
+from rebirth.slimmer import run_passes
+from rebirth.slimmer.graph import trace
+from rebirth.slimmer.passes import DecomposeLowRank, LayerCosts
+from rebirth.slimmer.passes.lowrank import decompose
+from rebirth.slimmer.plan import candidates, make_passes
 from tests.digitsnet import times_by_work
 
 
@@ -80,7 +80,7 @@ def test_offers_are_made_for_plain_layers_at_ranks_that_cut_the_work():
 
 
 def test_the_decomposed_model_keeps_its_shapes_and_counts_the_chains_work():
-    from slimmer.cost import layer_macs
+    from rebirth.slimmer.cost import layer_macs
 
     model = Net().eval()
     gm, applied = run_passes(model, [DecomposeLowRank(X)])
@@ -92,7 +92,7 @@ def test_the_decomposed_model_keeps_its_shapes_and_counts_the_chains_work():
 
 
 def _profile(per_layer_ms: float, per_mac_ms: float) -> dict[str, float]:
-    from slimmer.cost import layer_macs
+    from rebirth.slimmer.cost import layer_macs
 
     macs = layer_macs(trace(Net()), X)
     return {layer: per_layer_ms + per_mac_ms * work for layer, work in macs.items()}
@@ -113,7 +113,7 @@ def test_the_profile_decides_whether_three_layers_beat_one():
 
 
 def test_a_wide_layer_is_offered_at_a_quarter_and_at_half_of_its_work():
-    from slimmer.passes.lowrank import chain_macs, full_macs, offers
+    from rebirth.slimmer.passes.lowrank import chain_macs, full_macs, offers
 
     conv = nn.Conv2d(64, 128, 3, padding=1)
     in_shape, out_shape = (1, 64, 8, 8), (1, 128, 8, 8)
@@ -139,7 +139,7 @@ def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
 
 
 def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_each_step(trained_digits_net):
-    from slimmer.slim import SlimOptions, slim
+    from rebirth.slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
@@ -162,7 +162,7 @@ def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_eac
 
 
 def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digits_net):
-    from slimmer.slim import SlimOptions, slim
+    from rebirth.slimmer.slim import SlimOptions, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
@@ -178,7 +178,7 @@ def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digit
 
 
 def test_full_size_googlenet_weights_are_named_by_their_whole_recipe(tmp_path, monkeypatch):
-    from slimmer.weights import SMALLER_FIRST, trainable, weights_path
+    from rebirth.slimmer.weights import SMALLER_FIRST, trainable, weights_path
 
     monkeypatch.setenv("REBIRTH_CACHE", str(tmp_path))
     assert trainable("googlenet") and SMALLER_FIRST["googlenet"][0] < 224
@@ -191,7 +191,7 @@ def _profile_by_work(monkeypatch, tmp_path, model, inputs):
     """A profile (measured elsewhere) in which each layer's time follows its work."""
     from types import SimpleNamespace
 
-    from contract.profile import Profile
+    from rebirth.contract.profile import Profile
 
     ops = [SimpleNamespace(layer=layer, p50_ms=time) for layer, time in times_by_work(model, inputs).items()]
     monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: SimpleNamespace(ops=ops)))
@@ -215,9 +215,9 @@ def test_the_plan_lists_decompositions_with_their_ranks_only_when_asked(trained_
 
 def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_net, tmp_path, monkeypatch, capsys):
     """The decomposed chain lowers to XNNPACK and runs; slim-merged.pte is the merges alone."""
-    from contract.slim import SlimRecord
-    from devices.runner import load_runtime
     from rebirth import cli
+    from rebirth.contract.slim import SlimRecord
+    from rebirth.devices.runner import load_runtime
 
     model, loaders, source = trained_digits_net
     profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
@@ -241,9 +241,9 @@ def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_
 
 def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_together_reach_it(trained_digits_net):
     """One fine-tuning step for all layers: a layer needs half of --min-gain, the step all of it."""
-    from slimmer.cost import layer_macs
-    from slimmer.passes import DecomposeLowRank
-    from slimmer.slim import COMPRESS_LAYER_SHARE, SlimOptions, candidates, slim
+    from rebirth.slimmer.cost import layer_macs
+    from rebirth.slimmer.passes import DecomposeLowRank
+    from rebirth.slimmer.slim import COMPRESS_LAYER_SHARE, SlimOptions, candidates, slim
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from models.zoo.lrn import LocalResponseNorm
 from rebirth import cli
-from slimmer.graph import count_modules, trace
-from slimmer.plan import candidates, layer_times, make_passes
-from slimmer.slim import slim
+from rebirth.models.zoo.lrn import LocalResponseNorm
+from rebirth.slimmer.graph import count_modules, trace
+from rebirth.slimmer.plan import candidates, layer_times, make_passes
+from rebirth.slimmer.slim import slim
 
 
 class Net(nn.Module):
@@ -87,7 +87,7 @@ def test_the_plan_is_printed_without_changing_anything(capsys, tmp_path, monkeyp
     import json
     from types import SimpleNamespace
 
-    from contract.profile import Profile
+    from rebirth.contract.profile import Profile
 
     source = tmp_path / "net.py"
     source.write_text("import torch\nfrom tests.test_slimmer_plan import Net, X\n\ndef make():\n    return Net(), X\n")
@@ -120,7 +120,7 @@ def _profile_measured_elsewhere(monkeypatch, tmp_path):
     import json
     from types import SimpleNamespace
 
-    from contract.profile import Profile
+    from rebirth.contract.profile import Profile
 
     measured = SimpleNamespace(ops=[SimpleNamespace(layer="lrn", p50_ms=2.0),
                                     SimpleNamespace(layer="pool", p50_ms=0.5)])

@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from contract.slim import SlimRecord
 from rebirth import cli
+from rebirth.contract.slim import SlimRecord
 
 NET = """
 import torch
 from torch import nn
 
-from models.zoo.lrn import LocalResponseNorm  # torch's pads in 3-D, which the runtime has no kernel for
+from rebirth.models.zoo.lrn import LocalResponseNorm  # torch's pads in 3-D, which the runtime has no kernel for
 
 LRN = {lrn}
 
@@ -43,7 +43,7 @@ def make():
 """
 
 DATA = """
-from slimmer.data import digits
+from rebirth.slimmer.data import digits
 
 
 def loaders():
@@ -54,8 +54,8 @@ def loaders():
 @pytest.fixture(scope="module")
 def trained_nets(tmp_path_factory):
     """Two small digit classifiers trained at 16 px, one with an LRN (XNNPACK cannot run it in int8)."""
-    from slimmer.data import digits
-    from slimmer.train import train
+    from rebirth.slimmer.data import digits
+    from rebirth.slimmer.train import train
 
     root = tmp_path_factory.mktemp("nets")
     (root / "digits16.py").write_text(DATA)
@@ -76,7 +76,7 @@ def trained_nets(tmp_path_factory):
 def _slim(root, tmp_path, monkeypatch, model, *extra):
     from types import SimpleNamespace
 
-    from contract.profile import Profile
+    from rebirth.contract.profile import Profile
 
     measured = SimpleNamespace(ops=[SimpleNamespace(layer="conv2", p50_ms=1.0),
                                     SimpleNamespace(layer="lrn", p50_ms=0.5)])
@@ -107,8 +107,8 @@ def test_int8_keeps_the_accuracy_within_the_budget_and_shrinks_the_weights(train
     assert f"{step.runtime_quality:.1f}% as ExecuTorch's runtime runs it" in printed
     assert record.accuracy.after.top1 == step.runtime_quality  # the "after" of slim.pte is what it scores running
 
-    from models import read_pte
-    from slimmer.quantize import runtime_refusal
+    from rebirth.models import read_pte
+    from rebirth.slimmer.quantize import runtime_refusal
 
     assert read_pte(out / "slim.pte").constant_bytes == step.weight_bytes_after
     assert read_pte(out / "slim-float.pte").constant_bytes == step.weight_bytes_before
@@ -125,7 +125,7 @@ def test_int8_the_runtime_cannot_run_leaves_the_float_model_and_says_why(trained
     assert step is not None and not step.applied and "runtime cannot run the int8 program" in step.reason
     assert not (out / "slim-float.pte").exists() and not list(out.glob(".slim-int8*"))
 
-    from slimmer.quantize import runtime_refusal
+    from rebirth.slimmer.quantize import runtime_refusal
 
     assert runtime_refusal(out / "slim.pte") is None  # what is left runs
     program = torch.export.load(str(out / "slim.pt2")).module()
@@ -135,8 +135,7 @@ def test_int8_the_runtime_cannot_run_leaves_the_float_model_and_says_why(trained
 def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tmp_path, monkeypatch):
     """PyTorch's simulation of the int8 arithmetic is not the program: when what the runtime computes on the
     held-out samples loses more than the budget, the float program stays, whatever the simulation said."""
-    import slimmer.quantize
-
+    from rebirth.slimmer import quantize as slimmer_quantize
     root, _ = trained_nets
     ran = {}
 
@@ -144,7 +143,7 @@ def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tm
         ran["samples"] = sum(len(labels) for _, labels in loader)
         return torch.zeros(ran["samples"], 10)
 
-    monkeypatch.setattr(slimmer.quantize, "runtime_outputs", constant_logits)
+    monkeypatch.setattr(slimmer_quantize, "runtime_outputs", constant_logits)
     code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", "1")
     assert code == 0 and ran["samples"] == 450
     step = SlimRecord.load(out / "slim.json").quantization
@@ -172,7 +171,7 @@ def test_int8_over_the_budget_is_not_applied(trained_nets, tmp_path, monkeypatch
 def test_quantization_without_data_to_calibrate_on_is_not_applied():
     from torch import nn
 
-    from slimmer.slim import SlimOptions, slim
+    from rebirth.slimmer.slim import SlimOptions, slim
 
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     result = slim(model, (torch.randn(1, 8),), {}, None, False, SlimOptions(quantize="int8"))
@@ -196,10 +195,10 @@ def test_optimize_keeps_the_float_program_where_int8_runs_slower_on_the_device(t
     timing of that pair is made to say "surely slower" (its whole interval below 1); everything else is real."""
     import dataclasses
 
-    import profiler.paired
-    from contract.slim import SlimRecord
+    from rebirth.contract.slim import SlimRecord
+    from rebirth.profiler import paired as profiler_paired
 
-    real = profiler.paired.compare_programs
+    real = profiler_paired.compare_programs
     timed = []
 
     def int8_slower(a, b, *args, **kwargs):
@@ -210,7 +209,7 @@ def test_optimize_keeps_the_float_program_where_int8_runs_slower_on_the_device(t
                                                                                 low=1.1, high=1.3))
         return result
 
-    monkeypatch.setattr(profiler.paired, "compare_programs", int8_slower)
+    monkeypatch.setattr(profiler_paired, "compare_programs", int8_slower)
     root, _ = trained_nets
     monkeypatch.chdir(root)
     out = tmp_path / "out"

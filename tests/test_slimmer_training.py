@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from rebirth import cli
-from slimmer.data import digits
-from slimmer.train import evaluate
+from rebirth.slimmer.data import digits
+from rebirth.slimmer.train import evaluate
 
 
 @pytest.fixture(scope="module")
 def googlenet_small():
-    from slimmer.weights import trained, weights_path
+    from rebirth.slimmer.weights import trained, weights_path
 
     said = []
     model, inputs, accuracy = trained("googlenet-small", seed=0, say=said.append)
@@ -23,8 +23,8 @@ def googlenet_small():
 
 @pytest.mark.slow
 def test_googlenet_small_learns_digits_to_90_percent_and_is_cached(googlenet_small):
-    from models.zoo import build
-    from slimmer.weights import trained
+    from rebirth.models.zoo import build
+    from rebirth.slimmer.weights import trained
 
     _, _, accuracy = googlenet_small
     loaders = digits(64)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from contract.errors import InputError
-from devices.emulator import PHONES, EmulatedPhone, SleepingRunner
-from devices.stf import StfClient, StfServer, leased, parse_selection, stf_server
-from results import store
+from rebirth.contract.errors import InputError
+from rebirth.devices.emulator import PHONES, EmulatedPhone, SleepingRunner
+from rebirth.devices.stf import StfClient, StfServer, leased, parse_selection, stf_server
+from rebirth.results import store
 from tests.stf import StfDevice, StfStandIn, stf_api_description
 from tests.test_farm import ITERATIONS, WARMUP, rebirth, recordings  # noqa: F401  (recordings is a fixture)
 

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from contract import stats
-from contract.errors import InputError
-from contract.profile import Latency, Profile
-from devices import runlog
-from profiler.taxonomy import RULES, Rule, classify, normalize, register
+from rebirth.contract import stats
+from rebirth.contract.errors import InputError
+from rebirth.contract.profile import Latency, Profile
+from rebirth.devices import runlog
+from rebirth.profiler.taxonomy import RULES, Rule, classify, normalize, register
 
 
 def test_percentile_matches_numpy():
@@ -108,7 +108,7 @@ def test_profile_load_rejects_what_is_not_a_profile(tmp_path):
 
 
 def test_json_is_written_atomically(tmp_path):
-    from contract.files import write_json_atomic
+    from rebirth.contract.files import write_json_atomic
 
     path = tmp_path / "p.json"
     write_json_atomic(path, {"a": 1})
@@ -119,13 +119,13 @@ def test_json_is_written_atomically(tmp_path):
 
 
 def make_op(index, op_type, category, ms, layer=None):
-    from contract.profile import OpRecord
+    from rebirth.contract.profile import OpRecord
 
     return OpRecord(index, f"op{index}", op_type, category, layer, ms, ms, ms, ms, 0.0)
 
 
 def test_summary_tables_from_records_built_in_memory():
-    from contract.summary import summarize
+    from rebirth.contract.summary import summarize
 
     ops = [make_op(0, "conv", "tensor", 6.0, "a"), make_op(1, "max_pool", "non_tensor", 3.0, "b"),
            make_op(2, "conv", "tensor", 0.5, "c"), make_op(3, "framework", "framework", 0.5)]
@@ -139,7 +139,7 @@ def test_summary_tables_from_records_built_in_memory():
 
 
 def test_throttling_is_flagged_when_a_core_ends_below_its_maximum():
-    from contract import CoreState, DeviceInfo, DeviceState
+    from rebirth.contract import CoreState, DeviceInfo, DeviceState
 
     before = DeviceState((CoreState(0, 2_000_000, 2_000_000, "performance"),), 40.0)
     hot = DeviceState((CoreState(0, 2_000_000, 1_200_000, "performance"),), 70.0)
@@ -154,7 +154,7 @@ def test_throttling_is_flagged_when_a_core_ends_below_its_maximum():
 def test_output_fidelity_scores_a_copy_100_and_a_constant_0_however_close_to_the_average():
     import torch
 
-    from slimmer.slim import fidelity, judged_by
+    from rebirth.slimmer.slim import fidelity, judged_by
 
     torch.manual_seed(0)
     reference = torch.randn(200, 10) + torch.tensor([5.0] + [0.0] * 9)  # predicts class 0 almost always
@@ -169,8 +169,8 @@ def test_output_fidelity_scores_a_copy_100_and_a_constant_0_however_close_to_the
 
 
 def test_a_fully_attributed_profile_is_exactly_100_percent_attributed_whatever_the_summing_order():
-    from contract.profile import NON_TENSOR, TENSOR, OpRecord
-    from contract.summary import summarize
+    from rebirth.contract.profile import NON_TENSOR, TENSOR, OpRecord
+    from rebirth.contract.summary import summarize
 
     def op(index, category, ms, layer="conv"):
         return OpRecord(index, f"op{index}", "conv", category, layer or None, ms, ms, ms, ms, 0.0,

@@ -1,8 +1,8 @@
 """The offline alignment of XNNPACK operator events with the serialized XNNPACK graph."""
 
-from models import pte
-from profiler import xnnpack
-from profiler.xnnpack import XNode, align
+from rebirth.models import pte
+from rebirth.profiler import xnnpack
+from rebirth.profiler.xnnpack import XNode, align
 
 
 def nodes(*spec):

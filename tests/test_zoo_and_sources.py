@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from contract.errors import InputError
-from models import zoo
-from models.sources import PT2, PYTHON, ZOO, parse_spec
-from models.zoo.lrn import LocalResponseNorm
+from rebirth.contract.errors import InputError
+from rebirth.models import zoo
+from rebirth.models.sources import PT2, PYTHON, ZOO, parse_spec
+from rebirth.models.zoo.lrn import LocalResponseNorm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def test_lrn_equals_torch_lrn(size, alpha, beta, k):
 def test_lowered_lrn_runs_on_the_portable_runtime_and_matches_eager(tmp_path):
     from executorch.extension.pybindings.portable_lib import _load_for_executorch
 
-    from models.export import lower
+    from rebirth.models.export import lower
 
     model = nn.Sequential(nn.Conv2d(3, 8, 3), LocalResponseNorm(5, k=2.0)).eval()
     x = torch.randn(1, 3, 10, 10)
@@ -71,7 +71,7 @@ def test_model_arguments_are_parsed_without_importing_anything(tmp_path):
 
 
 def test_python_file_model_errors_are_user_errors(tmp_path):
-    from models.sources import load_python
+    from rebirth.models.sources import load_python
 
     script = tmp_path / "net.py"
     script.write_text("def make():\n    return 42\n")
@@ -85,7 +85,7 @@ def test_python_file_model_errors_are_user_errors(tmp_path):
 
 
 def test_a_pt2_and_a_python_factory_profile_with_layers(tmp_path):
-    from profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions, profile
     from tests.foreign import make_firenet
 
     model, inputs = make_firenet()
@@ -118,10 +118,10 @@ def test_export_command_writes_pte_and_etrecord_then_profiles(tmp_path):
     assert out.is_file() and out.with_suffix(".etrecord").is_file()
     json_path = tmp_path / "fire.json"
     done = subprocess.run([sys.executable, "-m", "rebirth.cli", "profile", str(out), "--iterations", "4",
-                           "--json", str(json_path)], capture_output=True, text=True, cwd=ROOT)
+                           "--json", str(json_path)], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Summary by op type" in done.stdout and "fire1.expand3" in done.stdout
-    from contract.profile import Profile
+    from rebirth.contract.profile import Profile
 
     assert Profile.load(json_path).summary.attributed_share >= 0.95
 
@@ -133,9 +133,9 @@ def test_a_pte_cannot_be_exported_again(tmp_path, firenet_ptes, capsys):
     assert "has no PyTorch graph left" in capsys.readouterr().err
 
 
-def test_help_does_not_import_torch():
+def test_help_does_not_import_torch(tmp_path):
     code = ("import sys\nfrom rebirth import cli\ntry:\n    cli.profile_main(['--help'])\n"
             "except SystemExit:\n    pass\nprint('torch' in sys.modules, 'executorch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.stdout.strip().endswith("False False"), done.stdout + done.stderr
     assert "--iterations" in done.stdout

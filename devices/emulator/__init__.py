@@ -1,6 +1,6 @@
 """An emulated Android phone: an adbd speaking the ADB wire protocol on loopback."""
 
-from devices.emulator.adbd import EmulatedPhone
-from devices.emulator.phone import PHONES, PhoneProfile, Sandbox, SleepingRunner
+from rebirth.devices.emulator.adbd import EmulatedPhone
+from rebirth.devices.emulator.phone import PHONES, PhoneProfile, Sandbox, SleepingRunner
 
 __all__ = ["PHONES", "EmulatedPhone", "PhoneProfile", "Sandbox", "SleepingRunner"]

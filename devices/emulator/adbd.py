@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from devices.emulator import auth
-from devices.emulator import protocol as p
-from devices.emulator.phone import PhoneProfile, Sandbox, SleepingRunner
+from rebirth.devices.emulator import auth
+from rebirth.devices.emulator import protocol as p
+from rebirth.devices.emulator.phone import PhoneProfile, Sandbox, SleepingRunner
 
 FEATURES = "shell_v2,cmd,fixed_push_mkdir"
 SYNC_DATA_MAX = 64 * 1024

@@ -71,7 +71,6 @@ class SleepingRunner:
     """Host folder of the recordings, which phones may share; default: a folder in the phone's root."""
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_PREFIXES = ("/data", "/sdcard", "/sys", "/system", "/vendor", "/mnt")
 
 
@@ -149,7 +148,7 @@ class Sandbox:
         self._tool("dumpsys", self._dumpsys_script())
         self._tool("taskset", TASKSET)
         if self.emulated_cpu:
-            from devices.native import require
+            from rebirth.devices.native import require
 
             require("qemu-aarch64-static")
         else:
@@ -167,10 +166,10 @@ class Sandbox:
         return f"#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}\nexit 0\nfi\ncase \"$1\" in\n{cases}\n  *) echo ;;\nesac\n"
 
     def _runner_script(self) -> str:
-        from devices.local import host_runner
+        from rebirth.devices.local import host_runner
 
-        python, root = shlex.quote(sys.executable), shlex.quote(str(PROJECT_ROOT))
-        environment = f"PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1"
+        python = shlex.quote(sys.executable)
+        environment = "PYTHONUNBUFFERED=1"
         runner = host_runner()
         command = " ".join(shlex.quote(part) for part in runner.command)
         if self.runner is not None:

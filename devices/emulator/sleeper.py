@@ -3,7 +3,7 @@
     python devices/emulator/sleeper.py --recordings DIR [--execution_ms MS] [--runner CMD] --model_path m.pte \
         --num_executions 23 --etdump_path m.etdp [--cpu_threads 2]
 
-A recording is one real run of rebirth's runner (``--runner``, default ``python -m devices.runner``) for a
+A recording is one real run of rebirth's runner (``--runner``, default ``python -m rebirth.devices.runner``) for a
 model and a number of
 executions: its log and its ETDump. The first run of a combination makes it;
 every run then prints the recorded log, sleeping before each execution line (``--execution_ms``,
@@ -26,15 +26,15 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from devices import runlog
-from devices.runner import parse_args as parse_runner_args
+from rebirth.devices import runlog
+from rebirth.devices.runner import parse_args as parse_runner_args
 
 
 def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, list[str]]:
     """The sleeper's own flags, and the runner's flags as they came."""
     parser = argparse.ArgumentParser(prog="sleeper.py", description=__doc__.split("\n")[0])
     parser.add_argument("--recordings", type=Path, required=True)
-    parser.add_argument("--runner", default=f"{shlex.quote(sys.executable)} -m devices.runner",
+    parser.add_argument("--runner", default=f"{shlex.quote(sys.executable)} -m rebirth.devices.runner",
                         help="the command that makes a recording (rebirth's native runner on the emulated phone)")
     parser.add_argument("--execution_ms", type=float, default=None)
     return parser.parse_known_args(argv)

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.cache import cache_root
-from contract.errors import MissingToolError, RunnerBuildError
-from contract.files import sha256_file
+from rebirth.contract.cache import cache_root
+from rebirth.contract.errors import MissingToolError, RunnerBuildError
+from rebirth.contract.files import sha256_file
 
 SOURCE = Path(__file__).with_name("executor_runner.cpp")
 RECIPE = 1

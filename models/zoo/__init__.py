@@ -28,7 +28,7 @@ class ZooEntry:
 
 def _googlenet(width: float, batch_norm: bool = False) -> Callable[[], nn.Module]:
     def make():
-        from models.zoo.googlenet import GoogLeNet
+        from rebirth.models.zoo.googlenet import GoogLeNet
 
         return GoogLeNet(width=width, batch_norm=batch_norm)
 
@@ -37,7 +37,7 @@ def _googlenet(width: float, batch_norm: bool = False) -> Callable[[], nn.Module
 
 def _alexnet(width: float, fc_width: int) -> Callable[[], nn.Module]:
     def make():
-        from models.zoo.alexnet import AlexNet
+        from rebirth.models.zoo.alexnet import AlexNet
 
         return AlexNet(width=width, fc_width=fc_width)
 
@@ -46,7 +46,7 @@ def _alexnet(width: float, fc_width: int) -> Callable[[], nn.Module]:
 
 def _resnet50(width: float, blocks: tuple[int, ...]) -> Callable[[], nn.Module]:
     def make():
-        from models.zoo.resnet import ResNet50
+        from rebirth.models.zoo.resnet import ResNet50
 
         return ResNet50(width=width, blocks=blocks)
 
@@ -55,7 +55,7 @@ def _resnet50(width: float, blocks: tuple[int, ...]) -> Callable[[], nn.Module]:
 
 def _mobilenet_v2(width: float) -> Callable[[], nn.Module]:
     def make():
-        from models.zoo.mobilenet import MobileNetV2
+        from rebirth.models.zoo.mobilenet import MobileNetV2
 
         return MobileNetV2(width=width)
 

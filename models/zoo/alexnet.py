@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.zoo.lrn import LocalResponseNorm, kaiming_init
+from rebirth.models.zoo.lrn import LocalResponseNorm, kaiming_init
 
 
 class AlexNet(nn.Module):

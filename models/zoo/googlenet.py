@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.zoo.lrn import LocalResponseNorm, kaiming_init
+from rebirth.models.zoo.lrn import LocalResponseNorm, kaiming_init
 
 
 def conv_relu(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0,

@@ -4,15 +4,15 @@ A new pass is a ``SlimPass`` in its own module, with its tests, listed here in `
 ``APPROXIMATE_PASSES``: the planner asks each pass for its matches and for what each is worth.
 """
 
-from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass
-from slimmer.passes.branch import RemoveThinBranch, ReplacePoolBranch
-from slimmer.passes.channels import ReduceChannels
-from slimmer.passes.cleanup import RemoveNoOps
-from slimmer.passes.fold_bn import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious
-from slimmer.passes.lowrank import DecomposeLowRank
-from slimmer.passes.manager import run_passes
-from slimmer.passes.merge_parallel import MergeParallelConvs
-from slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
+from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass
+from rebirth.slimmer.passes.branch import RemoveThinBranch, ReplacePoolBranch
+from rebirth.slimmer.passes.channels import ReduceChannels
+from rebirth.slimmer.passes.cleanup import RemoveNoOps
+from rebirth.slimmer.passes.fold_bn import FoldBatchNormIntoNext, FoldBatchNormIntoPrevious
+from rebirth.slimmer.passes.lowrank import DecomposeLowRank
+from rebirth.slimmer.passes.manager import run_passes
+from rebirth.slimmer.passes.merge_parallel import MergeParallelConvs
+from rebirth.slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
 
 EXACT_PASSES: tuple[type[SlimPass], ...] = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext,
                                             MergeParallelConvs)

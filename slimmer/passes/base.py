@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import fx
 from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
-from slimmer.graph import finish
+from rebirth.slimmer.graph import finish
 
 
 @dataclass(frozen=True)

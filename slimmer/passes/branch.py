@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import fx, nn
 
-from slimmer.graph import (
+from rebirth.slimmer.graph import (
     bias_of,
     bypass,
     conv2d_like,
@@ -21,8 +21,8 @@ from slimmer.graph import (
     running_stats,
     submodule,
 )
-from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
-from slimmer.passes.streamline import ACTIVATIONS, POOLS, _pair
+from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
+from rebirth.slimmer.passes.streamline import ACTIVATIONS, POOLS, _pair
 
 
 class ReplacePoolBranch(SlimPass):

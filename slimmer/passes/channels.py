@@ -28,10 +28,10 @@ from typing import Optional
 import torch
 from torch import fx, nn
 
-from slimmer.graph import bias_of, conv2d_like, module_of, module_path, only_user, replace_module, running_stats
-from slimmer.passes.base import LayerCosts, Match, SlimPass, nodes_by_name
-from slimmer.passes.lowrank import tile
-from slimmer.passes.streamline import ACTIVATIONS
+from rebirth.slimmer.graph import bias_of, conv2d_like, module_of, module_path, only_user, replace_module, running_stats
+from rebirth.slimmer.passes.base import LayerCosts, Match, SlimPass, nodes_by_name
+from rebirth.slimmer.passes.lowrank import tile
+from rebirth.slimmer.passes.streamline import ACTIVATIONS
 
 KEEP = (0.5, 0.75)
 """The shares of a chain's channels it is offered at."""

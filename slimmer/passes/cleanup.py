@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import fx, nn
 
-from slimmer.graph import bypass, module_of
-from slimmer.passes.base import Match, SlimPass, nodes_by_name
+from rebirth.slimmer.graph import bypass, module_of
+from rebirth.slimmer.passes.base import Match, SlimPass, nodes_by_name
 
 NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 

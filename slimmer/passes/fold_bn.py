@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from slimmer.graph import (
+from rebirth.slimmer.graph import (
     bias_of,
     bypass,
     conv2d_like,
@@ -24,7 +24,7 @@ from slimmer.graph import (
     running_stats,
     submodule,
 )
-from slimmer.passes.base import Match, SlimPass, nodes_by_name
+from rebirth.slimmer.passes.base import Match, SlimPass, nodes_by_name
 
 # (layer, BatchNorm) -> fuser, as data: extend it for other layer types.
 FUSERS = {

@@ -27,8 +27,8 @@ from typing import Optional, TypeVar
 import torch
 from torch import fx, nn
 
-from slimmer.graph import bias_of, module_of, module_path, replace_module
-from slimmer.passes.base import LayerCosts, Match, ShapedPass
+from rebirth.slimmer.graph import bias_of, module_of, module_path, replace_module
+from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass
 
 TARGETS = (0.25, 0.5)
 """The shares of a layer's multiply-accumulates a decomposition is offered at."""

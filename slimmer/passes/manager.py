@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from torch import fx, nn
 
-from slimmer.graph import trace
-from slimmer.passes.base import Match, SlimPass
+from rebirth.slimmer.graph import trace
+from rebirth.slimmer.passes.base import Match, SlimPass
 
 MAX_ROUNDS = 10
 

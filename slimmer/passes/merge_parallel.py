@@ -13,8 +13,8 @@ from collections import defaultdict
 import torch
 from torch import fx, nn
 
-from slimmer.graph import bias_of, conv2d_like, module_of, module_path, submodule
-from slimmer.passes.base import LayerCosts, Match, SlimPass, nodes_by_name
+from rebirth.slimmer.graph import bias_of, conv2d_like, module_of, module_path, submodule
+from rebirth.slimmer.passes.base import LayerCosts, Match, SlimPass, nodes_by_name
 
 SPLIT_COST_MS = 1e-3
 """What each output of the split after a merged convolution costs, in the planner's estimate."""

@@ -14,8 +14,8 @@ from typing import Optional
 
 from torch import fx, nn
 
-from slimmer.graph import bypass, input_node, module_of, module_path, only_user, replace_module, submodule
-from slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
+from rebirth.slimmer.graph import bypass, input_node, module_of, module_path, only_user, replace_module, submodule
+from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
@@ -102,7 +102,7 @@ class RemoveLRN(SlimPass):
     deletes_layers = True
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
-        from slimmer.graph import _leaf_types
+        from rebirth.slimmer.graph import _leaf_types
 
         found = []
         lrn_types = tuple(t for t in _leaf_types() if "ResponseNorm" in t.__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rebirth.options import BACKENDS, add_budget, add_run_settings, non_negative
+from rebirth.cli.options import BACKENDS, add_budget, add_run_settings, non_negative
 
 
 def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,9 +70,9 @@ def register(commands) -> None:
 
 
 def cmd_slim(args: argparse.Namespace) -> int:
-    from contract import InputError
-    from rebirth.progress import ProgressView
-    from slimmer import SlimRequest, plan_merges, slim_model
+    from rebirth.cli.progress import ProgressView
+    from rebirth.contract import InputError
+    from rebirth.slimmer import SlimRequest, plan_merges, slim_model
 
     if not args.plan and args.output is None:
         raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
@@ -85,11 +85,11 @@ def cmd_slim(args: argparse.Namespace) -> int:
         else:
             record = slim_model(request, say=view.say, progress=view.update)
     if args.plan:
-        from reports import render_plan
+        from rebirth.reports import render_plan
 
         render_plan(plan)
         return 0
-    from reports import render_slim
+    from rebirth.reports import render_slim
 
     render_slim(record)
     also = ", slim-float.pte" if (args.output / "slim-float.pte").is_file() and record.quantization else ""
@@ -103,9 +103,9 @@ def cmd_slim(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from rebirth.progress import ProgressView
-    from reports import render_comparison, write_report
-    from slimmer import OPTIMIZE_STAGES, OptimizeRequest, optimize
+    from rebirth.cli.progress import ProgressView
+    from rebirth.reports import render_comparison, write_report
+    from rebirth.slimmer import OPTIMIZE_STAGES, OptimizeRequest, optimize
 
     request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
                               args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Optional
 
-from rebirth.commands import devices, farm, profiling, slimming
+from rebirth.cli.commands import devices, farm, profiling, slimming
 
 EXIT_BUG, EXIT_INTERRUPTED = 70, 130
 """``contract.ExitStatus.BUG`` and ``INTERRUPTED``, here so that the error path imports nothing."""
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print("rebirth: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
-        from contract import exit_status_of
+        from rebirth.contract import exit_status_of
 
         status = exit_status_of(error)
         if status is None:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.options import add_budget, add_etrecord, add_run_settings, add_store, device_list, positive
+from rebirth.cli.options import add_budget, add_etrecord, add_run_settings, add_store, device_list, positive
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -99,12 +99,12 @@ def register(commands) -> None:
 
 
 def cmd_farm(args: argparse.Namespace) -> int:
-    from contract import ExitStatus, InputError
-    from devices import resolve_targets
-    from profiler import FarmRequest, run_farm
-    from rebirth.farm_progress import FarmView
-    from reports import render_farm_summary
-    from results import store_root
+    from rebirth.cli.farm_progress import FarmView
+    from rebirth.contract import ExitStatus, InputError
+    from rebirth.devices import resolve_targets
+    from rebirth.profiler import FarmRequest, run_farm
+    from rebirth.reports import render_farm_summary
+    from rebirth.results import store_root
 
     if args.stf is None and (args.stf_select is not None or args.count != 1):
         raise InputError("--stf-select and --count choose phones to lease from STF: add --stf URL")
@@ -118,7 +118,7 @@ def cmd_farm(args: argparse.Namespace) -> int:
             runs = run_farm(request, view)
     render_farm_summary(runs)
     if args.summary:
-        from reports.markdown import write_farm_summary
+        from rebirth.reports.markdown import write_farm_summary
 
         try:
             write_farm_summary(args.summary, runs)
@@ -136,11 +136,11 @@ def _farm_on_stf(args: argparse.Namespace) -> list:
     SIGTERM as CI sends on cancel)."""
     import signal
 
-    from devices.inventory import read_inventory
-    from devices.stf import leased, parse_selection, stf_server
-    from profiler import FarmRequest, run_farm
-    from rebirth.farm_progress import FarmView
-    from results import store_root
+    from rebirth.cli.farm_progress import FarmView
+    from rebirth.devices.inventory import read_inventory
+    from rebirth.devices.stf import leased, parse_selection, stf_server
+    from rebirth.profiler import FarmRequest, run_farm
+    from rebirth.results import store_root
 
     server = stf_server(args.stf or None, read_inventory().stf)
     conditions = parse_selection(args.stf_select)
@@ -170,8 +170,8 @@ def _farm_on_stf(args: argparse.Namespace) -> list:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from reports import results_table
-    from results import list_runs, store_root
+    from rebirth.reports import results_table
+    from rebirth.results import list_runs, store_root
 
     store = store_root(args.store)
     runs = list_runs(store, args.device, args.model)
@@ -184,7 +184,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from results import list_runs, save_baseline, store_root
+    from rebirth.results import list_runs, save_baseline, store_root
 
     store = store_root(args.store)
     runs = list_runs(store, args.device, args.model) if args.device or args.model else None
@@ -195,9 +195,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from contract import InputError
-    from reports import exit_code, judge_against_baseline, render_verdicts, write_junit, write_summary
-    from results import store_root
+    from rebirth.contract import InputError
+    from rebirth.reports import exit_code, judge_against_baseline, render_verdicts, write_junit, write_summary
+    from rebirth.results import store_root
 
     if (args.baseline is None) == (args.ab is None):
         raise InputError("name either --baseline (judge stored results) or --ab BASELINE CANDIDATE (measure both)")
@@ -218,12 +218,12 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 def _regress_side_by_side(args: argparse.Namespace) -> list:
     """--ab: both programs measured side by side on every device, each verdict from its pairs."""
-    from contract import InputError
-    from contract.paired import Budget
-    from devices import resolve_targets
-    from profiler.paired import ABRequest, regress_ab
-    from rebirth.farm_progress import FarmView
-    from reports import failed, judge_paired, parse_checks
+    from rebirth.cli.farm_progress import FarmView
+    from rebirth.contract import InputError
+    from rebirth.contract.paired import Budget
+    from rebirth.devices import resolve_targets
+    from rebirth.profiler.paired import ABRequest, regress_ab
+    from rebirth.reports import failed, judge_paired, parse_checks
 
     checks = parse_checks(args.fail)
     latency = [check for check in checks if check.kind == "latency"]

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from devices import Outcome
-from rebirth.progress import STAGES
+from rebirth.cli.progress import STAGES
+from rebirth.devices import Outcome
 
 FARM_STAGES = {**STAGES, "store": "storing the result", "push": "pushing", "warmup": "warming up",
                "pull": "pulling the ETDump"}

@@ -54,29 +54,29 @@ def register(commands) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from devices import list_devices
-    from devices.inventory import inventory_path
-    from reports import render_device_list
+    from rebirth.devices import list_devices
+    from rebirth.devices.inventory import inventory_path
+    from rebirth.reports import render_device_list
 
     render_device_list(list_devices(), str(inventory_path() or "no devices.toml"))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from devices import device_report
-    from reports import render_device
+    from rebirth.devices import device_report
+    from rebirth.reports import render_device
 
     render_device(device_report(args.name))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from contract import ExitStatus
-    from devices import check_device
-    from reports import check_lines
+    from rebirth.contract import ExitStatus
+    from rebirth.devices import check_device
+    from rebirth.reports import check_lines
 
     def probe() -> Path:
-        from models import probe_pte
+        from rebirth.models import probe_pte
 
         print("… exporting a probe model", file=sys.stderr, flush=True)
         return probe_pte()
@@ -90,7 +90,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_emulate(args: argparse.Namespace) -> int:
     import threading
 
-    from devices import EmulatorOptions, start_emulator
+    from rebirth.devices import EmulatorOptions, start_emulator
 
     options = EmulatorOptions(args.phone, args.port, args.host, args.root, args.auth, tuple(args.authorized_keys or ()),
                               args.abi)
@@ -110,7 +110,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 def cmd_runner_build(args: argparse.Namespace) -> int:
     import time
 
-    from devices import build_runner
+    from rebirth.devices import build_runner
 
     start = time.monotonic()
     path, size = build_runner(args.abi, say=lambda text: print(f"… {text}", file=sys.stderr, flush=True))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.options import BACKENDS, add_budget, add_etrecord, add_run_settings, add_top
+from rebirth.cli.options import BACKENDS, add_budget, add_etrecord, add_run_settings, add_top
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +68,8 @@ def register(commands) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from profiler import ProfileOptions, profile
-    from rebirth.progress import ProgressView
+    from rebirth.cli.progress import ProgressView
+    from rebirth.profiler import ProfileOptions, profile
 
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord)
     with ProgressView(enabled=not args.quiet) as view:
@@ -77,14 +77,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.json:
         save_profile(result, args.json)
     if args.html:
-        from reports import write_report
+        from rebirth.reports import write_report
 
         write_report(args.html, result)
     if args.quiet:
         for warning in result.warnings:
             print(f"rebirth: warning: {warning}", file=sys.stderr)
         return 0
-    from reports import render_profile
+    from rebirth.reports import render_profile
 
     render_profile(result, top=args.top)
     if args.json:
@@ -96,7 +96,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def save_profile(result, path: Path, what: str = "profile") -> None:
     """Write a record's JSON (a Profile, a comparison); a path that cannot be written is the user's error."""
-    from contract import InputError
+    from rebirth.contract import InputError
 
     try:
         result.save(path)
@@ -105,7 +105,7 @@ def save_profile(result, path: Path, what: str = "profile") -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from models import export_model
+    from rebirth.models import export_model
 
     exported = export_model(args.model, args.backend, args.output)
     print(f"wrote {exported.pte} and {exported.etrecord}")
@@ -113,7 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
-    from models import ZOO_ENTRIES
+    from rebirth.models import ZOO_ENTRIES
 
     for name, entry in sorted(ZOO_ENTRIES.items()):
         print(f"zoo:{name:<20} {entry.input_size:>3} px  {entry.description}")
@@ -121,9 +121,9 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from contract import Profile, SlimRecord
-    from contract.paired import PairedComparison
-    from reports import render_comparison, render_profile, write_report
+    from rebirth.contract import Profile, SlimRecord
+    from rebirth.contract.paired import PairedComparison
+    from rebirth.reports import render_comparison, render_profile, write_report
 
     before = Profile.load(args.before)
     after = Profile.load(args.after) if args.after else None
@@ -139,12 +139,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from contract import ExitStatus
-    from contract.paired import Budget, Question
-    from profiler import ProfileOptions
-    from profiler.paired import compare
-    from rebirth.progress import ProgressView
-    from reports import render_comparison, write_report
+    from rebirth.cli.progress import ProgressView
+    from rebirth.contract import ExitStatus
+    from rebirth.contract.paired import Budget, Question
+    from rebirth.profiler import ProfileOptions
+    from rebirth.profiler.paired import compare
+    from rebirth.reports import render_comparison, write_report
 
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads)
     budget = Budget(args.max_runs, args.max_time)

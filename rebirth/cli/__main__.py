@@ -1,0 +1,3 @@
+from rebirth.cli import entry
+
+raise SystemExit(entry())
