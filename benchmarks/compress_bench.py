@@ -72,9 +72,10 @@ def bench(name: str, folder: Path) -> dict:
     from rebirth.contract.paired import Budget, Question
     from rebirth.devices import open_device
     from rebirth.models.zoo import ZOO
-    from rebirth.profiler import ProfileOptions, prepare, profile
+    from rebirth.profiler import ProfileOptions, prepare
     from rebirth.profiler.paired import compare_programs
     from rebirth.slimmer import SlimRequest, slim_model
+    from rebirth.usecases.profiling import profile
 
     model, outdir = f"zoo:{name}", folder / name
     options = ProfileOptions("local", "xnnpack")

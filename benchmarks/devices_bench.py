@@ -110,7 +110,8 @@ def _debian_adb(adb: str, address: str, source: Path, back: Path, size: int, rep
 
 def orchestration(root: Path, model: str, pairs: int, iterations: int, threads: int) -> dict:
     from rebirth.models import import_heavy
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     phone = EmulatorProcess(root / "orchestration-phone")
     inventory = root / "devices.toml"

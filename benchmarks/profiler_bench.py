@@ -53,7 +53,8 @@ def overhead(pte: Path, rounds: int, per_round: int) -> dict:
 
 
 def stability(model: str, repeats: int, iterations: int) -> dict:
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     p50s = [profile(model, ProfileOptions(warmup=5, iterations=iterations)).latency.p50 for _ in range(repeats)]
     mean, std = stats.mean_std(p50s)
@@ -75,7 +76,8 @@ def help_time(runs: int) -> dict:
 
 def attribution(models: list[str], backends: list[str]) -> list[dict]:
     from rebirth.models.zoo import ZOO
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     rows = []
     for model in models:

@@ -46,7 +46,8 @@ NONE, ASSUMED, MEASURED = "none", "assumed", "measured"
 
 def record(profiles: int, iterations: int, pause_s: float, threads: Optional[int]) -> dict:
     """Profile ``MODEL`` ``profiles`` times and keep each run's raw latency samples."""
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     runs = []
     for index in range(profiles):

@@ -38,8 +38,9 @@ def compared(before, after) -> dict:
 
 
 def measure(model: str, budget: float, folder: Path, iterations: int, portable: bool = True) -> dict:
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
     from rebirth.slimmer import SlimRequest, slim_model
+    from rebirth.usecases.profiling import profile
 
     before = profile(model, ProfileOptions(iterations=iterations))
     profile_path = folder / "before.json"

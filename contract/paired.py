@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from rebirth.contract.checks import UNDECIDED
 from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
 SCHEMA_VERSION = 1
 
-DECIDED, UNDECIDED = "decided", "undecided"
-"""Outcomes of a precision question: the interval is as narrow as asked, or the budget ran out first."""
-PASS, REGRESSION, IMPROVEMENT = "pass", "regression", "improvement"
-"""Outcomes of a threshold question (is B slower than A by more than the threshold?)."""
+DECIDED = "decided"
+"""The outcome of a precision question once the interval is as narrow as asked; ``undecided`` when the budget
+ran out first. A threshold question ends as a latency check does (``checks.decide``): pass, regression,
+improvement or undecided."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,13 @@ class PairedComparison:
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise ValueError(f"schema_version {version!r} is not one this rebirth reads")
         return from_dict(cls, data)
+
+    def to_dataframe(self):
+        """One row per run (pandas): side, block, latency_ms, cv, peak_rss_bytes, noise."""
+        import pandas
+
+        return pandas.DataFrame([dataclasses.asdict(run) for run in self.runs],
+                                columns=[field.name for field in dataclasses.fields(PairedRun)])
 
     def save(self, path: str | os.PathLike) -> None:
         write_json_atomic(Path(path), self.to_dict())

@@ -217,6 +217,14 @@ class Profile:
         """Write the JSON atomically: the file is either complete or untouched."""
         write_json_atomic(Path(path), self.to_dict())
 
+    def to_dataframe(self):
+        """One row per op event, in run order (pandas): index, name, op_type, category, layer, p50_ms, mean_ms,
+        min_ms, p90_ms, share, backend, source_op, module_type."""
+        import pandas
+
+        columns = [field.name for field in dataclasses.fields(OpRecord)]
+        return pandas.DataFrame([dataclasses.astuple(op) for op in self.ops], columns=columns)
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Profile:
         """Read a Profile JSON file.

@@ -186,6 +186,10 @@ class AdbDevice:
     def close(self) -> None:
         self.transport.close()
 
+    def abort(self) -> None:
+        """Close the connection under the call in progress (the phone ends the shell and its runner)."""
+        self.transport.close()
+
     # -- what the phone is ----------------------------------------------------------------------
     def props(self) -> dict[str, str]:
         if self._props is None:

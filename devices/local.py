@@ -82,6 +82,7 @@ class LocalDevice:
         self.python = python
         self.prefer = runner
         self._runner: Optional[HostRunner] = None
+        self._running: Optional[subprocess.Popen] = None
 
     def runner(self) -> HostRunner:
         """The runner this device uses, resolved (and built) once."""
@@ -101,6 +102,12 @@ class LocalDevice:
 
     def close(self) -> None:
         """Nothing to close: each run is its own process."""
+
+    def abort(self) -> None:
+        """Kill the runner of the run in progress, if any: the run ends with a RunnerError."""
+        process = self._running
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def describe(self) -> DeviceInfo:
         runner = self.runner()
@@ -147,12 +154,16 @@ class LocalDevice:
         command = self.command(request, etdump_path)
         process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, env=_runner_env())
+        self._running = process
         if request.cpu_affinity:
             _pin(process.pid, request.cpu_affinity)
         lines: list[str] = []
         errors: list[str] = []
         readers = [_reader(process.stdout, lines, progress, request), _reader(process.stderr, errors, None, request)]
-        peak, cpu = _watch(process)
+        try:
+            peak, cpu = _watch(process)
+        finally:
+            self._running = None
         for reader in readers:
             reader.join()
         output = "".join(lines)

@@ -11,7 +11,7 @@ from typing import Optional
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
 from rebirth.contract.profile import Latency, Profile, Settings
-from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult, open_device
+from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult
 from rebirth.models import Exported, PteFile
 
 Stage = Callable[[str], None]
@@ -67,22 +67,6 @@ def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Op
     import_heavy()
     exported = ensure_pte(spec, backend, etrecord)
     return Program(exported, read_pte(exported.pte), spec.text)
-
-
-def profile(model: str, options: ProfileOptions, progress: Optional[ProgressCallback] = None,
-            stage: Optional[Stage] = None) -> Profile:
-    """`rebirth profile`: export if needed, run on the device, and build the Profile.
-
-    Raises:
-        InputError: the model argument, file or ETDump is wrong, or the device is unknown.
-        DeviceError: the device is unreachable or the runner failed.
-    """
-    from rebirth.models import parse_spec
-
-    parse_spec(model)  # a wrong model argument is reported first, an unknown device next, before any export
-    with open_device(options.device) as device:
-        program = prepare(model, options.backend, options.etrecord, stage)
-        return profile_program(program, device, options, progress, stage)
 
 
 def profile_program(program: Program, device: Device, options: ProfileOptions,
@@ -175,3 +159,14 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
 
 def _silent(text: str) -> None:
     """A stage callback that says nothing."""
+
+
+def profile(model: str, options: ProfileOptions, progress: Optional[ProgressCallback] = None,
+            stage: Optional[Stage] = None) -> Profile:
+    """Temporary, for slimmer.pipeline until its use cases move to rebirth.usecases: see
+    ``rebirth.usecases.profiling.profile``."""
+    from rebirth.devices import open_device
+
+    with open_device(options.device) as device:
+        return profile_program(prepare(model, options.backend, options.etrecord, stage), device, options, progress,
+                               stage)

@@ -21,21 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
+from rebirth.contract import checks
+from rebirth.contract.checks import IMPROVEMENT, PASS, REGRESSION, UNDECIDED
 from rebirth.contract.paired import (
     DECIDED,
-    IMPROVEMENT,
-    PASS,
-    REGRESSION,
-    UNDECIDED,
     Budget,
     PairedComparison,
     PairedRun,
     Question,
 )
 from rebirth.contract.profile import Latency, Profile
-from rebirth.devices import Device, Outcome, ProgressCallback, open_device
-from rebirth.profiler.farm import FarmListener
-from rebirth.profiler.measure import ProfileOptions, Program, Stage, prepare, profile_program, time_pair, time_program
+from rebirth.devices import Device, ProgressCallback
+from rebirth.profiler.measure import ProfileOptions, Program, Stage, profile_program, time_pair, time_program
 from rebirth.profiler.noise import noise_flags
 
 CONFIDENCE = 0.95
@@ -77,17 +74,14 @@ def interval(log_ratios: list[float], confidence: float = CONFIDENCE) -> Interva
 
 
 def decide(estimate: Interval, question: Question) -> Optional[tuple[str, str]]:
-    """``(outcome, reason)`` once the interval answers the question, else None."""
+    """``(outcome, reason)`` once the interval answers the question, else None. A threshold question is a
+    latency check, decided by the checks' one rule (``checks.decide``)."""
     shown = f"{estimate.low:.3f}-{estimate.high:.3f}"
     if question.threshold is not None:
-        limit = 1 + question.threshold
-        if estimate.low > limit:
-            return REGRESSION, f"B is slower by more than {question.threshold:.0%}: latency ratio {shown}"
-        if estimate.high < 1 / limit:
-            return IMPROVEMENT, f"B is faster by more than {question.threshold:.0%}: latency ratio {shown}"
-        if estimate.high < limit:
-            return PASS, f"B is not slower by more than {question.threshold:.0%}: latency ratio {shown}"
-        return None
+        outcome, _ = checks.decide(estimate.low, estimate.high, question.threshold)
+        said = {REGRESSION: "slower by more than", IMPROVEMENT: "faster by more than", PASS: "not slower by more than"}
+        return None if outcome == UNDECIDED else (outcome, f"B is {said[outcome]} {question.threshold:.0%}: "
+                                                           f"latency ratio {shown}")
     if math.log(estimate.high / estimate.low) / 2 <= math.log(1 + question.precision):
         return DECIDED, f"the latency ratio is {estimate.ratio:.3f} ({shown}), within ±{question.precision:.0%}"
     return None
@@ -151,24 +145,6 @@ def _lengthened(options: ProfileOptions, device: Device, slower_ms: float, annou
     return dataclasses.replace(options, iterations=iterations)
 
 
-def compare(model_a: str, model_b: str, options: ProfileOptions, question: Question = PRECISION,
-            budget: Budget = BUDGET, progress: Optional[ProgressCallback] = None,
-            stage: Optional[Stage] = None, etrecords: tuple = (None, None)) -> PairedResult:
-    """`rebirth compare`: export both models if needed, then measure them side by side on the device.
-
-    Raises:
-        InputError: a model argument, file or export is wrong, or the device is unknown.
-        DeviceError: the device failed.
-    """
-    from rebirth.models import parse_spec
-
-    parse_spec(model_a), parse_spec(model_b)
-    with open_device(options.device) as device:
-        a = prepare(model_a, options.backend, etrecords[0], stage)
-        b = prepare(model_b, options.backend, etrecords[1], stage)
-        return compare_programs(a, b, device, options, question, budget, progress, stage)
-
-
 def _block(a: Program, b: Program, block: int, device: Device, options: ProfileOptions,
            progress: Optional[ProgressCallback], together: bool) -> list[PairedRun]:
     """One block: A then B (B then A in odd blocks), in one process alternating their executions where the
@@ -199,42 +175,3 @@ def _undecided(estimate: Interval, question: Question, runs: int, seconds: float
                 f"'not slower' and 'slower by more than {question.threshold:.0%}'")
     return (f"undecided after {spent}: the latency ratio {estimate.low:.3f}-{estimate.high:.3f} is wider than "
             f"±{question.precision:.0%}")
-
-
-@dataclass(frozen=True)
-class ABRequest:
-    """`rebirth regress --ab`: a baseline and a candidate program, measured side by side on every target."""
-
-    baseline: str
-    candidate: str
-    targets: tuple[str, ...]
-    threshold: float
-    """B may be this much slower than A (0.05: 5%) before it is a regression."""
-    backend: str = "xnnpack"
-    warmup: Optional[int] = None
-    iterations: Optional[int] = None
-    threads: Optional[int] = None
-    budget: Budget = BUDGET
-
-
-def regress_ab(request: ABRequest, listener: FarmListener) -> list[Outcome[PairedResult]]:
-    """Export both programs once, then on every target at once run them alternately until it is clear on
-    which side of the threshold B's latency lies, or the budget is spent.
-
-    Raises:
-        InputError: a model cannot be read or exported (before any device is used).
-    """
-    from rebirth.contract.errors import DeviceError, InputError
-    from rebirth.devices import fan_out
-
-    a, b = prepare(request.baseline, request.backend), prepare(request.candidate, request.backend)
-    options = ProfileOptions(backend=request.backend, warmup=request.warmup, iterations=request.iterations,
-                             threads=request.threads)
-
-    def job(name: str) -> PairedResult:
-        with open_device(name) as device:
-            return compare_programs(a, b, device, options, Question(threshold=request.threshold), request.budget,
-                                    lambda stage, done, total: listener.progress(name, stage, done, total),
-                                    lambda stage: listener.stage(name, stage))
-
-    return fan_out(request.targets, job, expected=(DeviceError, InputError), on_done=listener.finished)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy
+import scipy.stats
 
 from rebirth.contract.device import EXTERNAL, NATIVE
 from rebirth.contract.paired import PairedComparison
@@ -235,17 +236,14 @@ def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, 
     value = before_p50 / after_p50
     if not before or not after:
         return Spread(value, value, value)
-    generator = numpy.random.default_rng(seed)
-    ratios = _resampled_medians(before, generator, resamples) / _resampled_medians(after, generator, resamples)
-    tail = (1.0 - CONFIDENCE) / 2 * 100
-    low, high = numpy.percentile(ratios, [tail, 100 - tail])
-    return Spread(value, float(low), float(high))
+    interval = scipy.stats.bootstrap((before, after), _ratio_of_medians, n_resamples=resamples, vectorized=True,
+                                     confidence_level=CONFIDENCE, method="percentile",
+                                     rng=numpy.random.default_rng(seed)).confidence_interval
+    return Spread(value, float(interval.low), float(interval.high))
 
 
-def _resampled_medians(samples: Sequence[float], generator: numpy.random.Generator, resamples: int) -> numpy.ndarray:
-    values = numpy.asarray(samples, dtype=float)
-    picks = generator.integers(0, len(values), size=(resamples, len(values)))
-    return numpy.median(values[picks], axis=1)
+def _ratio_of_medians(before: numpy.ndarray, after: numpy.ndarray, axis: int = -1) -> numpy.ndarray:
+    return numpy.median(before, axis=axis) / numpy.median(after, axis=axis)
 
 
 def accuracy_change(slim: Optional[SlimRecord]) -> Optional[AccuracyChange]:

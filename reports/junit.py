@@ -2,7 +2,7 @@
 
 One ``testsuite`` per device, one ``testcase`` per model x check (``classname`` is the model, ``name``
 the check). A regression is a ``<failure>``, a failed run one ``<testcase>`` with an ``<error>``, and a
-noisy or unknown check is ``<skipped>`` with its reason.
+undecided or unknown check is ``<skipped>`` with its reason.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
+from rebirth.contract.checks import FAILED, REGRESSION, UNDECIDED, UNKNOWN, CheckResult, Verdict, describe
 from rebirth.contract.files import write_text_atomic
-from rebirth.reports.regress import FAILED, NOISY, REGRESSION, UNKNOWN, CheckResult, Verdict, describe
 
 SUITES = "rebirth regress"
 RUN = "run"
@@ -60,7 +60,7 @@ def _case(model: str, result: CheckResult) -> ElementTree.Element:
     line = _text(describe(result))
     if result.status == REGRESSION:
         ElementTree.SubElement(case, "failure", message=line, type="Regression").text = line
-    elif result.status in (NOISY, UNKNOWN):
+    elif result.status in (UNDECIDED, UNKNOWN):
         ElementTree.SubElement(case, "skipped", message=line)
     return case
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rebirth.contract import ExitStatus
+from rebirth.contract.checks import FAILED, PASS, CheckResult, Verdict, exit_code, format_change
 from rebirth.contract.files import write_text_atomic
 from rebirth.contract.stored import model_key
 from rebirth.reports.farm_view import DeviceOutcome
-from rebirth.reports.regress import FAILED, PASS, CheckResult, Verdict, exit_code, format_change
 from rebirth.reports.units import mib, ms
 
 WIDTH = 80

@@ -11,14 +11,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rebirth.reports.regress import (
+from rebirth.contract.checks import (
     FAILED,
     IMPROVEMENT,
     LATENCY,
     MEMORY,
-    NOISY,
     PASS,
     REGRESSION,
+    UNDECIDED,
     UNKNOWN,
     CheckResult,
     Verdict,
@@ -26,7 +26,7 @@ from rebirth.reports.regress import (
 )
 from rebirth.reports.units import mib, ms
 
-STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", NOISY: "yellow", UNKNOWN: "yellow",
+STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", UNDECIDED: "yellow", UNKNOWN: "yellow",
                 FAILED: "bold red"}
 
 

@@ -14,7 +14,8 @@ from rebirth.contract.profile import Profile
 from rebirth.contract.slim import TOP1, PlannedMerge, SlimRecord
 from rebirth.devices import ProgressCallback
 from rebirth.models import PT2, PTE, ModelSpec, parse_spec
-from rebirth.profiler import ProfileOptions, profile
+from rebirth.profiler import ProfileOptions
+from rebirth.profiler.measure import profile
 
 Say = Callable[[str], None]
 Stage = Callable[[str], None]

@@ -19,7 +19,8 @@ from rebirth.devices.emulator.phone import host_abi
 from rebirth.devices.inventory import DeviceConfig, load_inventory
 from rebirth.devices.transport import AdbShellTransport
 from rebirth.models import probe_pte
-from rebirth.profiler import ProfileOptions, profile
+from rebirth.profiler import ProfileOptions
+from rebirth.usecases.profiling import profile
 from tests.phones import Phone, free_port
 
 

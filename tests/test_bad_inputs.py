@@ -147,8 +147,9 @@ class NoTracerDevice(LocalDevice):
 
 
 def test_an_empty_etdump_says_how_to_rebuild_the_runner(capsys, firenet_ptes, monkeypatch, tmp_path):
-    from rebirth.profiler import measure as profiler_measure
-    monkeypatch.setattr(profiler_measure, "open_device", lambda name: NoTracerDevice("no-tracer"))
+    from rebirth.usecases import profiling
+
+    monkeypatch.setattr(profiling, "open_device", lambda name: NoTracerDevice("no-tracer"))
     code, err = run_cli(capsys, firenet_ptes["portable"], "--iterations", "2", "--json", tmp_path / "p.json")
     assert code == 2
     line = one_error_line(err)

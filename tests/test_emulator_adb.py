@@ -156,7 +156,8 @@ def test_an_adb_server_transport_profiles_through_the_real_adb_client(tmp_path, 
     """transport = "adb-server": rebirth drives the phone through Debian's adb client and server."""
     from rebirth.devices import list_devices
     from rebirth.devices.adbserver import server_devices
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     phone = EmulatedPhone(tmp_path / "phone", PHONES["pixel-7"]).start()
     run = adb_client(tmp_path / "home")

@@ -19,11 +19,12 @@ from rebirth.contract.profile import Profile
 from rebirth.contract.stored import StoredRun, device_fingerprint, key_of
 from rebirth.devices.adb import AdbDevice
 from rebirth.devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
-from rebirth.devices.farm import fan_out, resolve_targets
+from rebirth.devices.farm import resolve_targets
 from rebirth.devices.inventory import read_inventory
 from rebirth.devices.registry import open_device
-from rebirth.profiler import FarmRequest, run_farm
+from rebirth.profiler import ProfileOptions
 from rebirth.results import store
+from rebirth.usecases.farm import FarmSession, Targets, farm_run
 from tests.synthetic import synthetic_profile
 
 
@@ -115,6 +116,9 @@ def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inve
     targets = tuple(phone.address for phone in phones)  # remote endpoints, as STF's "remote connect" gives them
 
     class KillHalfway:
+        def begin(self, devices):
+            pass
+
         def stage(self, device, stage):
             pass
 
@@ -126,9 +130,8 @@ def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inve
             pass
 
     try:
-        request = FarmRequest(str(firenet_ptes["portable"]), targets, tmp_path / "results", warmup=WARMUP,
-                              iterations=ITERATIONS)
-        runs = run_farm(request, KillHalfway())
+        options = ProfileOptions(warmup=WARMUP, iterations=ITERATIONS)
+        runs = farm_run(str(firenet_ptes["portable"]), Targets(targets), tmp_path / "results", options, KillHalfway())
     finally:
         for phone in phones:
             phone.stop()
@@ -141,7 +144,8 @@ def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inve
 def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inventory, firenet_ptes, recordings):
     phone = sleeping_phone(tmp_path / "phone", recordings).start()
     inventory(f'[devices.s6]\naddress = "{phone.address}"\n')
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     made = {path.name: path.stat().st_mtime_ns for path in recordings.iterdir()}
     options = ProfileOptions("s6", warmup=WARMUP, iterations=ITERATIONS)
@@ -159,19 +163,68 @@ def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inv
     assert [op.name for op in again.ops] == [op.name for op in first.ops]
 
 
-def test_fan_out_reports_expected_failures_and_raises_bugs():
-    def job(device):
-        if device == "bad":
-            raise UnreachableError("bad: gone\nsecond line")
-        if device == "bug":
-            raise ZeroDivisionError("a bug")
-        return device.upper()
+class Quiet:
+    """A farm listener that records what it is told."""
 
-    outcomes = fan_out(["a", "bad", "b"], job)
-    assert [(o.device, o.result, o.error) for o in outcomes] == [("a", "A", None), ("bad", None, "bad: gone"),
-                                                                 ("b", "B", None)]
-    with pytest.raises(ZeroDivisionError):
-        fan_out(["a", "bug"], job)
+    def __init__(self):
+        self.finished_runs = []
+
+    def begin(self, devices):
+        self.devices = list(devices)
+
+    def stage(self, device, stage):
+        pass
+
+    def progress(self, device, stage, done, total):
+        pass
+
+    def finished(self, run):
+        self.finished_runs.append(run.device)
+
+
+def test_a_session_reports_expected_failures_and_raises_bugs(three_phones):
+    def job(device):
+        if device.name == "p1":
+            raise UnreachableError("p1: gone\nsecond line")
+        if device.name == "bug":
+            raise ZeroDivisionError("a bug")
+        return device.name.upper()
+
+    listener = Quiet()
+    with FarmSession(Targets(group="lab"), listener) as session:
+        outcomes = session.run(job)
+    assert [(o.device, o.result, o.error) for o in outcomes] == [("p0", "P0", None), ("p1", None, "p1: gone"),
+                                                                 ("p2", "P2", None)]
+    assert listener.devices == ["p0", "p1", "p2"] and sorted(listener.finished_runs) == ["p0", "p1", "p2"]
+    with FarmSession(Targets(("p0", "p2")), listener) as session, pytest.raises(ZeroDivisionError):
+        session.run(lambda device: 1 / 0)
+
+
+def test_ctrl_c_aborts_every_device_and_ends_every_worker_before_the_session_ends(firenet_ptes):
+    """The runs stop at once (their runners killed), no worker thread is left, and the caller gets the
+    interruption: nothing goes on using a device the session has let go."""
+    import os
+    import signal
+
+    from rebirth.profiler import prepare, profile_program
+    from rebirth.usecases.farm import Interrupted
+
+    program = prepare(str(firenet_ptes["portable"]), "portable")
+    started = threading.Event()
+
+    def job(device):
+        started.set()
+        return profile_program(program, device, ProfileOptions(warmup=0, iterations=100_000))
+
+    timer = threading.Thread(target=lambda: (started.wait(60) and time.sleep(0.5)) or os.kill(os.getpid(),
+                                                                                          signal.SIGINT))
+    timer.start()
+    begun = time.monotonic()
+    with pytest.raises(Interrupted), FarmSession(Targets(("local",)), Quiet()) as session:
+        session.run(job)
+    timer.join()
+    assert time.monotonic() - begun < 30
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("farm-") and thread.is_alive()]
 
 
 # -- which devices -------------------------------------------------------------------------------
@@ -420,7 +473,7 @@ def test_regress_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, messag
 def test_every_phone_of_the_latest_farm_run_is_judged_not_only_the_last_stored(tmp_path):
     """Four phones of one model share a fingerprint: a farm run on them is judged on all four (one verdict
     each), and an earlier farm run's phones of that model are not judged again."""
-    from rebirth.reports import judge_against_baseline
+    from rebirth.usecases.regress import regress_stored
 
     def phone(name, seed):
         return synthetic_profile(ops=40, samples=40, source="zoo:googlenet", device=name, seed=seed)
@@ -432,9 +485,9 @@ def test_every_phone_of_the_latest_farm_run_is_judged_not_only_the_last_stored(t
     for seed, name in enumerate(("c", "d", "e", "f"), 4):
         store.save_run(phone(name, seed), tmp_path, batch="latest")
     assert len({run.fingerprint for run in store.list_runs(tmp_path)}) == 1
-    verdicts = judge_against_baseline(tmp_path, "main", checks=["p50:50%"])
+    verdicts = regress_stored(tmp_path, "main", checks=["p50:50%"])
     assert sorted(verdict.device for verdict in verdicts) == ["c", "d", "e", "f"]
     assert [run.batch for run in store.runs_to_judge(store.list_runs(tmp_path))] == ["latest"] * 4
     # runs stored before batches were kept are judged as before: the latest of each fingerprint and model
     store.save_run(phone("g", 9), tmp_path)
-    assert [verdict.device for verdict in judge_against_baseline(tmp_path, "main", checks=["p50:50%"])] == ["g"]
+    assert [verdict.device for verdict in regress_stored(tmp_path, "main", checks=["p50:50%"])] == ["g"]

@@ -14,7 +14,8 @@ import pytest
 from rebirth import cli
 from rebirth.devices import runlog
 from rebirth.devices.native import build
-from rebirth.profiler import ProfileOptions, profile
+from rebirth.profiler import ProfileOptions
+from rebirth.usecases.profiling import profile
 from tests.phones import Phone
 
 ROOT = Path(__file__).resolve().parent.parent

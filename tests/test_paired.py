@@ -11,12 +11,9 @@ import pytest
 
 from rebirth import cli
 from rebirth.contract import CoreState, DeviceInfo, DeviceState, Latency
+from rebirth.contract.checks import IMPROVEMENT, PASS, REGRESSION, UNDECIDED
 from rebirth.contract.paired import (
     DECIDED,
-    IMPROVEMENT,
-    PASS,
-    REGRESSION,
-    UNDECIDED,
     Budget,
     PairedComparison,
     Question,
@@ -190,8 +187,8 @@ def test_regress_mode_mistakes_are_one_line(argv, message, capsys):
 
 def test_stored_runs_teach_the_run_to_run_noise(tmp_path):
     """Three earlier runs that moved 10% from each other: a 6% change is within the noise, not a regression."""
-    from rebirth.reports import judge_against_baseline
     from rebirth.results import save_baseline, save_run
+    from rebirth.usecases.regress import regress_stored
     from tests.synthetic import synthetic_profile
 
     store = tmp_path / "store"
@@ -199,7 +196,7 @@ def test_stored_runs_teach_the_run_to_run_noise(tmp_path):
         save_run(scaled(synthetic_profile(ops=40, samples=40, seed=seed), scale), store)
     save_baseline(store, "main")
     save_run(scaled(synthetic_profile(ops=40, samples=40, seed=4), 1.06), store)
-    verdicts = judge_against_baseline(store, "main", checks=["p50:5%"])
+    verdicts = regress_stored(store, "main", checks=["p50:5%"])
     latency = verdicts[0].results[0]
     assert latency.status != "regression" and "learned from 3 stored runs" in latency.reason
 

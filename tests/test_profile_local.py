@@ -5,7 +5,8 @@ zoo does not have, profiled on ``local`` for both backends, with and without its
 import pytest
 
 from rebirth.contract.profile import FRAMEWORK, NON_TENSOR, TENSOR, Profile
-from rebirth.profiler import ProfileOptions, profile
+from rebirth.profiler import ProfileOptions
+from rebirth.usecases.profiling import profile
 from tests.foreign import FireNet
 
 OPTIONS = ProfileOptions(warmup=2, iterations=12)

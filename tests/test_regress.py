@@ -10,25 +10,27 @@ from xml.etree import ElementTree
 import pytest
 from rich.console import Console
 
-from rebirth.contract.errors import InputError
-from rebirth.contract.profile import Latency, Profile
-from rebirth.reports import regress
-from rebirth.reports.junit import write_junit
-from rebirth.reports.regress import (
+from rebirth.contract import checks
+from rebirth.contract.checks import (
+    DEFAULT_CHECKS,
     FAILED,
     IMPROVEMENT,
-    NOISY,
     PASS,
     REGRESSION,
+    UNDECIDED,
     UNKNOWN,
     Check,
-    assert_no_regression,
     exit_code,
     failed,
-    judge,
     parse_check,
     parse_checks,
 )
+from rebirth.contract.errors import InputError
+from rebirth.contract.paired import Budget, PairedComparison, PairedRun, Question
+from rebirth.contract.profile import Latency, Profile
+from rebirth.profiler.checks import assert_no_regression, judge, judge_paired, measure_run_noise
+from rebirth.profiler.paired import Interval, decide
+from rebirth.reports.junit import write_junit
 from rebirth.reports.regress_view import render_verdicts
 from tests.synthetic import synthetic_profile
 
@@ -81,7 +83,7 @@ def test_parse_bad_checks_name_the_forms(text):
 
 
 def test_check_round_trips_to_text_and_defaults_apply():
-    assert [str(check) for check in parse_checks()] == list(regress.DEFAULT_CHECKS)
+    assert [str(check) for check in parse_checks()] == list(DEFAULT_CHECKS)
     assert str(parse_check("non_tensor_share:2pt")) == "non_tensor_share:+2pt"
     assert parse_checks(["p90:10%"]) == (Check("p90", 0.1, "%"),)
 
@@ -101,22 +103,24 @@ def test_speedup_is_an_improvement():
     assert status(run(1), run(2, scale=0.8), "p50:5%") == IMPROVEMENT
 
 
-def test_very_noisy_pair_is_noisy_not_pass_or_regression():
+def test_very_noisy_pair_is_undecided_not_pass_or_regression():
     noisy = run(1, cv=0.25)
     result = judge(noisy, slower(noisy, 1.06), ["p50:5%"]).results[0]
-    assert result.status == NOISY and result.change == pytest.approx(0.06)
-    assert result.low < 0 < 0.05 < result.high and "interval" in result.reason
+    assert result.status == UNDECIDED and result.code == "straddles_threshold"
+    assert result.change == pytest.approx(0.06) and result.low < 0.05 < result.high
+    assert "interval holds both" in result.reason
 
 
 def test_big_change_on_three_samples_is_not_claimed():
     result = judge(run(1, samples=3), run(2, samples=3, scale=1.5), ["p50:5%"]).results[0]
-    assert result.status == NOISY and "3 latency samples" in result.reason
+    assert result.status == UNDECIDED and result.code == "few_samples"
+    assert result.reason.startswith("3 latency samples, at least 5 per run needed")
 
 
 def test_missing_latency_samples_are_unknown():
     empty = dataclasses.replace(BASE, latency=dataclasses.replace(BASE.latency, raw=()))
     result = judge(run(1), empty, ["p50:5%"]).results[0]
-    assert result.status == UNKNOWN and "current run has no latency samples" in result.reason
+    assert result.status == UNKNOWN and result.code == "no_samples" and dict(result.detail)["side"] == "current run"
 
 
 def test_run_noise_widens_the_interval():
@@ -124,8 +128,36 @@ def test_run_noise_widens_the_interval():
     current = slower(baseline, 1.08)
     quiet = judge(baseline, current, ["p50:5%"], run_noise=0.0).results[0]
     drifting = judge(baseline, current, ["p50:5%"], run_noise=0.05).results[0]
-    assert quiet.status == REGRESSION and drifting.status == NOISY
+    assert quiet.status == REGRESSION and drifting.status == UNDECIDED
     assert drifting.high - drifting.low > quiet.high - quiet.low
+
+
+def paired(low: float, high: float) -> PairedComparison:
+    runs = tuple(PairedRun(side, block, 10.0 * (1.0 if side == "a" else (low + high) / 2), 0.01)
+                 for block in range(4) for side in ("a", "b"))
+    return PairedComparison("a.pte", "b.pte", "local", "p50", Question(threshold=0.05), Budget(), runs, 4,
+                            (low + high) / 2, low, high, 0.95, "", "", 1.0, True)
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (1.06, 1.09, REGRESSION), (0.98, 1.04, PASS), (0.90, 0.94, IMPROVEMENT), (1.01, 1.07, UNDECIDED),
+    (0.97, 1.05, UNDECIDED),
+])
+def test_one_rule_decides_a_latency_check_stored_or_side_by_side(monkeypatch, low, high, expected):
+    seen = []
+    rule = checks.decide
+
+    def spy(*args):
+        seen.append(args)
+        return rule(*args)
+
+    monkeypatch.setattr(checks, "decide", spy)
+    ab = judge_paired(paired(low, high), BASE, BASE, ["p50:5%"]).results[0]
+    assert ab.status == expected and seen == [(low, high, 0.05)]
+    stored = judge(run(1), slower(run(1), (low + high) / 2), ["p50:5%"], run_noise=0.0).results[0]
+    assert len(seen) == 2 and seen[1] == (1 + stored.low, 1 + stored.high, 0.05)
+    stopping = decide(Interval((low + high) / 2, low, high), Question(threshold=0.05))
+    assert len(seen) == 3 and (stopping[0] if stopping else UNDECIDED) == expected
 
 
 def test_judge_is_deterministic():
@@ -133,10 +165,10 @@ def test_judge_is_deterministic():
 
 
 def test_measure_run_noise_from_repeated_runs():
-    assert regress.measure_run_noise([run(seed, level=10.0 + seed % 2) for seed in range(6)]) == pytest.approx(
+    assert measure_run_noise([run(seed, level=10.0 + seed % 2) for seed in range(6)]) == pytest.approx(
         0.05, abs=0.02)
     with pytest.raises(ValueError):
-        regress.measure_run_noise([run(1)])
+        measure_run_noise([run(1)])
 
 
 def with_memory(profile: Profile, **fields) -> Profile:
@@ -156,7 +188,8 @@ def test_memory_falls_back_to_peak_rss_and_reports_missing_values():
     result = judge(BASE, no_idle, ["peak_rss:1%"]).results[0]
     assert result.reason == "peak RSS" and result.change == pytest.approx(0.0133, abs=1e-3)
     unknown = judge(BASE, with_memory(BASE, peak_rss_bytes=None), ["peak_rss:3%"]).results[0]
-    assert unknown.status == UNKNOWN and "current run has no" in unknown.reason
+    assert unknown.status == UNKNOWN and unknown.code == "no_value"
+    assert unknown.reason == "the current run has no peak RSS"
 
 
 def test_planned_memory_at_zero_percent():
@@ -176,13 +209,13 @@ def test_non_tensor_share_in_points():
 def test_exit_codes_and_their_precedence():
     passing = judge(run(1), run(2), ["p50:5%"])
     regressed = judge(run(1), run(2, scale=1.2), ["p50:5%"])
-    noisy = judge(run(1, samples=3), run(2, samples=3), ["p50:5%"])
+    undecided = judge(run(1, samples=3), run(2, samples=3), ["p50:5%"])
     unreachable = failed("pixel-8", "zoo:googlenet", "device unreachable")
     assert unreachable.status == FAILED and regressed.status == REGRESSION
     assert exit_code([passing]) == 0
-    assert exit_code([passing, regressed, unreachable, noisy]) == 1
+    assert exit_code([passing, regressed, unreachable, undecided]) == 1
     assert exit_code([passing, unreachable]) == 3
-    assert exit_code([passing, noisy]) == 3
+    assert exit_code([passing, undecided]) == 3
     assert exit_code([]) == 0
 
 

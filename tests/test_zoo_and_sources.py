@@ -85,7 +85,8 @@ def test_python_file_model_errors_are_user_errors(tmp_path):
 
 
 def test_a_pt2_and_a_python_factory_profile_with_layers(tmp_path):
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
     from tests.foreign import make_firenet
 
     model, inputs = make_firenet()

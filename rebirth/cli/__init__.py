@@ -8,7 +8,6 @@ input was wrong, 3 no answer (a device failed, or a check could not be judged), 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -81,14 +80,6 @@ def _guarded(command) -> int:
         print("rebirth: internal error (a bug in rebirth; please report it with the traceback above)",
               file=sys.stderr)
         return EXIT_BUG
-    if status == EXIT_INTERRUPTED:
-        # Interrupted, and the command's own cleanup has run (leased phones given back, partial files
-        # removed). End here: a farm's worker threads would otherwise go on using phones that are no longer
-        # ours until their runs end, and a C++ library's exit handlers can abort the process under them
-        # ("terminate called without an active exception", exit -6, seen once under load).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
     return status
 
 

@@ -23,7 +23,7 @@ COUNTED = ("warmup", "run")
 class FarmView:
     """A ``FarmListener`` for a terminal or a log; safe to call from the devices' worker threads."""
 
-    def __init__(self, devices: Sequence[str], enabled: bool = True, stream: Optional[TextIO] = None):
+    def __init__(self, devices: Sequence[str] = (), enabled: bool = True, stream: Optional[TextIO] = None):
         # Bound now: profiling silences sys.stderr for a moment in each worker, and the view must not follow.
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream)
@@ -35,15 +35,22 @@ class FarmView:
         self.lock = threading.Lock()
 
     def __enter__(self) -> FarmView:
-        if self.enabled and self.console.is_terminal:  # rows only where they can redraw; lines elsewhere
-            self.live = Progress(TextColumn("{task.fields[device]:<14}"), TextColumn("{task.description:<22}"),
-                                 BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[status]}"), console=self.console,
-                                 redirect_stdout=False, redirect_stderr=False)
-            for device in self.devices:
-                self.rows[device] = self.live.add_task("waiting", total=None, device=escape(device), status="")
-            self.live.start()
+        if self.devices:
+            self.begin(self.devices)
         return self
+
+    def begin(self, devices: Sequence[str]) -> None:
+        """The devices are known: one row each on a terminal (rows only where they can redraw; lines elsewhere)."""
+        self.devices = list(devices)
+        if not (self.enabled and self.console.is_terminal) or self.live is not None:
+            return
+        self.live = Progress(TextColumn("{task.fields[device]:<14}"), TextColumn("{task.description:<22}"),
+                             BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             TextColumn("{task.fields[status]}"), console=self.console,
+                             redirect_stdout=False, redirect_stderr=False)
+        for device in self.devices:
+            self.rows[device] = self.live.add_task("waiting", total=None, device=escape(device), status="")
+        self.live.start()
 
     def __exit__(self, *exc) -> None:
         if self.live:

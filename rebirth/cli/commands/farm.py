@@ -98,24 +98,28 @@ def register(commands) -> None:
     regress.set_defaults(handler=cmd_regress)
 
 
+def targets_of(args: argparse.Namespace, default: tuple[str, ...] = ()):
+    """The devices the options name: --devices, --all, --group, or --stf with its selection and count."""
+    from rebirth.usecases.farm import Targets
+
+    stf = getattr(args, "stf", None)
+    return Targets(tuple(args.devices or ()) or (default if not (args.all or args.group or stf is not None) else ()),
+                   args.all, args.group, stf, getattr(args, "stf_select", None), getattr(args, "count", 1))
+
+
 def cmd_farm(args: argparse.Namespace) -> int:
     from rebirth.cli.farm_progress import FarmView
     from rebirth.contract import ExitStatus, InputError
-    from rebirth.devices import resolve_targets
-    from rebirth.profiler import FarmRequest, run_farm
+    from rebirth.profiler import ProfileOptions
     from rebirth.reports import render_farm_summary
     from rebirth.results import store_root
+    from rebirth.usecases.farm import farm_run
 
-    if args.stf is None and (args.stf_select is not None or args.count != 1):
-        raise InputError("--stf-select and --count choose phones to lease from STF: add --stf URL")
-    if args.stf is not None:
-        runs = _farm_on_stf(args)
-    else:
-        targets = resolve_targets(args.devices or (), args.all, args.group)
-        request = FarmRequest(args.model, tuple(targets), store_root(args.store), args.backend, args.warmup,
-                              args.iterations, args.threads, args.etrecord)
-        with FarmView(targets, enabled=not args.quiet) as view:
-            runs = run_farm(request, view)
+    options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
+                             threads=args.threads)
+    with FarmView(enabled=not args.quiet) as view:
+        runs = farm_run(args.model, targets_of(args), store_root(args.store), options, view, etrecord=args.etrecord,
+                        say=lambda text: print(text, file=sys.stderr))
     render_farm_summary(runs)
     if args.summary:
         from rebirth.reports.markdown import write_farm_summary
@@ -128,45 +132,6 @@ def cmd_farm(args: argparse.Namespace) -> int:
     for run in failures:
         print(f"rebirth: error: {run.device} failed: {run.error}", file=sys.stderr)
     return ExitStatus.NO_ANSWER if failures else ExitStatus.OK
-
-
-def _farm_on_stf(args: argparse.Namespace) -> list:
-    """The farm run on phones leased from STF: leased before the model is exported (a wrong token or no
-    free phone is known at once), given back when the run ends, fails or is interrupted (SIGINT, and
-    SIGTERM as CI sends on cancel)."""
-    import signal
-
-    from rebirth.cli.farm_progress import FarmView
-    from rebirth.devices.inventory import read_inventory
-    from rebirth.devices.stf import leased, parse_selection, stf_server
-    from rebirth.profiler import FarmRequest, run_farm
-    from rebirth.results import store_root
-
-    server = stf_server(args.stf or None, read_inventory().stf)
-    conditions = parse_selection(args.stf_select)
-
-    stopping: list[int] = []
-
-    def interrupted(signum, frame):
-        if stopping:  # a second Ctrl-C or SIGTERM must not cut the giving back short
-            print("rebirth: giving the leased phones back first", file=sys.stderr)
-            return
-        stopping.append(signum)
-        raise KeyboardInterrupt
-
-    # SIGINT too: a process started with SIGINT ignored (as some CI runners and tox start commands) would
-    # otherwise run to the end on Ctrl-C, holding the phones.
-    previous = {number: signal.signal(number, interrupted) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with leased(server, conditions, args.count, say=lambda text: print(text, file=sys.stderr)) as leases:
-            targets = tuple(lease.address for lease in leases)
-            request = FarmRequest(args.model, targets, store_root(args.store), args.backend, args.warmup,
-                                  args.iterations, args.threads, args.etrecord)
-            with FarmView(list(targets), enabled=not args.quiet) as view:
-                return run_farm(request, view)
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -196,7 +161,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_regress(args: argparse.Namespace) -> int:
     from rebirth.contract import InputError
-    from rebirth.reports import exit_code, judge_against_baseline, render_verdicts, write_junit, write_summary
+    from rebirth.contract.checks import exit_code
+    from rebirth.reports import render_verdicts, write_junit, write_summary
     from rebirth.results import store_root
 
     if (args.baseline is None) == (args.ab is None):
@@ -204,8 +170,11 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if args.ab:
         verdicts = _regress_side_by_side(args)
     else:
+        from rebirth.usecases.regress import regress_stored
+
         noise = None if args.run_noise is None else args.run_noise / 100
-        verdicts = judge_against_baseline(store_root(args.store), args.baseline, args.results, args.fail, noise)
+        verdicts = regress_stored(store_root(args.store), args.baseline, results=args.results, checks=args.fail,
+                                  run_noise=noise)
     render_verdicts(verdicts)
     for path, write in ((args.junit, write_junit), (args.summary, write_summary)):
         if path:
@@ -219,21 +188,13 @@ def cmd_regress(args: argparse.Namespace) -> int:
 def _regress_side_by_side(args: argparse.Namespace) -> list:
     """--ab: both programs measured side by side on every device, each verdict from its pairs."""
     from rebirth.cli.farm_progress import FarmView
-    from rebirth.contract import InputError
     from rebirth.contract.paired import Budget
-    from rebirth.devices import resolve_targets
-    from rebirth.profiler.paired import ABRequest, regress_ab
-    from rebirth.reports import failed, judge_paired, parse_checks
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.regress import SideBySide, regress_side_by_side
 
-    checks = parse_checks(args.fail)
-    latency = [check for check in checks if check.kind == "latency"]
-    if len(latency) != 1 or latency[0].metric != "p50":
-        raise InputError("--ab judges one latency check, on p50 (e.g. --fail p50:5%), beside memory and share checks")
-    targets = resolve_targets(args.devices or (), args.all, args.group) if args.devices or args.all or args.group \
-        else ["local"]
-    request = ABRequest(args.ab[0], args.ab[1], tuple(targets), latency[0].amount, args.backend, args.warmup,
-                        args.iterations, args.threads, Budget(args.max_runs, args.max_time))
-    with FarmView(targets) as view:
-        runs = regress_ab(request, view)
-    return [judge_paired(run.result.comparison, run.result.a, run.result.b, checks) if run.result is not None
-            else failed(run.device, args.ab[1], run.error or "failed") for run in runs]
+    options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
+                             threads=args.threads)
+    request = SideBySide(args.ab[0], args.ab[1], targets_of(args, default=("local",)), options,
+                         Budget(args.max_runs, args.max_time))
+    with FarmView() as view:
+        return regress_side_by_side(request, args.fail, view)

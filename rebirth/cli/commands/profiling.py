@@ -69,7 +69,8 @@ def register(commands) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
-    from rebirth.profiler import ProfileOptions, profile
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile
 
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord)
     with ProgressView(enabled=not args.quiet) as view:
@@ -105,9 +106,9 @@ def save_profile(result, path: Path, what: str = "profile") -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rebirth.models import export_model
+    from rebirth.usecases.profiling import export
 
-    exported = export_model(args.model, args.backend, args.output)
+    exported = export(args.model, args.output, backend=args.backend)
     print(f"wrote {exported.pte} and {exported.etrecord}")
     return 0
 
@@ -143,13 +144,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rebirth.contract import ExitStatus
     from rebirth.contract.paired import Budget, Question
     from rebirth.profiler import ProfileOptions
-    from rebirth.profiler.paired import compare
     from rebirth.reports import render_comparison, write_report
+    from rebirth.usecases.profiling import compare
 
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads)
     budget = Budget(args.max_runs, args.max_time)
     with ProgressView() as view:
-        result = compare(args.a, args.b, options, Question(args.precision / 100), budget, view.update, view.stage)
+        result = compare(args.a, args.b, options, question=Question(args.precision / 100), budget=budget,
+                         progress=view.update, stage=view.stage)
     paired = result.comparison
     if args.json:
         save_profile(paired, args.json, "comparison")

@@ -19,12 +19,14 @@ and the interval and one-sided p-value follow from the normal distribution of th
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy
+import scipy.stats
 
 Statistic = Callable[[numpy.ndarray], numpy.ndarray]
 """A latency statistic computed along the last axis (one value per row of resampled runs)."""
@@ -47,27 +49,13 @@ class RatioTest:
 
 
 def percentile_statistic(q: float) -> Statistic:
-    """The ``q``-th percentile with linear interpolation (numpy's default, the one contract.stats uses)."""
-
-    def percentile(values: numpy.ndarray) -> numpy.ndarray:
-        ordered = numpy.sort(values, axis=-1)
-        position = (ordered.shape[-1] - 1) * q / 100
-        low = math.floor(position)
-        high = min(low + 1, ordered.shape[-1] - 1)
-        return ordered[..., low] + (ordered[..., high] - ordered[..., low]) * (position - low)
-
-    return percentile
+    """The ``q``-th percentile along the last axis (numpy's default rule, the one ``contract.stats`` uses)."""
+    return functools.partial(numpy.percentile, q=q, axis=-1)
 
 
 def trimmed_mean_statistic(proportion: float) -> Statistic:
-    """The mean after cutting ``proportion`` of the samples from each end (as contract.stats.trimmed_mean)."""
-
-    def trimmed_mean(values: numpy.ndarray) -> numpy.ndarray:
-        cut = int(values.shape[-1] * proportion)
-        ordered = numpy.sort(values, axis=-1)
-        return numpy.mean(ordered[..., cut:values.shape[-1] - cut] if cut else ordered, axis=-1)
-
-    return trimmed_mean
+    """The mean after cutting ``proportion`` of the samples from each end (as ``contract.stats.trimmed_mean``)."""
+    return functools.partial(scipy.stats.trim_mean, proportiontocut=proportion, axis=-1)
 
 
 def ratio_test(before: Sequence[float], after: Sequence[float], statistic: Statistic, confidence: float,
@@ -96,7 +84,8 @@ def ratio_test(before: Sequence[float], after: Sequence[float], statistic: Stati
 
 def log_standard_error(samples: Sequence[float], statistic: Statistic, generator: numpy.random.Generator,
                        resamples: int = RESAMPLES) -> float:
-    """Standard error of log(statistic) of one run, by a circular block bootstrap."""
+    """Standard error of log(statistic) of one run, by a circular block bootstrap (written here:
+    ``scipy.stats.bootstrap`` resamples single samples, which breaks the runs' autocorrelation)."""
     values = numpy.asarray(samples, dtype=float)
     length = block_length(len(values))
     wrapped = numpy.concatenate([values, values[:length - 1]])

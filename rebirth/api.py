@@ -1,0 +1,91 @@
+"""rebirth's Python API: each job of the command line as one call that returns the records the command writes.
+
+Nothing heavy is imported until a call needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from rebirth.contract.checks import Check, Verdict
+    from rebirth.contract.loading import Record
+    from rebirth.contract.profile import Profile
+    from rebirth.profiler.paired import PairedResult
+
+
+def profile(model: str, *, device: str = "local", backend: str = "xnnpack", warmup: Optional[int] = None,
+            iterations: Optional[int] = None, threads: Optional[int] = None,
+            etrecord: Optional[str | os.PathLike] = None) -> Profile:
+    """Profile ``model`` per layer on ``device``: `rebirth profile`.
+
+    Args:
+        model: a .pte, a .pt2, ``file.py:NAME`` (returns ``(model, example_inputs)``) or ``zoo:NAME``.
+        device: ``local`` (this host) or a device of devices.toml, ``host:port`` or ``adb:SERIAL``.
+        warmup, iterations, threads: as on the command line (None: the device's settings, else 3 and 20).
+        etrecord: the ETRecord of a .pte (default: NAME.etrecord beside it).
+
+    Returns:
+        The Profile (``.to_dataframe()`` has one row per op).
+
+    Raises:
+        rebirth.InputError: a bad model or device name; rebirth.DeviceError: the device failed.
+    """
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import profile as run
+
+    options = ProfileOptions(device, backend, warmup, iterations, threads, Path(etrecord) if etrecord else None)
+    return run(model, options)
+
+
+def compare(a: str, b: str, *, device: str = "local", backend: str = "xnnpack", warmup: Optional[int] = None,
+            iterations: Optional[int] = None, threads: Optional[int] = None, precision: float = 0.02,
+            max_runs: int = 40, max_seconds: float = 600.0) -> PairedResult:
+    """Measure ``a`` and ``b`` side by side on one device until B's latency over A's is known to ``precision``
+    (0.02: ±2%) or the budget is spent: `rebirth compare`.
+
+    Returns:
+        ``.comparison`` (the PairedComparison: ``speedup``, ``speedup_interval``, ``decided``, the runs in
+        ``.to_dataframe()``), and ``.a`` and ``.b``, one traced Profile of each.
+    """
+    from rebirth.contract.paired import Budget, Question
+    from rebirth.profiler import ProfileOptions
+    from rebirth.usecases.profiling import compare as run
+
+    options = ProfileOptions(device, backend, warmup, iterations, threads)
+    return run(a, b, options, question=Question(precision), budget=Budget(max_runs, max_seconds))
+
+
+def regress(baseline: Optional[str] = None, *, results: Sequence[str | os.PathLike] = (),
+            store: Optional[str | os.PathLike] = None, checks: Iterable[str | Check] = (),
+            run_noise: Optional[float] = None) -> list[Verdict]:
+    """Judge stored results against a baseline: `rebirth regress --baseline`.
+
+    Args:
+        baseline: a baseline saved with `rebirth baseline save` (its name or folder), or a Profile file.
+        results: Profile files, stored runs or stores (default: the latest farm run in ``store``).
+        store: the result store (default: $REBIRTH_RESULTS, else ./rebirth-results).
+        checks: such as ``"p50:5%"`` (default: p50:5%, peak_rss:5%, non_tensor_share:+2pt).
+        run_noise: the relative run-to-run noise of latency (default: learned from the store).
+
+    Returns:
+        One Verdict per device and model (``rebirth.verdicts_frame(verdicts)`` is a DataFrame of every check).
+    """
+    from rebirth.contract.errors import InputError
+    from rebirth.results import store_root
+    from rebirth.usecases.regress import regress_stored
+
+    if baseline is None:
+        raise InputError("regress needs a baseline: a saved baseline's name or folder, or a Profile file")
+    return regress_stored(store_root(Path(store) if store else None), baseline,
+                          results=[Path(path) for path in results], checks=checks, run_noise=run_noise)
+
+
+def load(path: str | os.PathLike) -> Record:
+    """Any record rebirth writes (a Profile, slim.json, comparison.json, a stored run), by what it holds."""
+    from rebirth.contract.loading import load_record
+
+    return load_record(path)
