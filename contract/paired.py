@@ -16,9 +16,11 @@ from typing import Any, Optional
 from rebirth.contract.checks import UNDECIDED
 from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
+from rebirth.contract.notes import Note, from_text
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: a run's noise is notes (a code and its text), not bare text."""
 
 DECIDED = "decided"
 """The outcome of a precision question once the interval is as narrow as asked; ``undecided`` when the budget
@@ -36,7 +38,7 @@ class PairedRun:
     latency_ms: float
     cv: float
     peak_rss_bytes: Optional[int] = None
-    noise: tuple[str, ...] = ()
+    noise: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,10 @@ class PairedComparison:
         version = data.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise ValueError(f"schema_version {version!r} is not one this rebirth reads")
+        if version == 1:
+            runs = [dict(run, noise=[dataclasses.asdict(from_text(text)) for text in run.get("noise", ())])
+                    for run in data.get("runs", ())]
+            data = dict(data, runs=runs, schema_version=2)
         return from_dict(cls, data)
 
     def to_dataframe(self):

@@ -18,9 +18,11 @@ from rebirth.contract import stats
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
+from rebirth.contract.notes import Note, from_text
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: warnings and noise are notes (a code and its text), not bare text."""
 
 TENSOR, NON_TENSOR, FRAMEWORK = "tensor", "non_tensor", "framework"
 CATEGORIES = (TENSOR, NON_TENSOR, FRAMEWORK)
@@ -194,8 +196,9 @@ class Profile:
     created: str = ""
     tool_version: str = ""
     accuracy: Optional[Accuracy] = None
-    warnings: tuple[str, ...] = ()
-    noise: tuple[str, ...] = ()
+    warnings: tuple[Note, ...] = ()
+    """What a reader of the numbers must know (no ETRecord, an emulated CPU, the fallback runner)."""
+    noise: tuple[Note, ...] = ()
     """Why the latency may not be the model's alone (wide spread, a busy device, clocks that moved,
     throttling); empty when nothing says so."""
     schema_version: int = SCHEMA_VERSION
@@ -249,4 +252,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("no schema_version")
     if version > SCHEMA_VERSION:
         raise ValueError(f"schema_version {version} is newer than this rebirth ({SCHEMA_VERSION}); upgrade rebirth")
+    if version == 1:
+        for key in ("warnings", "noise"):
+            data[key] = [dataclasses.asdict(from_text(text)) for text in data.get(key, ())]
+        data["schema_version"] = 2
     return data

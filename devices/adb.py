@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from rebirth.contract import notes
 from rebirth.contract.device import (
     EMULATED,
     EXTERNAL,
@@ -47,6 +48,7 @@ from rebirth.contract.errors import (
     UnreachableError,
 )
 from rebirth.contract.files import sha256_file
+from rebirth.contract.notes import Note
 from rebirth.devices import phonestate, runlog
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.inventory import DeviceConfig
@@ -66,8 +68,8 @@ def q(value: object) -> str:
     return shlex.quote(str(value))
 
 
-EMULATED_NOTE = ("the phone's CPU is emulated (qemu): its timings and memory say nothing about a real phone's; "
-                 "use it to test the arm64 path, not to measure")
+EMULATED_NOTE = Note(notes.EMULATED, "the phone's CPU is emulated (qemu): its timings and memory say nothing about a "
+                     "real phone's; use it to test the arm64 path, not to measure")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from rebirth.contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState
+from rebirth.contract.notes import Note
 from rebirth.devices.runlog import RunLog
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -55,7 +56,7 @@ class RunResult:
     """Runtime threads the device used (None: the runtime's default)."""
     cpu_affinity: Optional[str] = None
     """The ``taskset`` mask (hex) or core list the runner was pinned to."""
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     """What a reader of the numbers must know (the fallback runner was used, the CPU was emulated)."""
     runner_cpu_ticks: Optional[int] = None
     """CPU time the runner used (all threads, clock ticks): with the device's CPU counters before and after,

@@ -19,6 +19,7 @@ from typing import IO, Optional
 from rebirth.contract.device import NATIVE, PYTHON, CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
 from rebirth.contract.errors import MissingToolError, RunnerBuildError
 from rebirth.contract.files import sha256_file
+from rebirth.contract.notes import PYTHON_RUNNER, Note
 from rebirth.devices import runlog
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.hoststate import cpu_model, host_state
@@ -44,7 +45,7 @@ class HostRunner:
     command: tuple[str, ...]
     kind: str
     sha256: str
-    note: Optional[str] = None
+    note: Optional[Note] = None
     """Said once with every profile it makes (why the fallback runner is used)."""
 
     @property
@@ -65,8 +66,8 @@ def host_runner(python: str = sys.executable, prefer: str = NATIVE) -> HostRunne
             path = build.host_runner()
             return HostRunner((str(path),), NATIVE, sha256_file(path))
         except (MissingToolError, RunnerBuildError) as error:
-            note = (f"{error}; rebirth's Python runner ran instead, whose peak RSS includes about 220 MB of "
-                    "Python and torch")
+            note = Note(PYTHON_RUNNER, f"{error}; rebirth's Python runner ran instead, whose peak RSS includes about "
+                        "220 MB of Python and torch")
             return HostRunner((python, "-m", "rebirth.devices.runner"), PYTHON, python_runner_sha256(), note)
     return HostRunner((python, "-m", "rebirth.devices.runner"), PYTHON, python_runner_sha256())
 

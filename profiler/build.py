@@ -10,6 +10,7 @@ from typing import Optional
 
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import InputError
+from rebirth.contract.notes import ETRECORD_MISMATCH, ETRECORD_UNREADABLE, NO_ETRECORD, Note
 from rebirth.contract.profile import Latency, Memory, ModelInfo, Profile, Settings
 from rebirth.contract.summary import summarize
 from rebirth.models.pte import DelegateBlob, PteFile
@@ -44,7 +45,7 @@ def build_profile(pte: PteFile, etrecord_path: Optional[Path], source: str, meas
     """
     trace = read_trace(measurement.etdump_path)
     blobs, kernels = pte.delegate_blobs(), pte.kernel_names()
-    warnings: list[str] = []
+    warnings: list[Note] = []
     source_map = _source_map(etrecord_path, pte.path, trace, blobs, kernels, warnings)
     ops = to_records(op_samples(trace, settings.warmup, blobs, kernels, source_map))
     sizes = pte.planned_buffer_sizes()
@@ -67,20 +68,20 @@ def build_profile(pte: PteFile, etrecord_path: Optional[Path], source: str, meas
 
 
 def _source_map(etrecord_path: Optional[Path], pte_path: Path, trace: Trace, blobs: list[DelegateBlob],
-                kernels: dict[int, str], warnings: list[str]) -> Optional[SourceMap]:
+                kernels: dict[int, str], warnings: list[Note]) -> Optional[SourceMap]:
     if etrecord_path is None:
-        warnings.append(f"no ETRecord for {pte_path.name}: ops are profiled without their source layers "
-                        f"(pass --etrecord or put {pte_path.with_suffix('.etrecord').name} beside it)")
+        warnings.append(Note(NO_ETRECORD, f"no ETRecord for {pte_path.name}: ops are profiled without their source "
+                             f"layers (pass --etrecord or put {pte_path.with_suffix('.etrecord').name} beside it)"))
         return None
     try:
         source_map = load_source_map(etrecord_path)
     except InputError as error:
-        warnings.append(f"{error}; profiling without layers")
+        warnings.append(Note(ETRECORD_UNREADABLE, f"{error}; profiling without layers"))
         return None
     reason = source_map_mismatch(source_map, trace, blobs, kernels)
     if reason:
-        warnings.append(f"ETRecord {etrecord_path.name} does not belong to {pte_path.name} ({reason}); "
-                        "profiling without layers")
+        warnings.append(Note(ETRECORD_MISMATCH, f"ETRecord {etrecord_path.name} does not belong to {pte_path.name} "
+                             f"({reason}); profiling without layers"))
         return None
     return source_map
 

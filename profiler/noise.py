@@ -7,6 +7,7 @@ other processes took while it ran, clocks that changed between its start and its
 from __future__ import annotations
 
 from rebirth.contract.device import DeviceInfo
+from rebirth.contract.notes import BUSY, CLOCKS_MOVED, THROTTLED, WIDE_SPREAD, Note
 from rebirth.contract.profile import Latency
 
 MAX_CV = 0.05
@@ -17,17 +18,19 @@ MAX_CLOCK_CHANGE = 0.10
 """Relative change of a core's clock between the start and the end of the run."""
 
 
-def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[str, ...]:
+def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[Note, ...]:
     """Why a profile's latency may not be the model's alone; empty when nothing says so."""
     flags = []
     if latency.cv > MAX_CV:
-        flags.append(f"the runs spread widely (CV {latency.cv:.1%} over {len(latency.raw)} runs, > {MAX_CV:.0%})")
+        flags.append(Note(WIDE_SPREAD, f"the runs spread widely (CV {latency.cv:.1%} over {len(latency.raw)} runs, "
+                                       f"> {MAX_CV:.0%})"))
     if device.other_load is not None and device.other_load > MAX_OTHER_LOAD:
-        flags.append(f"the device was busy: other work took {device.other_load:.0%} of its CPU during the run")
+        flags.append(Note(BUSY, f"the device was busy: other work took {device.other_load:.0%} of its CPU during the "
+                                "run"))
     moved = [core.index for core in device.cores if core.cur_freq_khz_start and core.cur_freq_khz_end
              and abs(core.cur_freq_khz_end / core.cur_freq_khz_start - 1) > MAX_CLOCK_CHANGE]
     if moved:
-        flags.append(f"clocks moved during the run (cores {', '.join(map(str, moved))})")
+        flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run (cores {', '.join(map(str, moved))})"))
     if device.throttled:
-        flags.append("the device throttled (a core ended below 90% of its maximum clock)")
+        flags.append(Note(THROTTLED, "the device throttled (a core ended below 90% of its maximum clock)"))
     return tuple(flags)

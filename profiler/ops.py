@@ -74,7 +74,7 @@ def _delegate_rows(events: list[TraceEvent], blob: Optional[DelegateBlob], warmu
     backend = blob.backend if blob else "delegate"
     inner = [e for e in events if e.delegated]
     calls = [e for e in events if e.name == DELEGATE_EVENT]
-    attributions = _attribute(inner, blob) if source else [(None, False)] * len(inner)
+    attributions = _attribute(inner, blob, source) if source else [(None, False)] * len(inner)
     rows = [OpSamples(e.name, e.instruction, drop_warmup(e.raw_ms, warmup), backend,
                       source.node(handle) if source else None, own)
             for e, (handle, own) in zip(inner, attributions)]
@@ -84,7 +84,8 @@ def _delegate_rows(events: list[TraceEvent], blob: Optional[DelegateBlob], warmu
     return rows
 
 
-def _attribute(inner: list[TraceEvent], blob: Optional[DelegateBlob]) -> list[tuple[Optional[int], bool]]:
+def _attribute(inner: list[TraceEvent], blob: Optional[DelegateBlob],
+               source: SourceMap) -> list[tuple[Optional[int], bool]]:
     """Per event: the debug handle of its source node, and whether the event is that node's
     own operator (rather than a layout copy or extra operator that inherits the layer)."""
     if blob is None or blob.backend != "XnnpackBackend":
@@ -93,7 +94,10 @@ def _attribute(inner: list[TraceEvent], blob: Optional[DelegateBlob]) -> list[tu
         nodes = xnnpack.parse_graph(blob.data)
     except (ValueError, KeyError):
         return [(None, False)] * len(inner)
-    return [(a.debug_handle, a.own) for a in xnnpack.align([e.name for e in inner], nodes)]
+    claimed = {node.debug_handle for node in nodes}
+    spare = {handle: found.op for handle in source.instructions.get(blob.instruction, ())
+             if handle not in claimed and (found := source.node(handle)) is not None}
+    return [(a.debug_handle, a.own) for a in xnnpack.align([e.name for e in inner], nodes, spare)]
 
 
 def _residual(total: Sequence[float], parts: Sequence[Sequence[float]]) -> tuple[float, ...]:

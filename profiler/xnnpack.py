@@ -54,6 +54,13 @@ OPERATOR_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+ORPHAN_SOURCES: dict[str, tuple[str, ...]] = {
+    "XNNDepthwiseConv2d": ("batch_norm",),
+}
+"""XNode kinds that XNNPACK's lowering makes out of another op without keeping its debug handle (a BatchNorm
+that could not be folded runs as a depthwise convolution), and the source ops they may come from."""
+
+
 @dataclass(frozen=True)
 class XNode:
     """One node of a serialized XNNPACK graph."""
@@ -131,7 +138,8 @@ def compatible(event_name: str, kind: str) -> bool:
 MATCH, SKIP_EVENT, SKIP_NODE = 2, -1, 0
 
 
-def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attribution]:
+def align(event_names: Sequence[str], nodes: Sequence[XNode], spare: Optional[dict[int, str]] = None
+          ) -> list[Attribution]:
     """Attribute each operator event of one delegate call to an XNode.
 
     A global alignment (events and nodes both in execution order) that may skip nodes
@@ -139,8 +147,11 @@ def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attributio
     takes the node of the matched event before it when it is of a compatible kind (a
     concatenation's second copy), else of the one after it (a layout transpose belongs to
     the op that needs it). Nodes without a debug handle (layout transposes XNNPACK's
-    lowering inserted) pass on the handle of the next node that has one.
+    lowering inserted) pass on the handle of the next node that has one, except a node the lowering made
+    out of a source op (``ORPHAN_SOURCES``): it takes that op's handle from ``spare`` (the handles of the
+    delegate's source ops that no node claims, with their op names), between its neighbours' handles.
     """
+    nodes = _adopt_orphans(nodes, spare or {})
     pairs = _best_alignment(event_names, nodes)
     node_of = dict(pairs)
     handles = _effective_handles(nodes)
@@ -154,6 +165,25 @@ def align(event_names: Sequence[str], nodes: Sequence[XNode]) -> list[Attributio
         own = node is not None and matched and nodes[node].debug_handle is not None
         result.append(Attribution(index, node, handle, matched, own))
     return result
+
+
+def _adopt_orphans(nodes: Sequence[XNode], spare: dict[int, str]) -> list[XNode]:
+    """``nodes`` with each orphan (``ORPHAN_SOURCES``) given the first spare handle of a source op it may come
+    from, after the last handle before it and before the next one."""
+    adopted, taken = list(nodes), set()
+    for index, node in enumerate(nodes):
+        sources = ORPHAN_SOURCES.get(node.kind)
+        if node.debug_handle is not None or not sources:
+            continue
+        low = next((n.debug_handle for n in reversed(adopted[:index]) if n.debug_handle is not None), -1)
+        high = next((n.debug_handle for n in nodes[index + 1:] if n.debug_handle is not None), None)
+        found = next((handle for handle, op in sorted(spare.items()) if low < handle
+                      and (high is None or handle < high) and handle not in taken
+                      and any(source in op for source in sources)), None)
+        if found is not None:
+            taken.add(found)
+            adopted[index] = XNode(node.kind, found)
+    return adopted
 
 
 def _best_alignment(events: Sequence[str], nodes: Sequence[XNode]) -> list[tuple[int, int]]:

@@ -41,7 +41,7 @@ def headline_facts(comparison: Comparison) -> list[Fact]:
 def noise_lines(comparison: Comparison) -> list[str]:
     """Each profile's noise flags, said once, with the side they belong to."""
     labels = ["before", "after"] if comparison.after is not None else [""]
-    lines = [f"{label}: {reason}" if label else reason
+    lines = [f"{label}: {reason}" if label else str(reason)
              for label, profile in zip(labels, comparison.profiles) for reason in profile.noise]
     return list(dict.fromkeys(lines))
 

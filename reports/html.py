@@ -403,7 +403,7 @@ MODEL_ROWS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
     ("accuracy", _accuracy),
     ("profiled", lambda p: p.created or "unknown"),
     ("rebirth version", lambda p: p.tool_version or "unknown"),
-    ("warnings", lambda p: "; ".join(p.warnings) or "none"),
+    ("warnings", lambda p: "; ".join(map(str, p.warnings)) or "none"),
 )
 
 

@@ -25,12 +25,12 @@ def render_profile(profile: Profile, console: Optional[Console] = None, top: int
     for line in summary_lines(profile):
         console.print(line, highlight=False)
     for reason in profile.noise:
-        console.print(f"[bold yellow]noisy:[/] {escape(reason)}", highlight=False)
+        console.print(f"[bold yellow]noisy:[/] {escape(str(reason))}", highlight=False)
     console.print(op_type_table(profile, top))
     if profile.summary.top_layers:
         console.print(layer_table(profile, top))
     for warning in profile.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(str(warning))}", highlight=False)
 
 
 def summary_lines(profile: Profile) -> list[str]:

@@ -54,7 +54,8 @@ def test_without_a_compiler_the_python_runner_profiles_and_the_profile_says_so(f
     without("g++")
     result = profile(str(firenet_ptes["portable"]), ProfileOptions(warmup=1, iterations=2))
     assert result.device.runner_kind == "python" and result.device.runner.endswith("-m rebirth.devices.runner")
-    assert any("g++ is not installed: apt-get install g++" in warning for warning in result.warnings)
+    assert [note.code for note in result.warnings] == ["python_runner"]
+    assert "g++ is not installed: apt-get install g++" in result.warnings[0].text
     assert result.summary.attributed_share >= 0.95
 
 
@@ -92,7 +93,7 @@ def test_an_arm64_phone_gets_rebirths_runner_once_and_profiles_under_qemu(arm64_
     saved = json.loads(Path("s6.json").read_text())
     device = saved["device"]
     assert (device["abi"], device["kind"], device["runner_kind"]) == ("arm64-v8a", "emulated", "native")
-    assert any("emulated (qemu)" in warning for warning in saved["warnings"])
+    assert [warning["code"] for warning in saved["warnings"]] == ["emulated"]
     assert "emulated (qemu)" in capsys.readouterr().err  # said, even with -q
     local = profile(str(pte), ProfileOptions(warmup=1, iterations=2))
     assert [(op["category"], op["layer"]) for op in saved["ops"]] == [(op.category, op.layer) for op in local.ops]

@@ -107,6 +107,34 @@ def test_profile_load_rejects_what_is_not_a_profile(tmp_path):
         Profile.load(newer)
 
 
+def test_a_version_1_profile_loads_with_its_warnings_and_noise_as_coded_notes(tmp_path):
+    from tests.synthetic import synthetic_profile
+
+    old = synthetic_profile().to_dict()
+    old.update(schema_version=1, warnings=["no ETRecord for m.pte: ops are profiled without their source layers",
+                                           "something new"],
+               noise=["the device was busy: other work took 40% of its CPU during the run"])
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    loaded = Profile.load(tmp_path / "v1.json")
+    assert [note.code for note in loaded.warnings] == ["no_etrecord", "other"]
+    assert [(note.code, str(note)) for note in loaded.noise] == [("busy", old["noise"][0])]
+    assert loaded.schema_version == 2
+
+
+def test_any_record_loads_by_what_it_holds(tmp_path):
+    import rebirth
+    from tests.synthetic import synthetic_profile
+
+    synthetic_profile().save(tmp_path / "p.json")
+    assert isinstance(rebirth.load(tmp_path / "p.json"), Profile)
+    frame = rebirth.load(tmp_path / "p.json").to_dataframe()
+    assert list(frame.columns[:5]) == ["index", "name", "op_type", "category", "layer"]
+    assert len(frame) == len(synthetic_profile().ops)
+    (tmp_path / "x.json").write_text("[1]")
+    with pytest.raises(InputError, match="not a rebirth record"):
+        rebirth.load(tmp_path / "x.json")
+
+
 def test_json_is_written_atomically(tmp_path):
     from rebirth.contract.files import write_json_atomic
 

@@ -29,6 +29,17 @@ def test_fused_nodes_are_skipped_and_extra_operators_inherit():
     assert matched[:2] == [True, True] and matched[4] and matched[2] != matched[3]
 
 
+def test_a_batch_norm_run_as_a_depthwise_convolution_takes_its_own_handle_not_the_next_layers():
+    # conv (1) -> relu (2, fused into the conv) -> batch norm (3, no debug handle once lowered) -> conv (4)
+    graph = nodes(("XNNStaticTranspose", None), ("XNNConv2d", 1), ("XNNDepthwiseConv2d", None), ("XNNConv2d", 4))
+    events = ["Transpose (ND, X32) #1", "Convolution (NHWC, F32) IGEMM #1", "Convolution (NHWC, F32) DWConv #1",
+              "Fully Connected (NC, F32) GEMM #1"]
+    spare = {2: "aten.relu", 3: "aten._native_batch_norm_legit_no_training"}
+    result = align(events, graph, spare)
+    assert [a.debug_handle for a in result] == [1, 1, 3, 4] and result[2].own
+    assert [a.debug_handle for a in align(events, graph)] == [1, 1, 4, 4]  # without the source map's spare ops
+
+
 def test_an_unknown_node_kind_matches_by_its_name():
     assert xnnpack.compatible("Square Root (NC) #1", "XNNSquareRoot")
     assert xnnpack.compatible("Hardswish (NC, F32) #1", "XNNHardswish")
