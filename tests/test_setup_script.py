@@ -19,7 +19,8 @@ UTILITIES = ("sed", "grep", "paste", "head", "env")
 APT_GET = """#!{bash}
 echo "apt-get $*" >> {log}
 case "$*" in
-  *--simulate*npm*) echo 'nodejs : Conflicts: npm'; echo 'E: Unable to correct problems, you have held broken packages.'; exit 100 ;;
+  *--simulate*npm*) echo 'nodejs : Conflicts: npm'
+                    echo 'E: Unable to correct problems, you have held broken packages.'; exit 100 ;;
   *--simulate*) echo "Inst $3 (1.0 Debian:12/stable [amd64])" ;;
 esac
 """
