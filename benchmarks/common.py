@@ -1,4 +1,4 @@
-"""What every benchmark script shares: results written with the machine and commit they were measured on (as
+"""What every benchmark script shares: results written with the machine, commit and date they were measured on (as
 pytest-benchmark saves ``machine_info`` and ``commit_info``). The scripts import rebirth as installed (the
 README's first command installs it)."""
 
@@ -32,9 +32,19 @@ def commit() -> str | None:
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
-    """Write ``results`` as indented JSON, with the machine, commit and time they come from."""
-    stamped = {"machine": machine(), "commit": commit(),
-               "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **results}
+    """Write ``results`` as indented JSON, with the machine, commit, date and time they come from.
+
+    docs/benchmarks.md stamps every row with that commit and date (``python benchmarks/tables.py``).
+
+    Raises:
+        SystemExit: the commit is unknown (not run from a git checkout): a result must say what it measured.
+    """
+    measured_with = commit()
+    if measured_with is None:
+        raise SystemExit(f"{path} not written: no git commit to stamp it with (run from a checkout)")
+    now = datetime.datetime.now(datetime.UTC)
+    stamped = {"machine": machine(), "commit": measured_with, "date": now.date().isoformat(),
+               "written": now.isoformat(timespec="seconds"), **results}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stamped, indent=1) + "\n")
     print(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""The README's CI recipe, run as a CI runner runs it: its YAML parsed, each ``run:`` step given to bash
+"""The CI recipe of docs/ci.md, run as a CI runner runs it: its YAML parsed, each ``run:`` step given to bash
 as GitHub Actions does (``bash --noprofile --norc -eo pipefail``), in order, a failed step skipping the
 rest but the ``if: always()`` ones, with ``$GITHUB_STEP_SUMMARY`` a file. The STF server is the stand-in
 of ``tests/stf.py`` with emulated phones behind it; the checkout is a folder with ``model.pte``.
@@ -24,12 +24,14 @@ from tests.test_stf import TOKEN, api_description, farm  # noqa: F401  (fixtures
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def readme_recipe() -> dict:
-    """The YAML block of the README's section on device farms that defines a job on STF phones."""
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+RECIPE = ROOT / "docs" / "ci.md"
+
+
+def ci_recipe() -> dict:
+    """The YAML block of docs/ci.md that defines a job on STF phones."""
+    blocks = re.findall(r"```yaml\n(.*?)```", RECIPE.read_text(), flags=re.S)
     recipes = [yaml.safe_load(block) for block in blocks if "STF_TOKEN" in block]
-    assert len(recipes) == 1, "the README should have one CI recipe for phones leased from STF"
+    assert len(recipes) == 1, f"{RECIPE} should have one CI recipe for phones leased from STF"
     return recipes[0]
 
 
@@ -50,10 +52,10 @@ def run_job(job: dict, checkout: Path, env: dict[str, str]) -> list[tuple[str, i
     return ran
 
 
-def test_the_readme_ci_recipe_leases_profiles_judges_and_publishes(farm, firenet_ptes, tmp_path):  # noqa: F811
+def test_the_ci_recipe_leases_profiles_judges_and_publishes(farm, firenet_ptes, tmp_path):  # noqa: F811
     stf, phones = farm
     stf: StfStandIn
-    job = readme_recipe()["jobs"]["phones"]
+    job = ci_recipe()["jobs"]["phones"]
     assert job["env"]["STF_TOKEN"] == "${{ secrets.STF_TOKEN }}"  # the token is a secret, not in the file
     checkout = tmp_path / "checkout"
     checkout.mkdir()
@@ -65,7 +67,7 @@ def test_the_readme_ci_recipe_leases_profiles_judges_and_publishes(farm, firenet
         if "run" in step:
             step["run"] = step["run"].replace("https://stf.lab", stf.url)
 
-    # A run on main first, as the README says, and the baseline saved from it.
+    # A run on main first, as docs/ci.md says, and the baseline saved from it.
     main_run = run_job({"steps": [step for step in job["steps"] if "farm run" in step.get("run", "")]}, checkout, env)
     assert [code for _, code, _ in main_run] == [0], main_run
     saved = subprocess.run([str(checkout / ".venv/bin/rebirth"), "baseline", "save", "main"], cwd=checkout, env=env,

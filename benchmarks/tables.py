@@ -1,0 +1,504 @@
+"""Write docs/benchmarks.md from the committed results: for each benchmark, the command that produces it,
+its goals and its tables, every row stamped with the commit and date it was measured on.
+
+    python benchmarks/tables.py            # rewrite docs/benchmarks.md from benchmarks/results/*.json
+    python benchmarks/tables.py --check    # exit 1 when docs/benchmarks.md is not what the results say
+
+A results file needs a section here (``SECTIONS``) or a reason it is not shown (``NOT_SHOWN``); an unknown
+file stops the script, so a new benchmark cannot go missing from the page. Nothing here imports rebirth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PAGE = ROOT / "docs" / "benchmarks.md"
+COMMAND = "python benchmarks/tables.py"
+MIB = 1024 * 1024
+
+Data = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The commit (short hash) and date a row was measured on."""
+
+    commit: str
+    date: str
+
+    @classmethod
+    def of(cls, data: Data, commit_key: str = "commit") -> Stamp:
+        """The stamp of a results file, or of one of its rows (``commit_key`` names its commit)."""
+        return cls(data[commit_key][:7], data["date"])
+
+    def __str__(self) -> str:
+        return f"`{self.commit}` {self.date}"
+
+
+@dataclass
+class Table:
+    """A Markdown table whose every row ends with the stamp of its measurement."""
+
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+
+    def add(self, stamp: Stamp, *cells: object) -> None:
+        self.rows.append((*(str(cell) for cell in cells), str(stamp)))
+
+    def markdown(self) -> str:
+        lines = [self.header + ("measured",), ("---",) * (len(self.header) + 1), *self.rows]
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+@dataclass
+class Section:
+    """One benchmark: what it measures, the command that produces it, its goals and its tables."""
+
+    title: str
+    command: str
+    about: str
+    goals: Table = field(default_factory=lambda: Table(("goal", "result", "met")))
+    tables: list[Table] = field(default_factory=list)
+
+    def goal(self, stamp: Stamp, goal: str, result: str, met: Optional[bool]) -> None:
+        self.goals.add(stamp, goal, result, {True: "yes", False: "**no**", None: "undecided"}[met])
+
+
+# Formatting ------------------------------------------------------------------------------------------------
+
+def times(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}x"
+
+
+def interval(low: float, high: float, digits: int = 2) -> str:
+    return f"{low:.{digits}f}-{high:.{digits}f}"
+
+
+def pct(share: float, digits: int = 1) -> str:
+    return f"{share * 100:.{digits}f}%"
+
+
+def mib(size: float) -> str:
+    return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / 1024:.0f} KiB"
+
+
+def mb(size: float) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
+def ms(value: float) -> str:
+    return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def below(value: float, goal: str) -> bool:
+    """``value`` meets a goal written ``<= N`` or ``>= N`` (units after the number are ignored)."""
+    match = re.search(r"(<=|>=)\s*([\d.]+)", goal)
+    if not match:
+        raise ValueError(f"a goal this script cannot read: {goal!r}")
+    limit = float(match.group(2))
+    return value <= limit if match.group(1) == "<=" else value >= limit
+
+
+# Sections, one per results file ------------------------------------------------------------------------------
+
+def optimize(data: Data) -> Section:
+    stamp, paired, accuracy = Stamp.of(data), data["paired"], data["accuracy"]
+    section = Section("The main job", "python benchmarks/optimize_bench.py",
+                      f"`rebirth optimize {data['model']} --quantize int8 -o out/` as a user runs it, in its own "
+                      "process, with an empty cache (export and training included), on `local`.")
+    section.goal(stamp, f"wall time {data['goal']}", seconds(data["wall_s"]), below(data["wall_s"], data["goal"]))
+    table = Table(("measure", "before", "after"))
+    table.add(stamp, "speed-up measured side by side (95% CI)", "",
+              f"{times(1 / paired['ratio'])} ({interval(1 / paired['high'], 1 / paired['low'])}, "
+              f"{paired['blocks']} blocks, {paired['outcome']})")
+    table.add(stamp, f"held-out {METRICS[accuracy['metric']]}", pct(accuracy["before"]["top1"] / 100),
+              pct(accuracy["after"]["top1"] / 100))
+    before, after = data["memory"]["before"], data["memory"]["after"]
+    table.add(stamp, "runner peak RSS", mib(before["peak_rss_bytes"]), mib(after["peak_rss_bytes"]))
+    table.add(stamp, "weights in the .pte", mb(before["constant_bytes"]), mb(after["constant_bytes"]))
+    table.add(stamp, "planned memory", mib(before["planned_bytes"]), mib(after["planned_bytes"]))
+    section.tables.append(table)
+    return section
+
+
+METRICS = {"top1": "top-1", "fidelity": "output fidelity", "agreement": "agreement"}
+
+COMPRESS_GOALS = {"googlenet": 6.0, "googlenet-bn": 1.5, "resnet50": 1.5, "mobilenet_v2": 1.5}
+"""Speed-up goals of the full-size networks (benchmarks/compress_bench.py), within a 0.5-point budget."""
+MEMORY_GOAL = 2.5
+"""GoogLeNet's runner peak RSS at least this many times smaller."""
+BUDGET_POINTS = 0.5
+
+
+def compress(data: Data) -> Section:
+    section = Section("Slimming and compression, per technique",
+                      "python benchmarks/compress_bench.py [--models googlenet,resnet50,...]",
+                      "Each zoo network is slimmed with `--reduce-channels --decompose --quantize int8` at the "
+                      f"{BUDGET_POINTS}-point budget, and the original is measured against the program of each "
+                      "technique added (`slim-merged.pte`, `slim-reduced.pte`, `slim-float.pte`, `slim.pte`) "
+                      "side by side on `local` (XNNPACK, the native runner) until the speed-up's 95% interval is "
+                      "within ±3% or 40 runs. Top-1 is what ExecuTorch's runtime computes with each program on the "
+                      "450 held-out digits; \"before\" is the original's in PyTorch. The goals are set for the "
+                      "224 px networks; the 64 px ones are measured alongside.")
+    table = Table(("network", "top-1 before", "technique added", "speed-up (95% CI)", "top-1 as it runs",
+                   "runner peak RSS", "weights in the .pte"))
+    for network in data["networks"]:
+        stamp = Stamp(network.get("measured_with", data["commit"])[:7], network.get("date", data["date"]))
+        compress_rows(table, network, stamp)
+        compress_goals(section, network, stamp)
+    section.tables.append(table)
+    return section
+
+
+def compress_rows(table: Table, network: Data, stamp: Stamp) -> None:
+    name = f"{network['model'].removeprefix('zoo:')} ({network['input_px']} px)"
+    before = pct(network["top1_before"] / 100)
+    details = {step["kind"]: step["detail"].split(";")[0] for step in network["steps"] if step["detail"]}
+    for index, stage in enumerate(network["stages"]):
+        added = stage["stage"].split(" + ")[-1]
+        detail = {"low-rank": details.get("low_rank"), "channels": details.get("reduce_channels")}.get(added)
+        speedup = f"{times(stage['speedup'])} ({interval(*stage['speedup_interval'])})"
+        if stage["outcome"] != "decided":
+            speedup += f", {stage['outcome']} after {stage['runs']} runs"
+        table.add(stamp, name if index == 0 else "", before if index == 0 else "",
+                  ("" if index == 0 else "+ ") + added + (f" ({detail})" if detail else ""), speedup,
+                  f"{stage['runtime_top1']:.1f}%",
+                  f"{mib(stage['peak_rss_bytes'][0])} -> {mib(stage['peak_rss_bytes'][1])}",
+                  f"{mb(stage['weight_bytes'][0])} -> {mb(stage['weight_bytes'][1])}")
+    quantization = network["quantization"]
+    if quantization and not quantization["applied"]:
+        table.add(stamp, "", "", f"int8 refused: {quantization['reason']}", "", "", "", "")
+
+
+def compress_goals(section: Section, network: Data, stamp: Stamp) -> None:
+    name = network["model"].removeprefix("zoo:")
+    if name not in COMPRESS_GOALS:
+        return
+    last = network["stages"][-1]
+    lost = network["top1_before"] - last["runtime_top1"]
+    within = lost <= BUDGET_POINTS
+    section.goal(stamp, f"{name}: >= {COMPRESS_GOALS[name]:g}x within {BUDGET_POINTS} points",
+                 f"{times(last['speedup'])} at {-lost:+.1f} points",
+                 last["speedup"] >= COMPRESS_GOALS[name] and within)
+    if name == "googlenet":
+        before, after = last["peak_rss_bytes"]
+        section.goal(stamp, f"{name}: runner peak RSS >= {MEMORY_GOAL:g}x smaller",
+                     f"{times(before / after)} ({mib(before)} -> {mib(after)})", before / after >= MEMORY_GOAL)
+
+
+def optimize_hog(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    section = Section("The main job under load", "python benchmarks/optimize_hog_bench.py",
+                      f"`rebirth optimize {data['model']}` twice: once quiet, once with a busy loop on the same cores "
+                      "from the start until slimming begins. The speed-up is measured side by side, so the load "
+                      "during the first profile must not move it.")
+    quiet, busy, ratio = data["quiet"], data["hog_during_before"], data["speedup_ratio_hog_over_quiet"]
+    section.goal(stamp, f"the two speed-ups {data['goal']} of each other", f"{ratio:.3f}", abs(ratio - 1) <= 0.05)
+    table = Table(("run", "profile the merges were ranked by (p50)", "speed-up side by side (95% CI)", "outcome",
+                   "same merges"))
+    for name, run in (("quiet", quiet), ("busy loop until slimming", busy)):
+        table.add(stamp, name, ms(run["plan_p50_ms"]),
+                  f"{times(run['speedup'])} ({interval(*run['speedup_ci95'])})",
+                  f"{run['outcome']}, {run['blocks']} blocks", "yes" if data["same_merges"] else "no")
+    section.tables.append(table)
+    return section
+
+
+PAIRED_GOALS = (("a 10% slowdown caught", "slower", "regression", 0.95),
+                ("an unchanged build passes (exit 0)", "unchanged", "pass", 0.99))
+
+
+def paired(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    injected = data["one_device"]["injected"]
+    section = Section("Regression checks measured side by side", "python benchmarks/paired_bench.py",
+                      f"`p50:{data['threshold']:.0%}` checked as `rebirth regress --ab` checks it, at most 40 runs "
+                      "each, on a small network against itself (unchanged) and against the same network with one "
+                      f"more convolution (slower by {pct(injected['ratio'] - 1)}, 95% CI "
+                      f"{pct(injected['ci95'][0] - 1)}-{pct(injected['ci95'][1] - 1)}, measured first). \"with hog\": "
+                      "a busy loop on the same cores starts once a check's second block is done. The farm is two "
+                      "emulated phones.")
+    conditions = [(f"{name}, one device", result) for name, result in data["one_device"].items() if name != "injected"]
+    conditions += [(f"{name}, farm of {result['phones']} emulated phones", result)
+                   for name, result in data["farm"].items()]
+    table = Table(("condition", "checks", "regression", "pass", "undecided", "mean runs"))
+    for name, result in conditions:
+        outcomes = result["outcomes"]
+        table.add(stamp, name, result["trials"], outcomes.get("regression", 0), outcomes.get("pass", 0),
+                  outcomes.get("undecided", 0), f"{result['mean_runs']:.1f}")
+    for goal, condition, outcome, share in PAIRED_GOALS:
+        for name, result in conditions:
+            if name.startswith(condition):
+                rate = result["outcomes"].get(outcome, 0) / result["trials"]
+                section.goal(stamp, f"{goal} >= {share:.0%} ({name})", pct(rate), rate >= share)
+    unchanged = [result for name, result in conditions if name.startswith("unchanged")]
+    alarms = sum(result["outcomes"].get("regression", 0) for result in unchanged)
+    checks = sum(result["trials"] for result in unchanged)
+    section.goal(stamp, "false alarms on an unchanged build <= 1%", f"{alarms} of {checks}", alarms / checks <= 0.01)
+    section.tables.append(table)
+    return section
+
+
+def regress(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    goals = data["goals"]
+    section = Section("Regression checks of stored runs", "python benchmarks/regress_bench.py [--record]",
+                      f"`{data['check']}` judged on stored runs of {data['model']} recorded on this host "
+                      "(`regress_samples.json`), baseline and candidate windows from different profiles (or from "
+                      "one session), slowdowns injected, 1000 trials each: the check `rebirth regress --baseline` "
+                      "makes, as of the stamped commit. \"noisy\" is the check's undecided answer.")
+    table = Table(("threads", "samples per run", "windows from", "run-to-run noise", "10% caught", "false alarms",
+                   "noisy (unchanged)"))
+    for row in data["detection"]:
+        noise = row["run_noise"] if isinstance(row["run_noise"], str) else pct(row["run_noise"], 0)
+        table.add(stamp, row["threads"] or "default", row["samples"], row["scenario"], noise,
+                  pct(row["caught_10pct"]), pct(row["false_alarms"]), pct(row["noisy_unchanged"]))
+    best = max(data["detection"], key=lambda row: row["caught_10pct"] - row["false_alarms"])
+    section.goal(stamp, f"a 10% slowdown caught {goals['caught_10pct']}", f"{pct(best['caught_10pct'])} at best",
+                 below(best["caught_10pct"], goals["caught_10pct"]))
+    section.goal(stamp, f"false alarms {goals['false_alarms']}", f"{pct(best['false_alarms'])} in that row",
+                 below(best["false_alarms"], goals["false_alarms"]))
+    spread = Table(("threads", "profiles", "p50 range", "run-to-run spread of p50"))
+    for recording in data["recordings"]:
+        spread.add(stamp, recording["threads"] or "default", recording["profiles"],
+                   f"{ms(recording['p50_ms_range'][0])}-{ms(recording['p50_ms_range'][1])}",
+                   pct(recording["run_to_run_sd_of_log_p50"]))
+    section.tables += [table, spread]
+    return section
+
+
+def profiler(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    overhead, stability, help_ = data["overhead"], data["stability"], data["help"]
+    section = Section("The profiler", "python benchmarks/profiler_bench.py [--only overhead|help|...]",
+                      "What profiling costs, how stable its numbers are, how fast the command line answers, and how "
+                      "much of the op time it attributes to a source layer, on `local`.")
+    section.goal(stamp, f"ETDump overhead: p50 on / off ({overhead['runs_each']} runs each, interleaved) "
+                 f"{overhead['goal']}", f"{overhead['ratio']:.3f}", below(overhead["ratio"], overhead["goal"]))
+    section.goal(stamp, f"CV of p50 over {stability['repeats']} profiles of {stability['model']} {stability['goal']}",
+                 pct(stability["cv"]), below(stability["cv"], stability["goal"]))
+    section.goal(stamp, f"`{help_['command']}`, median of {help_['runs']}, {help_['goal']} s",
+                 seconds(help_["median_s"]), below(help_["median_s"], help_["goal"]))
+    lowest = min(row["attributed_share"] for row in data["attribution"])
+    section.goal(stamp, "op time attributed to a source layer >= 95%", f"{pct(lowest)} (lowest)", lowest >= 0.95)
+    table = Table(("model", "backend", "p50 latency", "op sum", "non-tensor share", "attributed"))
+    for row in sorted(data["attribution"], key=lambda row: (row["model"], row["backend"] != "xnnpack")):
+        table.add(stamp, row["model"], row["backend"], ms(row["latency_p50_ms"]), ms(row["op_sum_ms"]),
+                  pct(row["non_tensor_share"]), pct(row["attributed_share"]))
+    section.tables.append(table)
+    return section
+
+
+def runner(data: Data) -> Section:
+    stamp, build, latency = Stamp.of(data), data["build"], data["latency_and_memory"]
+    median, ratio = latency["median"], latency["p50_ratio_native_over_python"]
+    section = Section("The native runner", "python benchmarks/runner_bench.py",
+                      f"rebirth's native runner against its Python runner on {latency['model']} (XNNPACK, "
+                      f"{latency['threads']} thread, {latency['pairs']} pairs alternating), and what building it "
+                      "costs.")
+    idle = median["native"]["idle_rss_bytes"]
+    section.goal(stamp, "native runner's RSS before it loads the model <= 10 MB", mib(idle), idle / 1e6 <= 10)
+    low, high = ratio["ci95"]
+    section.goal(stamp, "p50 native / Python within 3%",
+                 f"geometric mean {ratio['geometric_mean']:.3f}, 95% CI {interval(low, high)}",
+                 True if low >= 0.97 and high <= 1.03 else False if high < 0.97 or low > 1.03 else None)
+    table = Table(("measure", "native", "Python"))
+    table.add(stamp, "RSS before loading the model", mib(median["native"]["idle_rss_bytes"]),
+              mib(median["python"]["idle_rss_bytes"]))
+    table.add(stamp, "peak RSS", mib(median["native"]["peak_rss_bytes"]), mib(median["python"]["peak_rss_bytes"]))
+    table.add(stamp, "p50 (median of the runs)", ms(median["native"]["p50_ms"]), ms(median["python"]["p50_ms"]))
+    table.add(stamp, "host build (g++, empty cache)", seconds(build["host_build_s"]), "")
+    table.add(stamp, "arm64-v8a bundle: cross build (+ the aarch64 wheel's download)",
+              f"{seconds(build['arm64_bundle_build_s'])} (+ {seconds(build['aarch64_wheel_download_s'])}), "
+              f"{mb(build['arm64_bundle_bytes'])} in {build['arm64_bundle_files']} files", "")
+    section.tables.append(table)
+    return section
+
+
+def devices(data: Data) -> Section:
+    stamp, throughput, run = Stamp.of(data), data["throughput"], data["orchestration"]
+    section = Section("Phones over ADB", "python benchmarks/devices_bench.py [--only throughput|orchestration]",
+                      f"A {throughput['file_mb']:g} MB push and pull to the emulated phone (its own process), "
+                      f"median of {throughput['repeats']}; and {run['model']} profiled on the emulated `s6` "
+                      f"against `local` ({run['warmup']} + {run['iterations']} runs, {run['threads']} threads), "
+                      f"median of {run['pairs']} pairs.")
+    ours = throughput["rebirth_adb_shell"]
+    for way in ("push", "pull"):
+        rate = ours[f"{way}_mb_s"]
+        section.goal(stamp, f"{way} through rebirth's transport {throughput['goal_mb_s']} MB/s", f"{rate:.0f} MB/s",
+                     below(rate, throughput["goal_mb_s"]))
+    goals = run["goals"]
+    section.goal(stamp, f"wall time s6 / local {goals['wall_ratio']}", f"{run['wall_ratio_s6_over_local']:.3f}",
+                 below(run["wall_ratio_s6_over_local"], goals["wall_ratio"]))
+    low, high = (float(bound) for bound in goals["p50_ratio"].split(".."))
+    section.goal(stamp, f"p50 s6 / local within {goals['p50_ratio']}", f"{run['p50_ratio_s6_over_local']:.3f}",
+                 low <= run["p50_ratio_s6_over_local"] <= high)
+    table = Table(("measure", "result"))
+    debian = throughput["debian_adb"]
+    table.add(stamp, "Debian's `adb` client, process start included",
+              f"push {debian['push_mb_s']:.0f} MB/s, pull {debian['pull_mb_s']:.0f} MB/s")
+    table.add(stamp, "first profile on `s6`, push of the .pte included", seconds(run["first_s6_profile_s_with_push"]))
+    section.tables.append(table)
+    return section
+
+
+def farm(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    section = Section("A farm of emulated phones", "python benchmarks/farm_bench.py",
+                      "The same `farm run` on 8 emulated phones against 1, each phone its own process whose runner "
+                      "sleeps the simulated on-device time and returns a recorded ETDump, median of 5. The extra "
+                      "time is mostly the emulated phones' own work on this host's cores, which real phones do on "
+                      "theirs.")
+    table = Table(("simulated time per execution", "1 phone", "8 phones", "rebirth's CPU on 8 phones"))
+    for run in data["fan_out"].values():
+        one, many = run["median"]["1"], run["median"][str(run["phones"])]
+        table.add(stamp, f"{run['execution_ms_simulated']:g} ms", seconds(one["wall_s"]), seconds(many["wall_s"]),
+                  seconds(many["rebirth_cpu_s"]))
+        section.goal(stamp, f"{run['execution_ms_simulated']:g} ms per execution: wall time 8 / 1 {run['goal']}",
+                     f"{run['wall_ratio']:.2f}", below(run["wall_ratio"], run["goal"]))
+    section.tables.append(table)
+    return section
+
+
+def stf(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    one, many = data["median"]["1"], data["median"][str(data["phones"])]
+    section = Section("Phones leased from STF", "python benchmarks/stf_bench.py",
+                      f"`rebirth farm run MODEL --stf URL --count N` as typed, in its own process, against the STF "
+                      f"stand-in with {data['phones']} emulated phones behind it (each its own process, runner "
+                      f"sleeping {data['execution_ms_simulated']:g} ms per execution), median of 5 alternating "
+                      "runs; then runs interrupted with SIGINT and killed with SIGKILL at a random moment.")
+    section.goal(stamp, f"wall time {data['phones']} / 1 phone {data['goal'].removeprefix('wall_ratio ')}",
+                 f"{data['wall_ratio']:.2f}", below(data["wall_ratio"], data["goal"]))
+    given_back = leases_given_back(data)
+    section.goal(stamp, "every lease given back (timed, SIGINT; SIGKILL: by the next run)",
+                 f"{given_back[0]} of {given_back[1]} runs", given_back[0] == given_back[1])
+    table = Table(("measure", "1 phone", f"{data['phones']} phones"))
+    table.add(stamp, "wall time of the command", seconds(one["wall_s"]), seconds(many["wall_s"]))
+    table.add(stamp, f"the same without the command's start ({seconds(data['command_start_s'])})",
+              seconds(one["wall_s"] - data["command_start_s"]), seconds(many["wall_s"] - data["command_start_s"]))
+    table.add(stamp, "CPU seconds of rebirth's process", f"{one['rebirth_cpu_s']:.1f}", f"{many['rebirth_cpu_s']:.1f}")
+    table.add(stamp, "CPU seconds of the emulated phones", f"{one['phones_cpu_s']:.1f}", f"{many['phones_cpu_s']:.1f}")
+    section.tables.append(table)
+    return section
+
+
+def leases_given_back(data: Data) -> tuple[int, int]:
+    """(runs that left no lease held, runs): timed runs and SIGINT at their exit, SIGKILL after the next run."""
+    timed = [run for runs in data["all"].values() for run in runs]
+    interrupted = data["interrupted"]["sigint"]
+    killed = data["interrupted"]["sigkill"]
+    clean = sum(not run["still_leased_after"] for run in timed)
+    clean += sum(not run["still_leased_after_exit"] for run in interrupted)
+    clean += sum(not run.get("still_leased_after_next_run", run["still_leased_after_exit"]) for run in killed)
+    return clean, len(timed) + len(interrupted) + len(killed)
+
+
+def report(data: Data) -> Section:
+    stamp, page = Stamp.of(data), data["report"]
+    section = Section("The HTML report", "python benchmarks/report_bench.py",
+                      f"The before/after report of two profiles of {page['ops'][0]} ops each, written, median of "
+                      f"{page['runs']}.")
+    section.goal(stamp, f"written in {page['goal']}", seconds(page["median_s"]), below(page["median_s"], page["goal"]))
+    table = Table(("measure", "result"))
+    table.add(stamp, "file size", f"{mb(page['file_bytes'])}, of which plotly.js {mb(page['plotly_js_bytes'])}")
+    section.tables.append(table)
+    return section
+
+
+SECTIONS: dict[str, Callable[[Data], Section]] = {
+    "optimize.json": optimize, "compress.json": compress, "optimize_hog.json": optimize_hog,
+    "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "runner.json": runner,
+    "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report,
+}
+"""Results file -> its section, in the page's order."""
+
+NOT_SHOWN = {
+    "slimmer.json": "superseded by `compress.json`, which measures the same small networks with the zoo weights "
+                    "rebirth trains now and side by side; this file's speed-ups come from two profiles taken apart "
+                    "(which the load on a shared machine moves as much as the model does) and its top-1 from weights "
+                    "trained by an older recipe. Its command: `python benchmarks/slimmer_bench.py`.",
+    "optimize-googlenet-untrained.json": "superseded by the `googlenet` rows of `compress.json`: it slims a "
+                                         "full-size GoogLeNet without trained weights, so its accuracy gate judged "
+                                         "nothing (output agreement with an untrained network).",
+    "regress_samples.json": "the recorded samples `regress.json` is computed from "
+                            "(`python benchmarks/regress_bench.py --record`).",
+}
+"""Results files with no table, and why."""
+
+
+# The page ---------------------------------------------------------------------------------------------------
+
+def load(results: Path) -> dict[str, Data]:
+    """Every results file by name; an unknown one stops the page from being written."""
+    files = {path.name: json.loads(path.read_text()) for path in sorted(results.glob("*.json"))}
+    unknown = sorted(set(files) - set(SECTIONS) - set(NOT_SHOWN))
+    if unknown:
+        raise SystemExit(f"no section for {', '.join(unknown)}: add one to benchmarks/tables.py (SECTIONS), or a "
+                         "reason it is not shown (NOT_SHOWN)")
+    return files
+
+
+def render(results: Path = RESULTS) -> str:
+    """docs/benchmarks.md as the results in ``results`` say."""
+    files = load(results)
+    parts = ["# Benchmarks", "",
+             f"<!-- Generated by `{COMMAND}` from benchmarks/results/*.json: edit those or the script, not this "
+             "page. -->", "",
+             "Every benchmark runs on a host without a phone (each results file's `machine` says which), writes its "
+             "results to `benchmarks/results/` stamped with the commit and date it ran on, and this page is generated "
+             f"from them (`{COMMAND}`; `tests/test_docs.py` fails when it is out of date). Every row says in its last "
+             "column which commit and date measured it.", ""]
+    sections = {name: make(files[name]) for name, make in SECTIONS.items() if name in files}
+    parts += [f"- [{section.title}](#{anchor(section.title)})" for section in sections.values()]
+    for name, section in sections.items():
+        parts += section_markdown(name, section)
+    parts += ["", "## Results files not shown", ""]
+    parts += [f"- `{name}` ({Stamp.of(files[name])}): {why}" for name, why in NOT_SHOWN.items() if name in files]
+    return "\n".join(parts) + "\n"
+
+
+def section_markdown(name: str, section: Section) -> list[str]:
+    lines = ["", f"## {section.title}", "", f"`{section.command}` writes `benchmarks/results/{name}`. {section.about}"]
+    if section.goals.rows:
+        lines += ["", section.goals.markdown()]
+    for table in section.tables:
+        lines += ["", table.markdown()]
+    return lines
+
+
+def anchor(title: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when docs/benchmarks.md is out of date")
+    args = parser.parse_args(argv)
+    page = render()
+    if args.check:
+        if PAGE.read_text() != page:
+            print(f"{PAGE.relative_to(ROOT)} is out of date: run {COMMAND}", file=sys.stderr)
+            return 1
+        return 0
+    PAGE.write_text(page)
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
