@@ -27,7 +27,6 @@ _import_installed_rebirth()
 from tests.digitsnet import SOURCE, DigitsNet  # noqa: E402  (after the installed rebirth is imported)
 from tests.foreign import export_plain, make_firenet  # noqa: E402
 
-warnings.filterwarnings("ignore")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -52,8 +52,8 @@ def wheel(tmp_path_factory) -> Path:
     source, folder = tmp_path_factory.mktemp("source") / "rebirth", tmp_path_factory.mktemp("wheel")
     shutil.copytree(ROOT, source, symlinks=True,
                     ignore=shutil.ignore_patterns(".git", ".tox", ".venv", "__pycache__", "*.egg-info", "build"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(folder), str(source)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder), str(source)],
+                   check=True, capture_output=True, timeout=600)
     return next(folder.glob("rebirth-*.whl"))
 
 
