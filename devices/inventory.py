@@ -179,14 +179,14 @@ class _StfTable:
 
 
 def _tables(path: Path, data: dict) -> _InventoryTables:
+    expected = f"{path}: expected only [devices.NAME] tables, a [groups] and an [stf] table"
     try:
         return load_table(_InventoryTables, data)
     except UnknownKeyError as error:
         close = f" (did you mean [{error.close}]?)" if error.close else ""
-        raise ConfigError(f"{path}: expected only [devices.NAME] tables, a [groups] and an [stf] table; found "
-                          f"{error.key!r}{close}", step="inventory") from None
+        raise ConfigError(f"{expected}; found {error.key!r}{close}", step="inventory") from None
     except FieldError as error:
-        raise ConfigError(f"{path}: {error}", step="inventory") from None
+        raise ConfigError(f"{expected}; {error}", step="inventory") from None
 
 
 def _stf(path: Path, table: dict) -> dict[str, str]:
