@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,19 +32,30 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def write_temp(folder: Path, text: str, prefix: str = ".", suffix: str = ".tmp") -> Path:
     """A complete, fsync'd hidden temporary file in ``folder`` with the mode ``open()`` would give it;
     removed again if writing fails."""
-    handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(handle, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+    handle, path = _create(folder, prefix, suffix)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
     except BaseException:
-        os.unlink(name)
+        path.unlink(missing_ok=True)
         raise
-    return Path(name)
+    return path
+
+
+def _create(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new file under a random name, made as ``open()`` makes one: mode 0666 less the umask (and a folder's
+    default ACL), applied by the kernel. tempfile's files are 0600 and it takes no mode; reading the umask
+    with ``os.umask`` would change it for every thread of the process for a moment."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(tempfile.TMP_MAX):
+        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
 
 
 def fsync_folder(folder: Path) -> None:

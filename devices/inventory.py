@@ -25,21 +25,48 @@ running adb server); see ``adhoc_config``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional, get_args
 
 from rebirth.contract.errors import ConfigError, UnknownDeviceError
 from rebirth.contract.names import NAME_RULE, is_name
+from rebirth.devices.tables import FieldError, UnknownKeyError, at_least, load_table
+from rebirth.devices.transport import parse_address
 
 ENV_VAR = "REBIRTH_DEVICES"
 FILE_NAME = "devices.toml"
 DEFAULT_WORKDIR = "/data/local/tmp/rebirth"
-TRANSPORTS = ("tcp", "usb", "adb-server")
+TransportKind = Literal["tcp", "usb", "adb-server"]
+TRANSPORTS: tuple[str, ...] = get_args(TransportKind)
+
+
+def host_port(address: str) -> str:
+    """A check: ``address`` is ``host:port`` (see ``transport.parse_address``)."""
+    try:
+        parse_address(address)
+    except ValueError as error:
+        raise ValueError(f"is not host:port ({error})") from None
+    return address
+
+
+def absolute_folder(workdir: str) -> str:
+    """A check: an absolute folder on the phone, not ``/`` and without ``..``; normalized."""
+    if not workdir.startswith("/") or ".." in workdir.split("/") or posixpath.normpath(workdir) == "/":
+        raise ValueError(f"must be an absolute folder such as {DEFAULT_WORKDIR}")
+    return posixpath.normpath(workdir)
+
+
+def hex_mask(mask: str) -> str:
+    """A check: a non-zero hex CPU mask (``f0``, ``0xC0``), as ``taskset`` takes it: lower case, no ``0x``."""
+    if not re.fullmatch(r"(0x)?[0-9a-fA-F]+", mask) or int(mask, 16) == 0:
+        raise ValueError('must be a non-zero hex mask such as "f0"')
+    return mask.lower().removeprefix("0x")
 
 
 @dataclass(frozen=True)
@@ -47,27 +74,28 @@ class DeviceConfig:
     """One phone of the inventory."""
 
     name: str
-    transport: str = "tcp"
+    transport: TransportKind = "tcp"
     """``tcp`` (``address`` is ``host:port``, as ``adb connect`` takes it), ``usb`` (``serial``, through
     adb-shell and libusb), or ``adb-server`` (``serial`` as ``adb devices`` lists it, through a running
     adb server)."""
-    address: Optional[str] = None
+    address: Optional[Annotated[str, host_port]] = None
     serial: Optional[str] = None
     runner: Optional[Path] = None
     """An ``executor_runner`` built for the phone, on this computer; pushed when it changed.
     Default: one already on the phone (``WORKDIR/bin/executor_runner``, else on its PATH)."""
-    workdir: str = DEFAULT_WORKDIR
-    cpu_mask: Optional[str] = None
+    workdir: Annotated[str, absolute_folder] = DEFAULT_WORKDIR
+    cpu_mask: Optional[Annotated[str, hex_mask]] = None
     """Hex mask for ``taskset``. Default: the cores with the highest maximum frequency."""
-    threads: Optional[int] = None
+    threads: Optional[Annotated[int, at_least(1)]] = None
     """Runtime threads. Default: the number of cores in the mask."""
-    warmup: Optional[int] = None
-    iterations: Optional[int] = None
-    cooldown_s: float = 0.0
+    warmup: Optional[Annotated[int, at_least(0)]] = None
+    iterations: Optional[Annotated[int, at_least(1)]] = None
+    cooldown_s: Annotated[float, at_least(0)] = 0.0
     key: Optional[Path] = None
     """The ADB private key. Default: ``~/.android/adbkey``."""
-    auth_timeout_s: float = 10.0
+    auth_timeout_s: Annotated[float, at_least(0)] = 10.0
     source: Optional[Path] = None
+    """The devices.toml the entry is from (set by the loader, not a key of the table)."""
 
     @property
     def target(self) -> str:
@@ -127,19 +155,46 @@ def read_inventory(path: Optional[Path] = None) -> Inventory:
         raise ConfigError(f"{path}: cannot read the device inventory ({error})", step="inventory") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})", step="inventory") from None
-    devices, groups, stf = data.get("devices", {}), data.get("groups", {}), data.get("stf", {})
-    unknown = sorted(set(data) - {"devices", "groups", "stf"})
-    if unknown or not isinstance(devices, dict) or not isinstance(groups, dict):
-        found = ", ".join(unknown) or ("devices" if not isinstance(devices, dict) else "groups")
-        raise ConfigError(f"{path}: expected only [devices.NAME] tables, a [groups] and an [stf] table, found "
-                          f"{found}", step="inventory")
-    extra = sorted(set(stf) - {"url", "token"}) if isinstance(stf, dict) else ["a value that is not a table"]
-    if extra or not all(isinstance(value, str) for value in stf.values()):
-        raise ConfigError(f"{path}: [stf] takes url and token as strings, found {', '.join(extra) or 'another type'}",
-                          step="inventory")
-    configs = {name: _entry(path, name, entry) for name, entry in devices.items()}
-    return Inventory(configs, {name: _group(path, name, members, configs) for name, members in groups.items()},
-                     path, dict(stf))
+    tables = _tables(path, data)
+    configs = {name: _entry(path, name, entry) for name, entry in tables.devices.items()}
+    groups = {name: _group(path, name, members, configs) for name, members in tables.groups.items()}
+    return Inventory(configs, groups, path, _stf(path, tables.stf))
+
+
+@dataclass(frozen=True)
+class _InventoryTables:
+    """The tables a devices.toml may hold."""
+
+    devices: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
+    stf: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _StfTable:
+    """``[stf]``: the server's address and (better in ``$STF_TOKEN``) the access token."""
+
+    url: Optional[str] = None
+    token: Optional[str] = None
+
+
+def _tables(path: Path, data: dict) -> _InventoryTables:
+    expected = f"{path}: expected only [devices.NAME] tables, a [groups] and an [stf] table"
+    try:
+        return load_table(_InventoryTables, data)
+    except UnknownKeyError as error:
+        close = f" (did you mean [{error.close}]?)" if error.close else ""
+        raise ConfigError(f"{expected}; found {error.key!r}{close}", step="inventory") from None
+    except FieldError as error:
+        raise ConfigError(f"{expected}; {error}", step="inventory") from None
+
+
+def _stf(path: Path, table: dict) -> dict[str, str]:
+    try:
+        stf = load_table(_StfTable, table)
+    except FieldError as error:
+        raise ConfigError(f"{path}: [stf] {error}", step="inventory") from None
+    return {key: value for key, value in dataclasses.asdict(stf).items() if value is not None}
 
 
 def _group(path: Path, name: str, members, devices: dict[str, DeviceConfig]) -> tuple[str, ...]:
@@ -173,8 +228,6 @@ def adhoc_config(spec: str) -> DeviceConfig:
     Raises:
         UnknownDeviceError: ``spec`` is neither.
     """
-    from rebirth.devices.transport import parse_address
-
     if spec.startswith("adb:"):
         if not spec[4:]:
             raise UnknownDeviceError(f"{spec!r}: adb:SERIAL needs the serial that `adb devices` lists",
@@ -188,11 +241,6 @@ def adhoc_config(spec: str) -> DeviceConfig:
     return DeviceConfig(spec, address=spec)
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "transport": str, "address": str, "serial": str, "runner": str, "workdir": str, "cpu_mask": str, "threads": int,
-    "warmup": int, "iterations": int, "cooldown_s": (int, float), "key": str, "auth_timeout_s": (int, float)}
-
-
 def _entry(path: Path, name: str, entry) -> DeviceConfig:
     where = f"{path}: [devices.{name}]"
     if not isinstance(entry, dict):
@@ -200,56 +248,16 @@ def _entry(path: Path, name: str, entry) -> DeviceConfig:
     if not is_name(name) or name == "local":
         raise ConfigError(f"{where}: {name!r} cannot name a phone ({NAME_RULE}; not 'local')",
                           device=name, step="inventory")
-    known = {f.name for f in fields(DeviceConfig)} - {"name", "source"}
-    for key, value in entry.items():
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r}; keys: {', '.join(sorted(known))}", device=name,
-                              step="inventory")
-        if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
-            kind = _TYPES[key]
-            expected = kind.__name__ if isinstance(kind, type) else "a number"
-            raise ConfigError(f"{where}: {key} must be {expected}", device=name, step="inventory")
-    transport = entry.get("transport", "usb" if "serial" in entry and "address" not in entry else "tcp")
-    if transport not in TRANSPORTS:
-        raise ConfigError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}", device=name,
-                          step="inventory")
-    if transport == "adb-server" and not entry.get("serial"):
+    usb = "serial" in entry and "address" not in entry
+    try:
+        config = load_table(DeviceConfig, {"transport": "usb" if usb else "tcp", **entry}, base=path.parent,
+                            name=name, source=path)
+    except FieldError as error:
+        raise ConfigError(f"{where}: {error}", device=name, step="inventory") from None
+    if config.transport == "adb-server" and not config.serial:
         raise ConfigError(f"{where}: transport \"adb-server\" needs serial = \"...\" as `adb devices` lists it",
                           device=name, step="inventory")
-    if transport == "tcp" and not entry.get("address"):
+    if config.transport == "tcp" and not config.address:
         raise ConfigError(f"{where}: needs address = \"host:port\" (or transport = \"usb\" and a serial)",
                           device=name, step="inventory")
-    if transport == "tcp":
-        from rebirth.devices.transport import parse_address
-
-        try:
-            parse_address(entry["address"])
-        except ValueError as error:
-            raise ConfigError(f"{where}: address {error}", device=name, step="inventory") from None
-    workdir = entry.get("workdir", DEFAULT_WORKDIR)
-    if not workdir.startswith("/") or ".." in workdir.split("/") or posixpath.normpath(workdir) == "/":
-        raise ConfigError(f"{where}: workdir must be an absolute folder such as {DEFAULT_WORKDIR}", device=name,
-                          step="inventory")
-    mask = entry.get("cpu_mask")
-    if (mask is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", mask)) or (mask is not None and int(mask, 16) == 0):
-        raise ConfigError(f"{where}: cpu_mask must be a non-zero hex mask such as \"f0\"", device=name,
-                          step="inventory")
-    for key in ("threads", "iterations"):
-        if key in entry and entry[key] < 1:
-            raise ConfigError(f"{where}: {key} must be at least 1", device=name, step="inventory")
-    for key in ("warmup", "cooldown_s"):
-        if key in entry and entry[key] < 0:
-            raise ConfigError(f"{where}: {key} must not be negative", device=name, step="inventory")
-    runner = _relative_to(path, entry.get("runner"))
-    key = _relative_to(path, entry.get("key"))
-    return DeviceConfig(name, transport, entry.get("address"), entry.get("serial"), runner,
-                        posixpath.normpath(workdir), mask.lower().removeprefix("0x") if mask else None,
-                        entry.get("threads"), entry.get("warmup"), entry.get("iterations"),
-                        float(entry.get("cooldown_s", 0.0)), key, float(entry.get("auth_timeout_s", 10.0)), path)
-
-
-def _relative_to(inventory: Path, value: Optional[str]) -> Optional[Path]:
-    if value is None:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (inventory.parent / path)
+    return config

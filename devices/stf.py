@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import operator
 import os
@@ -32,6 +33,7 @@ from typing import Any, Optional
 
 from rebirth.contract.cache import cache_root
 from rebirth.contract.errors import DeviceError, InputError
+from rebirth.devices.retry import BACKOFF, Backoff, Retries, RetryError
 
 TOKEN_ENV = "STF_TOKEN"
 FIELDS = ("serial", "present", "ready", "using", "owner", "model", "manufacturer", "marketName", "sdk", "abi",
@@ -142,10 +144,19 @@ def parse_selection(text: Optional[str]) -> tuple[Condition, ...]:
 # --- the REST client ----------------------------------------------------------------------------------
 
 class StfClient:
-    """The few calls of STF's API that leasing needs."""
+    """The few calls of STF's API that leasing needs.
 
-    def __init__(self, server: StfServer, timeout_s: float = TIMEOUT_S):
+    A call that STF (or the proxy before it) could not take is made again with backoff: a connection
+    refused, HTTP 429 and 503, and for the calls that may be repeated safely (GET, DELETE) also a
+    connection reset or timed out and HTTP 502 and 504. A POST that may have reached STF is not sent
+    twice: a lease taken twice would be refused the second time and never given back. Right after
+    giving up on STF, each call is tried once (``Retries``): giving N leases back to a server that is
+    gone takes seconds, not N rounds of backoff.
+    """
+
+    def __init__(self, server: StfServer, timeout_s: float = TIMEOUT_S, backoff: Backoff = BACKOFF):
         self.server, self.timeout_s = server, timeout_s
+        self.retries = Retries(backoff)
 
     def call(self, method: str, path: str, body: Optional[dict] = None,
              query: Optional[dict[str, str]] = None) -> tuple[int, dict[str, Any]]:
@@ -153,22 +164,15 @@ class StfClient:
 
         Raises:
             StfAuthError: HTTP 401.
-            DeviceError: the server cannot be reached or does not answer JSON.
+            DeviceError: the server cannot be reached, does not answer JSON, or is still busy after the
+                last attempt.
         """
         url = self.server.api + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(url, data=data, method=method, headers={
             "Authorization": f"Bearer {self.server.token}", "Accept": "application/json",
             **({"Content-Type": "application/json"} if data is not None else {})})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise DeviceError(f"STF at {self.server.url} cannot be reached ({reason})", device="stf",
-                              step="lease") from None
+        status, raw = self._send(request, path)
         try:
             answer = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -178,6 +182,40 @@ class StfClient:
             raise StfAuthError(f"STF at {self.server.url} refused the access token ({_said(answer)}): make a new "
                                f"one in STF's Settings > Keys and set ${TOKEN_ENV}", device="stf", step="lease")
         return status, answer if isinstance(answer, dict) else {}
+
+    def _send(self, request: urllib.request.Request, path: str) -> tuple[int, bytes]:
+        """``(HTTP status, body)``, tried again as the class says.
+
+        Raises:
+            DeviceError: the server cannot be reached, or is still busy after the last attempt.
+        """
+        method = request.get_method()
+        try:
+            return self.retries(lambda: self._send_once(request), functools.partial(_transient, method),
+                                within_s=self.retries.backoff.total_s)
+        except _BusyError as busy:  # not tried again (a POST answered 502 or 504): the caller reads the answer
+            return busy.status, busy.raw
+        except RetryError as failed:
+            raise self._failure(method, path, failed.last, f" after {failed.tries}") from None
+        except (urllib.error.URLError, OSError) as error:
+            raise self._failure(method, path, error) from None
+
+    def _failure(self, method: str, path: str, error: Exception, tries: str = "") -> DeviceError:
+        if isinstance(error, _BusyError):
+            return DeviceError(f"STF at {self.server.url} still answered {method} {path} with HTTP "
+                               f"{error.status}{tries}", device="stf", step="lease")
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        return DeviceError(f"STF at {self.server.url} cannot be reached{tries} ({reason})", device="stf",
+                           step="lease")
+
+    def _send_once(self, request: urllib.request.Request) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            if error.code in BUSY:
+                raise _BusyError(error.code, error.read()) from None
+            return error.code, error.read()
 
     def devices(self) -> list[dict[str, Any]]:
         status, answer = self.call("GET", "/devices", query={"fields": ",".join(FIELDS)})
@@ -213,6 +251,28 @@ class StfClient:
         if status in (200, 404) or (status == 403 and "not owned" in _said(answer).lower()):
             return None  # released now, gone, or no longer ours (the lease timed out)
         return f"HTTP {status}: {_said(answer)}"
+
+
+BUSY = (429, 502, 503, 504)
+"""Answers that say STF (or its proxy) did not get to the request, or may not have: tried again."""
+SAFE_TO_REPEAT = ("GET", "HEAD", "PUT", "DELETE")
+
+
+class _BusyError(Exception):
+    def __init__(self, status: int, raw: bytes):
+        super().__init__(f"HTTP {status}")
+        self.status, self.raw = status, raw
+
+
+def _transient(method: str, error: Exception) -> bool:
+    """Whether ``method`` may be sent again after ``error``: always when it cannot have reached STF (refused,
+    429, 503), otherwise only if repeating it is harmless. An unknown host name or a refused token never."""
+    if isinstance(error, _BusyError):
+        return error.status in (429, 503) or method in SAFE_TO_REPEAT
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(reason, ConnectionRefusedError):
+        return True
+    return method in SAFE_TO_REPEAT and isinstance(reason, (ConnectionError, TimeoutError))
 
 
 def _said(answer: dict[str, Any]) -> str:

@@ -15,13 +15,17 @@ interface where a server already owns the USB phones.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Optional, Protocol, TypeVar
 
+from rebirth.devices.retry import BACKOFF, Backoff, Retries, RetryError
+
+_T = TypeVar("_T")
 LineCallback = Callable[[str], None]
 BytesProgress = Callable[[int, int], None]
 """Called as ``progress(done_bytes, total_bytes)``."""
@@ -176,15 +180,21 @@ def _use_fast_checksum() -> None:
 
 
 class AdbShellTransport:
-    """ADB through adb-shell, over TCP (``address``) or USB (``serial``)."""
+    """ADB through adb-shell, over TCP (``address``) or USB (``serial``).
+
+    A connect that is refused, reset or not answered is tried again (``retries``): a phone whose adbd,
+    or an STF bridge, is not listening yet is reached once it is. A key the phone refuses is not.
+    """
 
     def __init__(self, address: Optional[str] = None, serial: Optional[str] = None, usb: bool = False,
-                 key_path: Optional[Path] = None, auth_timeout_s: float = CONNECT_TIMEOUT_S):
+                 key_path: Optional[Path] = None, auth_timeout_s: float = CONNECT_TIMEOUT_S,
+                 backoff: Backoff = BACKOFF):
         _use_fast_checksum()
         self.address, self.serial, self.usb = address, serial, usb
         self.target = (f"USB {serial}" if serial else "USB") if usb else str(address)
         self.signer = _LazySigner(key_path)
         self.auth_timeout_s = auth_timeout_s
+        self.retries = Retries(backoff)
         self._device = None
 
     # -- connection ---------------------------------------------------------------------------
@@ -193,24 +203,33 @@ class AdbShellTransport:
             return self._device
         from adb_shell import exceptions as ex
 
+        try:
+            self._device = self.retries(lambda: self._connect_once(timeout_s), _transient, timeout_s)
+        except RetryError as failed:
+            raise _connect_error(self.target, failed.last, f" after {failed.tries}") from None
+        except (OSError, ex.AdbConnectionError, ex.InvalidResponseError, ex.InvalidCommandError,
+                ex.InvalidChecksumError) as error:
+            raise _connect_error(self.target, error) from None
+        return self._device
+
+    def _connect_once(self, timeout_s: float):
+        """One connect; a key the phone refused is ``NotAuthorizedError``, anything else adb-shell's own error."""
+        from adb_shell import exceptions as ex
+
         asked = []
         device = self._new_device(timeout_s)
         try:
             device.connect(rsa_keys=[self.signer], transport_timeout_s=min(timeout_s, CONNECT_TIMEOUT_S),
                            auth_timeout_s=self.auth_timeout_s, read_timeout_s=min(timeout_s, CONNECT_TIMEOUT_S),
                            auth_callback=lambda _device: asked.append(True))
-        except (ex.TcpTimeoutException, ex.AdbTimeoutError, ex.DeviceAuthError) as error:
+        except Exception as error:
             device.close()
-            if asked or isinstance(error, ex.DeviceAuthError):
+            timed_out = isinstance(error, (ex.TcpTimeoutException, ex.AdbTimeoutError))
+            if isinstance(error, ex.DeviceAuthError) or (asked and timed_out):
                 raise NotAuthorizedError(
                     "the phone did not authorize this computer's ADB key "
                     f"({self._key_shown()}): accept the prompt on the phone, then retry") from None
-            raise TransportError(f"no answer from {self.target} ({error})") from None
-        except (OSError, ex.AdbConnectionError, ex.InvalidResponseError, ex.InvalidCommandError,
-                ex.InvalidChecksumError) as error:
-            device.close()
-            raise TransportError(f"cannot connect to {self.target} ({_reason(error)})") from None
-        self._device = device
+            raise
         return device
 
     def _new_device(self, timeout_s: float):
@@ -312,6 +331,23 @@ def _running_total(progress: Optional[BytesProgress], total: Optional[int] = Non
     return callback
 
 
+def _transient(error: Exception) -> bool:
+    """A connect that may work when tried again: refused (adbd or the bridge not listening yet), reset or
+    closed, or not answered in time. Not: an unknown host name, a refused key, a protocol error."""
+    from adb_shell import exceptions as ex
+
+    return isinstance(error, (ConnectionError, TimeoutError, ex.TcpTimeoutException, ex.AdbTimeoutError,
+                              ex.AdbConnectionError))
+
+
+def _connect_error(target: str, error: BaseException, tries: str = "") -> TransportError:
+    from adb_shell import exceptions as ex
+
+    if isinstance(error, (ex.TcpTimeoutException, ex.AdbTimeoutError, TimeoutError)):
+        return TransportError(f"no answer from {target}{tries} ({_reason(error)})")
+    return TransportError(f"cannot connect to {target}{tries} ({_reason(error)})")
+
+
 def _reason(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     if isinstance(error, ConnectionRefusedError):
@@ -329,15 +365,21 @@ class AdbServerTransport:
     ones, a farm's server), through the ``adb`` client: ``adb -s SERIAL shell|push|pull``.
 
     The server port is the client's (``$ANDROID_ADB_SERVER_PORT``, default 5037). The exit
-    marker is used here too: without shell v2 on the phone, ``adb shell`` always exits 0.
+    marker is used here too: without shell v2 on the phone, ``adb shell`` always exits 0. Before
+    the first command (and the first after a failure) ``adb get-state`` must say ``device``: a
+    phone the server sees offline or still connecting (as it does for a while after a network
+    phone came back) is asked again with backoff; an unauthorized or unknown one is not.
     """
 
-    def __init__(self, serial: str, adb: Optional[str] = None):
+    def __init__(self, serial: str, adb: Optional[str] = None, backoff: Backoff = BACKOFF):
         import shutil
 
         self.serial = serial
         self.adb = adb or shutil.which("adb")
         self.target = f"adb server: {serial}"
+        self.retries = Retries(backoff)
+        self._ready = False
+        self._shells: set = set()
 
     def _command(self, *args: str) -> list[str]:
         if not self.adb:
@@ -345,8 +387,40 @@ class AdbServerTransport:
                                  "or Android's platform-tools)")
         return [self.adb, "-s", self.serial, *args]
 
+    def _connect(self, timeout_s: float) -> None:
+        if not self._ready:
+            try:
+                self.retries(lambda: self._get_state(timeout_s), _server_transient, timeout_s)
+            except RetryError as failed:
+                raise TransportError(f"{failed.last} (after {failed.tries})") from None
+            self._ready = True
+
+    def _get_state(self, timeout_s: float) -> None:
+        import subprocess
+
+        wait = min(timeout_s, CONNECT_TIMEOUT_S)
+        try:
+            done = subprocess.run(self._command("get-state"), capture_output=True, text=True, timeout=wait)
+        except subprocess.TimeoutExpired:
+            raise TransportError(f"adb get-state did not answer within {wait:.0f} s") from None
+        if done.returncode != 0 or done.stdout.strip() != "device":
+            raise _server_error(done.stdout + done.stderr)
+
+    def _guard(self, action: Callable[[], _T], timeout_s: float) -> _T:
+        """``action()`` once the server has the phone; a failure makes the next call check again."""
+        self._connect(timeout_s)
+        try:
+            return action()
+        except TransportError:
+            self._ready = False
+            raise
+
     def shell(self, command: str, timeout_s: float, on_line: Optional[LineCallback] = None,
               idle_s: Optional[float] = None) -> ShellResult:
+        return self._guard(lambda: self._shell(command, timeout_s, on_line, idle_s), timeout_s)
+
+    def _shell(self, command: str, timeout_s: float, on_line: Optional[LineCallback],
+               idle_s: Optional[float]) -> ShellResult:
         import queue
         import subprocess
         import threading
@@ -354,6 +428,7 @@ class AdbServerTransport:
         marker = ExitMarker()
         process = subprocess.Popen(self._command("shell", marker.wrap(command)), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._shells.add(process)
         lines: queue.Queue[Optional[bytes]] = queue.Queue()
 
         def pump() -> None:
@@ -379,6 +454,8 @@ class AdbServerTransport:
         except BaseException:
             process.kill()
             raise
+        finally:
+            self._shells.discard(process)
         process.wait()
         code, output = marker.split(b"".join(chunks).decode("utf-8", "replace"))
         if code is None:
@@ -398,6 +475,9 @@ class AdbServerTransport:
             progress(size, size)
 
     def _transfer(self, args: list[str], timeout_s: float) -> None:
+        self._guard(lambda: self._run(args, timeout_s), timeout_s)
+
+    def _run(self, args: list[str], timeout_s: float) -> None:
         import subprocess
 
         try:
@@ -408,7 +488,20 @@ class AdbServerTransport:
             raise _server_error(done.stdout + done.stderr)
 
     def close(self) -> None:
-        pass
+        """End the shells in progress (the adb client's connection to the phone goes with them)."""
+        for process in list(self._shells):
+            process.kill()
+
+
+_SERVER_TRANSIENT = re.compile(r"offline|still (authorizing|connecting)|connection (refused|reset)|protocol fault"
+                               r"|^closed$", re.IGNORECASE)
+"""What the adb client says of a phone that may answer soon (``device offline`` while a network phone
+reconnects, ``closed`` when its transport dropped); not ``unauthorized`` nor ``device 'X' not found``."""
+
+
+def _server_transient(error: Exception) -> bool:
+    return (isinstance(error, TransportError) and not isinstance(error, NotAuthorizedError)
+            and bool(_SERVER_TRANSIENT.search(str(error))))
 
 
 def _server_error(output: str) -> TransportError:

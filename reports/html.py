@@ -1,20 +1,26 @@
 """The before/after report as one self-contained HTML file (plotly.js inside, nothing fetched).
 
-Every string that comes from a model, a device or slim.json is escaped: ``html.escape`` in the
-markup and in plotly labels (plotly reads a subset of HTML in them), and JSON inside ``<script>``
-has ``<``, ``>`` and ``&`` written as ``\\u003c`` and so on so that it cannot close the tag.
+The page is the Jinja2 template ``templates/report.html.j2``, with autoescape on: every string that comes
+from a model, a device or slim.json is escaped by the template engine, and nothing but plotly.js itself is
+passed in as markup. The charts' data goes into a ``<script type="application/json">`` through Jinja's
+``tojson``, which writes ``<``, ``>``, ``&`` and ``'`` as ``\\u003c`` and so on, so that no name can close the
+tag. Plotly reads a subset of HTML in its labels: ``charts`` escapes those for plotly.
+
+This module turns a ``Comparison`` into what the template shows: tables of cells (text, sort key, class).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from html import escape
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
+
+import jinja2
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 
 from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_text_atomic
@@ -22,12 +28,15 @@ from rebirth.contract.paired import PairedComparison
 from rebirth.contract.profile import Profile
 from rebirth.contract.slim import SlimRecord
 from rebirth.reports.charts import CATEGORY_LABEL, figures
-from rebirth.reports.compare import Comparison, OpTypeRow, Side, compare
+from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines, signed_pct
 from rebirth.reports.slim_view import quantization_text, step_how, step_savings
 from rebirth.reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
+TEMPLATE = "report.html.j2"
+JSON_OPTIONS: dict[str, Any] = {"separators": (",", ":"), "allow_nan": False}
+"""How the charts' JSON is written into the page: compact, and NaN refused (JavaScript cannot read it)."""
 
 
 @dataclass(frozen=True)
@@ -48,23 +57,43 @@ class Column:
     numeric: bool = False
 
 
+@dataclass(frozen=True)
+class Table:
+    """A table as the template writes it: its columns, its rows of cells, whether a click on a header sorts
+    it, and the key of its id (``table-KEY``)."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    sortable: bool = True
+    key: str = ""
+
+
 def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None,
                 paired: Optional[PairedComparison] = None) -> str:
     """The report of ``before`` (and its comparison with ``after``, measured side by side in ``paired``, and
     slim.json's merges) as HTML."""
+    from plotly.offline import get_plotlyjs
+
     comparison = compare(before, after, slim, paired)
-    body = "\n".join([
-        _header(comparison),
-        _facts(comparison),
-        _section("latency", "Latency", _split(_chart("latency"), _latency_table(comparison))),
-        _section("categories", "Tensor and non-tensor time", _split(_chart("categories"), _category_table(comparison))),
-        _section("layers", "Layers", _chart("layers"), _layer_table(comparison), _merges(comparison)),
-        _section("op-types", "Op types", _op_type_table(comparison)),
-        _section("memory", "Memory", _split(_chart("memory"), _memory_table(comparison))),
-        _section("run", "Device and run settings", _property_table(comparison, DEVICE_ROWS + SETTINGS_ROWS)),
-        _section("model", "Models", _property_table(comparison, MODEL_ROWS)),
-    ])
-    return _page(_title(comparison), body, {"config": PLOTLY_CONFIG, "figures": figures(comparison)})
+    slimmed = comparison.slim
+    quantized = quantization_text(slimmed.quantization, slimmed.accuracy) if slimmed and slimmed.quantization else ""
+    return environment().get_template(TEMPLATE).render(
+        title=f"rebirth report: {' vs '.join(side.model for side in comparison.headline.sides)}",
+        sides=comparison.headline.sides, facts=headline_facts(comparison), warnings=_warnings(comparison),
+        tables=_tables(comparison), slim=slimmed, quantized=quantized,
+        charts={"config": PLOTLY_CONFIG, "figures": figures(comparison)},
+        plotly_js=Markup(get_plotlyjs()))  # plotly's own code, not data: the one string not escaped
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of the report's templates (package data of rebirth.reports): autoescape on, an
+    undefined name an error, ``tojson`` as ``script_json`` writes, ``thousands`` for counts."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("rebirth.reports", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.policies["json.dumps_kwargs"] = JSON_OPTIONS
+    env.filters["thousands"] = _count
+    return env
 
 
 def write_html(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
@@ -89,99 +118,42 @@ def write_report(path: str | os.PathLike, before: Profile, after: Optional[Profi
 
 
 def script_json(data: Any) -> str:
-    """JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` left in it."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """JSON that is safe inside a ``<script>`` element, as the page holds it (Jinja's ``tojson``): no ``<``,
+    ``>``, ``&`` or ``'`` left in it."""
+    return str(htmlsafe_json_dumps(data, **JSON_OPTIONS))
 
 
-# --- page ------------------------------------------------------------------------------------
+# --- what the page shows ------------------------------------------------------------------
 
-def _page(title: str, body: str, charts: dict) -> str:
-    from plotly.offline import get_plotlyjs
-
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<main>
-{body}
-</main>
-<script type="application/json" id="report-data">{script_json(charts)}</script>
-<script>{get_plotlyjs()}</script>
-<script>{SCRIPT}</script>
-</body>
-</html>
-"""
-
-
-def _title(comparison: Comparison) -> str:
-    sides = comparison.headline.sides
-    return f"rebirth report: {' vs '.join(side.model for side in sides)}"
-
-
-def _header(comparison: Comparison) -> str:
-    sides = comparison.headline.sides
-    if comparison.after is None:
-        subtitle = _side_text(sides[0])
-    else:
-        subtitle = f"before: {_side_text(sides[0])}<br>after: {_side_text(sides[1])}"
-    return f'<header><h1>rebirth report</h1><p class="sides">{subtitle}</p></header>'
-
-
-def _side_text(side: Side) -> str:
-    return f"<strong>{escape(side.model)}</strong> on {escape(side.device)}, {escape(side.backend)}"
-
-
-def _facts(comparison: Comparison) -> str:
-    cards = "".join(
-        f'<div class="fact {fact.tone}" id="fact-{fact.key}"><div class="label">{escape(fact.label)}</div>'
-        f'<div class="value">{escape(fact.value)}</div><div class="detail">{escape(fact.detail)}</div></div>'
-        for fact in headline_facts(comparison))
-    return f'<section class="facts" id="headline">{cards}</section>{_warnings(comparison)}'
-
-
-def _warnings(comparison: Comparison) -> str:
+def _warnings(comparison: Comparison) -> list[str]:
     """Every profile's warnings under the headline, which they may spoil, each said once."""
     labels = ["before", "after"] if comparison.after is not None else [""]
-    items = dict.fromkeys([f"noisy: {line}" for line in noise_lines(comparison)] + [
+    return list(dict.fromkeys([f"noisy: {line}" for line in noise_lines(comparison)] + [
         f"{f'{label}: ' if label else ''}{warning}"
-        for label, profile in zip(labels, comparison.profiles) for warning in profile.warnings])
-    if not items:
-        return ""
-    return '<ul class="warnings" id="warnings">' + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
+        for label, profile in zip(labels, comparison.profiles) for warning in profile.warnings]))
 
 
-def _section(key: str, title: str, *parts: str) -> str:
-    return f'<section id="{key}"><h2>{escape(title)}</h2>{"".join(parts)}</section>'
-
-
-def _split(chart: str, table: str) -> str:
-    return f'<div class="split">{chart}{table}</div>'
-
-
-def _chart(key: str) -> str:
-    return f'<div class="chart" id="chart-{key}"></div>'
+def _tables(comparison: Comparison) -> dict[str, Table]:
+    tables = {"latency": _latency_table(comparison), "categories": _category_table(comparison),
+              "layers": _layer_table(comparison), "op_types": _op_type_table(comparison),
+              "memory": _memory_table(comparison),
+              "run": _property_table(comparison, DEVICE_ROWS + SETTINGS_ROWS),
+              "model": _property_table(comparison, MODEL_ROWS)}
+    if comparison.slim:
+        tables["merges"] = _merges_table(comparison.slim)
+    return tables
 
 
 # --- tables ----------------------------------------------------------------------------------
 
-def _table(columns: Sequence[Column], rows: Iterable[Any], sortable: bool = True, key: str = "") -> str:
-    head = "".join(f'<th class="{"num" if c.numeric else ""}">{escape(c.title)}</th>' for c in columns)
-    body = "".join("<tr>" + "".join(_td(column.cell(row), column.numeric) for column in columns) + "</tr>"
-                   for row in rows)
-    attributes = (' class="sortable"' if sortable else "") + (f' id="table-{key}"' if key else "")
-    return f'<div class="table"><table{attributes}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+def _table(columns: Sequence[Column], rows: Iterable[Any], sortable: bool = True, key: str = "") -> Table:
+    return Table(tuple(columns), tuple(tuple(_cell(column, row) for column in columns) for row in rows), sortable, key)
 
 
-def _td(cell: Cell, numeric: bool) -> str:
-    css = " ".join(filter(None, ("num" if numeric else "", cell.css)))
-    value = "" if cell.sort is None else f' data-value="{cell.sort!r}"'
-    return f'<td class="{escape(css)}"{value}>{escape(cell.text)}</td>'
+def _cell(column: Column, row: Any) -> Cell:
+    """The column's cell of ``row``, its class saying ``num`` in a column of numbers (right-aligned)."""
+    cell = column.cell(row)
+    return replace(cell, css=" ".join(filter(None, ("num" if column.numeric else "", cell.css))))
 
 
 def _text(value: Optional[str]) -> Cell:
@@ -202,7 +174,7 @@ def _delta(value: Optional[float]) -> Cell:
     return Cell(f"{value:+.3f}", float(value), "better" if value < 0 else "worse" if value > 0 else "")
 
 
-def _latency_table(comparison: Comparison) -> str:
+def _latency_table(comparison: Comparison) -> Table:
     statistics = [("samples", lambda p: len(p.latency.raw), 0), ("min", lambda p: p.latency.min, 3),
                   ("p10", lambda p: p.latency.p10, 3), ("p50", lambda p: p.latency.p50, 3),
                   ("p90", lambda p: p.latency.p90, 3), ("mean", lambda p: p.latency.mean, 3),
@@ -214,7 +186,7 @@ def _latency_table(comparison: Comparison) -> str:
     return _table(columns, statistics, sortable=False, key="latency")
 
 
-def _category_table(comparison: Comparison) -> str:
+def _category_table(comparison: Comparison) -> Table:
     columns = [Column("category", lambda row: Cell(CATEGORY_LABEL.get(row.category, row.category), css=row.category)),
                Column(_label("ms", comparison, 0), lambda row: _number(row.before_ms), True),
                Column(_label("%", comparison, 0), lambda row: _share(row.before_share), True)]
@@ -226,7 +198,7 @@ def _category_table(comparison: Comparison) -> str:
     return _table(columns, comparison.categories, key="categories")
 
 
-def _op_type_table(comparison: Comparison) -> str:
+def _op_type_table(comparison: Comparison) -> Table:
     columns = [Column("op type", lambda row: _text(row.op_type)),
                Column("category", lambda row: Cell(CATEGORY_LABEL.get(row.category, row.category), css=row.category))]
     columns += _op_type_side(comparison, 0, lambda row: row.before)
@@ -246,7 +218,7 @@ def _op_type_side(comparison: Comparison, side: int, pick: Callable[[OpTypeRow],
             Column(_label("cum %", comparison, side), read("cumulative_share", _share), True)]
 
 
-def _layer_table(comparison: Comparison) -> str:
+def _layer_table(comparison: Comparison) -> Table:
     columns = [Column("#", lambda row: _number(row[0], 0), True),
                Column("layer", lambda row: Cell(row[1].layer, css="name")),
                Column("module", lambda row: _text(row[1].module_type))]
@@ -259,10 +231,7 @@ def _layer_table(comparison: Comparison) -> str:
     return _table(columns, enumerate(comparison.layers, 1), key="layers")
 
 
-def _merges(comparison: Comparison) -> str:
-    slim = comparison.slim
-    if not slim:
-        return ""
+def _merges_table(slim: SlimRecord) -> Table:
     columns = [Column("step", lambda m: _text(m.kind)),
                Column("layers", lambda m: Cell(", ".join(m.layers), css="name")),
                Column("how", lambda m: _text(step_how(m))),
@@ -271,23 +240,14 @@ def _merges(comparison: Comparison) -> str:
                Column("MACs saved", lambda m: Cell(step_savings(m)[0], m.macs_saved), True),
                Column("weights saved", lambda m: Cell(step_savings(m)[1], m.params_saved), True),
                Column("points lost", lambda m: Cell(step_savings(m)[2], m.points_lost), True)]
-    skipped = "".join(f"<li>skipped {escape(skip.kind)} {escape(', '.join(skip.layers))}: {escape(skip.reason)}</li>"
-                      for skip in slim.skipped)
-    sizes = (f"<p>parameters {_count(slim.params.before)} → {_count(slim.params.after)}; "
-             f"MACs {_count(slim.macs.before)} → {_count(slim.macs.after)}</p>")
-    quantized = f"<p>{escape(quantization_text(slim.quantization, slim.accuracy))}</p>" if slim.quantization else ""
-    return (f"<h3>Steps applied by the slimmer</h3><p>What each step saved, counted on the model "
-            "(weights as float32); its time saving is the profile's estimate, the measured speed-up is above; "
-            "points lost is the held-out top-1 (or fidelity) right before the step minus right after it.</p>"
-            f"{_table(columns, slim.merges, key='merges')}"
-            f"{f'<ul class=skipped>{skipped}</ul>' if skipped else ''}{sizes}{quantized}")
+    return _table(columns, slim.merges, key="merges")
 
 
 def _count(value: Optional[int]) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def _memory_table(comparison: Comparison) -> str:
+def _memory_table(comparison: Comparison) -> Table:
     rows = [("peak RSS of the runner", lambda p: p.memory.peak_rss_bytes),
             ("idle runner RSS (before the model loaded)", lambda p: p.memory.baseline_rss_bytes),
             ("peak RSS above idle", lambda p: p.memory.model_rss_bytes),
@@ -312,7 +272,7 @@ def _change_cell(before: Optional[int], after: Optional[int]) -> Cell:
     return Cell(signed_pct(change), change, "better" if change < 0 else "worse" if change > 0 else "")
 
 
-def _property_table(comparison: Comparison, rows: Sequence[tuple[str, Callable[[Profile], str]]]) -> str:
+def _property_table(comparison: Comparison, rows: Sequence[tuple[str, Callable[[Profile], str]]]) -> Table:
     columns = [Column("", lambda row: _text(row[0]))]
     columns += _side_columns(comparison, lambda row, profile: Cell(row[1](profile), css="name"))
     return _table(columns, rows, sortable=False)
@@ -405,89 +365,3 @@ MODEL_ROWS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
     ("rebirth version", lambda p: p.tool_version or "unknown"),
     ("warnings", lambda p: "; ".join(map(str, p.warnings)) or "none"),
 )
-
-
-CSS = """
-:root { --ink: #1f2d3d; --muted: #5f6b7a; --line: #e3e7ec; --good: #1e8449; --bad: #c0392b; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #f4f6f8;
-       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-main { max-width: 1280px; margin: 0 auto; padding: 16px 24px 48px; }
-h1 { font-size: 22px; margin: 8px 0 4px; }
-h2 { font-size: 17px; margin: 0 0 10px; }
-h3 { font-size: 15px; margin: 16px 0 8px; }
-.sides { color: var(--muted); margin: 0 0 12px; overflow-wrap: anywhere; }
-section { background: white; border: 1px solid var(--line); border-radius: 6px; padding: 14px 16px; margin: 14px 0; }
-.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 10px;
-         background: none; border: none; padding: 0; }
-.fact { background: white; border: 1px solid var(--line); border-left: 4px solid var(--line); border-radius: 6px;
-        padding: 10px 12px; min-width: 0; }
-.warnings { background: #fff8e1; border: 1px solid #f0c36d; border-radius: 6px; padding: 8px 12px 8px 28px;
-            margin: 10px 0 0; }
-.fact.good { border-left-color: var(--good); }
-.fact.bad { border-left-color: var(--bad); }
-.fact .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.fact .value { font-size: 21px; font-weight: 600; overflow-wrap: anywhere; }
-.fact .detail { color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
-.chart { width: 100%; min-width: 0; min-height: 120px; }
-.split { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 16px; align-items: start; }
-@media (max-width: 900px) { .split { grid-template-columns: minmax(0, 1fr); } }
-.table { max-height: 560px; overflow: auto; border: 1px solid var(--line); border-radius: 4px; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-th { position: sticky; top: 0; background: #eef1f4; white-space: nowrap; }
-table.sortable th { cursor: pointer; user-select: none; }
-table.sortable th::after { content: " ⇅"; color: #aab; }
-table.sortable th[aria-sort="ascending"]::after { content: " ▲"; color: var(--ink); }
-table.sortable th[aria-sort="descending"]::after { content: " ▼"; color: var(--ink); }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.name { overflow-wrap: anywhere; font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12px; }
-td.better { color: var(--good); }
-td.worse { color: var(--bad); }
-td.non_tensor { color: var(--bad); }
-td.tensor { color: var(--good); }
-.status { white-space: nowrap; }
-.status.removed { color: var(--bad); font-weight: 600; }
-.status.merged { color: #b9770e; font-weight: 600; }
-.status.regenerated { color: #7d3c98; font-weight: 600; }
-.status.only-after { color: #2e86de; }
-.status.only-before { color: var(--muted); }
-.skipped { color: var(--muted); }
-"""
-
-SCRIPT = """
-(function () {
-  "use strict";
-  const report = JSON.parse(document.getElementById("report-data").textContent);
-  const drawn = Object.entries(report.figures).map(function (entry) {
-    const figure = entry[1];
-    return Plotly.newPlot(document.getElementById("chart-" + entry[0]), figure.data, figure.layout, report.config);
-  });
-  Promise.all(drawn).then(function () { document.body.dataset.charts = "ready"; });
-
-  function key(row, column, numeric) {
-    const cell = row.cells[column];
-    const raw = cell.dataset.value !== undefined ? cell.dataset.value : cell.textContent;
-    return numeric ? (cell.dataset.value === undefined ? NaN : Number(raw)) : raw.toLowerCase();
-  }
-  function order(a, b, ascending) {
-    if (typeof a === "number" && (isNaN(a) || isNaN(b))) { return isNaN(a) - isNaN(b); }
-    const sign = ascending ? 1 : -1;
-    return typeof a === "number" ? sign * (a - b) : sign * (a < b ? -1 : a > b ? 1 : 0);
-  }
-  function sortBy(th) {
-    const table = th.closest("table");
-    const ascending = th.getAttribute("aria-sort") !== "ascending";
-    const numeric = th.classList.contains("num");
-    table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-    const rows = Array.from(table.tBodies[0].rows);
-    const column = th.cellIndex;
-    rows.sort(function (a, b) { return order(key(a, column, numeric), key(b, column, numeric), ascending); });
-    table.tBodies[0].append.apply(table.tBodies[0], rows);
-  }
-  document.querySelectorAll("table.sortable th").forEach(function (th) {
-    th.addEventListener("click", function () { sortBy(th); });
-  });
-})();
-"""

@@ -2,7 +2,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ _import_installed_rebirth()
 
 from tests.digitsnet import SOURCE, DigitsNet  # noqa: E402  (after the installed rebirth is imported)
 from tests.foreign import export_plain, make_firenet  # noqa: E402
-
 
 
 @pytest.fixture(scope="session", autouse=True)

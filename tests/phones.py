@@ -1,6 +1,8 @@
 """An emulated phone a test can kill and bring back, and what was pushed to it."""
 
 import socket
+import struct
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -47,3 +49,21 @@ class Phone:
     def pushes(self) -> list[str]:
         """The device paths pushed to the phone so far (a SEND request is ``PATH,MODE``)."""
         return [path.rsplit(",", 1)[0] for kind, path in self.requests if kind == "SEND"]
+
+
+def reset_then_start(phone: Phone, resets: int) -> threading.Thread:
+    """Listen on the phone's port and reset the first ``resets`` connections, as an STF bridge does before its
+    phone is attached; then start the phone on that port."""
+    server = socket.create_server(("127.0.0.1", phone.port))
+
+    def serve() -> None:
+        for _ in range(resets):
+            sock, _ = server.accept()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+            sock.close()
+        server.close()
+        phone.start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread

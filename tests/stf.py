@@ -97,6 +97,9 @@ class StfStandIn:
     requests: list[tuple[str, str, Optional[dict]]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     on_request: Any = None
+    unavailable: int = 0
+    """Answer the next this many requests with 503 and an HTML page, as the proxy before STF does while STF's
+    API unit restarts."""
     server: Optional[ThreadingHTTPServer] = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,7 +109,7 @@ class StfStandIn:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> StfStandIn:
+    def start(self, port: int = 0) -> StfStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,7 +128,7 @@ class StfStandIn:
             def do_PUT(self):
                 stand_in.handle(self, "put")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -156,10 +159,16 @@ class StfStandIn:
             self.requests.append((method.upper(), parsed.path, body))
         if self.on_request:
             self.on_request(method.upper(), parsed.path)
-        status, answer = self.answer(method, parsed.path, parse_qs(parsed.query), http.headers, body)
-        data = json.dumps(answer).encode()
+        with self.lock:
+            busy, self.unavailable = self.unavailable > 0, max(0, self.unavailable - 1)
+        if busy:
+            status, kind = 503, "text/html"
+            data = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
+        else:
+            status, answer = self.answer(method, parsed.path, parse_qs(parsed.query), http.headers, body)
+            data, kind = json.dumps(answer).encode(), "application/json"
         http.send_response(status)
-        http.send_header("Content-Type", "application/json")
+        http.send_header("Content-Type", kind)
         http.send_header("Content-Length", str(len(data)))
         http.end_headers()
         http.wfile.write(data)

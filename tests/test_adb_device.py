@@ -3,8 +3,11 @@ phone's state; pushes only what changed; faults give one clear error and a retry
 
 import json
 import os
+import re
 import shutil
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,7 @@ from rebirth.devices.transport import AdbShellTransport
 from rebirth.models import probe_pte
 from rebirth.profiler import ProfileOptions
 from rebirth.usecases.profiling import profile
-from tests.phones import Phone, free_port
+from tests.phones import Phone, free_port, reset_then_start
 
 
 @pytest.fixture
@@ -185,9 +188,40 @@ def _wait_for_orphans(folder: Path, timeout_s: float = 120) -> None:
 
 def test_an_unreachable_phone_is_one_line_and_exit_3(s6, firenet_ptes, phone, capsys):
     phone.stop()
+    started = time.monotonic()
     code = cli.profile_main(["--device", "s6", str(firenet_ptes["portable"]), "-q"])
+    took = time.monotonic() - started
     err = capsys.readouterr().err
     assert code == 3 and err.count("\n") == 1 and "connection refused" in err and "s6" in err
+    # tried a few times with growing waits, within the bound of about ten seconds
+    assert re.search(rf"cannot connect to {phone.address} after [3-6] attempts in \d+\.\d s \(", err), err
+    assert 1.0 < took < 60, took
+
+
+def test_a_phone_that_starts_listening_a_moment_late_is_reached(tmp_path):
+    phone = Phone(tmp_path / "phone")
+    threading.Timer(1.0, phone.start).start()  # adbd comes up after the connect began
+    started = time.monotonic()
+    try:
+        transport = AdbShellTransport(phone.address)
+        assert transport.shell("echo hi", 30).output == "hi\n"
+        assert time.monotonic() - started >= 0.9 and len(phone.emulator.connections) == 1
+        transport.close()
+    finally:
+        phone.stop()
+
+
+def test_a_bridge_that_resets_the_first_connects_is_reached(tmp_path):
+    phone = Phone(tmp_path / "phone")
+    bridge = reset_then_start(phone, resets=2)
+    try:
+        transport = AdbShellTransport(phone.address)
+        assert transport.shell("getprop ro.product.model", 30).output.strip() == "SM-G920F"
+        bridge.join(5)
+        assert not bridge.is_alive() and len(phone.emulator.connections) == 1
+        transport.close()
+    finally:
+        phone.stop()
 
 
 def test_paths_with_shell_characters_stay_paths(phone, tmp_path):
@@ -259,10 +293,12 @@ def test_authentication_with_this_computers_key(tmp_path, monkeypatch, firenet_p
         stranger = tmp_path / "stranger" / "adbkey"
         ensure_key(stranger, say=lambda text: None)
         locked = AdbDevice(DeviceConfig("s6", address=phone.address, key=stranger, auth_timeout_s=1.0))
+        connections = len(phone.emulator.connections)
         with pytest.raises(UnauthorizedError) as error:
             locked.shell("true", "test")
         assert "did not authorize" in str(error.value) and "stranger/adbkey.pub" in str(error.value)
-        assert "PRIVATE" not in str(error.value)
+        assert "PRIVATE" not in str(error.value) and "attempt" not in str(error.value)
+        assert len(phone.emulator.connections) == connections + 1  # a refused key is not tried again
     finally:
         phone.stop()
 

@@ -10,6 +10,7 @@ from rebirth.devices import phonestate
 from rebirth.devices.adb import AdbDevice, PhoneRunner, RunDeadline, _safe_name
 from rebirth.devices.emulator.auth import PublicKey
 from rebirth.devices.inventory import DeviceConfig
+from rebirth.devices.retry import Backoff, Retries, RetryError, retry
 from rebirth.devices.transport import ExitMarker, byte_sum, parse_address
 
 
@@ -143,3 +144,95 @@ def test_signature_check_of_the_emulators_auth():
     assert not PublicKey(key.modulus + 2, key.exponent).verify(token, signature)
     with pytest.raises(ValueError):
         parse_key("bm90IGEga2V5 user@host")
+
+
+class FakeClock:
+    """Time that passes only when the code under test sleeps, or an attempt takes ``attempt_s``."""
+
+    def __init__(self, attempt_s: float = 0.0):
+        self.now, self.attempt_s, self.waits = 0.0, attempt_s, []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def failing(self, error: Exception, times: int = 1_000):
+        calls = []
+
+        def action():
+            calls.append(self.now)
+            self.now += self.attempt_s
+            if len(calls) <= times:
+                raise error
+            return "done"
+
+        return action, calls
+
+
+def test_retry_waits_longer_each_time_with_jitter_and_stops_at_its_attempts():
+    clock = FakeClock()
+    action, calls = clock.failing(ConnectionRefusedError(111, "Connection refused"))
+    with pytest.raises(RetryError) as gave_up:
+        retry(action, lambda error: True, Backoff(attempts=5, total_s=100), sleep=clock.sleep, clock=lambda: clock.now)
+    assert len(calls) == 5 and gave_up.value.attempts == 5 and isinstance(gave_up.value.last, ConnectionRefusedError)
+    steps = [0.25, 0.5, 1.0, 2.0]
+    assert all(step / 2 <= wait <= step for wait, step in zip(clock.waits, steps, strict=True)), clock.waits
+    assert gave_up.value.tries == f"5 attempts in {sum(clock.waits):.1f} s"
+    assert Backoff().delay(30, draw=lambda: 1.0) == Backoff().cap_s
+
+
+def test_retry_is_bounded_by_total_time_and_returns_once_an_attempt_works():
+    clock = FakeClock(attempt_s=3.0)
+    action, calls = clock.failing(TimeoutError("timed out"))
+    with pytest.raises(RetryError) as gave_up:
+        retry(action, lambda error: True, Backoff(attempts=100, total_s=10.0), sleep=clock.sleep,
+              clock=lambda: clock.now)
+    assert calls[-1] <= 10.0 and 2 <= gave_up.value.attempts <= 4
+    clock = FakeClock()
+    action, calls = clock.failing(ConnectionResetError(), times=2)
+    assert retry(action, lambda error: True, sleep=clock.sleep, clock=lambda: clock.now) == "done"
+    assert len(calls) == 3
+
+
+def test_what_cannot_get_better_is_raised_at_once():
+    clock = FakeClock()
+    action, calls = clock.failing(PermissionError("refused"))
+    with pytest.raises(PermissionError):
+        retry(action, lambda error: isinstance(error, ConnectionError), sleep=clock.sleep, clock=lambda: clock.now)
+    assert len(calls) == 1 and clock.waits == []
+
+
+def test_which_connect_failures_are_tried_again():
+    import socket
+
+    from adb_shell import exceptions as ex
+
+    from rebirth.devices.transport import NotAuthorizedError, TransportError, _server_transient, _transient
+
+    for error in (ConnectionRefusedError(), ConnectionResetError(), TimeoutError(), ex.TcpTimeoutException("t"),
+                  ex.AdbConnectionError("127.0.0.1:5555 closed the connection")):
+        assert _transient(error), error
+    for error in (socket.gaierror(-2, "Name or service not known"), ex.DeviceAuthError("no"),
+                  ex.InvalidResponseError("bad"), NotAuthorizedError("key"), ValueError()):
+        assert not _transient(error), error
+    for said in ("device offline", "device still authorizing", "device still connecting", "closed"):
+        assert _server_transient(TransportError(said)), said
+    for said in ("device 'nope:1' not found", "no devices/emulators found", "closed the file"):
+        assert not _server_transient(TransportError(said)), said
+    assert not _server_transient(NotAuthorizedError("device unauthorized"))
+
+
+def test_a_transport_that_just_gave_up_tries_once_more_only():
+    retries = Retries(Backoff(attempts=3, total_s=5.0, first_s=0.01))
+    tried = []
+
+    def refused():
+        tried.append(1)
+        raise ConnectionRefusedError()
+
+    with pytest.raises(RetryError):
+        retries(refused, lambda error: True, within_s=30)
+    assert len(tried) == 3
+    with pytest.raises(RetryError) as again:
+        retries(refused, lambda error: True, within_s=30)  # cleaning up after that failure: no second round
+    assert len(tried) == 4 and again.value.attempts == 1

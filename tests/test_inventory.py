@@ -1,13 +1,16 @@
 """devices.toml: where it is found, what the smallest entry means, and wrong entries as user errors."""
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import pytest
 
 from rebirth.cli import main
 from rebirth.contract.errors import ConfigError, UnknownDeviceError
-from rebirth.devices.inventory import DEFAULT_WORKDIR, inventory_path, load_inventory
+from rebirth.devices.inventory import DEFAULT_WORKDIR, inventory_path, load_inventory, read_inventory
 from rebirth.devices.registry import open_device
+from rebirth.devices.tables import FieldError, UnknownKeyError, at_least, load_table
 
 
 @pytest.fixture
@@ -57,23 +60,72 @@ def test_relative_runner_and_key_paths_are_relative_to_the_file(elsewhere, monke
 
 
 @pytest.mark.parametrize("body, words", [
-    ('[devices.s6]\nadress = "127.0.0.1:5555"\n', "unknown key 'adress'"),
+    ('[devices.s6]\nadress = "127.0.0.1:5555"\n', "[devices.s6]: unknown key 'adress' (did you mean 'address'?)"),
     ('[devices.s6]\nthreads = 4\n', "needs address"),
-    ('[devices.s6]\naddress = "127.0.0.1:99999"\n', "port"),
-    ('[devices.s6]\naddress = "x:1"\nthreads = "four"\n', "threads must be int"),
+    ('[devices.s6]\naddress = "127.0.0.1:99999"\n',
+     "address is not host:port ('127.0.0.1:99999': the port must be a number between 1 and 65535)"),
+    ('[devices.s6]\naddress = ":5555"\n', "address is not host:port (':5555' has no host)"),
+    ('[devices.s6]\naddress = 5555\n', "address must be a string, not an integer (5555)"),
+    ('[devices.s6]\naddress = "x:1"\nthreads = "four"\n', 'threads must be an integer, not a string ("four")'),
+    ('[devices.s6]\naddress = "x:1"\nthreads = 2.5\n', "threads must be an integer, not a number (2.5)"),
+    ('[devices.s6]\naddress = "x:1"\nthreads = true\n', "threads must be an integer, not a boolean (true)"),
+    ('[devices.s6]\naddress = "x:1"\nthreads = 0\n', "threads must be at least 1"),
+    ('[devices.s6]\naddress = "x:1"\nwarmup = -1\n', "warmup must not be negative"),
+    ('[devices.s6]\naddress = "x:1"\ncooldown_s = "2s"\n', 'cooldown_s must be a number, not a string ("2s")'),
     ('[devices.s6]\naddress = "x:1"\nworkdir = "../tmp"\n', "workdir must be an absolute folder"),
-    ('[devices.s6]\naddress = "x:1"\ncpu_mask = "big"\n', "cpu_mask"),
-    ('[devices.s6]\naddress = "x:1"\ntransport = "bluetooth"\n', "transport must be one of"),
+    ('[devices.s6]\naddress = "x:1"\nworkdir = "/"\n', "workdir must be an absolute folder"),
+    ('[devices.s6]\naddress = "x:1"\ncpu_mask = "big"\n', 'cpu_mask must be a non-zero hex mask such as "f0"'),
+    ('[devices.s6]\naddress = "x:1"\ncpu_mask = "0x0"\n', 'cpu_mask must be a non-zero hex mask such as "f0"'),
+    ('[devices.s6]\naddress = "x:1"\ntransport = "bluetooth"\n',
+     'transport must be one of tcp, usb, adb-server, not a string ("bluetooth")'),
+    ('[devices.s6]\naddress = "x:1"\nkey = ["a"]\n', "key must be a string, not an array"),
     ('[devices.local]\naddress = "x:1"\n', "cannot name a phone"),
     ('[devices.s6]\ntransport = "adb-server"\n', "needs serial"),
     ('[devices.s6\naddress = "x:1"\n', "not valid TOML"),
-    ('[phones.s6]\naddress = "x:1"\n', "expected only [devices.NAME]"),
+    ('[phones.s6]\naddress = "x:1"\n', "expected only [devices.NAME] tables, a [groups] and an [stf] table; "
+                                       "found 'phones'"),
+    ('[device.s6]\naddress = "x:1"\n', "found 'device' (did you mean [devices]?)"),
+    ('devices = "s6"\n', "[stf] table; devices must be a table, not a string"),
+    ('[devices]\ns6 = "127.0.0.1:5555"\n', "[devices.s6] must be a table"),
+    ('[stf]\nurl = "https://stf"\ntokn = "x"\n', "[stf] unknown key 'tokn' (did you mean 'token'?)"),
+    ('[stf]\nurl = 3\n', "[stf] url must be a string, not an integer (3)"),
 ])
 def test_wrong_entries_say_what_is_wrong_and_where(elsewhere, body, words):
     Path("devices.toml").write_text(body)
     with pytest.raises(ConfigError) as error:
         load_inventory()
-    assert words in str(error.value) and "devices.toml" in str(error.value)
+    message = str(error.value)
+    assert words in message and message.startswith(str(Path.cwd() / "devices.toml")) and "\n" not in message
+    assert error.value.exit_status == 2
+
+
+def test_the_stf_table_and_groups_are_read(elsewhere):
+    Path("devices.toml").write_text('[devices.s6]\naddress = "127.0.0.1:5555"\n[groups]\nlab = ["s6", "s6", "local"]\n'
+                                    '[stf]\nurl = "https://stf.lab"\n')
+    inventory = read_inventory()
+    assert inventory.stf == {"url": "https://stf.lab"} and inventory.groups == {"lab": ("s6", "local")}
+
+
+@dataclass(frozen=True)
+class Settings:
+    name: str
+    mode: Literal["a", "b"] = "a"
+    ratio: float = 1.0
+    where: Optional[Path] = None
+    count: Optional[Annotated[int, at_least(2), lambda n: n * 10]] = None
+
+
+def test_the_loader_reads_the_dataclass_annotations():
+    loaded = load_table(Settings, {"mode": "b", "ratio": 2, "where": "x/y", "count": 3}, base=Path("/etc"), name="n")
+    assert loaded == Settings("n", "b", 2.0, Path("/etc/x/y"), 30) and isinstance(loaded.ratio, float)
+    assert load_table(Settings, {"where": "/abs"}, base=Path("/etc"), name="n").where == Path("/abs")
+    assert load_table(Settings, {}, name="n") == Settings("n")
+    with pytest.raises(UnknownKeyError, match="unknown key 'name'; keys: count, mode, ratio, where$"):
+        load_table(Settings, {"name": "m"}, name="n")  # given by the caller, not by the file
+    with pytest.raises(FieldError, match="count must be at least 2"):
+        load_table(Settings, {"count": 1}, name="n")
+    with pytest.raises(FieldError, match=r"mode must be one of a, b, not a boolean \(true\)"):
+        load_table(Settings, {"mode": True}, name="n")
 
 
 def test_a_wrong_inventory_is_one_line_and_exit_2(elsewhere, capsys, firenet_ptes):

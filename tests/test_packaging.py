@@ -61,6 +61,8 @@ def test_the_wheel_holds_only_rebirth_and_the_runners_source(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"rebirth", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "rebirth/devices/native/executor_runner.cpp" in names
+    templates = {f"rebirth/reports/templates/{path.name}" for path in (ROOT / "reports" / "templates").iterdir()}
+    assert "rebirth/reports/templates/report.html.j2" in templates and templates <= set(names)
     sources = {path.relative_to(ROOT).as_posix() for part in PARTS for path in (ROOT / part).rglob("*.py")}
     assert {f"rebirth/{source}" for source in sources} <= set(names)
 
@@ -133,7 +135,9 @@ def test_installed_from_the_wheel_rebirth_leaves_the_users_models_alone_and_prof
         return done
 
     rebirth_("export", f"{user}/my_net.py:make", "-o", str(tmp_path / "n.pte"))
-    profiled = rebirth_("profile", str(tmp_path / "n.pte"), "--iterations", "3", "--json", str(tmp_path / "p.json"))
+    profiled = rebirth_("profile", str(tmp_path / "n.pte"), "--iterations", "3", "--json", str(tmp_path / "p.json"),
+                        "--html", str(tmp_path / "p.html"))
+    assert (tmp_path / "p.html").read_text().count('<section id="') == 7  # the templates came with the wheel
     profile = json.loads((tmp_path / "p.json").read_text())
     assert profile["device"]["runner_kind"] == "native", profiled.stdout
     assert Path(profile["device"]["runner"]).is_relative_to(tmp_path / "cache")

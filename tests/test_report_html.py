@@ -28,7 +28,8 @@ from tests.synthetic import slim_document, slim_record, slimmed_pair, synthetic_
 EVIL_LAYER = "<img src=x onerror=alert(1)>"
 EVIL_DEVICE = "</script><script>alert(2)</script>"
 EVIL_MODEL = "<b>bold</b> & <a href=https://example.com/x>link</a>"
-EVIL_LAYERS = (EVIL_LAYER, EVIL_DEVICE, "<b>bold</b><br>&amp;")
+EVIL_SCRIPT = "</script><img src=x onerror=alert(1)>"
+EVIL_LAYERS = (EVIL_LAYER, EVIL_DEVICE, "<b>bold</b><br>&amp;", EVIL_SCRIPT)
 CHARTS = ("latency", "categories", "layers", "memory")
 READY = "document.body.dataset.charts === 'ready'"
 
@@ -47,7 +48,9 @@ def pair():
     before, after, slim = slimmed_pair(ops=200, samples=40)
     kept = {row.layer for row in after.summary.top_layers}
     names = dict(zip([row.layer for row in before.summary.top_layers if row.layer in kept], EVIL_LAYERS))
-    return (renamed(before, names, EVIL_DEVICE, EVIL_MODEL), renamed(after, names, EVIL_DEVICE, EVIL_MODEL), slim)
+    assert len(names) == len(EVIL_LAYERS)
+    before = dataclasses.replace(renamed(before, names, EVIL_DEVICE, EVIL_MODEL), warnings=(f"warned {EVIL_SCRIPT}",))
+    return before, renamed(after, names, EVIL_DEVICE, EVIL_MODEL), slim
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +254,8 @@ def test_file_is_self_contained(pair):
                                         "br", "section", "div", "h2", "h3", "table", "thead", "tbody", "tr", "th",
                                         "td", "script", "ul", "li", "strong"}
     assert [attrs for _, attrs in tags if {"src", "href"} & set(attrs)] == []
-    assert EVIL_LAYER not in ours and EVIL_DEVICE not in ours
+    assert EVIL_LAYER not in ours and EVIL_DEVICE not in ours and EVIL_SCRIPT not in ours
+    assert ours.count("</script>") == 3  # the data, plotly.js and the page's script: no name closes one
 
 
 def _tags(page: str) -> list[tuple[str, dict]]:
@@ -301,7 +305,7 @@ def test_every_chart_renders(pair_page, single_page):
 
 def test_hostile_names_show_as_text(pair_page):
     text = pair_page.evaluate("document.body.innerText")
-    assert all(name in text for name in (*EVIL_LAYERS, EVIL_DEVICE, EVIL_MODEL))
+    assert all(name in text for name in (*EVIL_LAYERS, EVIL_DEVICE, EVIL_MODEL, f"before: warned {EVIL_SCRIPT}"))
     assert pair_page.evaluate("document.querySelectorAll('img, a[href], b').length") == 0
     assert pair_page.evaluate("document.scripts.length") == 3
     ticks = pair_page.evaluate("Array.from(document.querySelectorAll('#chart-layers .ytick text'))"

@@ -3,18 +3,22 @@ back (run over, phone dead, token wrong, Ctrl-C; after SIGKILL, by the next run)
 checked request by request against STF's own API description (``tests/stf.py``)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from rebirth.contract.errors import InputError
+from rebirth.contract.errors import DeviceError, InputError
 from rebirth.devices.emulator import PHONES, EmulatedPhone, SleepingRunner
-from rebirth.devices.stf import StfClient, StfServer, leased, parse_selection, stf_server
+from rebirth.devices.retry import Backoff
+from rebirth.devices.stf import StfAuthError, StfClient, StfServer, leased, parse_selection, stf_server
 from rebirth.results import store
+from tests.phones import free_port
 from tests.stf import StfDevice, StfStandIn, stf_api_description
 from tests.test_farm import ITERATIONS, WARMUP, rebirth, recordings  # noqa: F401  (recordings is a fixture)
 
@@ -179,6 +183,58 @@ def test_the_lease_timeout_is_the_backstop_when_no_run_follows(api_description, 
         assert stf.leased() == [] and stf.violations == []
     finally:
         stf.stop()
+
+
+@pytest.fixture
+def stand_in(api_description):
+    """An STF stand-in with two free phones (never connected to: the client's calls are what is tested)."""
+    stf = StfStandIn(api_description, tokens={TOKEN: "ci@example.com"},
+                     devices={"a": StfDevice("a", "127.0.0.1:1"), "b": StfDevice("b", "127.0.0.1:2")}).start()
+    yield stf
+    stf.stop()
+
+
+def test_stf_answering_503_once_is_asked_again(stand_in):
+    client = StfClient(StfServer(stand_in.url, TOKEN))
+    stand_in.unavailable = 1  # the proxy's HTML page, then STF itself
+    assert [device["serial"] for device in client.devices()] == ["a", "b"]
+    stand_in.unavailable = 1  # a POST that cannot have reached STF is sent again too
+    assert client.lease("a", 1) == (True, "HTTP 200: Device successfully added")
+    calls = [(method, path) for method, path, _ in stand_in.requests]
+    assert calls == [("GET", "/api/v1/devices")] * 2 + [("POST", "/api/v1/user/devices")] * 2
+    assert stand_in.leased() == ["a"] and stand_in.violations == []
+
+
+def test_stf_busy_for_good_fails_after_a_few_attempts_and_a_bad_token_at_once(stand_in):
+    client = StfClient(StfServer(stand_in.url, TOKEN), backoff=Backoff(total_s=2.0))
+    stand_in.unavailable = 1000
+    started = time.monotonic()
+    with pytest.raises(DeviceError) as busy:
+        client.devices()
+    message = str(busy.value)
+    assert re.fullmatch(rf"STF at {stand_in.url} still answered GET /devices with HTTP 503 after [2-6] attempts in "
+                        r"\d\.\d s", message), message
+    assert int(message.split(" after ")[1].split()[0]) == len(stand_in.requests) and time.monotonic() - started < 20
+    stand_in.unavailable, stand_in.requests = 0, []
+    with pytest.raises(StfAuthError):
+        StfClient(StfServer(stand_in.url, "wrong-token")).devices()
+    assert len(stand_in.requests) == 1  # a refused token is not tried again
+
+
+def test_stf_that_is_not_listening_yet_is_reached_and_one_that_never_listens_is_one_line(api_description):
+    port = free_port()
+    client = StfClient(StfServer(f"http://127.0.0.1:{port}", TOKEN))
+    stf = StfStandIn(api_description, tokens={TOKEN: "ci@example.com"}, devices={"a": StfDevice("a", "127.0.0.1:1")})
+    starting = threading.Timer(0.5, lambda: stf.start(port))
+    starting.start()
+    try:
+        assert [device["serial"] for device in client.devices()] == ["a"]
+    finally:
+        starting.join()
+        stf.stop()
+    gone = StfClient(StfServer(f"http://127.0.0.1:{free_port()}", TOKEN), backoff=Backoff(total_s=1.0))
+    with pytest.raises(DeviceError, match=r"cannot be reached after [2-6] attempts in \d\.\d s \(.*refused"):
+        gone.devices()
 
 
 @pytest.mark.parametrize("text, device, holds", [
