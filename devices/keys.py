@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -18,21 +20,31 @@ def key_path() -> Path:
     return Path(home) / "adbkey" if home else Path.home() / ".android" / "adbkey"
 
 
+_generating = threading.Lock()
+
+
 def ensure_key(path: Optional[Path] = None, say: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
                ) -> Path:
-    """The private key's path; a new pair (private key mode 0600) is generated when missing."""
-    path = path or key_path()
-    if path.exists() and path.with_name(path.name + ".pub").exists():
-        return path
-    from adb_shell.auth.keygen import keygen
+    """The private key's path; a new pair (private key mode 0600) is generated when missing.
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    previous = os.umask(0o077)
-    try:
-        keygen(str(path))
-    finally:
-        os.umask(previous)
-    os.chmod(path, 0o600)
+    The pair is made in a private folder (mode 0700) and moved into place, public key first: no other user can
+    read the private key at any moment, and the process umask is never changed (farm workers write files in
+    other threads meanwhile). One thread generates at a time, so two workers cannot mix two pairs.
+    """
+    path = path or key_path()
+    public = path.with_name(path.name + ".pub")
+    with _generating:
+        if path.exists() and public.exists():
+            return path
+        from adb_shell.auth.keygen import keygen
+
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".adbkey-") as private:
+            made = Path(private) / path.name
+            keygen(str(made))
+            os.chmod(made, 0o600)
+            os.replace(made.with_name(public.name), public)
+            os.replace(made, path)
     say(f"rebirth: generated an ADB key pair in {path} (and {path.name}.pub); "
         "phones ask once to authorize it")
     return path

@@ -72,16 +72,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from rebirth.contract import ExitStatus
-    from rebirth.devices import check_device
     from rebirth.reports import check_lines
+    from rebirth.usecases.devices import check
 
-    def probe() -> Path:
-        from rebirth.models import probe_pte
-
-        print("… exporting a probe model", file=sys.stderr, flush=True)
-        return probe_pte()
-
-    items = check_device(args.name, None if args.no_probe else probe)
+    items = check(args.name, probe=not args.no_probe, say=lambda text: print(f"… {text}", file=sys.stderr, flush=True))
     for line in check_lines(items):
         print(line)
     return ExitStatus.OK if all(item.ok for item in items) else ExitStatus.NO_ANSWER
