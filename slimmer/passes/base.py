@@ -59,21 +59,24 @@ class LayerCosts:
     @functools.cached_property
     def fit(self) -> tuple[float, float]:
         """``(ms per layer, ms per multiply-accumulate)``: a least-squares line through the measured time and
-        the work of the profile's convolution and linear layers (both terms at least 0). What a layer that
-        does not exist yet would take, on this device, as far as its profile can say."""
+        the work of the profile's convolution and linear layers, both terms at least 0 (``scipy.optimize.nnls``).
+        What a layer that does not exist yet would take, on this device, as far as its profile can say. Where
+        the points cannot place a line with both terms above 0 (fewer than 3 layers, one size of layer, or a
+        time that does not grow with the work), the time per multiply-accumulate of all of them together."""
+        import numpy as np
+        from scipy.optimize import nnls
+
         points = [(float(self.original_macs[layer]), time) for layer, time in self.times.items()
                   if self.original_macs.get(layer)]
         total_macs, total_time = sum(m for m, _ in points), sum(t for _, t in points)
         if not total_macs:
             return 0.0, 0.0
         through_zero = 0.0, total_time / total_macs
-        count = len(points)
-        spread = count * sum(m * m for m, _ in points) - total_macs ** 2
-        if count < 3 or spread <= 0:
+        if len(points) < 3 or len({m for m, _ in points}) < 2:
             return through_zero
-        slope = (count * sum(m * t for m, t in points) - total_macs * total_time) / spread
-        intercept = (total_time - slope * total_macs) / count
-        return (intercept, slope) if slope > 0 and intercept > 0 else through_zero
+        work = np.array([[1.0, m] for m, _ in points])
+        (per_layer, per_mac), _ = nnls(work, np.array([t for _, t in points]))
+        return (float(per_layer), float(per_mac)) if per_layer > 0 and per_mac > 0 else through_zero
 
     def predict(self, macs: int) -> float:
         """The time a conv or linear layer doing ``macs`` multiply-accumulates is predicted to take (``fit``)."""
