@@ -8,12 +8,13 @@ approximate ones regenerate layers that fine-tuning must then learn.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from torch import fx
+from torch import fx, nn
 from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
-from rebirth.slimmer.graph import finish
+from rebirth.slimmer.graph import bypass, finish, module_path, replace_module
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,56 @@ class SlimPass(PassBase):
         self.rewrite(gm, match)
         self.applied.append(match)
         return finish(gm)
+
+
+class RemoveLayer(SlimPass):
+    """A pass that deletes single layers outright: each match's first node is bypassed."""
+
+    deletes_layers = True
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        bypass(nodes_by_name(gm)[match.nodes[0]])
+
+
+class PairPass(SlimPass):
+    """A pass that makes one layer of two adjacent ones: the layer at ``into`` (0 or 1) becomes ``merged(first,
+    second)`` and the other node is bypassed (a BatchNorm folded into a convolution, a pool into the convolution
+    after it). Subclasses find the ``pairs`` and say how they are ``merged``."""
+
+    into = 0
+
+    def pairs(self, gm: fx.GraphModule) -> Iterator[tuple[fx.Node, fx.Node]]:
+        raise NotImplementedError
+
+    def merged(self, first: nn.Module, second: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        """One match a pair: the layer that goes is removed; an approximate pass regenerates the one that stays."""
+        found = []
+        for pair in self.pairs(gm):
+            names, paths = tuple(node.name for node in pair), tuple(module_path(node) for node in pair)
+            kept = paths[self.into]
+            learned = () if self.exact else (kept,)
+            found.append(Match(self.kind, names, paths, self.exact, learned, tuple((path, path) for path in learned),
+                               removed=(paths[1 - self.into],)))
+        return found
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        nodes = nodes_by_name(gm)
+        pair = [nodes[name] for name in match.nodes]
+        first, second = (gm.get_submodule(module_path(node)) for node in pair)
+        replace_module(gm, module_path(pair[self.into]), self.merged(first, second))
+        bypass(pair[1 - self.into])
+
+
+class Compression(SlimPass):
+    """A pass made after every merge, as one step over all the layers where it pays (``slimmer.steps``), whose
+    layers learn the model as it stands."""
+
+    exact = False
+    stage = 1
+    learns_from_current = True
 
 
 class ShapedPass(SlimPass):
