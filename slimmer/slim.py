@@ -19,7 +19,7 @@ from rebirth.slimmer.judge import Assessment, agreement, assess, fidelity, outpu
 from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.plan import rank
 from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, steps_for
-from rebirth.slimmer.steps.base import Say, _quiet
+from rebirth.slimmer.steps.base import Say, say_nothing
 from rebirth.slimmer.train import Accuracy, evaluate
 
 
@@ -62,7 +62,7 @@ class SlimResult:
 
 
 def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loaders=None, trained: bool = False,
-         options: Optional[SlimOptions] = None, say: Say = _quiet, progress: Optional[StepCallback] = None,
+         options: Optional[SlimOptions] = None, say: Say = say_nothing, progress: Optional[StepCallback] = None,
          timer: Optional[DeviceTimer] = None) -> SlimResult:
     """The slimmed copy of ``model``; ``model`` itself is not changed.
 

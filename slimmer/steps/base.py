@@ -23,7 +23,7 @@ from rebirth.slimmer.plan import Candidate
 Say = Callable[[str], None]
 
 
-def _quiet(text: str) -> None:
+def say_nothing(text: str) -> None:
     """A ``say`` that says nothing."""
 
 
@@ -65,7 +65,7 @@ class StepContext:
     """None without data: only exact steps."""
     quality: Optional[float] = None
     """The quality of the model as the step receives it (None without data)."""
-    say: Say = _quiet
+    say: Say = say_nothing
     progress: Optional[StepCallback] = None
     timer: Optional[DeviceTimer] = None
 
