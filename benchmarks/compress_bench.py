@@ -50,21 +50,22 @@ def runtime_top1(pte: Path, size: int) -> float:
 
 
 def stages(outdir: Path, record) -> list[tuple[str, Path]]:
-    """The programs slimming wrote, one per technique added: (name, path)."""
-    int8 = bool(record.quantization and record.quantization.applied)
+    """The programs slimming wrote, one per technique added: (name, path), as slim.json lists them."""
+    from rebirth.contract.slim import FLOAT, MERGED, REDUCED, SLIM
+
     kinds = {merge.kind for merge in record.merges}
-    reduced, decomposed = "reduce_channels" in kinds, "low_rank" in kinds
-    final_float = outdir / ("slim-float.pte" if int8 else "slim.pte")
+    written = {file.role: outdir / file.name for file in record.programs()}
+    final_float = written.get(FLOAT, written[SLIM])
     name = "merges"
-    found = [(name, outdir / "slim-merged.pte" if reduced or decomposed else final_float)]
-    if reduced:
+    found = [(name, written.get(MERGED, final_float))]
+    if "reduce_channels" in kinds:
         name += " + channels"
-        found.append((name, outdir / "slim-reduced.pte" if decomposed else final_float))
-    if decomposed:
+        found.append((name, written.get(REDUCED, final_float)))
+    if "low_rank" in kinds:
         name += " + low-rank"
         found.append((name, final_float))
-    if int8:
-        found.append((name + " + int8", outdir / "slim.pte"))
+    if FLOAT in written:
+        found.append((name + " + int8", written[SLIM]))
     return found
 
 
@@ -74,15 +75,16 @@ def bench(name: str, folder: Path) -> dict:
     from rebirth.models.zoo import ZOO
     from rebirth.profiler import ProfileOptions, prepare
     from rebirth.profiler.paired import compare_programs
-    from rebirth.slimmer import SlimRequest, slim_model
+    from rebirth.slimmer import SlimOptions
     from rebirth.usecases.profiling import profile
+    from rebirth.usecases.slimming import SlimRequest, slim_model
 
     model, outdir = f"zoo:{name}", folder / name
     options = ProfileOptions("local", "xnnpack")
     start = time.perf_counter()
     profile(model, options).save(outdir / "plan.json")
-    record = slim_model(SlimRequest(model, outdir, outdir / "plan.json", decompose=True, quantize="int8",
-                                      reduce_channels=True),
+    record = slim_model(SlimRequest(model=model, outdir=outdir, profile=outdir / "plan.json",
+                                    options=SlimOptions(decompose=True, quantize="int8", reduce_channels=True)),
                         say=lambda text: print(f"  {text}", flush=True))
     slim_s = time.perf_counter() - start
     size = ZOO[name].input_size

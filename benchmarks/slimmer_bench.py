@@ -39,14 +39,16 @@ def compared(before, after) -> dict:
 
 def measure(model: str, budget: float, folder: Path, iterations: int, portable: bool = True) -> dict:
     from rebirth.profiler import ProfileOptions
-    from rebirth.slimmer import SlimRequest, slim_model
+    from rebirth.slimmer import SlimOptions
     from rebirth.usecases.profiling import profile
+    from rebirth.usecases.slimming import SlimRequest, slim_model
 
     before = profile(model, ProfileOptions(iterations=iterations))
     profile_path = folder / "before.json"
     before.save(profile_path)
     start = time.perf_counter()
-    record = slim_model(SlimRequest(model, folder / "out", profile_path, max_accuracy_drop=budget), say=print)
+    record = slim_model(SlimRequest(model=model, outdir=folder / "out", profile=profile_path,
+                                    options=SlimOptions(max_accuracy_drop=budget)), say=print)
     slim_s = time.perf_counter() - start
     after = profile(str(folder / "out" / "slim.pte"), ProfileOptions(iterations=iterations))
     backends = {"xnnpack": compared(before, after)}

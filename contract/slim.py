@@ -2,8 +2,8 @@
 accuracy before and after), as a typed, versioned record like the Profile.
 
 Version 1 files (a bare dict without ``removed`` layers per merge), version 2 files (judged by
-``agreement`` where accuracy could not judge) and version 3 files (no per-step savings) are migrated
-on load.
+``agreement`` where accuracy could not judge), version 3 files (no per-step savings) and version 4 files
+(no list of the files written) are migrated on load.
 """
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TOP1, AGREEMENT, FIDELITY = "top1", "agreement", "fidelity"
+
+SLIM, FLOAT, MERGED, REDUCED, RECORD = "slim", "float", "merged", "reduced", "record"
+"""Roles of the files a slimming writes: the slimmed program; the float program beside an int8 one; the
+merges alone; after the channel reduction (before a decomposition); slim.json. A registered step may add its
+own role (its program is ``slim-ROLE.pte``)."""
+PTE, PT2, ETRECORD, JSON = "pte", "pt2", "etrecord", "json"
+"""What a file holds: an ExecuTorch program, its exported PyTorch program, its ETRecord, the record."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,21 @@ class QuantizationRecord:
 
 
 @dataclass(frozen=True)
+class OutputFile:
+    """One file a slimming wrote into its output folder."""
+
+    name: str
+    """The file's name in the output folder: ``slim-merged.pte``."""
+    role: str
+    """Which program it belongs to (``SLIM``, ``FLOAT``, ``MERGED``, ``REDUCED``, a registered step's), or
+    ``RECORD`` for slim.json."""
+    kind: str
+    """``PTE``, ``PT2``, ``ETRECORD`` or ``JSON``."""
+    about: str = ""
+    """What the program is, for a reader: ``the merges alone``."""
+
+
+@dataclass(frozen=True)
 class SlimRecord:
     """One slimming run: the document ``slim.json`` holds."""
 
@@ -172,6 +194,8 @@ class SlimRecord:
     accuracy: Optional[SlimAccuracy] = None
     messages: tuple[str, ...] = ()
     quantization: Optional[QuantizationRecord] = None
+    files: tuple[OutputFile, ...] = ()
+    """Every file the slimming wrote, the slimmed program first and slim.json last."""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,6 +232,10 @@ class SlimRecord:
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise InputError(f"{path}: not a slim.json ({error})") from None
 
+    def programs(self) -> tuple[OutputFile, ...]:
+        """The .pte files written, the slimmed program first."""
+        return tuple(file for file in self.files if file.kind == PTE)
+
     @property
     def removed(self) -> tuple[str, ...]:
         """Every layer the applied merges removed."""
@@ -227,5 +255,36 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
                            else []} for merge in data["merges"]]
         data["schema_version"] = version = 2
     if version in (2, 3):  # new fields only, all optional (3: fidelity and quantization; 4: per-step savings)
+        data["schema_version"] = version = 4
+    if version == 4:
+        data["files"] = [dataclasses.asdict(file) for file in _files_written_before(data)]
         data["schema_version"] = SCHEMA_VERSION
     return data
+
+
+def _files_written_before(data: dict[str, Any]) -> list[OutputFile]:
+    """What the writer of version 4 and earlier records wrote, by its rules: slim.pte with its .pt2 and
+    ETRecord; slim-float.pte beside an applied int8 program; slim-merged.pte once a channel reduction or a
+    decomposition followed the merges, slim-reduced.pte once both did; slim.json."""
+    steps = {merge.get("kind") for merge in data["merges"]}
+    compressions = {"reduce_channels", "low_rank"}
+    written: list[tuple[str, tuple[str, ...]]] = [(SLIM, (PT2, PTE, ETRECORD))]
+    if (data.get("quantization") or {}).get("applied"):
+        written.append((FLOAT, (PT2, PTE, ETRECORD)))
+    if steps & compressions:
+        written.append((MERGED, (PTE, ETRECORD)))
+    if compressions <= steps:
+        written.append((REDUCED, (PTE, ETRECORD)))
+    files = [OutputFile(program_name(role, kind), role, kind, ABOUT.get(role, "")) for role, kinds in written
+             for kind in kinds]
+    return files + [OutputFile("slim.json", RECORD, JSON)]
+
+
+ABOUT = {FLOAT: "the same model in float, not quantized", MERGED: "the merges alone",
+         REDUCED: "before the decomposition"}
+"""What each known program is, for a reader (``OutputFile.about``)."""
+
+
+def program_name(role: str, kind: str = PTE) -> str:
+    """The file name of a program's file: ``slim.pte`` for the slimmed program, else ``slim-ROLE.pte``."""
+    return f"slim.{kind}" if role == SLIM else f"slim-{role}.{kind}"

@@ -14,6 +14,7 @@ from rebirth.models.export import (
                            import_heavy,
                            lower,
                            probe_pte,
+                           write_lowered,
                            write_program,
 )
 from rebirth.models.pte import PteFile, check_pte, read_pte
@@ -33,4 +34,4 @@ from rebirth.models.zoo import ZooEntry
 
 __all__ = ["BACKENDS", "PT2", "PTE", "PYTHON", "ZOO", "ZOO_ENTRIES", "Backend", "Exported", "ModelSpec", "PteFile",
            "ZooEntry", "check_pte", "ensure_pte", "export_model", "import_function", "import_heavy", "load_exported",
-           "load_python", "lower", "parse_spec", "probe_pte", "read_pte", "write_program"]
+           "load_python", "lower", "parse_spec", "probe_pte", "read_pte", "write_lowered", "write_program"]

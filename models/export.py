@@ -65,9 +65,20 @@ def write_program(exported_program: Any, backend: Backend | str, out_pte: Path, 
     Raises:
         OSError: the folder cannot be written.
     """
+    program = lower(exported_program, backend)
+    return write_lowered(program, backend, out_pte, source, exported_program if keep_pt2 else None)
+
+
+def write_lowered(program: Any, backend: Backend | str, out_pte: Path, source: str,
+                  exported_program: Any = None) -> Exported:
+    """Write a lowered ``program`` (what ``lower`` returns) as ``out_pte`` with its ``.etrecord`` beside it, and
+    ``exported_program`` as its ``.pt2`` when given; every file appears whole or not at all.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
     import torch
 
-    program = lower(exported_program, backend)
     out_pte.parent.mkdir(parents=True, exist_ok=True)
     targets = {"pte": out_pte, "etrecord": out_pte.with_suffix(".etrecord"), "pt2": out_pte.with_suffix(".pt2")}
     with tempfile.TemporaryDirectory(dir=out_pte.parent, prefix=".export-") as staging:
@@ -75,7 +86,7 @@ def write_program(exported_program: Any, backend: Backend | str, out_pte: Path, 
         staged["pte"].write_bytes(program.buffer)
         with quiet():
             program.get_etrecord().save(str(staged["etrecord"]))
-            if keep_pt2:
+            if exported_program is not None:
                 torch.export.save(exported_program, str(staged["pt2"]))
         for kind in ("pt2", "etrecord", "pte"):  # the .pte last: its presence means the rest is there
             if staged[kind].exists():

@@ -160,13 +160,3 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
 def _silent(text: str) -> None:
     """A stage callback that says nothing."""
 
-
-def profile(model: str, options: ProfileOptions, progress: Optional[ProgressCallback] = None,
-            stage: Optional[Stage] = None) -> Profile:
-    """Temporary, for slimmer.pipeline until its use cases move to rebirth.usecases: see
-    ``rebirth.usecases.profiling.profile``."""
-    from rebirth.devices import open_device
-
-    with open_device(options.device) as device:
-        return profile_program(prepare(model, options.backend, options.etrecord, stage), device, options, progress,
-                               stage)

@@ -7,6 +7,7 @@ works on that copy. Layers rebirth knows as units (its LocalResponseNorm) stay l
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Optional, TypeVar
 
 import torch
@@ -67,6 +68,21 @@ def submodule(gm: fx.GraphModule, node: fx.Node, kind: type[ModuleT]) -> ModuleT
 def only_user(node: fx.Node) -> Optional[fx.Node]:
     users = list(node.users)
     return users[0] if len(users) == 1 else None
+
+
+def read_alone(gm: fx.GraphModule) -> Iterator[tuple[fx.Node, nn.Module, fx.Node, nn.Module]]:
+    """``(node, its module, reader, the reader's module)`` for every module call whose output one module call
+    alone reads, as its first argument."""
+    for node in gm.graph.nodes:
+        module = module_of(gm, node)
+        reader = only_user(node) if module is not None else None
+        read_by = module_of(gm, reader) if reader is not None else None
+        if module is not None and reader is not None and read_by is not None and _reads_first(reader, node):
+            yield node, module, reader, read_by
+
+
+def _reads_first(reader: fx.Node, node: fx.Node) -> bool:
+    return bool(reader.args) and reader.args[0] is node
 
 
 def replace_module(gm: fx.GraphModule, target: str, module: nn.Module) -> None:

@@ -18,16 +18,7 @@ from torch import fx
 
 from rebirth.contract.slim import PlannedMerge
 from rebirth.slimmer.cost import layer_macs, output_bytes
-from rebirth.slimmer.passes import (
-    APPROXIMATE_PASSES,
-    COMPRESSION_PASSES,
-    EXACT_PASSES,
-    DecomposeLowRank,
-    LayerCosts,
-    Match,
-    ReduceChannels,
-    SlimPass,
-)
+from rebirth.slimmer.passes import APPROXIMATE_PASSES, EXACT_PASSES, LayerCosts, Match, SlimPass
 
 
 @dataclass(frozen=True)
@@ -63,13 +54,10 @@ def layer_times(ops: Iterable) -> dict[str, float]:
     return dict(times)
 
 
-def make_passes(example_inputs: tuple, exact_only: bool = False, decompose: bool = False,
-                reduce_channels: bool = False) -> list[SlimPass]:
-    """One instance of every pass for a model with these inputs: the exact ones only with ``exact_only``,
-    the channel reduction and the low-rank decomposition too when asked for."""
-    asked = {ReduceChannels: reduce_channels, DecomposeLowRank: decompose}
-    kinds = EXACT_PASSES if exact_only else \
-        EXACT_PASSES + APPROXIMATE_PASSES + tuple(kind for kind in COMPRESSION_PASSES if asked.get(kind))
+def make_passes(example_inputs: tuple, exact_only: bool = False) -> list[SlimPass]:
+    """One instance of every merge pass for a model with these inputs: the exact ones only with ``exact_only``.
+    (Compressions are steps of their own: ``slimmer.steps``.)"""
+    kinds = EXACT_PASSES if exact_only else EXACT_PASSES + APPROXIMATE_PASSES
     return [kind.for_model(example_inputs) for kind in kinds]
 
 
@@ -86,5 +74,10 @@ def candidates(gm: fx.GraphModule, passes: Sequence[SlimPass], times: dict[str, 
             saves, added = slim_pass.estimate(gm, match, costs)
             memory = sum(sizes.get(layer, 0) for layer in match.removed)
             found.append((Candidate(match, saves, added, memory), slim_pass))
-    return sorted(found, key=lambda pair: (pair[1].stage, -pair[0].gain_ms, -pair[0].memory_bytes,
-                                           pair[0].match.layers, pair[0].match.detail))
+    return sorted(found, key=rank)
+
+
+def rank(pair: tuple[Candidate, SlimPass]) -> tuple:
+    """How candidates are ordered: merges before compression (``stage``), then best first."""
+    candidate, slim_pass = pair
+    return slim_pass.stage, -candidate.gain_ms, -candidate.memory_bytes, candidate.match.layers, candidate.match.detail

@@ -1,11 +1,12 @@
-"""slim.json from a slimming run: every merge applied, what it cost and saved, and the accuracy before and
-after (the record type itself is ``contract.slim.SlimRecord``)."""
+"""slim.json from a slimming run: every step applied or skipped, what it cost and saved, the accuracy before and
+after, and the files written (the record type itself is ``contract.slim.SlimRecord``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
-from rebirth.contract.slim import BeforeAfter, Score, SlimAccuracy, SlimRecord
+from rebirth.contract.slim import TOP1, BeforeAfter, OutputFile, Score, SlimAccuracy, SlimRecord
 from rebirth.slimmer.slim import SlimResult
 from rebirth.slimmer.train import Accuracy
 
@@ -14,13 +15,24 @@ def _score(accuracy: Optional[Accuracy]) -> Optional[Score]:
     return None if accuracy is None else Score(accuracy.top1, accuracy.top5, accuracy.samples)
 
 
-def slim_record(result: SlimResult, source: str, backend: str, profile: Optional[str],
-                messages: list[str]) -> SlimRecord:
+def slim_record(result: SlimResult, source: str, backend: str, profile: Optional[str], messages: list[str],
+                files: tuple[OutputFile, ...] = ()) -> SlimRecord:
     """The record of a slimming run."""
+    assessment = result.assessment
     accuracy = SlimAccuracy(result.measure, result.dataset, _score(result.accuracy_before),
                             _score(result.accuracy_after), result.agreement, result.fidelity_after,
-                            result.reference_classes, result.classes, result.reason)
-    return SlimRecord(source, backend, profile, tuple(result.merges), tuple(result.skipped),
+                            assessment.reference_classes, assessment.classes, assessment.reason)
+    return SlimRecord(source, backend, profile, result.merges, result.skipped,
                       BeforeAfter(result.params_before, result.params_after),
-                      BeforeAfter(result.macs_before, result.macs_after), accuracy,
-                      tuple(messages) + ((result.reason,) if result.reason else ()), result.quantization)
+                      BeforeAfter(result.macs_before, result.macs_after), _as_it_runs(accuracy, result),
+                      tuple(messages) + ((assessment.reason,) if assessment.reason else ()), result.quantization,
+                      files)
+
+
+def _as_it_runs(accuracy: SlimAccuracy, result: SlimResult) -> SlimAccuracy:
+    """The headline's "after" is what the slimmed program scores as ExecuTorch's runtime runs it, where a step
+    measured that (an int8 program)."""
+    ran = result.programs[0].quality if result.programs else None
+    if ran is None or accuracy.after is None or accuracy.metric != TOP1:
+        return accuracy
+    return dataclasses.replace(accuracy, after=dataclasses.replace(accuracy.after, top1=ran, top5=None))

@@ -30,7 +30,7 @@ def test_the_import_contracts_hold():
     ("reports/units.py", "from rebirth.devices import open_device", "Reports read records"),
     ("contract/stats.py", "import torch", "The contract is light"),
     ("devices/runlog.py", "from rebirth.models import parse_spec", "Devices run .pte files"),
-    ("profiler/trace.py", "from rebirth.slimmer import plan_merges", "One direction"),
+    ("profiler/trace.py", "from rebirth.slimmer import plan_offers", "One direction"),
 ])
 def test_a_wrong_import_breaks_a_contract(tmp_path, module, line, contract):
     shutil.copytree(ROOT / "rebirth", tmp_path / "rebirth", ignore=shutil.ignore_patterns("__pycache__"))

@@ -102,7 +102,7 @@ def test_the_profile_decides_whether_three_layers_beat_one():
     """Where each layer's fixed cost dominates (a busy dispatcher, a tiny model) a decomposition is not worth
     it; where the time follows the work it is, and the cheapest chain is offered first."""
     gm = trace(Net())
-    passes = make_passes(X, decompose=True)
+    passes = make_passes(X) + [DecomposeLowRank(X)]
 
     def worthwhile(times):
         return [c for c, _ in candidates(gm, passes, times, X) if c.match.kind == "low_rank" and c.worthwhile]
@@ -133,9 +133,15 @@ def test_the_fit_separates_a_layers_fixed_cost_from_its_work():
 
 
 def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
-    gm = trace(Net())
-    assert all(c.match.kind != "low_rank" for c, _ in candidates(gm, make_passes(X), _profile(0.0, 1e-6), X))
-    assert all(c.match.kind != "low_rank" for c, _ in candidates(gm, make_passes(X, True, True), _profile(0, 1e-6), X))
+    from rebirth.slimmer import SlimOptions, plan_offers
+
+    def kinds(**options):
+        return [offer.kind for offer in plan_offers(Net(), X, _profile(0.0, 1e-6), SlimOptions(**options))]
+
+    assert "low_rank" not in kinds()
+    assert "low_rank" not in kinds(exact_only=True, decompose=True)
+    asked = kinds(decompose=True)
+    assert "low_rank" in asked and all(kind == "low_rank" for kind in asked[asked.index("low_rank"):])
 
 
 def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_each_step(trained_digits_net):
@@ -241,9 +247,10 @@ def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_
 
 def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_together_reach_it(trained_digits_net):
     """One fine-tuning step for all layers: a layer needs half of --min-gain, the step all of it."""
+    from rebirth.slimmer import SlimOptions, slim
     from rebirth.slimmer.cost import layer_macs
     from rebirth.slimmer.passes import DecomposeLowRank
-    from rebirth.slimmer.slim import COMPRESS_LAYER_SHARE, SlimOptions, candidates, slim
+    from rebirth.slimmer.steps import COMPRESS_LAYER_SHARE
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)

@@ -175,7 +175,8 @@ def test_quantization_without_data_to_calibrate_on_is_not_applied():
 
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     result = slim(model, (torch.randn(1, 8),), {}, None, False, SlimOptions(quantize="int8"))
-    assert result.quantized is None and not result.quantization.applied
+    assert result.program("float") is None and result.programs[0].model is result.model  # the float model stands
+    assert not result.quantization.applied
     assert "needs data to calibrate" in result.quantization.reason
 
 

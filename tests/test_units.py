@@ -182,7 +182,7 @@ def test_throttling_is_flagged_when_a_core_ends_below_its_maximum():
 def test_output_fidelity_scores_a_copy_100_and_a_constant_0_however_close_to_the_average():
     import torch
 
-    from rebirth.slimmer.slim import fidelity, judged_by
+    from rebirth.slimmer.judge import fidelity, judged_by
 
     torch.manual_seed(0)
     reference = torch.randn(200, 10) + torch.tensor([5.0] + [0.0] * 9)  # predicts class 0 almost always

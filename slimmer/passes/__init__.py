@@ -1,7 +1,8 @@
 """Slimming passes: one contract (``SlimPass``), exact and approximate transforms.
 
-A new pass is a ``SlimPass`` in its own module, with its tests, listed here in ``EXACT_PASSES`` or
-``APPROXIMATE_PASSES``: the planner asks each pass for its matches and for what each is worth.
+A new merge pass is a ``SlimPass`` in its own module, with its tests, listed here in ``EXACT_PASSES`` or
+``APPROXIMATE_PASSES``: the planner asks each pass for its matches and for what each is worth. A compression pass
+(``stage = 1``) becomes a step of its own in ``slimmer.steps``.
 """
 
 from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass
@@ -17,11 +18,10 @@ from rebirth.slimmer.passes.streamline import MergePoolIntoConv, RemoveLRN
 EXACT_PASSES: tuple[type[SlimPass], ...] = (RemoveNoOps, FoldBatchNormIntoPrevious, FoldBatchNormIntoNext,
                                             MergeParallelConvs)
 APPROXIMATE_PASSES: tuple[type[SlimPass], ...] = (RemoveLRN, MergePoolIntoConv, ReplacePoolBranch, RemoveThinBranch)
-COMPRESSION_PASSES: tuple[type[SlimPass], ...] = (ReduceChannels, DecomposeLowRank)
-"""Approximate passes that are made only when asked for (``--reduce-channels``, ``--decompose``), after every
-merge, in this order, each as one step over all the layers where it pays."""
+"""``ReduceChannels`` and ``DecomposeLowRank`` are compressions, each made as one step over all the layers where it
+pays, when asked for (``slimmer.steps``)."""
 
-__all__ = ["APPROXIMATE_PASSES", "COMPRESSION_PASSES", "DecomposeLowRank", "EXACT_PASSES", "FoldBatchNormIntoNext",
+__all__ = ["APPROXIMATE_PASSES", "DecomposeLowRank", "EXACT_PASSES", "FoldBatchNormIntoNext",
            "FoldBatchNormIntoPrevious", "LayerCosts", "Match", "MergeParallelConvs", "MergePoolIntoConv", "RemoveLRN",
            "ReduceChannels", "RemoveNoOps", "RemoveThinBranch", "ReplacePoolBranch", "ShapedPass", "SlimPass",
            "run_passes"]

@@ -8,12 +8,13 @@ approximate ones regenerate layers that fine-tuning must then learn.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from torch import fx
+from torch import fx, nn
 from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
-from rebirth.slimmer.graph import finish
+from rebirth.slimmer.graph import bypass, finish, module_path, replace_module
 
 
 @dataclass(frozen=True)
@@ -59,21 +60,24 @@ class LayerCosts:
     @functools.cached_property
     def fit(self) -> tuple[float, float]:
         """``(ms per layer, ms per multiply-accumulate)``: a least-squares line through the measured time and
-        the work of the profile's convolution and linear layers (both terms at least 0). What a layer that
-        does not exist yet would take, on this device, as far as its profile can say."""
+        the work of the profile's convolution and linear layers, both terms at least 0 (``scipy.optimize.nnls``).
+        What a layer that does not exist yet would take, on this device, as far as its profile can say. Where
+        the points cannot place a line with both terms above 0 (fewer than 3 layers, one size of layer, or a
+        time that does not grow with the work), the time per multiply-accumulate of all of them together."""
+        import numpy as np
+        from scipy.optimize import nnls
+
         points = [(float(self.original_macs[layer]), time) for layer, time in self.times.items()
                   if self.original_macs.get(layer)]
         total_macs, total_time = sum(m for m, _ in points), sum(t for _, t in points)
         if not total_macs:
             return 0.0, 0.0
         through_zero = 0.0, total_time / total_macs
-        count = len(points)
-        spread = count * sum(m * m for m, _ in points) - total_macs ** 2
-        if count < 3 or spread <= 0:
+        if len(points) < 3 or len({m for m, _ in points}) < 2:
             return through_zero
-        slope = (count * sum(m * t for m, t in points) - total_macs * total_time) / spread
-        intercept = (total_time - slope * total_macs) / count
-        return (intercept, slope) if slope > 0 and intercept > 0 else through_zero
+        work = np.array([[1.0, m] for m, _ in points])
+        (per_layer, per_mac), _ = nnls(work, np.array([t for _, t in points]))
+        return (float(per_layer), float(per_mac)) if per_layer > 0 and per_mac > 0 else through_zero
 
     def predict(self, macs: int) -> float:
         """The time a conv or linear layer doing ``macs`` multiply-accumulates is predicted to take (``fit``)."""
@@ -143,6 +147,56 @@ class SlimPass(PassBase):
         self.rewrite(gm, match)
         self.applied.append(match)
         return finish(gm)
+
+
+class RemoveLayer(SlimPass):
+    """A pass that deletes single layers outright: each match's first node is bypassed."""
+
+    deletes_layers = True
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        bypass(nodes_by_name(gm)[match.nodes[0]])
+
+
+class PairPass(SlimPass):
+    """A pass that makes one layer of two adjacent ones: the layer at ``into`` (0 or 1) becomes ``merged(first,
+    second)`` and the other node is bypassed (a BatchNorm folded into a convolution, a pool into the convolution
+    after it). Subclasses find the ``pairs`` and say how they are ``merged``."""
+
+    into = 0
+
+    def pairs(self, gm: fx.GraphModule) -> Iterator[tuple[fx.Node, fx.Node]]:
+        raise NotImplementedError
+
+    def merged(self, first: nn.Module, second: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def matches(self, gm: fx.GraphModule) -> list[Match]:
+        """One match a pair: the layer that goes is removed; an approximate pass regenerates the one that stays."""
+        found = []
+        for pair in self.pairs(gm):
+            names, paths = tuple(node.name for node in pair), tuple(module_path(node) for node in pair)
+            kept = paths[self.into]
+            learned = () if self.exact else (kept,)
+            found.append(Match(self.kind, names, paths, self.exact, learned, tuple((path, path) for path in learned),
+                               removed=(paths[1 - self.into],)))
+        return found
+
+    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
+        nodes = nodes_by_name(gm)
+        pair = [nodes[name] for name in match.nodes]
+        first, second = (gm.get_submodule(module_path(node)) for node in pair)
+        replace_module(gm, module_path(pair[self.into]), self.merged(first, second))
+        bypass(pair[1 - self.into])
+
+
+class Compression(SlimPass):
+    """A pass made after every merge, as one step over all the layers where it pays (``slimmer.steps``), whose
+    layers learn the model as it stands."""
+
+    exact = False
+    stage = 1
+    learns_from_current = True
 
 
 class ShapedPass(SlimPass):

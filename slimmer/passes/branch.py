@@ -5,6 +5,7 @@ weights at its centre and learned again afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Optional
 
 import torch
@@ -12,51 +13,39 @@ from torch import fx, nn
 
 from rebirth.slimmer.graph import (
     bias_of,
-    bypass,
     conv2d_like,
     module_of,
     module_path,
-    only_user,
+    read_alone,
     replace_module,
     running_stats,
     submodule,
 )
-from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
+from rebirth.slimmer.passes.base import LayerCosts, Match, PairPass, ShapedPass, nodes_by_name
 from rebirth.slimmer.passes.streamline import ACTIVATIONS, POOLS, _pair
 
 
-class ReplacePoolBranch(SlimPass):
+class ReplacePoolBranch(PairPass):
     kind = "replace_pool_branch"
     exact = False
+    into = 1
 
-    def matches(self, gm: fx.GraphModule) -> list[Match]:
-        found = []
-        node: fx.Node
-        for node in gm.graph.nodes:
-            pool = module_of(gm, node)
-            conv_node = only_user(node) if isinstance(pool, POOLS) else None
-            conv = module_of(gm, conv_node) if conv_node is not None else None
-            if not isinstance(pool, POOLS) or conv_node is None or type(conv) is not nn.Conv2d \
-                    or conv_node.args[0] is not node:
-                continue
-            if _pair(pool.stride) == (1, 1) and conv.kernel_size == (1, 1) and _pair(conv.stride) == (1, 1) \
-                    and conv.groups == 1 and _pair(conv.padding) == (0, 0) and not getattr(pool, "ceil_mode", False):
-                pool_path, conv_path = module_path(node), module_path(conv_node)
-                found.append(Match(self.kind, (node.name, conv_node.name), (pool_path, conv_path), False,
-                                   (conv_path,), anchors=((conv_path, conv_path),), removed=(pool_path,)))
-        return found
+    def pairs(self, gm: fx.GraphModule) -> Iterator[tuple[fx.Node, fx.Node]]:
+        """``(pool, conv)``: a stride-1 pool read only by a plain 1x1 convolution."""
+        for node, pool, conv_node, conv in read_alone(gm):
+            if isinstance(pool, POOLS) and type(conv) is nn.Conv2d and _pair(pool.stride) == (1, 1) \
+                    and conv.kernel_size == (1, 1) and _pair(conv.stride) == (1, 1) and conv.groups == 1 \
+                    and _pair(conv.padding) == (0, 0) and not getattr(pool, "ceil_mode", False):
+                yield node, conv_node
 
     def estimate(self, gm: fx.GraphModule, match: Match, costs: LayerCosts) -> tuple[float, float]:
         """The pool's time saved; the 1x1 convolution's work grows by the pool's kernel area."""
         kernel = _pair(gm.get_submodule(match.layers[0]).kernel_size)
         return costs.measured(match.removed), costs.scaled(match.layers[1]) * (kernel[0] * kernel[1] - 1)
 
-    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
-        nodes = nodes_by_name(gm)
-        pool_node, conv_node = nodes[match.nodes[0]], nodes[match.nodes[1]]
-        pool, conv = gm.get_submodule(module_path(pool_node)), submodule(gm, conv_node, nn.Conv2d)
-        replace_module(gm, module_path(conv_node), widen_pointwise(conv, _pair(pool.kernel_size), _pair(pool.padding)))
-        bypass(pool_node)
+    def merged(self, pool: nn.Module, conv: nn.Module) -> nn.Module:
+        assert isinstance(conv, nn.Conv2d)
+        return widen_pointwise(conv, _pair(pool.kernel_size), _pair(pool.padding))
 
 
 @torch.no_grad()

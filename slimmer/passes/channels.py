@@ -29,7 +29,7 @@ import torch
 from torch import fx, nn
 
 from rebirth.slimmer.graph import bias_of, conv2d_like, module_of, module_path, only_user, replace_module, running_stats
-from rebirth.slimmer.passes.base import LayerCosts, Match, SlimPass, nodes_by_name
+from rebirth.slimmer.passes.base import Compression, LayerCosts, Match, nodes_by_name
 from rebirth.slimmer.passes.lowrank import tile
 from rebirth.slimmer.passes.streamline import ACTIVATIONS
 
@@ -57,11 +57,8 @@ def depthwise(module: Optional[nn.Module]) -> bool:
     return type(module) is nn.Conv2d and module.groups == module.in_channels == module.out_channels > 1
 
 
-class ReduceChannels(SlimPass):
+class ReduceChannels(Compression):
     kind = "reduce_channels"
-    exact = False
-    stage = 1
-    learns_from_current = True
     verb = "channel-reduced"
     gerund = "channel-reducing"
 

@@ -7,24 +7,15 @@ nothing (padding zeros would not be shifted) and is not grouped.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Optional, TypeGuard
 
 import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from rebirth.slimmer.graph import (
-    bias_of,
-    bypass,
-    conv2d_like,
-    module_of,
-    module_path,
-    only_user,
-    replace_module,
-    running_stats,
-    submodule,
-)
-from rebirth.slimmer.passes.base import Match, SlimPass, nodes_by_name
+from rebirth.slimmer.graph import bias_of, conv2d_like, module_of, only_user, read_alone, running_stats
+from rebirth.slimmer.passes.base import PairPass
 
 # (layer, BatchNorm) -> fuser, as data: extend it for other layer types.
 FUSERS = {
@@ -44,55 +35,43 @@ def _fuser(layer: nn.Module, bn: nn.Module):
     return next((fuse for (kind, norm), fuse in FUSERS.items() if type(layer) is kind and type(bn) is norm), None)
 
 
-class FoldBatchNormIntoPrevious(SlimPass):
+class FoldBatchNormIntoPrevious(PairPass):
     kind = "fold_bn"
     exact = True
+    into = 0
 
-    def matches(self, gm: fx.GraphModule) -> list[Match]:
-        found = []
+    def pairs(self, gm: fx.GraphModule) -> Iterator[tuple[fx.Node, fx.Node]]:
+        """``(layer, bn)``: a BatchNorm with running statistics, the only reader of a layer it folds into."""
         node: fx.Node
         for node in gm.graph.nodes:
             bn = module_of(gm, node)
-            if not has_running_stats(bn) or not node.args or not isinstance(node.args[0], fx.Node):
+            producer = node.args[0] if node.args else None
+            if not has_running_stats(bn) or not isinstance(producer, fx.Node):
                 continue
-            producer = node.args[0]
             layer = module_of(gm, producer)
             if layer is not None and _fuser(layer, bn) and only_user(producer) is node:
-                found.append(Match(self.kind, (producer.name, node.name), (module_path(producer), module_path(node)),
-                                   True, removed=(module_path(node),)))
-        return found
+                yield producer, node
 
-    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
-        nodes = nodes_by_name(gm)
-        producer, norm = nodes[match.nodes[0]], nodes[match.nodes[1]]
-        layer, bn = gm.get_submodule(module_path(producer)), gm.get_submodule(module_path(norm))
-        replace_module(gm, module_path(producer), _fuser(layer, bn)(layer, bn))
-        bypass(norm)
+    def merged(self, layer: nn.Module, bn: nn.Module) -> nn.Module:
+        return _fuser(layer, bn)(layer, bn)
 
 
-class FoldBatchNormIntoNext(SlimPass):
+class FoldBatchNormIntoNext(PairPass):
     kind = "fold_bn_forward"
     exact = True
+    into = 1
 
-    def matches(self, gm: fx.GraphModule) -> list[Match]:
-        found = []
-        node: fx.Node
-        for node in gm.graph.nodes:
-            bn = module_of(gm, node)
-            consumer = only_user(node) if has_running_stats(bn) else None
-            conv = module_of(gm, consumer) if consumer is not None else None
-            if consumer is not None and isinstance(bn, nn.BatchNorm2d) and type(conv) is nn.Conv2d \
-                    and _exact_after_bn(conv) and consumer.args[0] is node:
-                found.append(Match(self.kind, (node.name, consumer.name), (module_path(node), module_path(consumer)),
-                                   True, removed=(module_path(node),)))
-        return found
+    def pairs(self, gm: fx.GraphModule) -> Iterator[tuple[fx.Node, fx.Node]]:
+        """``(bn, conv)``: a BatchNorm2d with running statistics whose only reader is a convolution it folds into
+        exactly."""
+        for node, bn, consumer, conv in read_alone(gm):
+            if has_running_stats(bn) and isinstance(bn, nn.BatchNorm2d) and type(conv) is nn.Conv2d \
+                    and _exact_after_bn(conv):
+                yield node, consumer
 
-    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
-        nodes = nodes_by_name(gm)
-        norm, consumer = nodes[match.nodes[0]], nodes[match.nodes[1]]
-        bn, conv = submodule(gm, norm, nn.BatchNorm2d), submodule(gm, consumer, nn.Conv2d)
-        replace_module(gm, module_path(consumer), fold_bn_into_next(bn, conv))
-        bypass(norm)
+    def merged(self, bn: nn.Module, conv: nn.Module) -> nn.Module:
+        assert isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d)
+        return fold_bn_into_next(bn, conv)
 
 
 def _exact_after_bn(conv: nn.Conv2d) -> bool:

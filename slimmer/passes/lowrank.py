@@ -28,7 +28,7 @@ import torch
 from torch import fx, nn
 
 from rebirth.slimmer.graph import bias_of, module_of, module_path, replace_module
-from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass
+from rebirth.slimmer.passes.base import Compression, LayerCosts, Match, ShapedPass
 
 TARGETS = (0.25, 0.5)
 """The shares of a layer's multiply-accumulates a decomposition is offered at."""
@@ -90,11 +90,8 @@ def offers(module: nn.Module, in_shape, out_shape, macs: int) -> list[tuple[int,
             if chain_macs(module, ranks, in_shape, out_shape) <= MAX_SHARE * macs]
 
 
-class DecomposeLowRank(ShapedPass):
+class DecomposeLowRank(Compression, ShapedPass):
     kind = "low_rank"
-    exact = False
-    stage = 1
-    learns_from_current = True
     verb = "decomposed"
     gerund = "decomposing"
 

@@ -15,7 +15,7 @@ from typing import Optional
 from torch import fx, nn
 
 from rebirth.slimmer.graph import bypass, input_node, module_of, module_path, only_user, replace_module, submodule
-from rebirth.slimmer.passes.base import LayerCosts, Match, ShapedPass, SlimPass, nodes_by_name
+from rebirth.slimmer.passes.base import LayerCosts, Match, RemoveLayer, ShapedPass, nodes_by_name
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
@@ -96,10 +96,9 @@ class MergePoolIntoConv(ShapedPass):
         bypass(chain[-1])
 
 
-class RemoveLRN(SlimPass):
+class RemoveLRN(RemoveLayer):
     kind = "remove_lrn"
     exact = False
-    deletes_layers = True
 
     def matches(self, gm: fx.GraphModule) -> list[Match]:
         from rebirth.slimmer.graph import _leaf_types
@@ -113,9 +112,6 @@ class RemoveLRN(SlimPass):
                 found.append(Match(self.kind, (node.name,), (module_path(node),), False, after,
                                    anchors=tuple((t, t) for t in after), removed=(module_path(node),)))
         return found
-
-    def rewrite(self, gm: fx.GraphModule, match: Match) -> None:
-        bypass(nodes_by_name(gm)[match.nodes[0]])
 
 
 def _next_conv(gm: fx.GraphModule, node: fx.Node) -> Optional[fx.Node]:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rebirth.cli.options import BACKENDS, add_budget, add_run_settings, non_negative
+
+if TYPE_CHECKING:
+    from rebirth.contract.slim import SlimRecord
+    from rebirth.slimmer import SlimOptions
 
 
 def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,16 +74,26 @@ def register(commands) -> None:
     optimize.set_defaults(handler=cmd_optimize)
 
 
+def slim_options(args: argparse.Namespace) -> SlimOptions:
+    """The ``SlimOptions`` the slimming arguments ask for."""
+    from rebirth.slimmer import SlimOptions
+
+    return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop,
+                       exact_only=getattr(args, "exact_only", False), block_steps=args.block_steps,
+                       end_to_end_steps=args.end_to_end_steps, seed=args.seed, min_gain=args.min_gain / 100,
+                       quantize=args.quantize, decompose=args.decompose, reduce_channels=args.reduce_channels)
+
+
 def cmd_slim(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
     from rebirth.contract import InputError
-    from rebirth.slimmer import SlimRequest, plan_merges, slim_model
 
     if not args.plan and args.output is None:
         raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
-    request = SlimRequest(args.model, args.output or Path("."), args.profile, args.backend, args.exact_only,
-                          args.max_accuracy_drop, args.block_steps, args.end_to_end_steps, args.seed, args.data,
-                          args.min_gain / 100, args.quantize, args.decompose, args.reduce_channels)
+    from rebirth.usecases.slimming import SlimRequest, plan_merges, slim_model
+
+    request = SlimRequest(model=args.model, outdir=args.output or Path("."), profile=args.profile, data=args.data,
+                          options=slim_options(args))
     with ProgressView() as view:
         if args.plan:
             plan = plan_merges(request, say=view.say, progress=view.update)
@@ -92,30 +107,33 @@ def cmd_slim(args: argparse.Namespace) -> int:
     from rebirth.reports import render_slim
 
     render_slim(record)
-    also = ", slim-float.pte" if (args.output / "slim-float.pte").is_file() and record.quantization else ""
-    compressed = {merge.kind for merge in record.merges} & {"low_rank", "reduce_channels"}
-    if compressed:
-        also += ", slim-merged.pte (the merges alone)"
-    if compressed == {"low_rank", "reduce_channels"}:
-        also += ", slim-reduced.pte (before the decomposition)"
-    print(f"wrote {args.output}/slim.pt2, slim.pte, slim.etrecord{also} and slim.json")
+    print(f"wrote {args.output}/{written(record)}")
     return 0
+
+
+def written(record: SlimRecord) -> str:
+    """``slim.pt2, slim.pte, slim.etrecord, slim-merged.pte (the merges alone) and slim.json``: the files of the
+    slimmed program, every other program (and what it is), the record; as slim.json lists them."""
+    from rebirth.contract.slim import RECORD, SLIM
+
+    names = [file.name for file in record.files if file.role == SLIM]
+    names += [f"{file.name} ({file.about})" if file.about else file.name for file in record.programs()
+              if file.role != SLIM]
+    names += [file.name for file in record.files if file.role == RECORD]
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
-    from rebirth.reports import render_comparison, write_report
-    from rebirth.slimmer import OPTIMIZE_STAGES, OptimizeRequest, optimize
+    from rebirth.reports import render_comparison
+    from rebirth.usecases.slimming import OptimizeRequest, optimize
 
-    request = OptimizeRequest(args.model, args.output, args.device, args.backend, args.max_accuracy_drop,
-                              args.warmup, args.iterations, args.threads, args.data, args.seed, args.block_steps,
-                              args.end_to_end_steps, args.min_gain / 100, args.precision / 100, args.max_runs,
-                              args.max_time, args.quantize, args.decompose, args.reduce_channels)
+    request = OptimizeRequest(model=args.model, outdir=args.output, device=args.device, warmup=args.warmup,
+                              iterations=args.iterations, threads=args.threads, data=args.data,
+                              precision=args.precision / 100, max_runs=args.max_runs, max_seconds=args.max_time,
+                              options=slim_options(args))
     with ProgressView() as view:
         result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
-        stages = len(OPTIMIZE_STAGES) + 1
-        view.stage(f"{stages}/{stages} write the report")
-        write_report(args.output / "report.html", result.before, result.after, result.slim, result.paired)
     render_comparison(result.before, result.after, result.slim, paired=result.paired)
     print(f"speed-up measured side by side: {result.paired.outcome}: {result.paired.reason}")
     print(f"wrote {args.output}/plan.json, slim.json, before.json, after.json, comparison.json and report.html")

@@ -1,0 +1,151 @@
+"""A compression step (a channel reduction, a low-rank decomposition): one pass over every layer where the profile
+says it pays, made as one step and fine-tuned once (the paper decomposed its merged network whole, then
+fine-tuned): each layer at the offer that saves it the most time; if that cannot be learned back within the
+budget, each at its next offer (a gentler one); else none."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+from torch import fx
+
+from rebirth.contract.slim import MergeRecord, SkipRecord
+from rebirth.slimmer.cost import layer_macs, parameters
+from rebirth.slimmer.finetune import fit_block, fit_end_to_end
+from rebirth.slimmer.graph import finish
+from rebirth.slimmer.judge import Judge
+from rebirth.slimmer.passes import SlimPass
+from rebirth.slimmer.plan import Candidate, candidates
+from rebirth.slimmer.steps.base import Program, StepContext, StepResult
+
+COMPRESS_LAYER_SHARE = 0.5
+"""A compression step is one fine-tuning for all its layers, so a layer needs to save only this share of
+``min_gain`` to join it (1% of the measured time by default), as long as the layers together save ``min_gain``:
+below that a layer's predicted gain is within what the profile's fit can tell."""
+
+
+@dataclass(frozen=True)
+class CompressionStep:
+    """A stage-1 ``SlimPass`` (``learns_from_current``) applied as one step; ``role`` names the model after it
+    when a later step changes it further (``slim-ROLE.pte``), None to write no such program."""
+
+    technique: type[SlimPass]
+    role: Optional[str] = None
+    about: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.technique.kind
+
+    def offers(self, model: fx.GraphModule, context: StepContext) -> list[tuple[Candidate, SlimPass]]:
+        return candidates(model, [self.technique.for_model(context.example_inputs)], context.times,
+                          context.example_inputs, context.original_macs)
+
+    def run(self, model: fx.GraphModule, judge: Optional[Judge], context: StepContext) -> StepResult:
+        """The model compressed at the strongest offers the budget allows (as it was, without data)."""
+        if judge is None or context.lessons is None:
+            return StepResult(model)
+        chosen = self._worthwhile(model, context)
+        if not chosen:
+            return StepResult(model)
+        skipped: list[SkipRecord] = []
+        for level in range(max(len(choices) for choices in chosen.values())):
+            attempt = _Attempt.make(model, [choices[min(level, len(choices) - 1)] for choices in chosen.values()],
+                                    context)
+            quality = self._learn(attempt, model, judge, context)
+            if judge.within(quality):
+                return self._kept(attempt, model, quality, context, tuple(skipped))
+            lost = judge.lost(quality)
+            skipped.append(SkipRecord(self.name, attempt.layers, f"{lost:.2f} points over the {judge.budget} budget "
+                                      f"({attempt.summary}; {attempt.detail})"))
+            context.say(f"not {attempt.compression.verb} ({attempt.summary}): {lost:.2f} points lost")
+        return StepResult(model, skipped=tuple(skipped))
+
+    def _worthwhile(self, model: fx.GraphModule, context: StepContext) -> dict[str, list[tuple[Candidate, SlimPass]]]:
+        """Each layer's offers worth making, best first, by the layer a match ends at (a decomposed layer; the
+        convolution reading reduced channels); none when together they are not worth a fine-tuning."""
+        least = context.least_gain_ms
+        found: dict[str, list[tuple[Candidate, SlimPass]]] = {}
+        for candidate, slim_pass in self.offers(model, context):
+            if candidate.worthwhile and candidate.gain_ms >= COMPRESS_LAYER_SHARE * least:
+                found.setdefault(candidate.match.layers[-1], []).append((candidate, slim_pass))
+        if not found or sum(choices[0][0].gain_ms for choices in found.values()) < least:
+            context.say(f"no layers are worth {self.technique.gerund}: the profile predicts no change saving "
+                        f"{100 * context.options.min_gain:g}% of the measured time together")
+            return {}
+        return found
+
+    def _learn(self, attempt: _Attempt, model: fx.GraphModule, judge: Judge, context: StepContext) -> float:
+        """Fine-tune the compressed layers to reproduce ``model`` (the block, then if need be all layers, each
+        twice as long as for one merge); the quality reached."""
+        lessons, options = context.lessons, context.options
+        assert lessons is not None
+        fit_block(attempt.model, model, attempt.anchors, attempt.learned, lessons.batches, options.block_steps * 2,
+                  options.seed, context.progress)
+        quality = judge.quality(attempt.model)
+        if not judge.within(quality):
+            fit_end_to_end(attempt.model, lessons.logits, options.end_to_end_steps * 2, options.seed, lessons.labels,
+                           context.progress)
+            quality = judge.quality(attempt.model)
+        return quality
+
+    def _kept(self, attempt: _Attempt, model: fx.GraphModule, quality: float, context: StepContext,
+              skipped: tuple[SkipRecord, ...]) -> StepResult:
+        chosen = [candidate for candidate, _ in attempt.chosen]
+        inputs = context.example_inputs
+        record = MergeRecord(self.name, attempt.layers, False, attempt.learned, (), sum(c.saves_ms for c in chosen),
+                             sum(c.costs_ms for c in chosen), quality, context.quality,
+                             f"{attempt.summary}; {attempt.detail}",
+                             sum(layer_macs(model, inputs).values()) - sum(attempt.work.values()),
+                             parameters(model) - parameters(attempt.model))
+        gain = sum(candidate.gain_ms for candidate in chosen)
+        context.say(f"{attempt.compression.verb} {attempt.summary} (saves ~{gain:.2f} ms, quality "
+                    f"{context.quality:.1f} -> {quality:.1f})")
+        programs = (Program(self.role, attempt.model, about=self.about),) if self.role else ()
+        return StepResult(attempt.model, quality, (record,), skipped, programs=programs)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The model with one offer per layer applied, before fine-tuning."""
+
+    model: fx.GraphModule
+    chosen: list[tuple[Candidate, SlimPass]]
+    compression: SlimPass
+    work: dict[str, int]
+    """Multiply-accumulates per layer after the rewrite."""
+    summary: str
+    """``9 layers to 28% of their MACs``."""
+
+    @classmethod
+    def make(cls, model: fx.GraphModule, chosen: list[tuple[Candidate, SlimPass]], context: StepContext) -> _Attempt:
+        compression = chosen[0][1]
+        trial = copy.deepcopy(model)
+        for candidate, _ in chosen:
+            compression.rewrite(trial, candidate.match)
+        trial = finish(trial)
+        before, after = layer_macs(model, context.example_inputs), layer_macs(trial, context.example_inputs)
+        layers = tuple(dict.fromkeys(layer for candidate, _ in chosen for layer in candidate.match.layers))
+        counted = [layer for layer in layers if before.get(layer)]
+        share = sum(after.get(layer, 0) for layer in counted) / sum(before[layer] for layer in counted)
+        summary = f"{len(counted)} layer{'s' if len(counted) > 1 else ''} to {100 * share:.0f}% of their MACs"
+        return cls(trial, chosen, compression, after, summary)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layer for candidate, _ in self.chosen for layer in candidate.match.layers))
+
+    @property
+    def learned(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layer for candidate, _ in self.chosen for layer in candidate.match.regenerated))
+
+    @property
+    def anchors(self) -> tuple[tuple[str, str | tuple[str, ...]], ...]:
+        return self.compression.group_anchors([candidate.match for candidate, _ in self.chosen])
+
+    @property
+    def detail(self) -> str:
+        """``conv2 Tucker-2 ranks 24x16 of 64x48 (43% of the MACs), ...``"""
+        return ", ".join(f"{c.match.layers[0]} {c.match.detail}" for c, _ in self.chosen)

@@ -1,0 +1,144 @@
+"""int8 quantization, the last step: judged on PyTorch's simulation of the int8 arithmetic, then on the program as
+ExecuTorch's runtime runs it, and, where a device timer is given (``rebirth optimize``), timed against the float
+program on the device. The decision is made on candidate programs in a scratch folder; the step then offers the
+int8 program as the slimmed one, with the float one beside it, or nothing (the float model stands)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from torch import fx
+
+from rebirth.contract.paired import Budget, Question
+from rebirth.contract.quiet import quiet
+from rebirth.contract.slim import ABOUT, FLOAT, SLIM, QuantizationRecord, program_name
+from rebirth.slimmer import quantize
+from rebirth.slimmer.judge import Judge
+from rebirth.slimmer.passes import SlimPass
+from rebirth.slimmer.plan import Candidate
+from rebirth.slimmer.steps.base import Program, StepContext, StepResult
+
+INT8_QUESTION = Question(precision=0.05)
+INT8_BUDGET = Budget(max_runs=16, max_seconds=120.0)
+"""How long the int8 program is timed against the float one on the device."""
+
+
+@dataclass(frozen=True)
+class QuantizeStep:
+    scheme: str = "int8"
+    name = "int8"
+
+    def offers(self, model: fx.GraphModule, context: StepContext) -> list[tuple[Candidate, SlimPass]]:
+        """Nothing per layer: the step works on the whole program."""
+        return []
+
+    def run(self, model: fx.GraphModule, judge: Optional[Judge], context: StepContext) -> StepResult:
+        """``model`` unchanged, with the int8 program offered as the slimmed one when every check keeps it."""
+        if judge is None or context.lessons is None:
+            return self._refused(model, QuantizationRecord(self.scheme, False), "quantization needs data to "
+                                 "calibrate on (a model taking one square 3-channel image, or --data)", context)
+        try:
+            quantized = quantize.quantize_int8(model, context.example_inputs,
+                                               quantize.calibration_batches(context.lessons.calibration))
+        except Exception as error:  # the quantizer or export refused this graph: the float model stands
+            first = str(error).splitlines()[0] if str(error) else ""
+            return self._refused(model, QuantizationRecord(self.scheme, False), "the quantizer refused the model "
+                                 f"({type(error).__name__}: {first})", context)
+        quality = judge.quality(quantized.module)
+        record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
+                                    context.quality, quality)
+        if not judge.within(quality):
+            return self._refused(model, record, f"{judge.lost(quality):.2f} points lost, over the {judge.budget} "
+                                 "budget", context)
+        context.say(f"quantized {len(quantized.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
+                    f"{quality:.1f})")
+        candidates = _Candidates.make(model, quantized, context)
+        with tempfile.TemporaryDirectory(prefix="rebirth-int8-") as scratch:
+            return self._as_run(model, record, candidates.written(Path(scratch), context), judge, context)
+
+    def _as_run(self, model: fx.GraphModule, record: QuantizationRecord, candidates: _Candidates, judge: Judge,
+                context: StepContext) -> StepResult:
+        """The int8 candidate judged as ExecuTorch's runtime runs it, then timed on the device if there is one."""
+        assert candidates.folder is not None
+        int8, floating = candidates.folder / program_name(SLIM), candidates.folder / program_name(FLOAT)
+        refused = quantize.runtime_refusal(int8)
+        if refused:
+            return self._refused(model, record, f"the runtime cannot run the int8 program ({refused}): slim.pte is "
+                                 "the float one", context)
+        ran = judge.score(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
+        record = dataclasses.replace(record, runtime_quality=ran)
+        if not judge.within(ran):
+            return self._refused(model, record, f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
+                                 f"({judge.lost(ran):.2f} points lost, over the {judge.budget} budget; PyTorch's "
+                                 f"simulation of it: {record.quality_after:.1f}): slim.pte is the float one", context)
+        from rebirth.models import read_pte
+
+        record = dataclasses.replace(record, weight_bytes_before=read_pte(floating).constant_bytes,
+                                     weight_bytes_after=read_pte(int8).constant_bytes)
+        slower = self._slower_on_device(floating, int8, context)
+        if slower:
+            return self._refused(model, record, slower, context)
+        return StepResult(model, quantization=record, programs=candidates.programs(ran))
+
+    def _slower_on_device(self, floating: Path, int8: Path, context: StepContext) -> Optional[str]:
+        """int8 is not faster everywhere (memory-bound depthwise layers run slower quantized on XNNPACK): why the
+        float program stands, when the device timer says the int8 one is surely slower (the speed-up's whole
+        interval below 1); None when it is not, or when there is no device to time on."""
+        timer = context.timer
+        if timer is None:
+            return None
+        result = timer.compare(floating, int8, INT8_QUESTION, INT8_BUDGET)
+        low, high = result.speedup_interval
+        ran = (f"{result.speedup:.2f}x the float program's speed (95% CI {low:.2f}-{high:.2f}x, {len(result.runs)} "
+               "runs)")
+        if high >= 1.0:
+            context.say(f"int8 on {timer.device}: {ran}: kept")
+            return None
+        return f"on {timer.device} the int8 program ran {ran}: slim.pte is the float one"
+
+    def _refused(self, model: fx.GraphModule, record: QuantizationRecord, reason: str,
+                 context: StepContext) -> StepResult:
+        context.say(f"not quantized: {reason}")
+        return StepResult(model, quantization=dataclasses.replace(record, applied=False, reason=reason))
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The int8 program and the float one, exported and lowered once; written to a scratch folder to be judged."""
+
+    model: fx.GraphModule
+    quantized: Any
+    float_exported: Any
+    float_lowered: Any
+    int8_lowered: Any
+    folder: Optional[Path] = None
+
+    @classmethod
+    def make(cls, model: fx.GraphModule, quantized: quantize.Quantized, context: StepContext) -> _Candidates:
+        import torch
+
+        from rebirth.models import lower
+
+        with quiet():
+            exported = torch.export.export(model, context.example_inputs)
+        backend = context.options.backend
+        return cls(model, quantized, exported, lower(exported, backend), lower(quantized.program, backend))
+
+    def written(self, folder: Path, context: StepContext) -> _Candidates:
+        """These candidates, written to ``folder`` as slim.pte (int8) and slim-float.pte."""
+        from rebirth.models import write_lowered
+
+        backend = context.options.backend
+        write_lowered(self.int8_lowered, backend, folder / program_name(SLIM), "int8 candidate")
+        write_lowered(self.float_lowered, backend, folder / program_name(FLOAT), "float candidate")
+        return dataclasses.replace(self, folder=folder)
+
+    def programs(self, ran: float) -> tuple[Program, ...]:
+        """The int8 program as the slimmed one (``ran``: its quality as the runtime ran it), the float beside it."""
+        return (Program(SLIM, self.quantized.module, self.quantized.program, self.int8_lowered, keep_pt2=True,
+                        quality=ran),
+                Program(FLOAT, self.model, self.float_exported, self.float_lowered, ABOUT[FLOAT], keep_pt2=True))

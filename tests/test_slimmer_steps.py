@@ -1,0 +1,145 @@
+"""Each technique is a step behind one protocol: the driver runs the registered steps the options ask for, records
+each, and writes the programs they offer, each once under its final name, listed in slim.json."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from rebirth.contract.slim import ETRECORD, FLOAT, MERGED, PT2, PTE, RECORD, REDUCED, SLIM, MergeRecord, SlimRecord
+from rebirth.slimmer import Program, SlimOptions, StepResult, run_passes, steps
+from rebirth.slimmer.passes import RemoveNoOps
+from rebirth.slimmer.slim import chosen_programs
+
+NET = """
+import torch
+from torch import nn
+
+
+def make():
+    torch.manual_seed(0)
+    net = nn.Sequential()
+    net.add_module("conv", nn.Conv2d(3, 8, 3, padding=1))
+    net.add_module("bn", nn.BatchNorm2d(8))
+    net.add_module("relu", nn.ReLU())
+    net.add_module("drop", nn.Dropout(0.1))
+    net.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    net.add_module("flat", nn.Flatten())
+    net.add_module("fc", nn.Linear(8, 10))
+    with torch.no_grad():  # warmed statistics, so folding the BatchNorm is a real change
+        net.bn.running_mean.uniform_(-1, 1)
+        net.bn.running_var.uniform_(0.5, 2)
+    return net.eval(), (torch.randn(1, 3, 16, 16),)
+"""
+
+
+class RemoveDropout:
+    """A trivial technique, registered by the test alone: the dropouts go, and the model after it is offered."""
+
+    name = "remove_dropout"
+
+    def offers(self, model, context):
+        return []
+
+    def run(self, model, judge, context):
+        gm, applied = run_passes(model, [RemoveNoOps()])
+        records = tuple(MergeRecord(self.name, match.layers, True, removed=match.removed) for match in applied)
+        return StepResult(gm, merges=records, programs=(Program("nodropout", gm, about="the dropouts removed"),))
+
+
+def test_a_registered_step_is_run_recorded_and_its_program_written_and_listed(tmp_path, monkeypatch):
+    from rebirth.contract.profile import Profile
+    from rebirth.slimmer.quantize import runtime_refusal
+    from rebirth.usecases.slimming import SlimRequest, slim_model
+
+    monkeypatch.setattr(steps, "STEPS", list(steps.STEPS))
+    steps.register("remove_dropout", lambda options: RemoveDropout(), before="merges")
+    (tmp_path / "net.py").write_text(NET)
+    monkeypatch.chdir(tmp_path)
+    measured = SimpleNamespace(ops=[SimpleNamespace(layer="bn", p50_ms=0.5), SimpleNamespace(layer="conv", p50_ms=1.0)])
+    monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))
+    out = tmp_path / "out"
+    record = slim_model(SlimRequest(model="net.py:make", outdir=out, profile=tmp_path / "p.json",
+                                    options=SlimOptions(exact_only=True)))
+    assert [m.kind for m in record.merges][:2] == ["remove_dropout", "fold_bn"]  # in the registry's order
+    assert record.merges[0].layers == ("drop",) and record.merges[0].removed == ("drop",)
+    mine = [file for file in record.files if file.role == "nodropout"]
+    assert [(f.name, f.kind, f.about) for f in mine] == [("slim-nodropout.pte", PTE, "the dropouts removed"),
+                                                         ("slim-nodropout.etrecord", ETRECORD, "the dropouts removed")]
+    assert [file.name for file in record.files if file.role == SLIM] == ["slim.pt2", "slim.pte", "slim.etrecord"]
+    assert record.files[-1].role == RECORD and record.files[-1].name == "slim.json"
+    assert sorted(path.name for path in out.iterdir()) == sorted(file.name for file in record.files)  # all, only
+    assert SlimRecord.load(out / "slim.json") == record
+    assert runtime_refusal(out / "slim-nodropout.pte") is None and runtime_refusal(out / "slim.pte") is None
+
+
+def test_the_registry_runs_what_the_options_ask_for_in_order():
+    names = [step.name for step in steps.steps_for(SlimOptions(quantize="int8", decompose=True,
+                                                               reduce_channels=True))]
+    assert names == ["merges", "reduce_channels", "low_rank", "int8"]
+    assert [step.name for step in steps.steps_for(SlimOptions(decompose=True))] == ["merges", "low_rank"]
+    with pytest.raises(ValueError, match="registered already"):
+        steps.register("merges", lambda options: None)
+    with pytest.raises(ValueError, match="no step named"):
+        steps.register("other", lambda options: None, before="nosuch")
+
+
+def test_options_and_requests_are_keyword_only():
+    from rebirth.usecases.slimming import OptimizeRequest, SlimRequest
+
+    with pytest.raises(TypeError):
+        SlimOptions("xnnpack")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SlimRequest("zoo:googlenet-small", "out")  # type: ignore[misc]
+    request = OptimizeRequest(model="zoo:googlenet-small", outdir="out", options=SlimOptions(decompose=True))
+    assert request.options.decompose and request.options.max_accuracy_drop == 0.5
+
+
+def _models(count: int) -> list[nn.Module]:
+    return [nn.Identity() for _ in range(count)]
+
+
+def test_each_model_is_written_once_under_the_latest_steps_name():
+    merged, reduced, decomposed, quantized = _models(4)
+
+    def roles(final, *offered):
+        return [program.role for program in chosen_programs(final, offered)]
+
+    assert roles(merged, Program(MERGED, merged)) == [SLIM]  # the merges alone are the slimmed program
+    assert roles(decomposed, Program(MERGED, merged), Program(REDUCED, reduced)) == [SLIM, MERGED, REDUCED]
+    assert roles(reduced, Program(MERGED, merged), Program(REDUCED, reduced)) == [SLIM, MERGED]
+    int8 = (Program(MERGED, merged), Program(SLIM, quantized), Program(FLOAT, merged))
+    chosen = chosen_programs(merged, int8)
+    assert [(p.role, p.model) for p in chosen] == [(SLIM, quantized), (FLOAT, merged)]  # float, not "merged"
+
+
+def _version_4(quantized: bool, kinds: list[str]) -> dict:
+    record = SlimRecord("zoo:x", "xnnpack", None, tuple(MergeRecord(kind, ("a",), False) for kind in kinds))
+    data = record.to_dict()
+    del data["files"]
+    data["schema_version"] = 4
+    if quantized:
+        data["quantization"] = {"scheme": "int8", "applied": True}
+    return data
+
+
+@pytest.mark.parametrize("quantized, kinds, programs", [
+    (False, ["fold_bn"], ["slim.pte"]),
+    (True, ["fold_bn", "low_rank"], ["slim.pte", "slim-float.pte", "slim-merged.pte"]),
+    (False, ["reduce_channels", "low_rank"], ["slim.pte", "slim-merged.pte", "slim-reduced.pte"]),
+])
+def test_a_version_4_record_lists_the_files_its_writer_wrote(tmp_path, quantized, kinds, programs):
+    (tmp_path / "slim.json").write_text(json.dumps(_version_4(quantized, kinds)))
+    record = SlimRecord.load(tmp_path / "slim.json")
+    assert [file.name for file in record.programs()] == programs
+    assert {f.kind for f in record.files if f.role == SLIM} == {PT2, PTE, ETRECORD}
+    assert record.files[-1].name == "slim.json" and record.schema_version == 5
+
+
+def test_one_judge_decides_every_budget_check():
+    from rebirth.slimmer import Judge
+
+    judge = Judge(None, torch.zeros(1, 2), "top1", 90.0, 0.5)
+    assert judge.within(89.5) and not judge.within(89.49) and judge.lost(89.0) == 1.0
