@@ -19,7 +19,16 @@ from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+"""6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``)."""
+
+SKIP_CODES = {"over_budget": "lost more than the accuracy budget",
+              "small_gain": "saves less of the measured time than a fine-tuning is worth"}
+QUANTIZATION_CODES = {"no_data": "no data to calibrate on", "quantizer_refused": "the quantizer refused the model",
+                      "over_budget": "over the budget in PyTorch's simulation",
+                      "runtime_refused": "ExecuTorch's runtime cannot run the int8 program",
+                      "over_budget_at_runtime": "over the budget as ExecuTorch's runtime runs it",
+                      "slower_on_device": "slower than the float program on the device"}
 
 TOP1, AGREEMENT, FIDELITY = "top1", "agreement", "fidelity"
 
@@ -99,6 +108,8 @@ class SkipRecord:
     kind: str
     layers: tuple[str, ...]
     reason: str
+    code: str = ""
+    """Why, for tools and tests (``SKIP_CODES``); ``reason`` says it with the numbers."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,8 @@ class QuantizationRecord:
     weight_bytes_after: Optional[int] = None
     reason: Optional[str] = None
     """Why it was not applied, or what else a reader must know."""
+    code: Optional[str] = None
+    """Why it was not applied, for tools and tests (``QUANTIZATION_CODES``)."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,24 @@ class SlimRecord:
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise InputError(f"{path}: not a slim.json ({error})") from None
 
+    def to_dataframe(self):
+        """One row per step made or skipped (pandas): kind, layers, made, exact, saves_ms, costs_ms,
+        quality_before, quality_after, points_lost, macs_saved, params_saved, code, reason."""
+        import pandas
+
+        made = [dict(kind=m.kind, layers=", ".join(m.layers), made=True, exact=m.exact, saves_ms=m.saves_ms,
+                     costs_ms=m.costs_ms, quality_before=m.quality_before, quality_after=m.quality_after,
+                     points_lost=m.points_lost, macs_saved=m.macs_saved, params_saved=m.params_saved, code="",
+                     reason=m.detail) for m in self.merges]
+        skipped = [dict(kind=s.kind, layers=", ".join(s.layers), made=False, code=s.code, reason=s.reason)
+                   for s in self.skipped]
+        quantized = self.quantization
+        step = [dict(kind=quantized.scheme, layers=", ".join(quantized.layers), made=quantized.applied,
+                     quality_before=quantized.quality_before, quality_after=quantized.runtime_quality
+                     if quantized.runtime_quality is not None else quantized.quality_after, code=quantized.code or "",
+                     reason=quantized.reason or "")] if quantized else []
+        return pandas.DataFrame(made + skipped + step)
+
     def programs(self) -> tuple[OutputFile, ...]:
         """The .pte files written, the slimmed program first."""
         return tuple(file for file in self.files if file.kind == PTE)
@@ -258,8 +289,28 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         data["schema_version"] = version = 4
     if version == 4:
         data["files"] = [dataclasses.asdict(file) for file in _files_written_before(data)]
+        data["schema_version"] = version = 5
+    if version == 5:
+        data["skipped"] = [dict(skip, code=_skip_code(skip.get("reason", ""))) for skip in data.get("skipped", ())]
+        if data.get("quantization") and not data["quantization"].get("applied"):
+            data["quantization"] = dict(data["quantization"],
+                                        code=_quantization_code(data["quantization"].get("reason") or ""))
         data["schema_version"] = SCHEMA_VERSION
     return data
+
+
+def _skip_code(reason: str) -> str:
+    return "small_gain" if reason.startswith("saves ~") else "over_budget"
+
+
+def _quantization_code(reason: str) -> str:
+    """The code of a version-5 quantization record's reason, from the words its writer used."""
+    for words, code in (("needs data", "no_data"), ("quantizer refused", "quantizer_refused"),
+                        ("runtime cannot run", "runtime_refused"), ("as ExecuTorch's runtime runs it",
+                        "over_budget_at_runtime"), ("the int8 program ran", "slower_on_device")):
+        if words in reason:
+            return code
+    return "over_budget"
 
 
 def _files_written_before(data: dict[str, Any]) -> list[OutputFile]:

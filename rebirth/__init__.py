@@ -21,7 +21,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "profile": "rebirth.api", "compare": "rebirth.api", "regress": "rebirth.api", "load": "rebirth.api",
+    "profile": "rebirth.api", "compare": "rebirth.api", "slim": "rebirth.api", "optimize": "rebirth.api",
+    "regress": "rebirth.api", "load": "rebirth.api",
     "assert_no_regression": "rebirth.profiler.checks",
     "verdicts_frame": "rebirth.contract.checks",
     "Profile": "rebirth.contract.profile", "PairedComparison": "rebirth.contract.paired",

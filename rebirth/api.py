@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from rebirth.contract.checks import Check, Verdict
     from rebirth.contract.loading import Record
     from rebirth.contract.profile import Profile
+    from rebirth.contract.slim import SlimRecord
     from rebirth.profiler.paired import PairedResult
+    from rebirth.usecases.slimming import Optimized
 
 
 def profile(model: str, *, device: str = "local", backend: str = "xnnpack", warmup: Optional[int] = None,
@@ -57,6 +59,48 @@ def compare(a: str, b: str, *, device: str = "local", backend: str = "xnnpack", 
 
     options = ProfileOptions(device, backend, warmup, iterations, threads)
     return run(a, b, options, question=Question(precision), budget=Budget(max_runs, max_seconds))
+
+
+def slim(model: str, *, outdir: str | os.PathLike, profile: Optional[str | os.PathLike] = None, data: str = "digits",
+         **options: Any) -> SlimRecord:
+    """Slim ``model`` with its profile and write the programs and slim.json into ``outdir``: `rebirth slim`.
+
+    Args:
+        model: ``file.py:NAME`` or ``zoo:NAME`` (a .pte has no graph left to slim).
+        profile: the model's Profile JSON (default: profile it on this computer first).
+        data: ``digits``, or ``file.py:NAME`` returning (train, held_out) DataLoaders.
+        options: any field of ``rebirth.slimmer.SlimOptions``, e.g. ``quantize="int8"``,
+            ``max_accuracy_drop=1.0``, ``reduce_channels=True``, ``decompose=True``, ``exact_only=True``.
+
+    Returns:
+        The SlimRecord (``.files`` lists what was written; ``.to_dataframe()`` has one row per step).
+    """
+    from rebirth.slimmer import SlimOptions
+    from rebirth.usecases.slimming import SlimRequest, slim_model
+
+    request = SlimRequest(model=model, outdir=Path(outdir), profile=Path(profile) if profile else None, data=data,
+                          options=SlimOptions(**options))
+    return slim_model(request)
+
+
+def optimize(model: str, *, outdir: str | os.PathLike, device: str = "local", data: str = "digits",
+             precision: float = 0.03, max_runs: int = 40, max_seconds: float = 300.0, **options: Any) -> Optimized:
+    """Profile, slim, then measure the original and the slimmed program side by side, and write the report into
+    ``outdir``: `rebirth optimize`.
+
+    Args:
+        options: any field of ``rebirth.slimmer.SlimOptions`` (see ``slim``).
+
+    Returns:
+        ``.before`` and ``.after`` (Profiles), ``.slim`` (the SlimRecord) and ``.paired`` (the PairedComparison).
+    """
+    from rebirth.slimmer import SlimOptions
+    from rebirth.usecases.slimming import OptimizeRequest
+    from rebirth.usecases.slimming import optimize as run
+
+    request = OptimizeRequest(model=model, outdir=Path(outdir), device=device, data=data, precision=precision,
+                              max_runs=max_runs, max_seconds=max_seconds, options=SlimOptions(**options))
+    return run(request)
 
 
 def regress(baseline: Optional[str] = None, *, results: Sequence[str | os.PathLike] = (),

@@ -265,7 +265,8 @@ def test_a_channel_reduction_over_the_budget_is_skipped_and_the_model_kept(train
                                       max_accuracy_drop=-1.0))  # nothing can be within a budget below zero
     assert not [m for m in result.merges if m.kind == "reduce_channels"]
     skipped = [s for s in result.skipped if s.kind == "reduce_channels"]
-    assert len(skipped) == 2 and all("channels into" in s.reason for s in skipped)  # both offers were tried
+    assert len(skipped) == 2 and {s.code for s in skipped} == {"over_budget"}  # both offers were tried
+    assert all("channels into" in s.reason for s in skipped)  # the prose names what was tried
     assert result.macs_after == result.macs_before
 
 

@@ -175,12 +175,11 @@ def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digit
     times = times_by_work(model, inputs)
     result = slim(model, inputs, times, loaders, trained=True,
                   options=SlimOptions(decompose=True, min_gain=0.05, block_steps=0, end_to_end_steps=0,
-                                      max_accuracy_drop=0.0))
+                                      max_accuracy_drop=-1.0))  # nothing can be within a budget below zero
     skipped = [s for s in result.skipped if s.kind == "low_rank"]
-    kept = [m for m in result.merges if m.kind == "low_rank"]
-    assert all(m.points_lost is not None and m.points_lost <= 0 for m in kept)  # only what cost nothing stays
-    assert all("ranks" in s.reason and "over the 0.0 budget" in s.reason for s in skipped)
-    assert skipped or kept
+    assert not [m for m in result.merges if m.kind == "low_rank"] and result.macs_after == result.macs_before
+    assert skipped and {s.code for s in skipped} == {"over_budget"}
+    assert all("ranks" in s.reason and "over the -1.0 budget" in s.reason for s in skipped)
 
 
 def test_full_size_googlenet_weights_are_named_by_their_whole_recipe(tmp_path, monkeypatch):

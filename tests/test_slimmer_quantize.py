@@ -122,7 +122,7 @@ def test_int8_the_runtime_cannot_run_leaves_the_float_model_and_says_why(trained
     code, out = _slim(root, tmp_path, monkeypatch, "lrn_net.py:make", "--exact-only", "--max-accuracy-drop", "5")
     assert code == 0
     step = SlimRecord.load(out / "slim.json").quantization
-    assert step is not None and not step.applied and "runtime cannot run the int8 program" in step.reason
+    assert step is not None and not step.applied and step.code == "runtime_refused"
     assert not (out / "slim-float.pte").exists() and not list(out.glob(".slim-int8*"))
 
     from rebirth.slimmer.quantize import runtime_refusal
@@ -148,7 +148,7 @@ def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tm
     assert code == 0 and ran["samples"] == 450
     step = SlimRecord.load(out / "slim.json").quantization
     assert step is not None and not step.applied and step.runtime_quality is not None and step.runtime_quality < 20
-    assert "as ExecuTorch's runtime runs it" in step.reason and "PyTorch's simulation" in step.reason
+    assert step.code == "over_budget_at_runtime" and "PyTorch's simulation" in step.reason
     program = torch.export.load(str(out / "slim.pt2")).module()
     assert not any("quantize" in str(node.target) for node in program.graph.nodes)  # the float model stands
 
@@ -164,7 +164,7 @@ def test_int8_over_the_budget_is_not_applied(trained_nets, tmp_path, monkeypatch
     record = json.loads((out / "slim.json").read_text())
     step = record["quantization"]
     assert record["accuracy"]["metric"] == "fidelity" and not step["applied"]
-    assert "over the 0.0 budget" in step["reason"] and step["quality_after"] < 100
+    assert step["code"] == "over_budget" and step["quality_after"] < 100
     assert not (out / "slim-float.pte").exists()
 
 
@@ -177,7 +177,7 @@ def test_quantization_without_data_to_calibrate_on_is_not_applied():
     result = slim(model, (torch.randn(1, 8),), {}, None, False, SlimOptions(quantize="int8"))
     assert result.program("float") is None and result.programs[0].model is result.model  # the float model stands
     assert not result.quantization.applied
-    assert "needs data to calibrate" in result.quantization.reason
+    assert result.quantization.code == "no_data"
 
 
 @pytest.mark.parametrize("command", ["slim", "optimize"])
@@ -221,7 +221,8 @@ def test_optimize_keeps_the_float_program_where_int8_runs_slower_on_the_device(t
     assert len(timed) == 2 and str(timed[0][0]).endswith("slim-float.pte")  # int8 timed first, then the headline's
     record = SlimRecord.load(out / "slim.json")
     step = record.quantization
-    assert step is not None and not step.applied and "on local the int8 program ran 0.83x" in step.reason
+    assert step is not None and not step.applied and step.code == "slower_on_device"
+    assert "on local the int8 program ran 0.83x" in step.reason
     assert record.accuracy.after.top1 == step.quality_before  # the float program's score, not the int8 one's
     assert "not quantized: on local the int8 program ran 0.83x" in printed
     assert not (out / "slim-float.pte").exists()

@@ -59,7 +59,7 @@ class CompressionStep:
                 return self._kept(attempt, model, quality, context, tuple(skipped))
             lost = judge.lost(quality)
             skipped.append(SkipRecord(self.name, attempt.layers, f"{lost:.2f} points over the {judge.budget} budget "
-                                      f"({attempt.summary}; {attempt.detail})"))
+                                      f"({attempt.summary}; {attempt.detail})", "over_budget"))
             context.say(f"not {attempt.compression.verb} ({attempt.summary}): {lost:.2f} points lost")
         return StepResult(model, skipped=tuple(skipped))
 

@@ -39,21 +39,21 @@ class QuantizeStep:
     def run(self, model: fx.GraphModule, judge: Optional[Judge], context: StepContext) -> StepResult:
         """``model`` unchanged, with the int8 program offered as the slimmed one when every check keeps it."""
         if judge is None or context.lessons is None:
-            return self._refused(model, QuantizationRecord(self.scheme, False), "quantization needs data to "
-                                 "calibrate on (a model taking one square 3-channel image, or --data)", context)
+            return self._refused(model, QuantizationRecord(self.scheme, False), "no_data", "quantization needs data "
+                                 "to calibrate on (a model taking one square 3-channel image, or --data)", context)
         try:
             quantized = quantize.quantize_int8(model, context.example_inputs,
                                                quantize.calibration_batches(context.lessons.calibration))
         except Exception as error:  # the quantizer or export refused this graph: the float model stands
             first = str(error).splitlines()[0] if str(error) else ""
-            return self._refused(model, QuantizationRecord(self.scheme, False), "the quantizer refused the model "
-                                 f"({type(error).__name__}: {first})", context)
+            return self._refused(model, QuantizationRecord(self.scheme, False), "quantizer_refused", "the quantizer "
+                                 f"refused the model ({type(error).__name__}: {first})", context)
         quality = judge.quality(quantized.module)
         record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
                                     context.quality, quality)
         if not judge.within(quality):
-            return self._refused(model, record, f"{judge.lost(quality):.2f} points lost, over the {judge.budget} "
-                                 "budget", context)
+            return self._refused(model, record, "over_budget", f"{judge.lost(quality):.2f} points lost, over the "
+                                 f"{judge.budget} budget", context)
         context.say(f"quantized {len(quantized.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
                     f"{quality:.1f})")
         candidates = _Candidates.make(model, quantized, context)
@@ -67,12 +67,13 @@ class QuantizeStep:
         int8, floating = candidates.folder / program_name(SLIM), candidates.folder / program_name(FLOAT)
         refused = quantize.runtime_refusal(int8)
         if refused:
-            return self._refused(model, record, f"the runtime cannot run the int8 program ({refused}): slim.pte is "
-                                 "the float one", context)
+            return self._refused(model, record, "runtime_refused", f"the runtime cannot run the int8 program "
+                                 f"({refused}): slim.pte is the float one", context)
         ran = judge.score(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
         record = dataclasses.replace(record, runtime_quality=ran)
         if not judge.within(ran):
-            return self._refused(model, record, f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
+            return self._refused(model, record, "over_budget_at_runtime",
+                                 f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
                                  f"({judge.lost(ran):.2f} points lost, over the {judge.budget} budget; PyTorch's "
                                  f"simulation of it: {record.quality_after:.1f}): slim.pte is the float one", context)
         from rebirth.models import read_pte
@@ -81,7 +82,7 @@ class QuantizeStep:
                                      weight_bytes_after=read_pte(int8).constant_bytes)
         slower = self._slower_on_device(floating, int8, context)
         if slower:
-            return self._refused(model, record, slower, context)
+            return self._refused(model, record, "slower_on_device", slower, context)
         return StepResult(model, quantization=record, programs=candidates.programs(ran))
 
     def _slower_on_device(self, floating: Path, int8: Path, context: StepContext) -> Optional[str]:
@@ -100,10 +101,10 @@ class QuantizeStep:
             return None
         return f"on {timer.device} the int8 program ran {ran}: slim.pte is the float one"
 
-    def _refused(self, model: fx.GraphModule, record: QuantizationRecord, reason: str,
+    def _refused(self, model: fx.GraphModule, record: QuantizationRecord, code: str, reason: str,
                  context: StepContext) -> StepResult:
         context.say(f"not quantized: {reason}")
-        return StepResult(model, quantization=dataclasses.replace(record, applied=False, reason=reason))
+        return StepResult(model, quantization=dataclasses.replace(record, applied=False, reason=reason, code=code))
 
 
 @dataclass(frozen=True)

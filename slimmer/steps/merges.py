@@ -69,7 +69,7 @@ class MergeStep:
         if not ranked:
             state.skipped.extend(SkipRecord(c.match.kind, c.match.layers, f"saves ~{c.gain_ms:.3f} ms, under the "
                                             f"{100 * context.options.min_gain:g}% of the measured time worth "
-                                            "fine-tuning for") for c in small)
+                                            "fine-tuning for", "small_gain") for c in small)
             return False
         candidate, slim_pass = ranked[0]
         trial = slim_pass.apply(copy.deepcopy(state.model), candidate.match)
@@ -103,7 +103,7 @@ class MergeStep:
         detail = f" ({match.detail})" if match.detail else ""
         lost = judge.lost(quality)
         state.skipped.append(SkipRecord(match.kind, match.layers, f"{lost:.2f} points over the {judge.budget} "
-                                        f"budget{detail}"))
+                                        f"budget{detail}", "over_budget"))
         context.say(f"skipped {match.kind} {', '.join(match.layers)}{detail}: {lost:.2f} points lost")
         return None
 
