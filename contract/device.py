@@ -49,6 +49,7 @@ class CoreInfo:
     index: int
     max_freq_khz: Optional[int] = None
     governor: Optional[str] = None
+    """``scaling_governor`` (``schedutil``, ``performance``, ...)."""
     cur_freq_khz_start: Optional[int] = None
     cur_freq_khz_end: Optional[int] = None
 

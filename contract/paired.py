@@ -57,10 +57,13 @@ class Question:
 
 @dataclass(frozen=True)
 class Budget:
+    """How much measuring a comparison may do before it says it is undecided."""
+
     max_runs: int = 40
     """Runs of both sides together."""
     max_seconds: float = 600.0
     min_blocks: int = 4
+    """Blocks measured before any answer is taken: fewer cannot show the run-to-run noise."""
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,12 @@ class ModelInfo:
 
     path: str
     sha256: str
+    """Of the .pte's bytes: two profiles of the same sha256 ran the same program."""
     size_bytes: int
     backend: str
+    """``portable`` or ``xnnpack``: the backend the program was lowered for."""
     source: str
+    """The model argument it came from (``zoo:NAME``, ``file.py:NAME``, a .pt2 or the .pte itself)."""
     etrecord: Optional[str] = None
 
 
@@ -45,9 +48,12 @@ class Settings:
     """How the runner was driven."""
 
     warmup: int
+    """Executions run and dropped before the timed ones."""
     iterations: int
     threads: Optional[int] = None
+    """The runtime's threads; None: the runtime's default."""
     cpu_affinity: Optional[str] = None
+    """The ``taskset`` mask (hex) or core list the runner was pinned to; None: not pinned."""
     cooldown_s: float = 0.0
 
 
@@ -148,7 +154,9 @@ class LayerSummary:
 
     layer: str
     ms: float
+    """The p50 times of its ops, summed."""
     share: float
+    """Of the profile's op time."""
     module_type: Optional[str] = None
     tensor_ms: float = 0.0
     non_tensor_ms: float = 0.0
@@ -178,8 +186,10 @@ class Accuracy:
 
     dataset: str
     metric: str
+    """``top1``: held-out top-1 in percent."""
     value: float
     agreement: Optional[float] = None
+    """Percent of the samples on which the model predicts what a reference model predicts."""
 
 
 @dataclass(frozen=True)

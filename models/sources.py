@@ -19,9 +19,11 @@ class ModelSpec:
     """A parsed model argument. Parsing checks paths and names but imports nothing heavy."""
 
     kind: str
+    """``pte``, ``pt2``, ``python`` (``file.py:NAME``) or ``zoo``."""
     text: str
     path: Optional[Path] = None
     name: Optional[str] = None
+    """The zoo name, or the function of a Python file."""
 
     @property
     def label(self) -> str:

@@ -26,6 +26,7 @@ class OpSamples:
 
     name: str
     instruction: int
+    """The program's instruction the event belongs to (a kernel call, or the delegate call it ran in)."""
     samples: tuple[float, ...]
     backend: str
     node: Optional[SourceNode]

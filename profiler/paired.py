@@ -57,6 +57,8 @@ class PairedResult:
 
 @dataclass(frozen=True)
 class Interval:
+    """B's latency over A's: the geometric mean of the blocks' ratios and its t-interval."""
+
     ratio: float
     low: float
     high: float

@@ -2,17 +2,19 @@
 
 DeepRebirth calls convolution and fully connected (matrix multiply) layers "tensor" layers
 and everything else (pooling, normalization, activations, concat, copies, element-wise
-math) "non-tensor". The rules are data: an ordered table of (pattern, op type, category)
-matched against a normalized op name; ``register`` lets users add their own first.
+math) "non-tensor". The rules are data: an ordered table of (pattern, op type, category) in
+``taxonomy.toml``, matched against a normalized op name; ``register`` lets users add their own first.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from typing import Optional
 
-from rebirth.contract.profile import FRAMEWORK, NON_TENSOR, TENSOR
+from rebirth.contract.profile import FRAMEWORK, NON_TENSOR
 
 __all__ = ["RULES", "Rule", "classify", "normalize", "register"]
 
@@ -26,42 +28,13 @@ class Rule:
     category: str
 
 
-RULES: list[Rule] = [
-    # framework events recorded by the ExecuTorch runtime itself
-    Rule(r"method::.*|program::.*|delegate_call|operator_call|delegate overhead", "framework", FRAMEWORK),
-    # tensor layers
-    Rule(r"convolution .*dwconv|depthwise.*", "depthwise_conv", TENSOR),
-    Rule(r"_?convolution|conv\d?d|convolution.*|deconvolution.*", "conv", TENSOR),
-    Rule(r"fully connected|linear|addmm", "linear", TENSOR),
-    Rule(r"mm|bmm|baddbmm|matmul|batch matrix multiply.*", "matmul", TENSOR),
-    # pooling
-    Rule(r"max_pool\dd(_with_indices)?|max pooling|argmax pooling", "max_pool", NON_TENSOR),
-    Rule(r"global average pooling|global sum pooling|adaptive_avg_pool2d|mean(\.dim)?|mean", "global_avg_pool",
-         NON_TENSOR),
-    Rule(r"avg_pool\dd|average pooling", "avg_pool", NON_TENSOR),
-    # normalization
-    Rule(r"(_native_)?batch_norm.*", "batch_norm", NON_TENSOR),
-    Rule(r"(native_)?layer_norm|layer normalization", "layer_norm", NON_TENSOR),
-    Rule(r"local_response_norm|lrn", "lrn", NON_TENSOR),
-    # activations
-    Rule(r"relu|clamp|clamp_min|hardtanh|relu6|leaky relu|leaky_relu", "relu", NON_TENSOR),
-    Rule(r"sigmoid|tanh|gelu|silu|hardswish|hardsigmoid|elu|swish|exp|log", "activation", NON_TENSOR),
-    Rule(r"_?(log_)?softmax", "softmax", NON_TENSOR),
-    # concatenation and copies
-    Rule(r"cat|concatenate\d?|concat", "concat", NON_TENSOR),
-    Rule(r"permute(_copy)?|transpose(_copy)?|t_copy", "transpose", NON_TENSOR),
-    Rule(r"view(_copy)?|reshape|static reshape|squeeze(_copy)?|unsqueeze(_copy)?|flatten|_unsafe_view",
-         "reshape", NON_TENSOR),
-    Rule(r"copy|clone|_to_copy|_to_dim_order_copy|expand(_copy)?|convert", "copy", NON_TENSOR),
-    Rule(r"constant_pad_nd|constant pad|pad", "pad", NON_TENSOR),
-    Rule(r"slice(_copy)?|split(_copy|_with_sizes_copy)?|select(_copy)?|split_with_sizes", "slice", NON_TENSOR),
-    # element-wise math
-    Rule(r"add|sub|subtract|rsub", "add", NON_TENSOR),
-    Rule(r"mul|multiply", "mul", NON_TENSOR),
-    Rule(r"div|divide", "div", NON_TENSOR),
-    Rule(r"pow|square|sqrt|rsqrt|square root|reciprocal square root", "pow", NON_TENSOR),
-    Rule(r"dropout|native_dropout|alias|detach", "dropout", NON_TENSOR),
-]
+def _builtin_rules() -> list[Rule]:
+    """The table shipped beside this module (``taxonomy.toml``), in its order."""
+    with resources.files(__package__).joinpath("taxonomy.toml").open("rb") as stream:
+        return [Rule(**rule) for rule in tomllib.load(stream)["rule"]]
+
+
+RULES: list[Rule] = _builtin_rules()
 
 _XNNPACK_NAME = re.compile(r"^(?P<base>[A-Za-z][A-Za-z ]*?)\s*\((?P<layout>[^)]*)\)(?P<rest>.*)$")
 

@@ -25,6 +25,7 @@ class TraceEvent:
     instruction: int
     raw_ms: tuple[float, ...]
     delegated: bool
+    """Ran inside a delegate call (an XNNPACK operator), not as a kernel of the program."""
     position: int
 
 

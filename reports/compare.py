@@ -101,6 +101,7 @@ class Side:
     """What one profile ran: model, device and backend."""
 
     model: str
+    """Where the model came from (its source), else the .pte's path."""
     device: str
     backend: str
 

@@ -57,14 +57,14 @@ def wheel(tmp_path_factory) -> Path:
     return next(folder.glob("rebirth-*.whl"))
 
 
-def test_the_wheel_holds_only_rebirth_and_the_runners_source(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
+def test_the_wheel_holds_only_rebirth_and_every_file_of_its_parts(wheel):
+    """Everything rebirth reads at run time ships: the runner's C++ source, the report's templates, the taxonomy."""
+    names = set(zipfile.ZipFile(wheel).namelist())
     assert {name.split("/")[0] for name in names} == {"rebirth", wheel.name.split("-py3")[0] + ".dist-info"}
-    assert "rebirth/devices/native/executor_runner.cpp" in names
-    templates = {f"rebirth/reports/templates/{path.name}" for path in (ROOT / "reports" / "templates").iterdir()}
-    assert "rebirth/reports/templates/report.html.j2" in templates and templates <= set(names)
-    sources = {path.relative_to(ROOT).as_posix() for part in PARTS for path in (ROOT / part).rglob("*.py")}
-    assert {f"rebirth/{source}" for source in sources} <= set(names)
+    files = {path.relative_to(ROOT).as_posix() for part in PARTS for path in (ROOT / part).rglob("*")
+             if path.is_file() and "__pycache__" not in path.parts}
+    assert {"devices/native/executor_runner.cpp", "reports/templates/report.html.j2", "profiler/taxonomy.toml"} <= files
+    assert {f"rebirth/{file}" for file in files} <= names
 
 
 @pytest.fixture(scope="module")
