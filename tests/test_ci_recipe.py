@@ -15,11 +15,14 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.stf import StfStandIn
 from tests.test_farm import recordings  # noqa: F401  (a fixture)
 from tests.test_stf import TOKEN, api_description, farm  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.slow  # runs the CI recipe's whole job on emulated phones
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -57,6 +57,7 @@ def wheel(tmp_path_factory) -> Path:
     return next(folder.glob("rebirth-*.whl"))
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_only_rebirth_and_every_file_of_its_parts(wheel):
     """Everything rebirth reads at run time ships: the runner's C++ source, the report's templates, the taxonomy."""
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -109,6 +110,7 @@ def make():
 '''
 
 
+@pytest.mark.slow
 def test_installed_from_the_wheel_rebirth_leaves_the_users_models_alone_and_profiles(fresh_venv, tmp_path):
     bin_ = fresh_venv / "bin"
     env = dict(os.environ, REBIRTH_CACHE=str(tmp_path / "cache"))

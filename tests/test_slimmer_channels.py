@@ -270,6 +270,7 @@ def test_a_channel_reduction_over_the_budget_is_skipped_and_the_model_kept(train
     assert result.macs_after == result.macs_before
 
 
+@pytest.mark.slow
 def test_rebirth_slim_reduce_channels_writes_programs_the_runtime_runs(trained_digits_net, tmp_path, monkeypatch,
                                                                       capsys):
     from rebirth import cli

@@ -218,6 +218,7 @@ def test_the_plan_lists_decompositions_with_their_ranks_only_when_asked(trained_
     assert "low_rank" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_net, tmp_path, monkeypatch, capsys):
     """The decomposed chain lowers to XNNPACK and runs; slim-merged.pte is the merges alone."""
     from rebirth import cli

@@ -9,6 +9,8 @@ import torch
 from rebirth import cli
 from rebirth.contract.slim import SlimRecord
 
+pytestmark = pytest.mark.slow  # trains and lowers int8 programs, and runs whole commands
+
 NET = """
 import torch
 from torch import nn

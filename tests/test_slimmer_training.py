@@ -10,6 +10,8 @@ from rebirth import cli
 from rebirth.slimmer.data import digits
 from rebirth.slimmer.train import evaluate
 
+pytestmark = pytest.mark.slow  # trains the zoo's GoogLeNet and runs the whole optimize pipeline
+
 
 @pytest.fixture(scope="module")
 def googlenet_small():
@@ -21,7 +23,6 @@ def googlenet_small():
     return model, inputs, accuracy
 
 
-@pytest.mark.slow
 def test_googlenet_small_learns_digits_to_90_percent_and_is_cached(googlenet_small):
     from rebirth.models.zoo import build
     from rebirth.slimmer.weights import trained
@@ -35,7 +36,6 @@ def test_googlenet_small_learns_digits_to_90_percent_and_is_cached(googlenet_sma
     assert said == [] and again[2] == accuracy  # loaded from the cache, same weights
 
 
-@pytest.mark.slow
 def test_rebirth_optimize_slims_googlenet_within_the_budget_and_reports_it(googlenet_small, tmp_path, capsys):
     """The README's pipeline on the paper's network: profile, slim, profile again, report."""
     from tests.browser import Browser, find_chromium

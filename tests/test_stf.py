@@ -101,6 +101,7 @@ def test_no_free_phone_that_meets_the_selection_is_exit_3(farm, firenet_ptes, ca
     assert stf.leased() == ["s30"]
 
 
+@pytest.mark.slow
 def test_a_phone_that_dies_mid_run_fails_alone_and_every_lease_is_given_back(farm, firenet_ptes, capsys):
     stf, phones = farm
     dying = phones["s29"]
@@ -144,6 +145,7 @@ def _running_on_two_phones(stf, phones, model, tmp_path) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_gives_every_lease_back(farm, firenet_ptes, tmp_path, sig):
     stf, phones = farm
@@ -154,6 +156,7 @@ def test_an_interrupted_run_gives_every_lease_back(farm, firenet_ptes, tmp_path,
     assert stf.leased() == ["s30"] and stf.violations == [] and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_after_sigkill_the_next_run_gives_the_orphaned_leases_back(farm, firenet_ptes, tmp_path, capsys):
     stf, phones = farm
     process = _running_on_two_phones(stf, phones, firenet_ptes["portable"], tmp_path)

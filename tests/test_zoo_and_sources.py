@@ -110,6 +110,7 @@ def test_a_bad_pt2_is_a_user_error(tmp_path, capsys):
     assert "not a torch.export .pt2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_command_writes_pte_and_etrecord_then_profiles(tmp_path):
     from rebirth import cli
 
