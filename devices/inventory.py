@@ -12,7 +12,7 @@ The smallest entry works as it stands::
     [devices.s6]
     address = "127.0.0.1:5555"
 
-Everything else has a default; see ``DeviceConfig`` and the README. A ``[groups]`` table names
+Everything else has a default; see ``DeviceConfig`` and docs/phones.md. A ``[groups]`` table names
 sets of them for ``rebirth farm run --group NAME``::
 
     [groups]

@@ -25,8 +25,6 @@ class OpSamples:
     """One op row before shares are known: its samples and where it came from."""
 
     name: str
-    instruction: int
-    """The program's instruction the event belongs to (a kernel call, or the delegate call it ran in)."""
     samples: tuple[float, ...]
     backend: str
     node: Optional[SourceNode]
@@ -66,7 +64,7 @@ def _kernel_rows(events: list[TraceEvent], kernel: Optional[str], warmup: int,
     for event in calls:
         name = event.name if event.name not in WRAPPER_EVENTS else (kernel or event.name)
         node = source.node(_first(source.instructions.get(event.instruction))) if source else None
-        rows.append(OpSamples(name, event.instruction, drop_warmup(event.raw_ms, warmup), "portable", node))
+        rows.append(OpSamples(name, drop_warmup(event.raw_ms, warmup), "portable", node))
     return rows
 
 
@@ -76,12 +74,12 @@ def _delegate_rows(events: list[TraceEvent], blob: Optional[DelegateBlob], warmu
     inner = [e for e in events if e.delegated]
     calls = [e for e in events if e.name == DELEGATE_EVENT]
     attributions = _attribute(inner, blob, source) if source else [(None, False)] * len(inner)
-    rows = [OpSamples(e.name, e.instruction, drop_warmup(e.raw_ms, warmup), backend,
+    rows = [OpSamples(e.name, drop_warmup(e.raw_ms, warmup), backend,
                       source.node(handle) if source else None, own)
             for e, (handle, own) in zip(inner, attributions)]
     for call in calls:
         overhead = _residual(drop_warmup(call.raw_ms, warmup), [r.samples for r in rows])
-        rows.append(OpSamples(f"{DELEGATE_EVENT} {backend}", call.instruction, overhead, backend, None))
+        rows.append(OpSamples(f"{DELEGATE_EVENT} {backend}", overhead, backend, None))
     return rows
 
 

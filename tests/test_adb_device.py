@@ -263,7 +263,7 @@ def test_check_finds_a_runner_built_without_the_event_tracer(s6, phone):
 def test_a_phone_without_a_runner_says_how_to_get_one(s6, phone):
     (phone.device_path("/system/bin/executor_runner")).unlink()
     items = check_device("s6")
-    assert items[-1].name == "runner" and not items[-1].ok and "README" in items[-1].detail
+    assert items[-1].name == "runner" and not items[-1].ok and "docs/phones.md" in items[-1].detail
 
 
 def test_devices_list_shows_status(s6, phone, capsys):

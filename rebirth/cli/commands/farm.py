@@ -69,9 +69,10 @@ def register(commands) -> None:
         "regress", help="judge results against a baseline: exit 1 on a regression, 3 when a run failed",
         description="Judge every device and model of RESULTS against the baseline (stored runs, whose run-to-run "
                     "noise is learned from the store), or, with --ab, measure a baseline and a candidate program "
-                    "side by side on every device until each check is decided. A latency regression must exceed its "
-                    "threshold and be significant; a check that cannot be decided says so. Exit 0 all pass, "
-                    "1 a regression, 3 a run failed or a check could not be decided, 2 bad input.")
+                    "side by side on every device until each check is decided. A latency check such as p50:5%% passes "
+                    "when the 95%% interval of the latency ratio lies below 1.05, is a regression when it lies above, "
+                    "and is undecided otherwise. Exit 0 all pass, 1 a regression, 3 a run failed or a check could "
+                    "not be decided, 2 bad input.")
     regress.add_argument("results", nargs="*", type=Path, metavar="RESULTS",
                          help="Profile JSON files, stored runs or result stores (default: the latest runs of --store)")
     regress.add_argument("--baseline", metavar="NAME|PATH",
@@ -88,7 +89,8 @@ def register(commands) -> None:
                          help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "
                               "default: p50:5%%, peak_rss:5%%, non_tensor_share:+2pt)")
     regress.add_argument("--run-noise", type=float, default=None, metavar="PERCENT",
-                         help="run-to-run noise of latency on these devices (default: 1)")
+                         help="run-to-run noise of latency on these devices, for stored runs (default: learned from the "
+                              "store's other runs of each device and model, at least 3; else 10)")
     regress.add_argument("--junit", type=Path, default=None, metavar="PATH",
                          help="write JUnit XML here")
     regress.add_argument("--summary", type=Path, default=None, metavar="PATH",
