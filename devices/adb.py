@@ -279,9 +279,9 @@ class AdbDevice:
         if abi != ARM64:
             raise ConfigError(
                 f"{self.name}: no executor_runner on the phone, and rebirth builds its own only for {ARM64} phones "
-                f"(this one is {abi}): build ExecuTorch's executor_runner for {abi} with the event tracer (docs/phones.md, "
-                f"'A phone with your own executor_runner') and set runner = \"PATH\" under [devices.{self.name}] in "
-                f"{self.config.source or 'devices.toml'}", device=self.name, step="runner")
+                f"(this one is {abi}): build ExecuTorch's executor_runner for {abi} with the event tracer "
+                f"(docs/phones.md, 'A phone with your own executor_runner') and set runner = \"PATH\" under "
+                f"[devices.{self.name}] in {self.config.source or 'devices.toml'}", device=self.name, step="runner")
         if progress:
             progress("build", 0, 1)
         bundle = arm64_bundle()

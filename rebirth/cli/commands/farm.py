@@ -89,8 +89,8 @@ def register(commands) -> None:
                          help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "
                               "default: p50:5%%, peak_rss:5%%, non_tensor_share:+2pt)")
     regress.add_argument("--run-noise", type=float, default=None, metavar="PERCENT",
-                         help="run-to-run noise of latency on these devices, for stored runs (default: learned from the "
-                              "store's other runs of each device and model, at least 3; else 10)")
+                         help="run-to-run noise of latency on these devices, for stored runs (default: learned from "
+                              "the store's other runs of each device and model, at least 3; else 10)")
     regress.add_argument("--junit", type=Path, default=None, metavar="PATH",
                          help="write JUnit XML here")
     regress.add_argument("--summary", type=Path, default=None, metavar="PATH",
