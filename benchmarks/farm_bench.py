@@ -133,7 +133,7 @@ def host_analysis_s(model: str) -> float:
         for _ in range(3):
             start = time.perf_counter()
             build_profile(read_pte(exported.pte), exported.etrecord, model, Measurement(result.etdump_path),
-                          DeviceInfo("local", "local"), Settings(WARMUP, ITERATIONS))
+                          DeviceInfo("local", "local"), Settings(warmup=WARMUP, iterations=ITERATIONS))
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 

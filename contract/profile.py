@@ -43,7 +43,7 @@ class ModelInfo:
     etrecord: Optional[str] = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """How the runner was driven."""
 
@@ -164,7 +164,7 @@ class LayerSummary:
     ops: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Summary:
     """Totals and shares per category, per op type and per layer (p50 times)."""
 

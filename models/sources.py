@@ -14,7 +14,7 @@ from rebirth.contract.errors import InputError, ModelFileError
 PTE, PT2, PYTHON, ZOO = "pte", "pt2", "python", "zoo"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """A parsed model argument. Parsing checks paths and names but imports nothing heavy."""
 
@@ -48,19 +48,19 @@ def parse_spec(text: str) -> ModelSpec:
         name = text[4:]
         if name not in zoo.ZOO:
             raise InputError(f"unknown zoo model {name!r}; the zoo has: {', '.join(zoo.names())}")
-        return ModelSpec(ZOO, text, name=name)
+        return ModelSpec(kind=ZOO, text=text, name=name)
     if ".py:" in text:
         file, _, name = text.rpartition(":")
         path = _existing(file)
         if not name.isidentifier():
             raise InputError(f"{text}: {name!r} is not a Python function name")
-        return ModelSpec(PYTHON, text, path=path, name=name)
+        return ModelSpec(kind=PYTHON, text=text, path=path, name=name)
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix == ".pte":
-        return ModelSpec(PTE, text, path=_existing(text))
+        return ModelSpec(kind=PTE, text=text, path=_existing(text))
     if suffix == ".pt2":
-        return ModelSpec(PT2, text, path=_existing(text))
+        return ModelSpec(kind=PT2, text=text, path=_existing(text))
     if not path.exists():
         raise InputError(f"{text}: no such file")
     raise InputError(f"{text}: not a model: expected a .pte, a .pt2, file.py:NAME or zoo:NAME")

@@ -150,8 +150,9 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
     log = result.log
     measurement = Measurement(result.etdump_path, log.load_ms, result.peak_rss_bytes, result.baseline_rss_bytes,
                               log.execution_ms)
-    settings = Settings(options.warmup, options.iterations, result.threads or options.threads, result.cpu_affinity,
-                        options.cooldown_s or 0.0)
+    settings = Settings(warmup=options.warmup, iterations=options.iterations,
+                        threads=result.threads or options.threads, cpu_affinity=result.cpu_affinity,
+                        cooldown_s=options.cooldown_s or 0.0)
     device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
     return replace(built, warnings=result.notes + built.warnings) if result.notes else built

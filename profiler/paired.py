@@ -46,7 +46,7 @@ block on, unless the user or the inventory set the count: a 6 ms run is within t
 MAX_ITERATIONS = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PairedResult:
     """The comparison, and one full profile of each side, traced after the pairs (for the report)."""
 
@@ -97,8 +97,8 @@ def compare_programs(a: Program, b: Program, device: Device, options: ProfileOpt
     then trace one run of each for the per-layer report."""
     comparison = measure_pairs(a, b, device, options, question, budget, progress, stage, clock)
     (stage or (lambda text: None))("tracing one run of each for the per-layer report")
-    return PairedResult(comparison, profile_program(a, device, options, progress),
-                        profile_program(b, device, options, progress))
+    return PairedResult(comparison=comparison, a=profile_program(a, device, options, progress),
+                        b=profile_program(b, device, options, progress))
 
 
 def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOptions,
