@@ -62,7 +62,10 @@ class Stream:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.connection.send(p.Message(p.CLSE, self.local_id, self.remote_id))
+            try:
+                self.connection.send(p.Message(p.CLSE, self.local_id, self.remote_id))
+            except OSError:  # the phone was stopped or the host went: there is no one to tell
+                pass
         self.connection.forget(self)
 
 
