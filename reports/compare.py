@@ -20,6 +20,10 @@ from rebirth.contract.slim import AGREEMENT, FIDELITY, TOP1, SlimRecord
 from rebirth.contract.summary import layer_table
 
 KEPT, MERGED, REMOVED, REGENERATED = "kept", "merged", "removed", "regenerated"
+THINNED, DECOMPOSED = "thinned", "decomposed"
+STEP_MARKS = {"reduce_channels": THINNED, "low_rank": DECOMPOSED}
+"""What a step did to the layers it names, where that is not a merge: a channel cut thins them, a low-rank step
+decomposes them."""
 ONLY_BEFORE, ONLY_AFTER = "only before", "only after"
 
 Positioned = dict[str, tuple[float, LayerSummary]]
@@ -318,12 +322,14 @@ def _layers(profile: Profile) -> Positioned:
 
 
 def slim_marks(slim: Optional[SlimRecord]) -> dict[str, str]:
-    """Layer name -> removed, merged or regenerated, from slim.json's applied merges: a layer a merge
-    deleted is removed, its other layers were merged, and a layer learned again is regenerated."""
+    """Layer name -> removed, merged, thinned, decomposed or regenerated, from slim.json's applied steps: a layer
+    a merge deleted is removed, its other layers were merged; a channel reduction thinned its layers and a
+    low-rank step decomposed its own; a layer learned again is regenerated."""
     marks: dict[str, str] = {}
     merges = slim.merges if slim else ()
     for merge in merges:
-        marks.update({layer: REMOVED if layer in merge.removed else MERGED for layer in merge.layers})
+        done = STEP_MARKS.get(merge.kind, MERGED)
+        marks.update({layer: REMOVED if layer in merge.removed else done for layer in merge.layers})
     for merge in merges:
         marks.update(dict.fromkeys(merge.learned, REGENERATED))
     return marks

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from rebirth.contract.slim import FIDELITY, TOP1
-from rebirth.slimmer.train import Accuracy, evaluate
+from rebirth.slimmer.train import Accuracy, evaluate, predictions, score
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Judge:
         computed: by ExecuTorch's runtime, for example."""
         if self.measure == TOP1:
             labels = torch.cat([labels for _, labels in self.loaders.held_out])  # type: ignore[attr-defined]
-            return 100.0 * (logits.argmax(1) == labels).float().mean().item()
+            return score(logits, labels).top1
         return fidelity(logits, self.teacher_logits)
 
     def lost(self, quality: float) -> float:
@@ -85,12 +85,12 @@ def outputs(model: nn.Module, loader) -> torch.Tensor:
 
 def agreement(student: torch.Tensor, reference: torch.Tensor) -> float:
     """Percent of the samples on which the ``student`` logits pick the class the ``reference`` logits pick."""
-    return 100.0 * (student.argmax(1) == reference.argmax(1)).float().mean().item()
+    return 100.0 * (predictions(student) == predictions(reference)).float().mean().item()
 
 
 def predicted_classes(logits: torch.Tensor) -> int:
     """How many distinct classes ``logits`` pick over their samples."""
-    return int(logits.argmax(1).unique().numel())
+    return int(predictions(logits).unique().numel())
 
 
 def fidelity(student: torch.Tensor, reference: torch.Tensor) -> float:

@@ -24,19 +24,30 @@ class Accuracy:
     samples: int
 
 
+def predictions(logits: torch.Tensor) -> torch.Tensor:
+    """The class each row of ``logits`` predicts: the highest, and among equal ones the first. The one rule for
+    top-1 everywhere (PyTorch's model, the runtime's outputs, agreement between two models), so a tie, such as
+    the all-zero logits a ReLU before a pooled head gives, is broken alike wherever it is scored."""
+    return logits.argmax(dim=1)
+
+
+def score(logits: torch.Tensor, labels: torch.Tensor) -> Accuracy:
+    """Top-1 (``predictions``) and top-5 of ``logits`` against ``labels``; a top-1 hit is a top-5 hit."""
+    classes = logits.shape[1]
+    hits1 = predictions(logits) == labels
+    top = logits.topk(min(5, classes), dim=1).indices
+    hits5 = hits1 | (top == labels[:, None]).any(dim=1)
+    total = len(labels)
+    return Accuracy(100.0 * hits1.sum().item() / total,
+                    100.0 * hits5.sum().item() / total if classes >= 5 else None, total)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader) -> Accuracy:
+    """``model``'s held-out accuracy (``score``)."""
     model.eval()
-    hits1 = hits5 = total = 0
-    classes = 0
-    for images, labels in loader:
-        logits = model(images)
-        classes = logits.shape[1]
-        top = logits.topk(min(5, classes), dim=1).indices
-        hits1 += (top[:, 0] == labels).sum().item()
-        hits5 += (top == labels[:, None]).any(dim=1).sum().item()
-        total += len(labels)
-    return Accuracy(100.0 * hits1 / total, 100.0 * hits5 / total if classes >= 5 else None, total)
+    logits, labels = zip(*((model(images), labels) for images, labels in loader))
+    return score(torch.cat(logits), torch.cat(labels))
 
 
 def train(model: nn.Module, train_loader: DataLoader, held_out: DataLoader, epochs: int, lr: float = 3e-4,

@@ -132,6 +132,19 @@ def test_layers_are_lined_up_and_marked_with_what_the_slimmer_did():
                               "stage0.block4.conv", "stage0.fused", "stage0.block5.conv", "stage0.block6.conv"]
 
 
+def test_a_channel_cut_thins_its_layers_and_a_low_rank_step_decomposes_its_own():
+    from rebirth.contract.slim import MergeRecord
+    from rebirth.reports.compare import DECOMPOSED, THINNED, slim_marks
+
+    _, _, slim = slimmed_pair(ops=100)
+    steps = (MergeRecord("reduce_channels", ("stage0.block1.conv", "stage0.block2.conv"), False,
+                         ("stage0.block2.conv",)),
+             MergeRecord("low_rank", ("stage0.block4.conv",), False, ("stage0.block4.conv.0",)))
+    marks = slim_marks(dataclasses.replace(slim, merges=steps))
+    assert marks["stage0.block1.conv"] == THINNED and marks["stage0.block4.conv"] == DECOMPOSED
+    assert marks["stage0.block2.conv"] == REGENERATED  # learned again after its inputs were cut
+
+
 def test_single_profile_has_no_deltas():
     before = synthetic_profile(ops=50, samples=5)
     comparison = compare(before)
