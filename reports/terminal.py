@@ -132,7 +132,8 @@ def layer_comparison_table(comparison: Comparison, top: int) -> Table:
 
 STATUS_MARKUP = {"removed": "[bold red]removed[/]", "merged": "[bold yellow]merged[/]",
                  "regenerated": "[bold magenta]regenerated[/]",
-                 "thinned": "[bold cyan]thinned[/]", "decomposed": "[bold cyan]decomposed[/]", "only after": "[blue]only after[/]",
+                 "thinned": "[bold cyan]thinned[/]", "decomposed": "[bold cyan]decomposed[/]",
+                 "only after": "[blue]only after[/]",
                  "only before": "[dim]only before[/]", "kept": "[dim]kept[/]"}
 
 
