@@ -20,7 +20,8 @@ from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
 SCHEMA_VERSION = 6
-"""6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``)."""
+"""6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``); each
+decision may carry its ``Evidence`` (an optional field older files lack)."""
 
 SKIP_CODES = {"over_budget": "lost more than the accuracy budget",
               "small_gain": "saves less of the measured time than a fine-tuning is worth"}
@@ -38,6 +39,35 @@ merges alone; after the channel reduction (before a decomposition); slim.json. A
 own role (its program is ``slim-ROLE.pte``)."""
 PTE, PT2, ETRECORD, JSON = "pte", "pt2", "etrecord", "json"
 """What a file holds: an ExecuTorch program, its exported PyTorch program, its ETRecord, the record."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a decision to keep or refuse a step rested on: the step's model against the original on the held-out
+    samples, and the budget."""
+
+    measure: str
+    """``top1`` (held-out accuracy) or ``fidelity`` (of the logits to the original's)."""
+    quality: float
+    lost: float
+    """Points lost against the original on these samples: what the budget is held to."""
+    budget: float
+    samples: int
+    changed: Optional[int] = None
+    """Held-out samples whose prediction differs from the original's (top-1): the accuracy moved by at most
+    that many samples' worth, whatever the labels say."""
+    low: Optional[float] = None
+    """The 95% interval of the points lost on data like these samples (top-1: paired with the original on each
+    sample); None where the measure has no sampling interval (fidelity)."""
+    high: Optional[float] = None
+
+    @property
+    def within(self) -> bool:
+        return self.lost <= self.budget
+
+    @property
+    def budget_left(self) -> float:
+        return self.budget - self.lost
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,8 @@ class MergeRecord:
     """Multiply-accumulates per inference the step removed (negative: added), counted on the model."""
     params_saved: Optional[int] = None
     """Parameters the step removed (negative: added); float32, 4 bytes each in the .pte."""
+    evidence: Optional[Evidence] = None
+    """What keeping it rested on (a learned step)."""
 
     @property
     def points_lost(self) -> Optional[float]:
@@ -110,6 +142,8 @@ class SkipRecord:
     reason: str
     code: str = ""
     """Why, for tools and tests (``SKIP_CODES``); ``reason`` says it with the numbers."""
+    evidence: Optional[Evidence] = None
+    """What refusing it rested on (a step over the budget)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +209,8 @@ class QuantizationRecord:
     """Why it was not applied, or what else a reader must know."""
     code: Optional[str] = None
     """Why it was not applied, for tools and tests (``QUANTIZATION_CODES``)."""
+    evidence: Optional[Evidence] = None
+    """The int8 program judged as the runtime ran it (else as PyTorch simulated it)."""
 
 
 @dataclass(frozen=True)

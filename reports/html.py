@@ -30,7 +30,7 @@ from rebirth.contract.slim import SlimRecord
 from rebirth.reports.charts import CATEGORY_LABEL, figures
 from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines, signed_pct
-from rebirth.reports.slim_view import quantization_text, step_how, step_savings
+from rebirth.reports.slim_view import evidence_text, quantization_text, step_how, step_savings
 from rebirth.reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
@@ -239,7 +239,9 @@ def _merges_table(slim: SlimRecord) -> Table:
                Column("est. gain ms", lambda m: _number(m.gain_ms), True),
                Column("MACs saved", lambda m: Cell(step_savings(m)[0], m.macs_saved), True),
                Column("weights saved", lambda m: Cell(step_savings(m)[1], m.params_saved), True),
-               Column("points lost", lambda m: Cell(step_savings(m)[2], m.points_lost), True)]
+               Column("points lost", lambda m: Cell(step_savings(m)[2], m.points_lost), True),
+               Column("vs original (95% CI)", lambda m: Cell(evidence_text(m.evidence),
+                                                            m.evidence.lost if m.evidence else None), True)]
     return _table(columns, slim.merges, key="merges")
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from rebirth.contract.slim import (
     FIDELITY,
     TOP1,
+    Evidence,
     MergeRecord,
     PlannedMerge,
     QuantizationRecord,
@@ -101,6 +102,17 @@ def step_savings(merge: MergeRecord) -> tuple[str, str, str]:
         ("-" if merge.params_saved < 0 else "") + mib(abs(merge.params_saved) * 4))
     lost = merge.points_lost
     return macs, weights, "-" if lost is None else f"{lost:+.2f}"
+
+
+def evidence_text(evidence: Optional[Evidence]) -> str:
+    """What keeping a step rested on: ``0.44 [-0.2, 1.1], 3 changed`` (points lost against the original, their
+    95% interval, held-out predictions changed), or ``-``."""
+    if evidence is None:
+        return "-"
+    bounded = evidence.low is not None and evidence.high is not None
+    interval = f" [{evidence.low:+.1f}, {evidence.high:+.1f}]" if bounded else ""
+    changed = f", {evidence.changed} changed" if evidence.changed is not None else ""
+    return f"{evidence.lost:+.2f}{interval}{changed}"
 
 
 def _signed(value: int) -> str:

@@ -4,13 +4,14 @@ that says whether a quality is within the budget."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
-from rebirth.contract.slim import FIDELITY, TOP1
+from rebirth.contract.slim import FIDELITY, TOP1, Evidence
 from rebirth.slimmer.train import Accuracy, evaluate, predictions, score
 
 
@@ -27,17 +28,31 @@ class Judge:
 
     def quality(self, model: nn.Module) -> float:
         """``model``'s held-out top-1, or the fidelity of its logits (``measure``)."""
-        if self.measure == TOP1:
-            return evaluate(model, self.loaders.held_out).top1  # type: ignore[attr-defined]
-        return fidelity(outputs(model, self.loaders.held_out), self.teacher_logits)  # type: ignore[attr-defined]
+        return self.examine(model).quality
+
+    def examine(self, model: nn.Module) -> Evidence:
+        """``model`` against the original on the held-out samples: its quality, what it lost, and how sure that is."""
+        return self.examine_logits(outputs(model, self.loaders.held_out))  # type: ignore[attr-defined]
 
     def score(self, logits: torch.Tensor) -> float:
         """The quality of held-out ``logits`` (one row per held-out sample, in order) however they were
         computed: by ExecuTorch's runtime, for example."""
-        if self.measure == TOP1:
-            labels = torch.cat([labels for _, labels in self.loaders.held_out])  # type: ignore[attr-defined]
-            return score(logits, labels).top1
-        return fidelity(logits, self.teacher_logits)
+        return self.examine_logits(logits).quality
+
+    def examine_logits(self, logits: torch.Tensor) -> Evidence:
+        """The evidence of held-out ``logits`` (one row per sample, in order), however they were computed."""
+        samples = len(logits)
+        if self.measure != TOP1:
+            quality = fidelity(logits, self.teacher_logits)
+            return Evidence(self.measure, quality, self.lost(quality), self.budget, samples)
+        labels = torch.cat([labels for _, labels in self.loaders.held_out])  # type: ignore[attr-defined]
+        quality = score(logits, labels).top1
+        mine, theirs = predictions(logits), predictions(self.teacher_logits)
+        lost, gained = ((theirs == labels) & (mine != labels)).sum().item(), \
+            ((theirs != labels) & (mine == labels)).sum().item()
+        low, high = paired_interval(int(lost), int(gained), samples)
+        return Evidence(self.measure, quality, self.lost(quality), self.budget, samples,
+                        int((mine != theirs).sum().item()), low, high)
 
     def lost(self, quality: float) -> float:
         """Points lost against the reference."""
@@ -61,6 +76,8 @@ class Assessment:
     classes: Optional[int] = None
     reference_classes: Optional[int] = None
     """How many classes the original predicts on the held-out samples."""
+    resolution: Optional[str] = None
+    """What the held-out samples can tell against the budget (``resolution``), said before any step (top-1)."""
 
 
 def assess(teacher: nn.Module, loaders, trained: bool, budget: float) -> Assessment:
@@ -73,7 +90,37 @@ def assess(teacher: nn.Module, loaders, trained: bool, budget: float) -> Assessm
     accuracy = evaluate(teacher, loaders.held_out) if trained else None
     reference = accuracy.top1 if measure == TOP1 and accuracy is not None else 100.0
     return Assessment(Judge(loaders, teacher_logits, measure, reference, budget), accuracy, measure, reason, classes,
-                      predicted_classes(teacher_logits))
+                      predicted_classes(teacher_logits),
+                      resolution(len(teacher_logits), budget) if measure == TOP1 else None)
+
+
+Z95 = 1.959964
+"""The normal quantile of a two-sided 95% interval."""
+
+
+def paired_interval(lost: int, gained: int, samples: int) -> tuple[float, float]:
+    """The 95% interval, in points, of the top-1 lost on data like the held-out samples, from the samples the
+    original got right and the step got wrong (``lost``) and the other way round (``gained``): the paired
+    difference's normal interval, with one changed prediction added to its variance so that a step that changes
+    nothing is not claimed exact on data the samples do not hold (about the rule of three at 95%)."""
+    mean = (lost - gained) / samples
+    variance = max((lost + gained + 1) / samples - mean * mean, 0.0) / samples
+    half = Z95 * math.sqrt(variance)
+    return 100 * (mean - half), 100 * (mean + half)
+
+
+def resolution(samples: int, budget: float) -> str:
+    """What ``samples`` held-out samples can tell at 95%, said against the budget: one sample's worth, and how
+    many changed predictions a step may make before its interval holds more than the budget."""
+    one = 100 / samples
+    most = max(0, int((budget * samples / (100 * Z95)) ** 2) - 1)
+    if Z95 * 100 / samples > budget:
+        return (f"the {samples} held-out samples cannot resolve the {budget:g}-point budget (one sample is {one:.2f} "
+                f"points; even a step that changes no prediction is known only to ±{Z95 * 100 / samples:.2f} points "
+                "at 95%): steps are decided on these samples' own accuracy, and other data may decide otherwise")
+    return (f"{samples} held-out samples: one is {one:.2f} points; a step is decided on these samples' own accuracy, "
+            f"and its 95% interval stays within the {budget:g}-point budget only when it changes at most {most} "
+            "prediction" + ("s" if most != 1 else "") + " (each decision records its evidence)")
 
 
 @torch.no_grad()

@@ -25,7 +25,8 @@ def slim_record(result: SlimResult, source: str, backend: str, profile: Optional
     return SlimRecord(source, backend, profile, result.merges, result.skipped,
                       BeforeAfter(result.params_before, result.params_after),
                       BeforeAfter(result.macs_before, result.macs_after), _as_it_runs(accuracy, result),
-                      tuple(messages) + ((assessment.reason,) if assessment.reason else ()), result.quantization,
+                      tuple(messages) + tuple(filter(None, (assessment.reason, assessment.resolution))),
+                      result.quantization,
                       files)
 
 

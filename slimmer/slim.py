@@ -77,8 +77,9 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     teacher, current = trace(model), trace(model)
     original_macs = layer_macs(current, example_inputs)
     assessment = assess(teacher, loaders, trained, options.max_accuracy_drop)
-    if assessment.reason:
-        say(assessment.reason)
+    for said in (assessment.reason, assessment.resolution):
+        if said:
+            say(said)
     judge = assessment.judge
     context = StepContext(example_inputs, times, original_macs, options, _lessons(teacher, loaders, trained),
                           judge.reference if judge is not None else None, say, progress, timer)

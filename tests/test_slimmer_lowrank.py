@@ -278,3 +278,24 @@ def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_toge
                   options=SlimOptions(decompose=True, min_gain=1.01 * sum(gains) / total))
     assert not [m for m in result.merges if m.kind == "low_rank"]
     assert any("no layers are worth decomposing" in line for line in said), said
+
+
+def test_every_decision_records_its_evidence_and_the_data_say_what_they_resolve(trained_digits_net):
+    from rebirth.slimmer.slim import SlimOptions, slim
+
+    model, loaders, _ = trained_digits_net
+    inputs = (torch.randn(1, 3, 16, 16),)
+    said = []
+    result = slim(model, inputs, times_by_work(model, inputs), loaders, trained=True, say=said.append,
+                  options=SlimOptions(decompose=True, min_gain=0.05, max_accuracy_drop=1.0))
+    samples = sum(len(labels) for _, labels in loaders.held_out)
+    assert any(line.startswith(f"{samples} held-out samples: one is ") for line in said)  # said before any step
+    learned = [merge for merge in result.merges if not merge.exact]
+    assert learned
+    for merge in learned:
+        evidence = merge.evidence
+        assert evidence is not None and evidence.samples == samples and evidence.budget == 1.0
+        assert evidence.within and evidence.budget_left == pytest.approx(1.0 - evidence.lost)
+        assert evidence.low <= evidence.lost <= evidence.high and evidence.changed is not None
+        assert abs(evidence.lost) <= 100 * evidence.changed / samples + 1e-9  # moved by at most what changed
+        assert evidence.quality == merge.quality_after

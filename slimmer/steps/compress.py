@@ -11,7 +11,7 @@ from typing import Optional
 
 from torch import fx
 
-from rebirth.contract.slim import MergeRecord, SkipRecord
+from rebirth.contract.slim import Evidence, MergeRecord, SkipRecord
 from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import fit_block, fit_end_to_end
 from rebirth.slimmer.graph import finish
@@ -54,12 +54,12 @@ class CompressionStep:
         for level in range(max(len(choices) for choices in chosen.values())):
             attempt = _Attempt.make(model, [choices[min(level, len(choices) - 1)] for choices in chosen.values()],
                                     context)
-            quality = self._learn(attempt, model, judge, context)
-            if judge.within(quality):
-                return self._kept(attempt, model, quality, context, tuple(skipped))
-            lost = judge.lost(quality)
+            evidence = self._learn(attempt, model, judge, context)
+            if evidence.within:
+                return self._kept(attempt, model, evidence, context, tuple(skipped))
+            lost = evidence.lost
             skipped.append(SkipRecord(self.name, attempt.layers, f"{lost:.2f} points over the {judge.budget} budget "
-                                      f"({attempt.summary}; {attempt.detail})", "over_budget"))
+                                      f"({attempt.summary}; {attempt.detail})", "over_budget", evidence))
             context.say(f"not {attempt.compression.verb} ({attempt.summary}): {lost:.2f} points lost")
         return StepResult(model, skipped=tuple(skipped))
 
@@ -77,29 +77,30 @@ class CompressionStep:
             return {}
         return found
 
-    def _learn(self, attempt: _Attempt, model: fx.GraphModule, judge: Judge, context: StepContext) -> float:
+    def _learn(self, attempt: _Attempt, model: fx.GraphModule, judge: Judge, context: StepContext) -> Evidence:
         """Fine-tune the compressed layers to reproduce ``model`` (the block, then if need be all layers, each
-        twice as long as for one merge); the quality reached."""
+        twice as long as for one merge); what it reached, as evidence."""
         lessons, options = context.lessons, context.options
         assert lessons is not None
         fit_block(attempt.model, model, attempt.anchors, attempt.learned, lessons.batches, options.block_steps * 2,
                   options.seed, context.progress)
-        quality = judge.quality(attempt.model)
-        if not judge.within(quality):
+        evidence = judge.examine(attempt.model)
+        if not evidence.within:
             fit_end_to_end(attempt.model, lessons.logits, options.end_to_end_steps * 2, options.seed, lessons.labels,
                            context.progress)
-            quality = judge.quality(attempt.model)
-        return quality
+            evidence = judge.examine(attempt.model)
+        return evidence
 
-    def _kept(self, attempt: _Attempt, model: fx.GraphModule, quality: float, context: StepContext,
+    def _kept(self, attempt: _Attempt, model: fx.GraphModule, evidence: Evidence, context: StepContext,
               skipped: tuple[SkipRecord, ...]) -> StepResult:
+        quality = evidence.quality
         chosen = [candidate for candidate, _ in attempt.chosen]
         inputs = context.example_inputs
         record = MergeRecord(self.name, attempt.layers, False, attempt.learned, (), sum(c.saves_ms for c in chosen),
                              sum(c.costs_ms for c in chosen), quality, context.quality,
                              f"{attempt.summary}; {attempt.detail}",
                              sum(layer_macs(model, inputs).values()) - sum(attempt.work.values()),
-                             parameters(model) - parameters(attempt.model))
+                             parameters(model) - parameters(attempt.model), evidence)
         gain = sum(candidate.gain_ms for candidate in chosen)
         context.say(f"{attempt.compression.verb} {attempt.summary} (saves ~{gain:.2f} ms, quality "
                     f"{context.quality:.1f} -> {quality:.1f})")

@@ -48,11 +48,12 @@ class QuantizeStep:
             first = str(error).splitlines()[0] if str(error) else ""
             return self._refused(model, QuantizationRecord(self.scheme, False), "quantizer_refused", "the quantizer "
                                  f"refused the model ({type(error).__name__}: {first})", context)
-        quality = judge.quality(quantized.module)
+        evidence = judge.examine(quantized.module)
+        quality = evidence.quality
         record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
-                                    context.quality, quality)
-        if not judge.within(quality):
-            return self._refused(model, record, "over_budget", f"{judge.lost(quality):.2f} points lost, over the "
+                                    context.quality, quality, evidence=evidence)
+        if not evidence.within:
+            return self._refused(model, record, "over_budget", f"{evidence.lost:.2f} points lost, over the "
                                  f"{judge.budget} budget", context)
         context.say(f"quantized {len(quantized.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
                     f"{quality:.1f})")
@@ -69,9 +70,10 @@ class QuantizeStep:
         if refused:
             return self._refused(model, record, "runtime_refused", f"the runtime cannot run the int8 program "
                                  f"({refused}): slim.pte is the float one", context)
-        ran = judge.score(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
-        record = dataclasses.replace(record, runtime_quality=ran)
-        if not judge.within(ran):
+        evidence = judge.examine_logits(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
+        ran = evidence.quality
+        record = dataclasses.replace(record, runtime_quality=ran, evidence=evidence)
+        if not evidence.within:
             return self._refused(model, record, "over_budget_at_runtime",
                                  f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
                                  f"({judge.lost(ran):.2f} points lost, over the {judge.budget} budget; PyTorch's "

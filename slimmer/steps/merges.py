@@ -10,7 +10,7 @@ from typing import Optional
 
 from torch import fx
 
-from rebirth.contract.slim import ABOUT, MERGED, MergeRecord, SkipRecord
+from rebirth.contract.slim import ABOUT, MERGED, Evidence, MergeRecord, SkipRecord
 from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import fit_block, fit_end_to_end
 from rebirth.slimmer.judge import Judge
@@ -73,44 +73,45 @@ class MergeStep:
             return False
         candidate, slim_pass = ranked[0]
         trial = slim_pass.apply(copy.deepcopy(state.model), candidate.match)
-        quality = None
+        evidence = None
         if not candidate.match.exact:
             assert judge is not None and context.lessons is not None, "learned merges are only planned with data"
-            quality = self._learn(trial, candidate, slim_pass, state, judge, context)
-            if quality is None:
+            evidence = self._learn(trial, candidate, slim_pass, state, judge, context)
+            if evidence is None:
                 return True
-        self._keep(state, trial, candidate, slim_pass, quality, context)
+        self._keep(state, trial, candidate, slim_pass, evidence, context)
         return True
 
     def _learn(self, trial: fx.GraphModule, candidate: Candidate, slim_pass: SlimPass, state: _Progress, judge: Judge,
-               context: StepContext) -> Optional[float]:
-        """Fine-tune what the merge regenerated: the block, then, if that is not enough, the whole model. Its
-        quality, or None (recorded as skipped) when it stays over the budget."""
+               context: StepContext) -> Optional[Evidence]:
+        """Fine-tune what the merge regenerated: the block, then, if that is not enough, the whole model. What it
+        was judged on, or None (recorded as skipped) when it stays over the budget."""
         lessons, options = context.lessons, context.options
         assert lessons is not None
         match = candidate.match
         source = state.model if slim_pass.learns_from_current else lessons.teacher
         fit_block(trial, source, match.anchors, match.regenerated, lessons.batches, options.block_steps, options.seed,
                   context.progress)
-        quality = judge.quality(trial)
-        if not judge.within(quality):  # the block alone did not recover: all layers
+        evidence = judge.examine(trial)
+        if not evidence.within:  # the block alone did not recover: all layers
             fit_end_to_end(trial, lessons.logits, options.end_to_end_steps, options.seed, lessons.labels,
                            context.progress)
-            quality = judge.quality(trial)
-        if judge.within(quality):
-            return quality
+            evidence = judge.examine(trial)
+        if evidence.within:
+            return evidence
         state.rejected.add(_identity(candidate))
         detail = f" ({match.detail})" if match.detail else ""
-        lost = judge.lost(quality)
+        lost = evidence.lost
         state.skipped.append(SkipRecord(match.kind, match.layers, f"{lost:.2f} points over the {judge.budget} "
-                                        f"budget{detail}", "over_budget"))
+                                        f"budget{detail}", "over_budget", evidence))
         context.say(f"skipped {match.kind} {', '.join(match.layers)}{detail}: {lost:.2f} points lost")
         return None
 
     def _keep(self, state: _Progress, trial: fx.GraphModule, candidate: Candidate, slim_pass: SlimPass,
-              quality: Optional[float], context: StepContext) -> None:
+              evidence: Optional[Evidence], context: StepContext) -> None:
+        quality = evidence.quality if evidence is not None else None
         macs, params = sum(layer_macs(trial, context.example_inputs).values()), parameters(trial)
-        state.merges.append(_record(candidate, slim_pass, quality, state.quality if quality is not None else None,
+        state.merges.append(_record(candidate, slim_pass, evidence, state.quality if quality is not None else None,
                                     state.macs - macs, state.params - params))
         state.model, state.macs, state.params = trial, macs, params
         if quality is not None:
@@ -135,9 +136,10 @@ def _identity(candidate: Candidate) -> tuple[str, tuple[str, ...], str]:
     return candidate.match.kind, candidate.match.layers, candidate.match.detail
 
 
-def _record(candidate: Candidate, slim_pass: SlimPass, quality: Optional[float], quality_before: Optional[float],
+def _record(candidate: Candidate, slim_pass: SlimPass, evidence: Optional[Evidence], quality_before: Optional[float],
             macs_saved: int, params_saved: int) -> MergeRecord:
     match = candidate.match
     removed = match.removed if slim_pass.deletes_layers else ()
     return MergeRecord(match.kind, match.layers, match.exact, match.regenerated, removed, candidate.saves_ms,
-                       candidate.costs_ms, quality, quality_before, match.detail, macs_saved, params_saved)
+                       candidate.costs_ms, evidence.quality if evidence else None, quality_before, match.detail,
+                       macs_saved, params_saved, evidence)
