@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from rebirth.contract.cache import cache_root
 from rebirth.contract.errors import ModelFileError
+from rebirth.contract.files import sha256_file, write_json_atomic
 from rebirth.contract.quiet import quiet
 
 
@@ -32,8 +36,13 @@ class SourceMap:
         return self.nodes.get(handle) if handle is not None else None
 
 
+CACHE_VERSION = 1
+"""Bumped when what a cached source map holds changes: older cache files are then read again from the ETRecord."""
+
+
 def load_source_map(path: str | Path, method: str = "forward") -> SourceMap:
-    """Read an ETRecord.
+    """What an ETRecord says of ``method``: read once, then from a small cache keyed by the ETRecord's bytes
+    (reading an ETRecord imports ExecuTorch's compiler, which costs seconds; the cached map costs milliseconds).
 
     Raises:
         ModelFileError: the file is missing or not an ETRecord.
@@ -41,6 +50,33 @@ def load_source_map(path: str | Path, method: str = "forward") -> SourceMap:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such ETRecord")
+    cached = cache_root() / "source-maps" / f"{sha256_file(path)}-{method}-v{CACHE_VERSION}.json"
+    try:
+        return _from_json(json.loads(cached.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    source_map = _parse(path, method)
+    try:
+        write_json_atomic(cached, _to_json(source_map))
+    except OSError:  # a cache that cannot be written only costs the next run its time
+        pass
+    return source_map
+
+
+def _to_json(source_map: SourceMap) -> dict:
+    return {"nodes": [dataclasses.asdict(node) for node in source_map.nodes.values()],
+            "instructions": {str(k): list(v) for k, v in source_map.instructions.items()},
+            "delegates": {str(k): v for k, v in source_map.delegates.items()}}
+
+
+def _from_json(data: dict) -> SourceMap:
+    nodes = {int(node["debug_handle"]): SourceNode(**node) for node in data["nodes"]}
+    return SourceMap(nodes, {int(k): tuple(v) for k, v in data["instructions"].items()},
+                     {int(k): v for k, v in data["delegates"].items()})
+
+
+def _parse(path: Path, method: str) -> SourceMap:
+    """The source map out of the ETRecord itself (through ExecuTorch's devtools and compiler)."""
     from executorch.devtools.etrecord import parse_etrecord
 
     try:

@@ -2,20 +2,32 @@
 page, the slimmer's plan and results, devices and the farm in the terminal, and regression verdicts in the
 terminal, as JUnit XML and as Markdown.
 
-Importing this package imports rich and numpy, not torch.
+Each name is imported when it is first used, so that a command pays only for the view it prints (``rebirth
+devices list`` needs rich, not numpy, scipy or the HTML templates).
 """
 
-from rebirth.reports.compare import Comparison, compare
-from rebirth.reports.device_view import check_lines, render_device, render_device_list
-from rebirth.reports.farm_view import render_farm_summary, results_table
-from rebirth.reports.html import render_html, write_html, write_report
-from rebirth.reports.junit import write_junit
-from rebirth.reports.markdown import write_summary
-from rebirth.reports.regress_view import render_verdicts
-from rebirth.reports.slim_view import render_plan, render_slim
-from rebirth.reports.terminal import render_comparison, render_profile
+from __future__ import annotations
 
-__all__ = ["Comparison", "check_lines", "compare", "render_comparison", "render_device", "render_device_list",
-           "render_farm_summary", "render_html", "render_plan", "render_profile", "render_slim", "render_verdicts",
-           "results_table", "write_html", "write_junit", "write_report",
-           "write_summary"]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Comparison": "compare", "compare": "compare",
+    "check_lines": "device_view", "render_device": "device_view", "render_device_list": "device_view",
+    "render_farm_summary": "farm_view", "results_table": "farm_view",
+    "render_html": "html", "write_html": "html", "write_report": "html",
+    "write_junit": "junit", "write_summary": "markdown", "render_verdicts": "regress_view",
+    "render_plan": "slim_view", "render_slim": "slim_view",
+    "render_comparison": "terminal", "render_profile": "terminal",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'rebirth.reports' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"rebirth.reports.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

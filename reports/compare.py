@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy
-import scipy.stats
 
 from rebirth.contract.device import EXTERNAL, NATIVE
 from rebirth.contract.paired import PairedComparison
@@ -241,6 +240,8 @@ def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, 
     value = before_p50 / after_p50
     if not before or not after:
         return Spread(value, value, value)
+    import scipy.stats  # here: its import costs ~0.7 s, which views that do not bootstrap should not pay
+
     interval = scipy.stats.bootstrap((before, after), _ratio_of_medians, n_resamples=resamples, vectorized=True,
                                      confidence_level=CONFIDENCE, method="percentile",
                                      rng=numpy.random.default_rng(seed)).confidence_interval
