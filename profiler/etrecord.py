@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from rebirth.contract.cache import cache_root
 from rebirth.contract.errors import ModelFileError
-from rebirth.contract.files import sha256_file, write_json_atomic
 from rebirth.contract.quiet import quiet
 
 
@@ -36,13 +34,11 @@ class SourceMap:
         return self.nodes.get(handle) if handle is not None else None
 
 
-CACHE_VERSION = 1
-"""Bumped when what a cached source map holds changes: older cache files are then read again from the ETRecord."""
-
-
 def load_source_map(path: str | Path, method: str = "forward") -> SourceMap:
-    """What an ETRecord says of ``method``: read once, then from a small cache keyed by the ETRecord's bytes
-    (reading an ETRecord imports ExecuTorch's compiler, which costs seconds; the cached map costs milliseconds).
+    """What an ETRecord says of ``method``, read from the JSON that torch.export's serializer wrote into it (the
+    edge program's nodes with their debug handles and module stacks, and the debug-handle and delegate maps):
+    no import of torch or ExecuTorch's compiler, which cost seconds. An ETRecord written some other way is read
+    through ExecuTorch's devtools instead.
 
     Raises:
         ModelFileError: the file is missing or not an ETRecord.
@@ -50,29 +46,65 @@ def load_source_map(path: str | Path, method: str = "forward") -> SourceMap:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such ETRecord")
-    cached = cache_root() / "source-maps" / f"{sha256_file(path)}-{method}-v{CACHE_VERSION}.json"
     try:
-        return _from_json(json.loads(cached.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    source_map = _parse(path, method)
-    try:
-        write_json_atomic(cached, _to_json(source_map))
-    except OSError:  # a cache that cannot be written only costs the next run its time
-        pass
-    return source_map
+        return _read_serialized(path, method)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError):
+        return _parse(path, method)
 
 
-def _to_json(source_map: SourceMap) -> dict:
-    return {"nodes": [dataclasses.asdict(node) for node in source_map.nodes.values()],
-            "instructions": {str(k): list(v) for k, v in source_map.instructions.items()},
-            "delegates": {str(k): v for k, v in source_map.delegates.items()}}
+def _read_serialized(path: Path, method: str) -> SourceMap:
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        member = next(name for name in (f"edge_dialect_exported_program/{method}", "edge_dialect_exported_program")
+                      if name in names)
+        graph = json.loads(archive.read(member))["graph_module"]["graph"]
+        handles = json.loads(archive.read("debug_handle_map")).get(method, {}) if "debug_handle_map" in names else {}
+        delegates = json.loads(archive.read("delegate_map")).get(method, {}) if "delegate_map" in names else {}
+    nodes: dict[int, SourceNode] = {}
+    for node in graph["nodes"]:
+        meta, op = node.get("metadata", {}), _serialized_op(node["target"])
+        handle = meta.get("debug_handle")
+        if handle is None or op is None or int(handle) in nodes:
+            continue
+        layer, module_type = _serialized_layer(meta.get("nn_module_stack", ""))
+        nodes[int(handle)] = SourceNode(int(handle), op, layer, module_type)
+    instructions = {int(k): tuple(v) if isinstance(v, list) else (int(v),) for k, v in handles.items()}
+    return SourceMap(nodes, instructions, {int(k): v.get("name", "") for k, v in delegates.items()})
 
 
-def _from_json(data: dict) -> SourceMap:
-    nodes = {int(node["debug_handle"]): SourceNode(**node) for node in data["nodes"]}
-    return SourceMap(nodes, {int(k): tuple(v) for k, v in data["instructions"].items()},
-                     {int(k): v for k, v in data["delegates"].items()})
+def _serialized_op(target: str) -> Optional[str]:
+    """``executorch.exir.dialects.edge.ops.aten.convolution.default`` -> ``aten.convolution`` and
+    ``...aten.mean.dim`` -> ``aten.mean.dim``, as the node's target names itself in the graph (``getitem`` is
+    none: it only picks an output)."""
+    if "getitem" in target.rsplit(".", 1)[-1]:
+        return None
+    if ".ops." in target:
+        namespace, op, *overload = target.split(".ops.", 1)[1].split(".")
+        return ".".join([namespace, op] + [name for name in overload if name != "default"])
+    return target.rsplit(".", 1)[-1]
+
+
+def _serialized_layer(stack: str) -> tuple[Optional[str], Optional[str]]:
+    """The deepest module path of a serialized ``nn_module_stack`` (``key,path,type;...``, split as torch's
+    deserializer splits it: commas inside brackets belong to the field)."""
+    for entry in reversed([entry for entry in stack.split(";") if entry]):
+        _, path, module_type = _split_fields(entry)
+        if path:
+            return path, module_type.rsplit(".", 1)[-1]
+    return None, None
+
+
+def _split_fields(entry: str) -> list[str]:
+    fields, start, depth = [], 0, 0
+    for index, char in enumerate(entry):
+        depth += (char in "[(") - (char in ")]")
+        if char == "," and depth == 0:
+            fields.append(entry[start:index])
+            start = index + 1
+    fields.append(entry[start:])
+    if len(fields) != 3:
+        raise ValueError(f"not a module stack entry: {entry!r}")
+    return fields
 
 
 def _parse(path: Path, method: str) -> SourceMap:
