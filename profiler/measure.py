@@ -64,7 +64,8 @@ def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Op
         assert spec.path is not None
         check_pte(spec.path)
     (stage or _silent)("export" if spec.kind != PTE else "read")
-    import_heavy()
+    if spec.kind != PTE:  # a ready .pte is read without the compiler
+        import_heavy()
     exported = ensure_pte(spec, backend, etrecord)
     return Program(exported, read_pte(exported.pte), spec.text)
 
