@@ -419,10 +419,33 @@ def report(data: Data) -> Section:
     return section
 
 
+def startup(data: Data) -> Section:
+    stamp, goals = Stamp.of(data), data["goals"]
+    section = Section("Commands that start at once", "python benchmarks/startup_bench.py",
+                      f"rebirth's own time around the runner it drives, on `local` with the cached native runner: "
+                      f"{data['model']}, {data['warmup']} + {data['iterations']} executions, each command alternating "
+                      "with the bare runner on the same arguments; medians.")
+    said = {"profile": "`rebirth-profile X.pte`, its time over the bare runner's",
+            "profile_first_seen": "the same for a .pte seen for the first time (ETRecord beside it)",
+            "compare": f"`rebirth compare A.pte B.pte` ({data['compared_with']} as B), its time over its runs'"}
+    for key, words in said.items():
+        measured = data[key]["median_overhead_s"]
+        section.goal(stamp, f"{words} <= {goals[key]} s", seconds(measured), measured <= goals[key])
+    for key in ("help", "devices_list"):
+        measured = data[key]["median_s"]
+        section.goal(stamp, f"`{data[key]['command']}` <= {goals[key]} s", f"{measured:.3f} s",
+                     measured <= goals[key])
+    table = Table(("command", "rebirth's own time, each run"))
+    for key in said:
+        table.add(stamp, key.replace("_", " "), ", ".join(f"{value:.2f}" for value in data[key]["overhead_s"]) + " s")
+    section.tables.append(table)
+    return section
+
+
 SECTIONS: dict[str, Callable[[Data], Section]] = {
     "optimize.json": optimize, "compress.json": compress, "optimize_hog.json": optimize_hog,
     "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "runner.json": runner,
-    "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report,
+    "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
 }
 """Results file -> its section, in the page's order."""
 
