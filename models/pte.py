@@ -1,14 +1,15 @@
-"""Reading .pte files: a light header check (no torch) and the program's contents."""
+"""Reading .pte files: a light header check and the program's contents (no torch, no executorch import)."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rebirth.contract.errors import ModelFileError
-from rebirth.contract.files import sha256_file
+from rebirth.models.flatbuffer import FlatbufferError
+from rebirth.models.program import ExecutionPlan, Program, read_program
 
 PTE_IDENTIFIER = b"ET12"
 EXTENDED_HEADER_MAGIC = b"eh00"
@@ -67,12 +68,12 @@ def _extended_header(head: bytes, size: int) -> PteHeader:
 
 @dataclass(frozen=True)
 class PteFile:
-    """A .pte read once: where it is, its bytes' hash and size, and the deserialized program."""
+    """A .pte read once: where it is, its bytes' hash and size, and its program."""
 
     path: Path
     sha256: str
     size_bytes: int
-    program: Any
+    program: Program
     constant_bytes: int = 0
     """Constant data (weights, delegate payloads): the segments after the program, or, in a .pte without
     segments, the constants inlined in it."""
@@ -92,36 +93,37 @@ class PteFile:
 
 
 def read_pte(path: str | Path) -> PteFile:
-    """Check, hash and deserialize a .pte once (imports executorch.exir, so torch).
+    """Check, hash and read a .pte once.
 
     Raises:
         ModelFileError: the file is missing, truncated, or its program cannot be parsed.
     """
     path = Path(path)
     header = check_pte(path)
-    program = load_program(path)
-    # The deserializer copies the constant segment back into constant_buffer: count one or the other.
-    inline = sum(len(getattr(buffer, "storage", b"") or b"") for buffer in getattr(program, "constant_buffer", ()))
-    return PteFile(path, sha256_file(path), path.stat().st_size, program, header.segment_data_size or inline)
+    data = path.read_bytes()
+    program = _parse(path, data)
+    return PteFile(path, hashlib.sha256(data).hexdigest(), len(data), program,
+                   header.segment_data_size or program.constant_buffer_bytes)
 
 
-def load_program(path: str | Path) -> Any:
-    """Deserialize the program of a .pte (imports executorch.exir, so torch).
+def load_program(path: str | Path) -> Program:
+    """Read the program of a .pte.
 
     Raises:
-        ModelFileError: the flatbuffer cannot be parsed.
+        ModelFileError: the file is not a .pte or its program cannot be parsed.
     """
-    from executorch.exir._serialize._program import deserialize_pte_binary
-
     check_pte(path)
+    return _parse(Path(path), Path(path).read_bytes())
+
+
+def _parse(path: Path, data: bytes) -> Program:
     try:
-        pte = deserialize_pte_binary(Path(path).read_bytes())
-    except Exception as error:  # the flatbuffer parser raises many unrelated types
-        raise ModelFileError(f"{path}: cannot parse the .pte program ({type(error).__name__}: {error})") from None
-    return getattr(pte, "program", pte)
+        return read_program(data)
+    except FlatbufferError as error:
+        raise ModelFileError(f"{path}: cannot parse the .pte program ({error})") from None
 
 
-def method_plan(program: Any, method: str = "forward") -> Any:
+def method_plan(program: Program, method: str = "forward") -> ExecutionPlan:
     """The execution plan of one method."""
     for plan in program.execution_plan:
         if plan.name == method:
@@ -130,54 +132,32 @@ def method_plan(program: Any, method: str = "forward") -> Any:
     raise ModelFileError(f"the .pte has no method {method!r} (it has: {names})")
 
 
-def planned_buffer_sizes(program: Any, method: str = "forward") -> tuple[int, ...]:
+def planned_buffer_sizes(program: Program, method: str = "forward") -> tuple[int, ...]:
     """Bytes of each memory-planned buffer of ``method`` (``non_const_buffer_sizes``)."""
-    return tuple(int(size) for size in method_plan(program, method).non_const_buffer_sizes)
+    return method_plan(program, method).non_const_buffer_sizes
 
 
-def operator_names(program: Any, method: str = "forward") -> list[str]:
+def operator_names(program: Program, method: str = "forward") -> list[str]:
     """The kernel names a method calls, as ``aten::convolution.out``."""
-    plan = method_plan(program, method)
-    return [f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators]
+    return list(method_plan(program, method).operators)
 
 
-def delegate_blobs(program: Any, method: str = "forward") -> list[DelegateBlob]:
+def delegate_blobs(program: Program, method: str = "forward") -> list[DelegateBlob]:
     """The delegate calls of ``method`` in execution order, with their processed bytes."""
-    from executorch.exir.schema import DataLocation, DelegateCall
-
     plan = method_plan(program, method)
-    blobs = []
-    instruction = 0
-    for chain in plan.chains:
-        for instr in chain.instructions:
-            if isinstance(instr.instr_args, DelegateCall):
-                delegate = plan.delegates[instr.instr_args.delegate_index]
-                processed = delegate.processed
-                if processed.location == DataLocation.INLINE:
-                    data = program.backend_delegate_data[processed.index].data
-                else:
-                    data = getattr(program.segments[processed.index], "data", b"")
-                blobs.append(DelegateBlob(instruction, delegate.id, bytes(data)))
-            instruction += 1
-    return blobs
+    return [DelegateBlob(index, plan.delegates[instruction.index].id, plan.delegates[instruction.index].data)
+            for index, instruction in enumerate(plan.instructions)
+            if instruction.kind == "DelegateCall" and instruction.index is not None]
 
 
-def kernel_names(program: Any, method: str = "forward") -> dict[int, str]:
+def kernel_names(program: Program, method: str = "forward") -> dict[int, str]:
     """Instruction index -> the kernel it calls, as ``aten::convolution.out``."""
-    from executorch.exir.schema import KernelCall
-
     plan = method_plan(program, method)
-    operators = operator_names(program, method)
-    kernels, instruction = {}, 0
-    for chain in plan.chains:
-        for instr in chain.instructions:
-            if isinstance(instr.instr_args, KernelCall):
-                kernels[instruction] = operators[instr.instr_args.op_index]
-            instruction += 1
-    return kernels
+    return {index: plan.operators[instruction.index] for index, instruction in enumerate(plan.instructions)
+            if instruction.kind == "KernelCall" and instruction.index is not None}
 
 
-def backend_of(program: Any, method: str = "forward") -> str:
+def backend_of(program: Program, method: str = "forward") -> str:
     """``xnnpack``, ``portable`` or the delegate ids joined with ``+``."""
     ids = sorted({delegate.id for delegate in method_plan(program, method).delegates})
     if not ids:

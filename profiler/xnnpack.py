@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import re
+import struct
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 from rebirth.profiler.taxonomy import normalize
 
 DEFAULT_DEBUG_HANDLE = 65535
+
+HEADER_MAGIC = b"XH00"
+HEADER_LENGTH = 30
+"""The XNNHeader before a delegate's graph (``xnnpack_graph_serialize.py``): 4 zero bytes, the magic, its own
+length (u16), the graph flatbuffer's offset and size (u32 each), the constant data's offset (u32) and size
+(u64), little-endian. Read here by hand: the class that reads it imports the XNNPACK backend, so torch."""
 
 # XNode type -> the XNNPACK operator names (normalized) it can run as.
 OPERATOR_NAMES: dict[str, tuple[str, ...]] = {
@@ -88,11 +95,7 @@ def parse_graph(blob: bytes) -> list[XNode]:
     Raises:
         ValueError: the blob is not an XNNPACK graph.
     """
-    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
-
-    header = XNNHeader.from_bytes(blob[: XNNHeader.EXPECTED_LENGTH])
-    flatbuffer = blob[header.flatbuffer_offset : header.flatbuffer_offset + header.flatbuffer_size]
-    graph = _flatbuffer_to_json(flatbuffer)
+    graph = _flatbuffer_to_json(graph_flatbuffer(blob))
     nodes = []
     for xnode in graph.get("xnodes", []):
         handle = xnode.get("debug_handle")
@@ -100,12 +103,37 @@ def parse_graph(blob: bytes) -> list[XNode]:
     return nodes
 
 
+def graph_flatbuffer(blob: bytes) -> bytes:
+    """The XNNGraph flatbuffer of an XNNPACK delegate blob, where its header says it is.
+
+    Raises:
+        ValueError: the blob does not start with an XNNPACK header.
+    """
+    if len(blob) < HEADER_LENGTH or blob[4:8] != HEADER_MAGIC or \
+            struct.unpack_from("<H", blob, 8)[0] != HEADER_LENGTH:
+        raise ValueError(f"not an XNNPACK graph: no {HEADER_MAGIC.decode()} header of {HEADER_LENGTH} bytes")
+    offset, size = struct.unpack_from("<II", blob, 10)
+    return blob[offset: offset + size]
+
+
+def _executorch_file(relative: str) -> Path:
+    """A file of the installed executorch package, found without importing any of it.
+
+    Raises:
+        ValueError: executorch is not installed or has no such file.
+    """
+    spec = importlib.util.find_spec("executorch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / relative).is_file():
+            return Path(folder) / relative
+    raise ValueError(f"the installed executorch has no {relative}")
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_json(digest: str, flatbuffer: bytes) -> str:
-    flatc = resources.files("executorch.data.bin").joinpath("flatc")
-    schema = resources.files("executorch.backends.xnnpack.serialization").joinpath("schema.fbs")
-    with tempfile.TemporaryDirectory() as folder, resources.as_file(flatc) as flatc_path, \
-            resources.as_file(schema) as schema_path:
+    flatc_path = _executorch_file("data/bin/flatc")
+    schema_path = _executorch_file("backends/xnnpack/serialization/schema.fbs")
+    with tempfile.TemporaryDirectory() as folder:
         binary = Path(folder) / "graph.bin"
         binary.write_bytes(flatbuffer)
         command = [str(flatc_path), "--json", "--strict-json", "--raw-binary", "-o", folder,
