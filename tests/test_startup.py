@@ -33,3 +33,17 @@ def test_reading_an_etrecord_imports_neither_torch_nor_the_compiler(firenet_ptes
             "print(len(source.nodes), sorted({'torch', 'executorch.exir'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.stdout.split(" ", 1) == [str(len(load_source_map(etrecord).nodes)), "[]\n"], done.stderr
+
+
+def test_profiling_a_ready_pte_imports_neither_torch_nor_the_compiler(firenet_ptes, tmp_path):
+    """`rebirth-profile model.pte` reads the .pte, its ETRecord and the ETDump itself: it starts at once."""
+    pte = firenet_ptes["xnnpack"]
+    code = ("import sys\nfrom rebirth import cli\n"
+            f"status = cli.main(['profile', {str(pte)!r}, '--iterations', '3', '-q', '--json', 'p.json'])\n"
+            "print(status, sorted({'torch', 'executorch.exir', 'executorch.devtools.inspector'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.stdout.strip() == "0 []", done.stdout + done.stderr
+    from rebirth.contract.profile import Profile
+
+    profile = Profile.load(tmp_path / "p.json")
+    assert profile.summary.attributed_share >= 0.95 and profile.device.runner_kind == "native"
