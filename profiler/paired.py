@@ -66,12 +66,13 @@ class Interval:
 
 def interval(log_ratios: list[float], confidence: float = CONFIDENCE) -> Interval:
     """The geometric mean of the blocks' ratios and its t-interval (infinite with fewer than 2 blocks)."""
-    from scipy.stats import t
+    from scipy.special import stdtrit  # Student's t quantile; scipy.stats.t is the same at twice the import time
 
     mean = statistics.fmean(log_ratios)
     if len(log_ratios) < 2:
         return Interval(math.exp(mean), 0.0, math.inf)
-    half = t.ppf((1 + confidence) / 2, len(log_ratios) - 1) * statistics.stdev(log_ratios) / math.sqrt(len(log_ratios))
+    quantile = float(stdtrit(len(log_ratios) - 1, (1 + confidence) / 2))
+    half = quantile * statistics.stdev(log_ratios) / math.sqrt(len(log_ratios))
     return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half))
 
 
