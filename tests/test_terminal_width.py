@@ -11,24 +11,34 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
 
+from rebirth.contract.device import Battery, CoreState, DeviceReport, DeviceStatus, Zone
 from rebirth.contract.paired import Budget, PairedComparison, PairedRun, Question
 from rebirth.contract.profile import Profile
-from rebirth.contract.slim import QuantizationRecord
+from rebirth.contract.slim import MergeRecord, PlannedMerge, QuantizationRecord
 from rebirth.contract.summary import summarize
 from rebirth.reports import (
     render_comparison,
+    render_device,
+    render_device_list,
+    render_farm_summary,
+    render_plan,
     render_profile,
+    render_slim,
+    render_verdicts,
 )
 from rebirth.reports.compare import compare
 from rebirth.reports.headline import headline_facts
 from rebirth.reports.layout import NAME_FLOOR, NUMBER, Column, FittedTable, Pair, shorten
+from rebirth.reports.slim_view import step_savings
 from rebirth.reports.terminal import COUNT, DELTA, MS, SHARE
-from rebirth.reports.units import ms, pct
+from rebirth.reports.units import mib, ms, pct
 from tests.synthetic import layer_names, slimmed_pair
+from tests.test_regress import failed, judge, run
 from tests.test_report_html import renamed
 
 WIDTHS = (60, 80, 120)
@@ -246,6 +256,101 @@ def test_a_profile_shows_every_value_whole(main_job, width):
                                                                    "cum %"]),
                                  "Top 15 layers": (layers, ["layer", "module", "ops", "p50 ms", "%", "non-tensor"])})
     assert f"latency p50 {ms(profile.latency.p50)}" in text
+
+
+@pytest.fixture(scope="module")
+def slim_steps(main_job):
+    """The slim record with the steps a channel cut and a decomposition of the whole network add."""
+    slim = main_job[2]
+    names = tuple(googlenet_name(index) for index in range(34))
+    steps = (MergeRecord("merge_pool_into_conv", ("inception5b.branch2.1.conv", "inception5b.branch2.1.bn",
+                                                  "maxpool3"), True, saves_ms=0.05, macs_saved=123_456_789,
+                         params_saved=-2048),
+             MergeRecord("reduce_channels", names, False, saves_ms=1.234, macs_saved=98_765_432,
+                         params_saved=456_789, quality_before=96.4, quality_after=96.0,
+                         detail="kept 75% of channels in 34 layers; trained 2 epochs"))
+    return dataclasses.replace(slim, merges=slim.merges + steps)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_slim_record_shows_every_step_whole(slim_steps, width):
+    text = render(width, lambda console: render_slim(slim_steps, console=console))
+    table = next(iter(read_tables(text).values()))
+    assert len(table.rows) == len(slim_steps.merges)
+    for cells, merge in zip(table.rows, slim_steps.merges):
+        shown = dict(zip(table.headers, map(one_line, cells)))
+        assert (shown["est. gain ms"], shown["MACs saved"], shown["weights saved"], shown["points lost"]) == (
+            f"{merge.gain_ms:.3f}", *step_savings(merge))
+    notes = [line for line in text.splitlines() if line.startswith("[")]
+    assert (width < 100) == bool(notes)  # where the layers do not fit, they are notes under the table
+    assert "reduce_channels" in text and "merge_pool_into_conv" in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_plan_shows_every_candidate_whole(width):
+    plan = [PlannedMerge("remove_lrn", ("lrn1",), False, 0.17, 0.0, 0, True),
+            PlannedMerge("merge_pool_into_conv", ("conv1.0", "conv1.1", "pool1"), True, 0.05, 0.01, 12288, True),
+            PlannedMerge("merge_parallel", tuple(googlenet_name(index) for index in range(4)), True, 0.02, 0.05, 0,
+                         False, detail="4 branches into one conv")]
+    text = render(width, lambda console: render_plan(plan, console=console))
+    table = next(iter(read_tables(text).values()))
+    for cells, merge in zip(table.rows, plan):
+        shown = dict(zip(table.headers, cells))
+        assert (shown["saves ms"], shown["adds ms"], shown["gain ms"], shown["removes KiB"]) == (
+            f"{merge.saves_ms:.3f}", f"{merge.costs_ms:.3f}", f"{merge.gain_ms:+.3f}",
+            f"{merge.memory_bytes / 1024:.0f}")
+    assert all(kind in text for kind in ("remove_lrn", "merge_pool_into_conv", "merge_parallel"))
+
+
+def test_regression_verdicts_fit_80_columns_one_table_per_device_and_model():
+    verdicts = [dataclasses.replace(judge(run(1), run(2, scale=1.2), ["p50:5%", "peak_rss:5%"]),
+                                    device="pixel-8-lab-2", model="zoo:googlenet-small"),
+                failed("lab-2", "zoo:googlenet", "unreachable: adb: device 192.0.2.7:5555 not found")]
+    text = render(80, lambda console: render_verdicts(verdicts, console))
+    tables = read_tables(text)
+    checks = tables["pixel-8-lab-2 · zoo:googlenet-small"]
+    for cells, result in zip(checks.rows, verdicts[0].results):
+        shown = dict(zip(checks.headers, map(one_line, cells)))
+        assert shown["check"] == str(result.check) and shown["change"].startswith(f"{result.change * 100:+.1f}%")
+    assert checks.column("before") == [ms(verdicts[0].results[0].before), mib(int(verdicts[0].results[1].before))]
+    assert tables["lab-2 · zoo:googlenet"].column("status") == ["failed"]
+    assert "[3] unreachable: adb: device 192.0.2.7:5555 not found" in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_farm_summary_keeps_its_paths_whole(main_job, width, tmp_path):
+    profile = main_job[0]
+    store = tmp_path / ".rebirth-store" / "AMD_EPYC-Linux_6.18.44_fc_v1300_x86_64_with_glibc2.36-bb8ce7ae"
+    runs = [SimpleNamespace(device="local", error=None, result=SimpleNamespace(
+                profile=profile, path=store / "runs" / "0001.json")),
+            SimpleNamespace(device="pixel-8-lab-2", error="unreachable: adb: device 192.0.2.7:5555 not found",
+                            result=None)]
+    text = render(width, lambda console: render_farm_summary(runs, console))
+    table = read_tables(text)["farm run"]
+    assert table.column("p50") == [ms(profile.latency.p50), "-"]
+    assert table.column("peak RSS") == [mib(profile.memory.peak_rss_bytes), "-"]
+    assert str(runs[0].result.path) in "".join(text.splitlines())  # folded onto lines, never cut
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_devices_fit(width):
+    rows = [DeviceStatus("local", "local", "this machine", "ready", "x86_64, Linux 6.18, native runner built"),
+            DeviceStatus("pixel-8-lab-2", "adb", "192.0.2.7:5555", "unreachable",
+                         "adb: failed to connect to '192.0.2.7:5555': Connection refused")]
+    text = render(width, lambda console: render_device_list(rows, "/home/runner/work/rebirth/devices.toml", console))
+    table = next(iter(read_tables(text).values()))
+    assert [one_line(cell) for cell in table.column("address / serial")] == ["this machine", "192.0.2.7:5555"]
+    if "detail" in table.headers:
+        assert one_line(table.column("detail")[1]) == rows[1].detail
+    else:  # a note under the table
+        assert table.column("note") == ["[1]", "[2]"] and f"[2] {rows[1].detail}" in one_line(text)
+    report = DeviceReport(slimmed_pair(ops=10, samples=3)[0].device, {"ro.soc.model": "SM8550"},
+                          tuple(CoreState(index, 3_187_200, 2_000_000, "schedutil") for index in range(8)),
+                          (Zone(0, "cpu-0-0-usr", 41.2),), Battery(87, 30.5, "Charging", "USB"), "f0")
+    text = render(width, lambda console: render_device(report, console))
+    tables = read_tables(text)
+    assert tables["cores"].column("max MHz") == ["3187"] * 8 and tables["temperatures"].column("°C") == ["41.2"]
+    assert "87%, 30.5 °C, Charging, powered by USB" in one_line(text.replace("│", " "))
 
 
 # --- the layout itself ----------------------------------------------------------------------
