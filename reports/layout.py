@@ -62,7 +62,8 @@ class Pair:
     link: str = "→ "
 
     def text(self, stacked: bool) -> str:
-        return f"{self.first}{chr(10) if stacked else ' '}{self.link}{self.second}"
+        between = "\n" if stacked else " "
+        return f"{self.first}{between}{self.link}{self.second}"
 
 
 def arrow(before: Optional[float], after: Optional[float], template: str) -> Pair:
