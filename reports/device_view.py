@@ -7,18 +7,18 @@ from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from rebirth.contract.device import Battery, CheckItem, DeviceReport, DeviceStatus
+from rebirth.reports.layout import NUMBER, PROSE, Column, Drop, FittedTable, Notes
 
 STATUS_COLOUR = {"ready": "green", "device": "green", "unauthorized": "yellow"}
 
 
 def render_device_list(rows: Sequence[DeviceStatus], inventory: str, console: Optional[Console] = None) -> None:
     """One row per device: name, kind, where it is, whether it answers, and what it said."""
-    table = Table(title=f"devices ({escape(inventory)})", title_justify="left")
-    for column in ("name", "kind", "address / serial", "status", "detail"):
-        table.add_column(column)
+    table = FittedTable([Column("name"), Column("kind"), Column("address / serial"), Column("status"),
+                         Column("detail", PROSE)], f"devices ({escape(inventory)})",
+                        steps=(Notes("detail"), Drop("kind")))
     for row in rows:
         table.add_row(escape(row.name), row.kind, escape(row.target),
                       f"[{STATUS_COLOUR.get(row.status, 'red')}]{escape(row.status)}[/]", escape(row.detail))
@@ -36,9 +36,8 @@ def render_device(report: DeviceReport, console: Optional[Console] = None) -> No
     device, props = report.device, report.props
     soc = " / ".join(dict.fromkeys(filter(None, (props.get("ro.soc.manufacturer"), props.get("ro.soc.model"),
                                                  props.get("ro.board.platform"), props.get("ro.hardware")))))
-    identity = Table(show_header=False, title=f"{escape(device.name)} ({escape(device.kind)})", title_justify="left")
-    identity.add_column(style="bold")
-    identity.add_column()
+    identity = FittedTable([Column("key", style="bold"), Column("value", PROSE)],
+                           f"{escape(device.name)} ({escape(device.kind)})", show_header=False)
     rows = [("model", device.product_model), ("SoC / hardware", soc or None), ("ABI", device.abi),
             ("OS", device.os), ("serial", device.serial), ("big-core mask", report.big_core_mask)]
     if report.battery is not None:
@@ -46,17 +45,13 @@ def render_device(report: DeviceReport, console: Optional[Console] = None) -> No
     for key, value in rows:
         identity.add_row(key, escape(str(value)) if value is not None else "[dim]unknown[/]")
     console.print(identity)
-    cores = Table(title="cores", title_justify="left")
-    for column in ("core", "max MHz", "current MHz", "governor"):
-        cores.add_column(column, justify="right" if "MHz" in column else "left")
+    cores = FittedTable([Column("core"), Column("max MHz", NUMBER), Column("current MHz", NUMBER),
+                         Column("governor", PROSE)], "cores")
     for core in report.cores:
         cores.add_row(str(core.index), _mhz(core.max_freq_khz), _mhz(core.cur_freq_khz), escape(core.governor or "?"))
     console.print(cores)
     if report.zones:
-        zones = Table(title="temperatures", title_justify="left")
-        zones.add_column("zone")
-        zones.add_column("type")
-        zones.add_column("°C", justify="right")
+        zones = FittedTable([Column("zone"), Column("type", PROSE), Column("°C", NUMBER)], "temperatures")
         for zone in report.zones:
             zones.add_row(str(zone.index), escape(zone.kind or "?"),
                           f"{zone.temperature_c:.1f}" if zone.temperature_c is not None else "?")

@@ -8,14 +8,11 @@ from typing import Optional, Protocol
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from rebirth.contract.profile import Profile
 from rebirth.contract.stored import StoredRun, device_fingerprint
+from rebirth.reports.layout import NAME, NUMBER, PROSE, SHORTEN, Column, FittedTable, Notes
 from rebirth.reports.units import mib, ms
-
-LOG_WIDTH = 400
-"""Columns of a summary printed where there is no terminal (a CI log, a pipe): rows are never folded."""
 
 
 class StoredResult(Protocol):
@@ -40,20 +37,21 @@ class DeviceOutcome(Protocol):
 
 
 def render_farm_summary(runs: Sequence[DeviceOutcome], console: Optional[Console] = None) -> None:
-    """One row per device: fingerprint, p50, peak RSS, and the stored run or the error."""
-    table = Table(title="farm run", title_justify="left")
-    for column in ("device", "fingerprint", "p50", "peak RSS", "stored run / error"):
-        table.add_column(column, overflow="fold")
+    """One row per device: fingerprint, p50, peak RSS, and the stored run or the error (numbered notes under
+    the table where the console is too narrow for them)."""
+    table = FittedTable([Column("device"), Column("fingerprint", NAME), Column("p50", NUMBER),
+                         Column("peak RSS", NUMBER), Column("stored run / error", PROSE)], "farm run",
+                        steps=(Notes("stored run / error"), SHORTEN))
     for run in runs:
         stored = run.result
         if stored is not None:
             memory = stored.profile.memory.peak_rss_bytes
-            table.add_row(escape(run.device), escape(device_fingerprint(stored.profile.device)),
+            table.add_row(escape(run.device), device_fingerprint(stored.profile.device),
                           ms(stored.profile.latency.p50), mib(memory) if memory is not None else "-",
                           escape(str(stored.path)))
         else:
             table.add_row(escape(run.device), "-", "-", "-", f"[red]FAILED: {escape(run.error or '')}[/]")
-    (console or _stdout_console()).print(table)
+    (console or Console()).print(table)
 
 
 def results_table(runs: Sequence[StoredRun]) -> list[str]:
@@ -63,9 +61,3 @@ def results_table(runs: Sequence[StoredRun]) -> list[str]:
               ms(run.profile.latency.p50), mib(run.profile.memory.peak_rss_bytes)) for run in runs]
     widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-
-
-def _stdout_console() -> Console:
-    """A terminal's width on a terminal; elsewhere rows are never folded."""
-    console = Console()
-    return console if console.is_terminal else Console(width=LOG_WIDTH)

@@ -1,5 +1,7 @@
 """Regression verdicts in the terminal: one row per device x model x check, the reasons as numbered notes
-under the table (a reason in a column wraps to a word per line in an 80-column CI log), then the tally."""
+under the table (a reason in a column wraps to a word per line in an 80-column CI log), then the tally. Where
+the table is too wide (a CI log), an interval goes under its change, then each device and model gets a table
+of its own."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from rebirth.contract.checks import (
     FAILED,
@@ -24,6 +25,7 @@ from rebirth.contract.checks import (
     Verdict,
     format_change,
 )
+from rebirth.reports.layout import NUMBER, STACK, Cell, Column, FittedTable, Group, Pair
 from rebirth.reports.units import mib, ms
 
 STATUS_STYLE = {PASS: "green", IMPROVEMENT: "cyan", REGRESSION: "bold red", UNDECIDED: "yellow", UNKNOWN: "yellow",
@@ -42,13 +44,12 @@ def render_verdicts(verdicts: Sequence[Verdict], console: Optional[Console] = No
                   highlight=False)
 
 
-def verdict_table(verdicts: Sequence[Verdict], notes: list[str]) -> Table:
-    """Device, model, check, status, before, after, change with its interval, and the number of its reason
-    in ``notes`` (appended to; one number per distinct reason)."""
-    table = Table(title="Regression checks", title_justify="left")
-    for column in ("device", "model", "check", "status", "before", "after", "change", "note"):
-        table.add_column(column, justify="right" if column in ("before", "after", "change") else "left",
-                         overflow="fold", no_wrap=column in ("status", "note"))
+def verdict_table(verdicts: Sequence[Verdict], notes: list[str]) -> FittedTable:
+    """Device, model, check, status, before, after, change with its interval (under it where the console is
+    narrow), and the number of its reason in ``notes`` (appended to; one number per distinct reason)."""
+    table = FittedTable([Column("device"), Column("model"), Column("check"), Column("status"),
+                         Column("before", NUMBER), Column("after", NUMBER), Column("change", NUMBER), Column("note")],
+                        "Regression checks", steps=(STACK, Group("device", "model")))
 
     def note(reason: str) -> str:
         if not reason:
@@ -63,9 +64,15 @@ def verdict_table(verdicts: Sequence[Verdict], notes: list[str]) -> Table:
             table.add_row(device, model, "", _status(FAILED), "", "", "", escape(note(verdict.error or "")))
         for result in verdict.results:
             table.add_row(device, model, escape(str(result.check)), _status(result.status),
-                          _value(result, result.before), _value(result, result.after), format_change(result),
+                          _value(result, result.before), _value(result, result.after), _change(result),
                           escape(note(result.reason)))
     return table
+
+
+def _change(result: CheckResult) -> Cell:
+    """``+12.0% [+8.1%, +16.0%]``, the interval stacked under the change where the table must narrow."""
+    change, _, interval = format_change(result).partition(" [")
+    return Pair(change, f"[{interval}", link="") if interval else change
 
 
 def _status(status: str) -> str:

@@ -7,7 +7,6 @@ from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from rebirth.contract.slim import (
     FIDELITY,
@@ -19,17 +18,17 @@ from rebirth.contract.slim import (
     SlimAccuracy,
     SlimRecord,
 )
+from rebirth.reports.layout import NUMBER, PROSE, Column, FittedTable, Notes
 from rebirth.reports.units import mib
 
 
 def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None) -> None:
     """`rebirth slim --plan`: every candidate merge with the time the profile says it saves."""
     console = console or Console()
-    table = Table(title="slimming plan (best first; applied while it saves time and the budget holds)",
-                  title_justify="left")
-    for column in ("#", "merge", "layers", "exact", "saves ms", "adds ms", "gain ms", "removes KiB"):
-        table.add_column(column, justify="right" if "ms" in column or column in ("#", "removes KiB") else "left",
-                         no_wrap=column != "layers", ratio=3 if column == "layers" else None)
+    table = FittedTable([Column("#", NUMBER), Column("merge"), Column("layers", PROSE), Column("exact"),
+                         *(Column(header, NUMBER) for header in ("saves ms", "adds ms", "gain ms", "removes KiB"))],
+                        "slimming plan (best first; applied while it saves time and the budget holds)",
+                        steps=(Notes("layers"), Notes("exact"), Notes("merge")))
     for index, merge in enumerate(plan, 1):
         layers = ", ".join(merge.layers) + (f" ({merge.detail})" if merge.detail else "")
         table.add_row(str(index), merge.kind, escape(layers), "yes" if merge.exact else "learned",
@@ -41,10 +40,10 @@ def render_plan(plan: Sequence[PlannedMerge], console: Optional[Console] = None)
 def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
     """`rebirth slim`: the merges applied and skipped, sizes and accuracy before and after."""
     console = console or Console()
-    table = Table(title="steps applied (what each saved, as counted on the model; time as the profile predicts it)",
-                  title_justify="left")
-    for column in ("step", "layers", "how", "est. gain ms", "MACs saved", "weights saved", "points lost"):
-        table.add_column(column, justify="right" if column in STEP_NUMBERS else "left")
+    table = FittedTable([Column("step"), Column("layers", PROSE), Column("how", PROSE),
+                         *(Column(header, NUMBER) for header in STEP_NUMBERS)],
+                        "steps applied (what each saved, as counted on the model; time as the profile predicts it)",
+                        steps=(Notes("layers", "how"), Notes("step")))
     for merge in record.merges:
         table.add_row(merge.kind, escape(layer_list(merge.layers)), escape(step_how(merge, full=False)),
                       f"{merge.gain_ms:.3f}", *step_savings(merge))

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from rebirth.contract.paired import PairedComparison
 from rebirth.contract.profile import OpTypeSummary, Profile
 from rebirth.contract.slim import SlimRecord
-from rebirth.reports.compare import Comparison, compare
+from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines
+from rebirth.reports.layout import NAME, NUMBER, SHORTEN, STACK, Column, Drop, FittedTable, Pair, arrow
 from rebirth.reports.slim_view import quantization_text
 from rebirth.reports.units import mib, ms, pct
 
 CATEGORY_STYLE = {"tensor": "green", "non_tensor": "red", "framework": "dim"}
+COUNT, MS, SHARE, DELTA = "{}", "{:.3f}", "{:.1f}%", "{:+.3f}"
+"""How the comparison tables write an op count, a time in ms, a share in percent and a change in ms."""
 
 
 def render_profile(profile: Profile, console: Optional[Console] = None, top: int = 15) -> None:
@@ -57,28 +60,32 @@ def _runner(profile: Profile) -> str:
         kind or "", "runner")
 
 
-def op_type_table(profile: Profile, top: int) -> Table:
-    table = Table(title="Summary by op type", title_justify="left")
-    for column in ("op type", "category", "count", "p50 ms", "%", "cum %"):
-        table.add_column(column, justify="left" if column in ("op type", "category") else "right")
+def op_type_table(profile: Profile, top: int) -> FittedTable:
+    table = FittedTable([Column("op type", NAME), Column("category"), *_numbers("count", "p50 ms", "%", "cum %")],
+                        "Summary by op type", steps=(Drop("category"), SHORTEN, Drop("cum %")))
     for row in profile.summary.by_op_type[:top]:
-        style = CATEGORY_STYLE.get(row.category, "")
-        table.add_row(escape(row.op_type), f"[{style}]{row.category}[/]" if style else row.category,
-                      str(row.count), f"{row.ms:.3f}", pct(row.share), pct(row.cumulative_share))
+        table.add_row(row.op_type, _category(row.category), str(row.count), f"{row.ms:.3f}", pct(row.share),
+                      pct(row.cumulative_share))
     return table
 
 
-def layer_table(profile: Profile, top: int) -> Table:
-    table = Table(title=f"Top {min(top, len(profile.summary.top_layers))} layers", title_justify="left")
+def layer_table(profile: Profile, top: int) -> FittedTable:
     rows = profile.summary.top_layers[:top]
-    table.add_column("layer", no_wrap=True, min_width=max((len(r.layer) for r in rows), default=5))
-    table.add_column("module", overflow="ellipsis", no_wrap=True)
-    for column in ("ops", "p50 ms", "%", "non-tensor"):
-        table.add_column(column, justify="right")
+    table = FittedTable([Column("layer", NAME), Column("module"), *_numbers("ops", "p50 ms", "%", "non-tensor")],
+                        f"Top {len(rows)} layers", steps=(Drop("module"), SHORTEN, Drop("ops")))
     for row in rows:
-        table.add_row(escape(row.layer), escape(row.module_type or ""), str(row.ops), f"{row.ms:.3f}",
-                      pct(row.share), f"{row.non_tensor_ms:.3f}")
+        table.add_row(row.layer, escape(row.module_type or ""), str(row.ops), f"{row.ms:.3f}", pct(row.share),
+                      f"{row.non_tensor_ms:.3f}")
     return table
+
+
+def _numbers(*headers: str) -> list[Column]:
+    return [Column(header, NUMBER) for header in headers]
+
+
+def _category(category: str) -> str:
+    style = CATEGORY_STYLE.get(category, "")
+    return f"[{style}]{escape(category)}[/]" if style else escape(category)
 
 
 TONE_STYLE = {"good": "green", "bad": "red"}
@@ -102,31 +109,30 @@ def render_comparison(before: Profile, after: Profile, slim: Optional[SlimRecord
     console.print(layer_comparison_table(comparison, top))
 
 
-def op_type_comparison_table(comparison: Comparison, top: int) -> Table:
-    table = Table(title="Op types, before → after", title_justify="left")
-    for column in ("op type", "category", "count", "p50 ms", "Δ ms", "share"):
-        table.add_column(column, justify="left" if column in ("op type", "category") else "right", no_wrap=True)
+def op_type_comparison_table(comparison: Comparison, top: int) -> FittedTable:
+    table = FittedTable([Column("op type", NAME), Column("category"), *_numbers("count", "p50 ms", "Δ ms", "share")],
+                        "Op types, before → after", steps=(Drop("category"), STACK, SHORTEN))
     rows = sorted(comparison.op_types, key=lambda row: -max(_ms_of(row.before), _ms_of(row.after)))[:top]
     for row in rows:
-        style = CATEGORY_STYLE.get(row.category, "")
-        before, after = row.before, row.after
-        table.add_row(escape(row.op_type), f"[{style}]{row.category}[/]" if style else row.category,
-                      _arrow(before and before.count, after and after.count, "{}"),
-                      _arrow(before and before.ms, after and after.ms, "{:.3f}"), _delta(row.delta_ms),
-                      _arrow(before and before.share * 100, after and after.share * 100, "{:.1f}%"))
+        table.add_row(row.op_type, _category(row.category), _sides(row, lambda side: side.count, COUNT),
+                      _sides(row, lambda side: side.ms, MS), _delta(row.delta_ms),
+                      _sides(row, lambda side: side.share * 100, SHARE))
     return table
 
 
-def layer_comparison_table(comparison: Comparison, top: int) -> Table:
+def _sides(row: OpTypeRow, read: Callable[[OpTypeSummary], float], template: str) -> Pair:
+    """What ``read`` gives on each side of an op type's row, ``before → after`` (``-`` where it does not occur)."""
+    before, after = (None if side is None else read(side) for side in (row.before, row.after))
+    return arrow(before, after, template)
+
+
+def layer_comparison_table(comparison: Comparison, top: int) -> FittedTable:
     rows = sorted(comparison.layers, key=lambda row: -abs(row.delta_ms or 0.0))[:top]
-    table = Table(title=f"Top {len(rows)} layers by time moved", title_justify="left")
-    table.add_column("layer", no_wrap=True, min_width=min(40, max((len(r.layer) for r in rows), default=5)))
-    table.add_column("module", overflow="ellipsis", no_wrap=True)
-    for column in ("slimmer", "p50 ms", "Δ ms"):
-        table.add_column(column, justify="left" if column == "slimmer" else "right", no_wrap=True)
+    table = FittedTable([Column("layer", NAME), Column("module"), Column("slimmer"), *_numbers("p50 ms", "Δ ms")],
+                        f"Top {len(rows)} layers by time moved", steps=(Drop("module"), STACK, SHORTEN))
     for row in rows:
-        table.add_row(escape(row.layer), escape(row.module_type or ""), STATUS_MARKUP.get(row.status, row.status),
-                      _arrow(row.before_ms, row.after_ms, "{:.3f}"), _delta(row.delta_ms))
+        table.add_row(row.layer, escape(row.module_type or ""), STATUS_MARKUP.get(row.status, escape(row.status)),
+                      arrow(row.before_ms, row.after_ms, MS), _delta(row.delta_ms))
     return table
 
 
@@ -141,13 +147,8 @@ def _ms_of(row: Optional[OpTypeSummary]) -> float:
     return row.ms if row else 0.0
 
 
-def _arrow(before: Optional[float | OpTypeSummary], after: Optional[float | OpTypeSummary], template: str) -> str:
-    """``before → after``; ``-`` for a side that is None (``row and row.field`` gives None for no row)."""
-    return " → ".join("-" if value is None else template.format(value) for value in (before, after))
-
-
 def _delta(value: Optional[float]) -> str:
     if value is None:
         return "-"
     style = "green" if value < 0 else "red" if value > 0 else "dim"
-    return f"[{style}]{value:+.3f}[/]"
+    return f"[{style}]{DELTA.format(value)}[/]"
