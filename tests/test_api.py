@@ -25,6 +25,7 @@ def test_importing_rebirth_is_light_and_names_the_api(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # trains GoogLeNet-small when no earlier test of the session did: minutes on a busy host
 def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(readme_example(), "README.md", "exec"), {})

@@ -10,7 +10,8 @@ from rebirth import cli
 from rebirth.slimmer.data import digits
 from rebirth.slimmer.train import evaluate
 
-pytestmark = pytest.mark.slow  # trains the zoo's GoogLeNet and runs the whole optimize pipeline
+pytestmark = [pytest.mark.slow,  # trains the zoo's GoogLeNet and runs the whole optimize pipeline
+              pytest.mark.timeout(1800)]  # minutes on a busy host
 
 
 @pytest.fixture(scope="module")
