@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from rebirth.contract import notes
+from rebirth.contract.cache import cache_root
 from rebirth.contract.device import (
     EMULATED,
     EXTERNAL,
@@ -47,7 +48,7 @@ from rebirth.contract.errors import (
     UnauthorizedError,
     UnreachableError,
 )
-from rebirth.contract.files import sha256_file
+from rebirth.contract.files import sha256_file, write_json_atomic
 from rebirth.contract.notes import Note
 from rebirth.devices import phonestate, runlog
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
@@ -61,6 +62,9 @@ SHORT_S = 30.0
 MIN_BYTES_PER_S = 1 << 20
 """The slowest link we plan for (wireless ADB); push and pull timeouts scale with the file size."""
 POLL_S = 0.1
+SLOW_POLL_S = 0.5
+FAST_POLLS = 10
+"""The runner's memory is polled every ``POLL_S`` for its first ``FAST_POLLS`` looks, then every ``SLOW_POLL_S``."""
 STALE_RUN_MIN = 60
 
 
@@ -70,6 +74,13 @@ def q(value: object) -> str:
 
 EMULATED_NOTE = Note(notes.EMULATED, "the phone's CPU is emulated (qemu): its timings and memory say nothing about a "
                      "real phone's; use it to test the arm64 path, not to measure")
+
+
+def _runner_usage_cache(identity: Optional[str]) -> Optional[Path]:
+    """Where what a runner's ``--help`` told is kept, by the runner's sha256; None for a runner of unknown bytes."""
+    if not identity or not re.fullmatch(r"[0-9a-f]{64}", identity):
+        return None
+    return cache_root() / "runners" / "usage" / f"{identity}.json"
 
 
 @dataclass(frozen=True)
@@ -258,19 +269,36 @@ class AdbDevice:
         remote = f"{self.workdir}/bin/executor_runner"
         self.push_if_changed(local, remote, progress)
         self.shell(f"chmod 755 {q(remote)}", "push")
-        return PhoneRunner((remote,), remote, EXTERNAL, sha256_file(local), self._pairs((remote,)))
+        identity = sha256_file(local)
+        return PhoneRunner((remote,), remote, EXTERNAL, identity, self._pairs((remote,), identity))
 
     def _phone_runner(self) -> Optional[PhoneRunner]:
         found = self.shell("command -v executor_runner", "runner", check=False).output.strip().splitlines()
         if not found or not found[-1].startswith("/"):
             return None
-        return PhoneRunner((found[-1],), found[-1], EXTERNAL, self.remote_sha256(found[-1]),
-                           self._pairs((found[-1],)))
+        identity = self.remote_sha256(found[-1])
+        return PhoneRunner((found[-1],), found[-1], EXTERNAL, identity, self._pairs((found[-1],), identity))
 
-    def _pairs(self, argv: tuple[str, ...]) -> bool:
-        """Whether a runner is rebirth's (its usage names --paired_model_path)."""
-        usage = self.shell(f"{' '.join(q(arg) for arg in argv)} --help 2>&1", "runner", check=False).output
-        return "--paired_model_path" in usage
+    def _pairs(self, argv: tuple[str, ...], identity: Optional[str]) -> bool:
+        """Whether a runner is rebirth's (its usage names --paired_model_path).
+
+        The answer is kept in the cache under the runner's sha256, so that a run asks each runner once, not
+        every time (a runner's ``--help`` loads the binary on the phone, and ran before every run).
+        """
+        known = _runner_usage_cache(identity)
+        if known is not None and known.is_file():
+            try:
+                return bool(json.loads(known.read_text())["pairs"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable: ask the runner again
+        usage = self.shell(f"{' '.join(q(arg) for arg in argv)} --help 2>&1", "runner", check=False)
+        pairs = "--paired_model_path" in usage.output
+        if known is not None and usage.exit_code not in (126, 127) and usage.output.strip():  # it ran
+            try:
+                write_json_atomic(known, {"pairs": pairs})
+            except OSError:
+                pass  # a read-only cache: ask again next time
+        return pairs
 
     def _rebirth_runner(self, progress: Optional[ProgressCallback]) -> PhoneRunner:
         from rebirth.devices.native import ARM64, arm64_bundle
@@ -375,13 +403,19 @@ class AdbDevice:
         executions = request.warmup + request.iterations
         command = self.run_command(runner, model, run_dir, executions, mask, threads, request.etdump,
                                    (paired, request.warmup) if paired else None)
-        # The runner in the background, its VmHWM polled from /proc until it exits (a heartbeat too).
+        # The runner in the background, waited for at once; beside it a poller reads its VmHWM from /proc (a
+        # heartbeat too), ten times a second at first, then twice, so that it costs the phone little. Once the
+        # runner is reaped, this shell's own children's CPU time (its /proc/self/stat) is the runner's whole CPU
+        # time, its children's included, read after its end rather than at the poller's last look.
         script = (f"cd {q(run_dir)} || exit 90\n{command} 2>&1 &\npid=$!\necho \"__pid $pid\"\n"
-                  "while kill -0 $pid 2>/dev/null; do\n"
+                  "(n=0; while kill -0 $pid 2>/dev/null; do\n"
                   "  while read -r key value unit; do [ \"$key\" = VmHWM: ] && echo \"__hwm $value\"; done"
                   " 2>/dev/null < /proc/$pid/status\n"
-                  "  read -r stat 2>/dev/null < /proc/$pid/stat && echo \"__stat ${stat##*) }\"\n"
-                  f"  sleep {POLL_S}\ndone\nwait $pid")
+                  f"  n=$((n + 1)); if [ $n -lt {FAST_POLLS} ]; then sleep {POLL_S}; else sleep {SLOW_POLL_S}; fi"
+                  " </dev/null >/dev/null 2>&1\n"
+                  "done) &\npoller=$!\nwait $pid\nrc=$?\n"
+                  "read -r stat 2>/dev/null < /proc/self/stat && echo \"__children ${stat##*) }\"\n"
+                  "kill $poller 2>/dev/null\nexit $rc")
         deadline = RunDeadline(executions, request.model_path.stat().st_size)
         lines: list[str] = []
         watch = _Watch()
@@ -393,10 +427,10 @@ class AdbDevice:
                 kib = line.split()[1]
                 if kib.isdigit():
                     watch.peak = max(watch.peak or 0, int(kib) * 1024)
-            elif line.startswith("__stat "):
+            elif line.startswith("__children "):  # proc(5): cutime and cstime, fields 16 and 17
                 fields = line.split()[1:]
-                if len(fields) > 12 and fields[11].isdigit() and fields[12].isdigit():
-                    watch.cpu_ticks = int(fields[11]) + int(fields[12])
+                if len(fields) > 14 and fields[13].isdigit() and fields[14].isdigit():
+                    watch.cpu_ticks = int(fields[13]) + int(fields[14])
             else:
                 lines.append(line)
                 done = runlog.report_progress(line, request.warmup, request.iterations, progress)

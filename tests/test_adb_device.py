@@ -4,8 +4,10 @@ phone's state; pushes only what changed; faults give one clear error and a retry
 import json
 import os
 import re
+import resource
 import shutil
 import stat
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,8 +16,9 @@ import pytest
 
 from rebirth import cli
 from rebirth.contract.errors import UnauthorizedError, UnreachableError
-from rebirth.devices import check_device, list_devices
+from rebirth.devices import check_device, list_devices, open_device
 from rebirth.devices.adb import AdbDevice
+from rebirth.devices.base import RunRequest
 from rebirth.devices.emulator import PHONES, EmulatedPhone
 from rebirth.devices.emulator.auth import read_keys
 from rebirth.devices.emulator.phone import host_abi
@@ -318,3 +321,28 @@ def test_an_interrupted_pull_leaves_no_partial_file(phone, tmp_path):
         device.pull("/data/local/tmp/big", tmp_path / "big", 4 << 20)
     assert list(tmp_path.iterdir()) == [tmp_path / "phone"]
     shutil.rmtree(tmp_path / "phone")
+
+
+def test_the_runners_whole_cpu_time_is_counted_and_its_usage_asked_once(s6, firenet_ptes, phone, tmp_path):
+    """The run's CPU time is read once the runner is reaped (its children's included, not the poller's last look
+    at the runner alone), and a runner's --help is asked once per runner bytes, not before every run."""
+    burn = "i=0; while [ $i -lt 400000 ]; do i=$((i + 1)); done"
+    started = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(["/bin/sh", "-c", burn], check=True)
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    burn_ticks = (ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime) * os.sysconf("SC_CLK_TCK")
+    Path("burner").write_text("#!/bin/sh\n"
+                              "case \"$*\" in *--help*) echo asked >> \"$(dirname \"$0\")/asked\";; esac\n"
+                              f"( {burn} )\n"  # a child of the runner: its CPU time is the run's too
+                              "exec executor_runner \"$@\"\n")
+    Path("burner").chmod(0o755)
+    Path("devices.toml").write_text(f'[devices.s6]\naddress = "{s6.address}"\nrunner = "burner"\n')
+    for _ in range(2):
+        device = open_device("s6")
+        try:
+            result = device.run(RunRequest(firenet_ptes["portable"].resolve(), iterations=2, warmup=0), tmp_path)
+        finally:
+            device.close()
+        assert result.runner_cpu_ticks is not None and result.runner_cpu_ticks >= 0.7 * burn_ticks, \
+            (result.runner_cpu_ticks, burn_ticks)
+    assert phone.device_path("/data/local/tmp/rebirth/bin/asked").read_text() == "asked\n"
