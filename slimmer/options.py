@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rebirth.contract.errors import InputError
-
 
 @dataclass(frozen=True, kw_only=True)
 class SlimOptions:
@@ -31,16 +29,3 @@ class SlimOptions:
         else:
             object.__setattr__(self, "skip", tuple(self.skip))
 
-
-def check_options(options: SlimOptions) -> None:
-    """Refuse, before any work, what cannot be made.
-
-    Raises:
-        InputError: ``skip`` names a technique that does not exist.
-    """
-    from rebirth.slimmer.steps import technique_names
-
-    known = technique_names()
-    unknown = [name for name in options.skip if name not in known]
-    if unknown:
-        raise InputError(f"--skip {','.join(unknown)}: no such technique (the techniques: {', '.join(known)})")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from rebirth.contract.errors import InputError
 from rebirth.contract.slim import ABOUT, REDUCED, RUN, SKIPPED, UNAVAILABLE
 from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.passes import DecomposeLowRank, ReduceChannels
@@ -93,11 +94,23 @@ def considered(options: SlimOptions) -> list[Considered]:
     return found
 
 
+def check_options(options: SlimOptions) -> None:
+    """Refuse, before any work, what cannot be made.
+
+    Raises:
+        InputError: ``options.skip`` names a technique that is not registered.
+    """
+    known = technique_names()
+    unknown = [name for name in options.skip if name not in known]
+    if unknown:
+        raise InputError(f"--skip {','.join(unknown)}: no such technique (the techniques: {', '.join(known)})")
+
+
 def steps_for(options: SlimOptions) -> list[Step]:
     """The steps that run with ``options``, in order."""
     return [item.step for item in considered(options) if item.step is not None]
 
 
 __all__ = ["COMPRESS_LAYER_SHARE", "CompressionStep", "Considered", "DeviceTimer", "Lessons", "MergeStep", "Program",
-           "QuantizeStep", "STEPS", "Step", "StepContext", "StepFactory", "StepResult", "considered", "register",
-           "steps_for", "technique_names"]
+           "QuantizeStep", "STEPS", "Step", "StepContext", "StepFactory", "StepResult", "check_options", "considered",
+           "register", "steps_for", "technique_names"]
