@@ -8,7 +8,7 @@ they were, each with the commit it was measured with.
 For each zoo network (trained on the digits where rebirth trains it), on this host (`local`, XNNPACK, the
 native runner) in one process:
 
-1. profile the original and slim it with that profile, with ``--reduce-channels --decompose --quantize int8``:
+1. profile the original and slim it with that profile, with every technique (the default):
    this writes slim-merged.pte (the merges alone, when a compression step followed), slim-reduced.pte (the
    merges and the channel reduction, when a decomposition followed), slim-float.pte (every float step) and
    slim.pte (int8), so each technique's contribution is a program of its own;
@@ -84,7 +84,7 @@ def bench(name: str, folder: Path) -> dict:
     start = time.perf_counter()
     profile(model, options).save(outdir / "plan.json")
     record = slim_model(SlimRequest(model=model, outdir=outdir, profile=outdir / "plan.json",
-                                    options=SlimOptions(decompose=True, quantize="int8", reduce_channels=True)),
+                                    options=SlimOptions()),
                         say=lambda text: print(f"  {text}", flush=True))
     slim_s = time.perf_counter() - start
     size = ZOO[name].input_size

@@ -1,8 +1,8 @@
 """Benchmark of the whole pipeline; results go to benchmarks/results/optimize.json.
 
-    python benchmarks/optimize_bench.py [--model zoo:googlenet-small] [--quantize int8|none] [--warm]
+    python benchmarks/optimize_bench.py [--model zoo:googlenet-small] [--skip TECH,...] [--warm]
 
-Runs `rebirth optimize MODEL [--quantize int8] -o OUTDIR` (the README's main job by default) as a user
+Runs `rebirth optimize MODEL [--skip TECH,...] -o OUTDIR` (the README's main job by default) as a user
 would, in its own process, with an empty cache (exports and trained weights made from scratch;
 ``--warm`` keeps the user's cache), and records the wall time of the whole command and of each of its
 four stages (from the stage lines it prints as it goes, timestamped as they arrive), plus what it
@@ -26,15 +26,15 @@ from common import ROOT, write_results
 STAGE = "… "
 
 
-def run(model: str, warm: bool, quantize: str) -> dict:
+def run(model: str, warm: bool, skip: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="rebirth-optimize-bench-") as folder:
         env = dict(os.environ)
         if not warm:
             env["REBIRTH_CACHE"] = str(Path(folder) / "cache")
         outdir = Path(folder) / "out"
         command = [sys.executable, "-m", "rebirth", "optimize", model, "-o", str(outdir)]
-        if quantize != "none":
-            command += ["--quantize", quantize]
+        if skip:
+            command += ["--skip", skip]
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True)
@@ -62,6 +62,7 @@ def run(model: str, warm: bool, quantize: str) -> dict:
             "merges": [(m["kind"], m["layers"]) for m in slim.get("merges", [])],
             "accuracy": slim.get("accuracy"),
             "quantization": slim.get("quantization"),
+            "allocation": slim.get("allocation"),
             "paired": {key: paired.get(key) for key in ("outcome", "ratio", "low", "high", "blocks", "reason")},
             "goal": "<= 480 s" if warm else "<= 900 s",
         }
@@ -70,11 +71,11 @@ def run(model: str, warm: bool, quantize: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="zoo:googlenet-small")
-    parser.add_argument("--quantize", default="int8", choices=("int8", "none"))
+    parser.add_argument("--skip", default="", help="techniques to leave out (default: none, as the README runs)")
     parser.add_argument("--warm", action="store_true", help="keep the user's export and weights cache")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/optimize.json")
     args = parser.parse_args()
-    result = run(args.model, args.warm, args.quantize)
+    result = run(args.model, args.warm, args.skip)
     write_results(args.out, result)
     print(f"{result['wall_s']} s, exit code {result['exit_code']}")
     return 0 if result["exit_code"] == 0 else 1

@@ -3,7 +3,8 @@ accuracy before and after), as a typed, versioned record like the Profile.
 
 Version 1 files (a bare dict without ``removed`` layers per merge), version 2 files (judged by
 ``agreement`` where accuracy could not judge), version 3 files (no per-step savings) and version 4 files
-(no list of the files written) are migrated on load.
+(no list of the files written), version 5 files (no codes) and version 6 files (no allocation) are migrated on
+load.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 6
-"""6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``); each
+SCHEMA_VERSION = 7
+"""7: how the budget was allocated across the techniques, and any revisit (``Allocation``; None in older files).
+6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``); each
 decision may carry its ``Evidence`` (an optional field older files lack)."""
 
 SKIP_CODES = {"over_budget": "lost more than the accuracy budget",
-              "small_gain": "saves less of the measured time than a fine-tuning is worth"}
+              "small_gain": "saves less of the measured time than a fine-tuning is worth",
+              "revisited": "made, then undone: int8 on the model before it buys more within the budget"}
 QUANTIZATION_CODES = {"no_data": "no data to calibrate on", "quantizer_refused": "the quantizer refused the model",
                       "over_budget": "over the budget in PyTorch's simulation",
                       "runtime_refused": "ExecuTorch's runtime cannot run the int8 program",
@@ -213,6 +216,65 @@ class QuantizationRecord:
     """The int8 program judged as the runtime ran it (else as PyTorch simulated it)."""
 
 
+RUN, SKIPPED, UNAVAILABLE = "run", "skipped", "unavailable"
+"""What became of a technique: considered; left out by the user (``--skip``); cannot run here (``reason``)."""
+
+
+@dataclass(frozen=True)
+class TechniqueEstimate:
+    """One technique as the allocation saw it, after the merges and before the compressions spent the budget."""
+
+    name: str
+    """Its name in ``slimmer.steps.STEPS``."""
+    status: str
+    """``RUN``, ``SKIPPED`` or ``UNAVAILABLE``."""
+    reason: str = ""
+    gain_ms: Optional[float] = None
+    """What the profile says it would save on the merged model (int8: the conv and linear layers' share)."""
+    cost: Optional[float] = None
+    """Points it was probed to lose on the merged model (int8: post-training, in PyTorch's simulation); None
+    where only making it tells (a compression is fine-tuned first)."""
+
+
+@dataclass(frozen=True)
+class Revisit:
+    """int8 tried on the model from before the last compression(s), after the compressions left it no budget."""
+
+    dropped: tuple[str, ...]
+    """The compressions undone for it, in the order they were made."""
+    speedup_without: float
+    """The profile's estimate of the speed-up the compressions bought, without int8 ..."""
+    speedup_with: float
+    """... and of the model from before them, with int8."""
+    kept: bool
+    """int8 on the earlier model was within the budget, so that combination stands."""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """How the one accuracy budget was shared across the techniques: int8's post-training cost is probed on the
+    merged model, the compressions are judged within the budget less what int8 is reserved when int8 buys more
+    per point, and when int8 is still refused for lack of budget an earlier compression spent, the model from
+    before it is tried with int8 (``revisits``); the combination with the larger estimated speed-up stands."""
+
+    budget: float
+    merges_lost: Optional[float] = None
+    """Points the merges lost (what the later techniques could still spend is ``budget - merges_lost``)."""
+    reserved: float = 0.0
+    """Points held back from the compressions for int8."""
+    rule: str = ""
+    """Why it was shared so, in one line."""
+    techniques: tuple[TechniqueEstimate, ...] = ()
+    probe: Optional[Evidence] = None
+    """Post-training int8 on the merged model, in PyTorch's simulation."""
+    revisits: tuple[Revisit, ...] = ()
+    estimated_speedup: Optional[float] = None
+    """What the profile predicts for the kept steps together (int8 at ``int8_speedup`` on conv and linear)."""
+    int8_speedup: Optional[float] = None
+    """The speed-up assumed for int8 conv and linear kernels."""
+
+
 @dataclass(frozen=True)
 class OutputFile:
     """One file a slimming wrote into its output folder."""
@@ -245,6 +307,8 @@ class SlimRecord:
     quantization: Optional[QuantizationRecord] = None
     files: tuple[OutputFile, ...] = ()
     """Every file the slimming wrote, the slimmed program first and slim.json last."""
+    allocation: Optional[Allocation] = None
+    """How the budget was shared across the techniques (None: a record before version 7)."""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -331,6 +395,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         if data.get("quantization") and not data["quantization"].get("applied"):
             data["quantization"] = dict(data["quantization"],
                                         code=_quantization_code(data["quantization"].get("reason") or ""))
+        data["schema_version"] = version = 6
+    if version == 6:  # a new optional field: the allocation
         data["schema_version"] = SCHEMA_VERSION
     return data
 

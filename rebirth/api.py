@@ -69,8 +69,8 @@ def slim(model: str, *, outdir: str | os.PathLike, profile: Optional[str | os.Pa
         model: ``file.py:NAME`` or ``zoo:NAME`` (a .pte has no graph left to slim).
         profile: the model's Profile JSON (default: profile it on this computer first).
         data: ``digits``, or ``file.py:NAME`` returning (train, held_out) DataLoaders.
-        options: any field of ``rebirth.slimmer.SlimOptions``, e.g. ``quantize="int8"``,
-            ``max_accuracy_drop=1.0``, ``reduce_channels=True``, ``decompose=True``, ``exact_only=True``.
+        options: any field of ``rebirth.slimmer.SlimOptions``, e.g. ``max_accuracy_drop=1.0``,
+            ``skip=("low_rank", "int8")`` (every technique runs by default), ``exact_only=True``.
 
     Returns:
         The SlimRecord (``.files`` lists what was written; ``.to_dataframe()`` has one row per step).

@@ -30,7 +30,7 @@ from rebirth.contract.slim import SlimRecord
 from rebirth.reports.charts import CATEGORY_LABEL, figures
 from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines, signed_pct
-from rebirth.reports.slim_view import evidence_text, quantization_text, step_how, step_savings
+from rebirth.reports.slim_view import evidence_text, quantization_text, step_how, step_savings, technique_lines
 from rebirth.reports.units import mib, pct
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "typesetMath": False}
@@ -81,6 +81,7 @@ def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional
         title=f"rebirth report: {' vs '.join(side.model for side in comparison.headline.sides)}",
         sides=comparison.headline.sides, facts=headline_facts(comparison), warnings=_warnings(comparison),
         tables=_tables(comparison), slim=slimmed, quantized=quantized,
+        techniques=technique_lines(slimmed) if slimmed else [],
         charts={"config": PLOTLY_CONFIG, "figures": figures(comparison)},
         plotly_js=Markup(get_plotlyjs()))  # plotly's own code, not data: the one string not escaped
 

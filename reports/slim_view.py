@@ -10,7 +10,9 @@ from rich.markup import escape
 
 from rebirth.contract.slim import (
     FIDELITY,
+    RUN,
     TOP1,
+    Allocation,
     Evidence,
     MergeRecord,
     PlannedMerge,
@@ -67,6 +69,8 @@ def render_slim(record: SlimRecord, console: Optional[Console] = None) -> None:
                       highlight=False)
     if record.quantization:
         console.print(quantization_text(record.quantization, record.accuracy), highlight=False)
+    for line in technique_lines(record):
+        console.print(escape(line), highlight=False)
     for message in record.messages:
         console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
@@ -133,6 +137,49 @@ def quantization_text(step: QuantizationRecord, accuracy: Optional[SlimAccuracy]
                f"({step.weight_bytes_before / step.weight_bytes_after:.1f}x smaller)")
     return (f"quantized to {step.scheme}: {len(step.layers)} layers, calibrated on {step.calibration_samples} "
             f"training samples; {quality}{weights}; slim-float.pte is the same model unquantized")
+
+
+def technique_lines(record: SlimRecord) -> list[str]:
+    """What each technique bought and how the budget was shared (plain text), from the allocation of a record of
+    version 7 or later; none for older records."""
+    allocation = record.allocation
+    if allocation is None:
+        return []
+    lines = ["each technique: " + "; ".join(_bought(record, estimate.name, estimate.status, estimate.reason)
+                                            for estimate in allocation.techniques)]
+    return lines + allocation_lines(allocation)
+
+
+def _bought(record: SlimRecord, name: str, status: str, reason: str) -> str:
+    if status != RUN:
+        return f"{name} not run ({reason})"
+    quantized = record.quantization
+    if name == "int8" and quantized is not None:
+        return f"int8 {'kept' if quantized.applied else 'not kept'}" + (
+            f" ({quantized.evidence.lost:+.2f} points)" if quantized.evidence is not None else "")
+    steps = [merge for merge in record.merges if (merge.kind if merge.kind in COMPRESSIONS else "merges") == name]
+    if not steps:
+        return f"{name} made nothing"
+    lost = sum(merge.points_lost or 0.0 for merge in steps)
+    return (f"{name} ~{sum(merge.gain_ms for merge in steps):.2f} ms in {len(steps)} step"
+            f"{'s' if len(steps) > 1 else ''}, {lost:+.2f} points")
+
+
+COMPRESSIONS = ("reduce_channels", "low_rank")
+"""The kinds of the compression steps' records (each is its technique's name); every other kind is a merge."""
+
+
+def allocation_lines(allocation: Allocation) -> list[str]:
+    """How the budget was shared, each revisit, and what the profile predicts of the kept steps (plain text)."""
+    lines = [f"budget {allocation.budget:g} points: {allocation.rule}"]
+    for revisit in allocation.revisits:
+        lines.append(f"revisit: int8 on the model before {', '.join(revisit.dropped)} (~{revisit.speedup_with:.2f}x "
+                     f"predicted, against ~{revisit.speedup_without:.2f}x without int8): "
+                     + ("kept, the compressions after it undone" if revisit.kept else f"not kept ({revisit.reason})"))
+    if allocation.estimated_speedup is not None:
+        lines.append(f"the profile predicts ~{allocation.estimated_speedup:.2f}x for the kept steps together (int8 "
+                     f"at {allocation.int8_speedup:g}x on conv and linear layers)")
+    return lines
 
 
 def _count(value: Optional[int]) -> str:

@@ -14,7 +14,7 @@ from rebirth.contract.slim import SlimRecord
 from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines
 from rebirth.reports.layout import NAME, NUMBER, SHORTEN, STACK, Column, Drop, FittedTable, Pair, arrow
-from rebirth.reports.slim_view import quantization_text
+from rebirth.reports.slim_view import quantization_text, technique_lines
 from rebirth.reports.units import mib, ms, pct
 
 CATEGORY_STYLE = {"tensor": "green", "non_tensor": "red", "framework": "dim"}
@@ -103,6 +103,8 @@ def render_comparison(before: Profile, after: Profile, slim: Optional[SlimRecord
         console.print(f"{escape(fact.label)}: [{style}]{escape(fact.value)}[/]{detail}", highlight=False)
     if slim is not None and slim.quantization is not None:
         console.print(f"slimmer: {escape(quantization_text(slim.quantization, slim.accuracy))}", highlight=False)
+    for line in technique_lines(slim) if slim is not None else []:
+        console.print(f"slimmer: {escape(line)}", highlight=False)
     for line in noise_lines(comparison):
         console.print(f"[bold yellow]noisy:[/] {escape(line)}", highlight=False)
     console.print(op_type_comparison_table(comparison, top))

@@ -10,7 +10,7 @@ profile, slim and measure are in ``rebirth.usecases.slimming``. Importing this p
 
 from rebirth.slimmer.judge import Judge
 from rebirth.slimmer.loading import data_for, load_model, slimmable, user_data
-from rebirth.slimmer.options import SlimOptions, check_options
+from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.output import write_programs
 from rebirth.slimmer.passes import (
                             APPROXIMATE_PASSES,
@@ -39,6 +39,7 @@ from rebirth.slimmer.steps import (
                             Step,
                             StepContext,
                             StepResult,
+                            check_options,
                             register,
                             steps_for,
 )

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
-from rebirth.contract.errors import InputError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,21 +18,14 @@ class SlimOptions:
     max_merges: int = 100
     min_gain: float = 0.02
     """A learned step must save at least this fraction of the measured time to be worth its fine-tuning."""
-    quantize: Optional[str] = None
-    """``int8``: quantize after the merges (``slimmer.quantize``), if it stays within the budget."""
-    decompose: bool = False
-    """After the merges, decompose the layers that cost the most into low-rank chains (``DecomposeLowRank``)."""
-    reduce_channels: bool = False
-    """After the merges (before any decomposition), cut the channels between convolutions where the time is
-    (``ReduceChannels``)."""
+    skip: tuple[str, ...] = ()
+    """Techniques not to run, by their names in ``slimmer.steps.STEPS`` (``merges``, ``reduce_channels``,
+    ``low_rank``, ``int8``; a string may list them with commas); every other one is considered, the one budget
+    shared across them."""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.skip, str):
+            object.__setattr__(self, "skip", tuple(name.strip() for name in self.skip.split(",") if name.strip()))
+        else:
+            object.__setattr__(self, "skip", tuple(self.skip))
 
-def check_options(options: SlimOptions) -> None:
-    """Refuse, before any work, what cannot be made.
-
-    Raises:
-        InputError: int8 asked for a backend other than XNNPACK.
-    """
-    if options.quantize and options.backend != "xnnpack":
-        raise InputError(f"--quantize {options.quantize} makes a program for XNNPACK (its quantizer and int8 "
-                         f"kernels); drop --backend {options.backend} or --quantize")

@@ -27,7 +27,7 @@ def slim_record(result: SlimResult, source: str, backend: str, profile: Optional
                       BeforeAfter(result.macs_before, result.macs_after), _as_it_runs(accuracy, result),
                       tuple(messages) + tuple(filter(None, (assessment.reason, assessment.resolution))),
                       result.quantization,
-                      files)
+                      files, result.allocation)
 
 
 def _as_it_runs(accuracy: SlimAccuracy, result: SlimResult) -> SlimAccuracy:

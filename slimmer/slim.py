@@ -1,6 +1,6 @@
-"""Slim a model: run the steps the options ask for (``slimmer.steps``), in order, each on the model the one before
-it left, all judged by one ``Judge``; record what each did and choose the programs to write. The driver knows no
-step by class."""
+"""Slim a model: run every technique the options leave in (``slimmer.steps``), in order, each on the model the one
+before it left, all judged by one ``Judge`` with the budget shared across them by ``slimmer.allocate``; record what
+each did and choose the programs to write. The driver knows no step by class."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from typing import Optional
 
 from torch import fx, nn
 
-from rebirth.contract.slim import SLIM, MergeRecord, PlannedMerge, QuantizationRecord, SkipRecord
+from rebirth.contract.slim import SLIM, Allocation, MergeRecord, PlannedMerge, QuantizationRecord, SkipRecord
+from rebirth.slimmer.allocate import run_allocated
 from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import StepCallback, TeacherLogits
 from rebirth.slimmer.graph import trace
 from rebirth.slimmer.judge import Assessment, agreement, assess, fidelity, outputs
 from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.plan import rank
-from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, steps_for
+from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, considered, steps_for
 from rebirth.slimmer.steps.base import Say, say_nothing
 from rebirth.slimmer.train import Accuracy, evaluate
 
@@ -45,7 +46,9 @@ class SlimResult:
     dataset: Optional[str] = None
     trained: bool = False
     steps: tuple[str, ...] = field(default=())
-    """The steps run, in order."""
+    """The steps run, in order (a revisited int8 once, as it was kept)."""
+    allocation: Optional[Allocation] = None
+    """How the budget was shared across the techniques."""
 
     @property
     def accuracy_before(self) -> Optional[Accuracy]:
@@ -83,15 +86,16 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     judge = assessment.judge
     context = StepContext(example_inputs, times, original_macs, options, _lessons(teacher, loaders, trained),
                           judge.reference if judge is not None else None, say, progress, timer)
-    done: list[tuple[str, StepResult]] = []
-    for step in steps_for(options):
-        outcome = step.run(current, judge, context)
-        done.append((step.name, outcome))
-        current = outcome.model
-        if outcome.quality is not None:
-            context = dataclasses.replace(context, quality=outcome.quality)
-    return _result(current, done, assessment, example_inputs, sum(original_macs.values()), parameters(teacher),
-                   loaders, trained)
+    techniques = considered(options)
+    for item in techniques:
+        if item.reason and item.reason != "--skip":
+            say(f"{item.name} not made: {item.reason}")
+    allocated = run_allocated(techniques, current, judge, context)
+    done = [(made.name, made.outcome) for made in allocated.made]
+    final = done[-1][1].model if done else current
+    result = _result(final, done, assessment, example_inputs, sum(original_macs.values()), parameters(teacher),
+                     loaders, trained)
+    return dataclasses.replace(result, allocation=allocated.allocation)
 
 
 def _lessons(teacher: fx.GraphModule, loaders, trained: bool) -> Optional[Lessons]:

@@ -239,7 +239,7 @@ def test_slimming_with_reduce_channels_cuts_the_work_within_the_budget_and_recor
     times = times_by_work(model, inputs)
     said: list[str] = []
     result = slim(model, inputs, times, loaders, trained=True,
-                  options=SlimOptions(reduce_channels=True, decompose=True, min_gain=0.05), say=said.append)
+                  options=SlimOptions(skip=("int8",), min_gain=0.05), say=said.append)
     steps = [m.kind for m in result.merges if m.kind in ("reduce_channels", "low_rank")]
     assert steps and steps[0] == "reduce_channels", said  # channels first, then (maybe) decomposition
     step = result.merges[[m.kind for m in result.merges].index("reduce_channels")]
@@ -261,7 +261,7 @@ def test_a_channel_reduction_over_the_budget_is_skipped_and_the_model_kept(train
     inputs = (torch.randn(1, 3, 16, 16),)
     times = times_by_work(model, inputs)
     result = slim(model, inputs, times, loaders, trained=True,
-                  options=SlimOptions(reduce_channels=True, min_gain=0.05, block_steps=0, end_to_end_steps=0,
+                  options=SlimOptions(skip=("low_rank", "int8"), min_gain=0.05, block_steps=0, end_to_end_steps=0,
                                       max_accuracy_drop=-1.0))  # nothing can be within a budget below zero
     assert not [m for m in result.merges if m.kind == "reduce_channels"]
     skipped = [s for s in result.skipped if s.kind == "reduce_channels"]
@@ -282,9 +282,9 @@ def test_rebirth_slim_reduce_channels_writes_programs_the_runtime_runs(trained_d
     profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
     out = tmp_path / "out"
     monkeypatch.setenv("COLUMNS", "250")
-    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan", "--reduce-channels"]) == 0
+    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan"]) == 0
     assert "reduce_channels" in capsys.readouterr().out
-    code = cli.main(["slim", f"{source}:make", "--profile", str(profile), "--reduce-channels", "--min-gain", "5",
+    code = cli.main(["slim", f"{source}:make", "--profile", str(profile), "--skip", "low_rank,int8", "--min-gain", "5",
                      "--data", f"{source}:loaders", "-o", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed

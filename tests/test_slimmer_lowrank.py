@@ -12,6 +12,9 @@ from rebirth.slimmer.passes.lowrank import decompose
 from rebirth.slimmer.plan import candidates, make_passes
 from tests.digitsnet import times_by_work
 
+LOW_RANK_ONLY = ("reduce_channels", "int8")
+"""What the tests of the decomposition skip: the other compression and int8."""
+
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
@@ -132,15 +135,15 @@ def test_the_fit_separates_a_layers_fixed_cost_from_its_work():
     assert falling.fit == pytest.approx((0.0, 6.0 / 14))
 
 
-def test_decomposition_is_only_made_when_asked_for_and_after_the_merges():
+def test_decomposition_is_offered_by_default_unless_skipped_and_after_the_merges():
     from rebirth.slimmer import SlimOptions, plan_offers
 
     def kinds(**options):
         return [offer.kind for offer in plan_offers(Net(), X, _profile(0.0, 1e-6), SlimOptions(**options))]
 
-    assert "low_rank" not in kinds()
-    assert "low_rank" not in kinds(exact_only=True, decompose=True)
-    asked = kinds(decompose=True)
+    assert "low_rank" not in kinds(skip=("low_rank",))
+    assert "low_rank" not in kinds(exact_only=True)
+    asked = kinds(skip=("reduce_channels",))
     assert "low_rank" in asked and all(kind == "low_rank" for kind in asked[asked.index("low_rank"):])
 
 
@@ -151,7 +154,7 @@ def test_slimming_with_decompose_cuts_the_work_within_the_budget_and_records_eac
     inputs = (torch.randn(1, 3, 16, 16),)
     times = times_by_work(model, inputs)  # time follows work
     said: list[str] = []
-    result = slim(model, inputs, times, loaders, trained=True, options=SlimOptions(decompose=True, min_gain=0.05),
+    result = slim(model, inputs, times, loaders, trained=True, options=SlimOptions(skip=LOW_RANK_ONLY, min_gain=0.05),
                   say=said.append)
     steps = [m for m in result.merges if m.kind == "low_rank"]
     assert steps, said
@@ -174,7 +177,7 @@ def test_a_decomposition_over_the_budget_is_skipped_with_its_ranks(trained_digit
     inputs = (torch.randn(1, 3, 16, 16),)
     times = times_by_work(model, inputs)
     result = slim(model, inputs, times, loaders, trained=True,
-                  options=SlimOptions(decompose=True, min_gain=0.05, block_steps=0, end_to_end_steps=0,
+                  options=SlimOptions(skip=LOW_RANK_ONLY, min_gain=0.05, block_steps=0, end_to_end_steps=0,
                                       max_accuracy_drop=-1.0))  # nothing can be within a budget below zero
     skipped = [s for s in result.skipped if s.kind == "low_rank"]
     assert not [m for m in result.merges if m.kind == "low_rank"] and result.macs_after == result.macs_before
@@ -211,10 +214,10 @@ def test_the_plan_lists_decompositions_with_their_ranks_only_when_asked(trained_
     model, _, source = trained_digits_net
     profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
     monkeypatch.setenv("COLUMNS", "250")  # one row per line
-    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan", "--decompose"]) == 0
+    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan"]) == 0
     out = capsys.readouterr().out
     assert "low_rank" in out and "Tucker-2 ranks" in out
-    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan"]) == 0
+    assert cli.main(["slim", f"{source}:make", "--profile", str(profile), "--plan", "--skip", "low_rank"]) == 0
     assert "low_rank" not in capsys.readouterr().out
 
 
@@ -229,8 +232,8 @@ def test_rebirth_slim_decompose_writes_programs_the_runtime_runs(trained_digits_
     profile = _profile_by_work(monkeypatch, tmp_path, model, (torch.randn(1, 3, 16, 16),))
     out = tmp_path / "out"
     monkeypatch.setenv("COLUMNS", "250")
-    code = cli.main(["slim", f"{source}:make", "--profile", str(profile), "--decompose", "--min-gain", "5",
-                     "--data", f"{source}:loaders", "-o", str(out)])
+    code = cli.main(["slim", f"{source}:make", "--profile", str(profile), "--skip", ",".join(LOW_RANK_ONLY),
+                     "--min-gain", "5", "--data", f"{source}:loaders", "-o", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     record = SlimRecord.load(out / "slim.json")
@@ -267,7 +270,7 @@ def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_toge
     min_gain = 1.5 * gains[0] / total
     said: list[str] = []
     result = slim(model, inputs, times, loaders, trained=True, say=said.append,
-                  options=SlimOptions(decompose=True, min_gain=min_gain, max_accuracy_drop=100.0))
+                  options=SlimOptions(skip=LOW_RANK_ONLY, min_gain=min_gain, max_accuracy_drop=100.0))
     steps = [m for m in result.merges if m.kind == "low_rank"]
     joined = {layer for layer, gain in best.items() if gain >= COMPRESS_LAYER_SHARE * min_gain * total}
     assert joined == set(best) and gains[0] < min_gain * total  # the smallest joins at half the min_gain
@@ -275,7 +278,7 @@ def test_a_layer_joins_the_decomposition_at_half_the_min_gain_if_the_layers_toge
     # a min_gain the layers together cannot reach: nothing is decomposed, and it says why
     said.clear()
     result = slim(model, inputs, times, loaders, trained=True, say=said.append,
-                  options=SlimOptions(decompose=True, min_gain=1.01 * sum(gains) / total))
+                  options=SlimOptions(skip=LOW_RANK_ONLY, min_gain=1.01 * sum(gains) / total))
     assert not [m for m in result.merges if m.kind == "low_rank"]
     assert any("no layers are worth decomposing" in line for line in said), said
 
@@ -287,7 +290,7 @@ def test_every_decision_records_its_evidence_and_the_data_say_what_they_resolve(
     inputs = (torch.randn(1, 3, 16, 16),)
     said = []
     result = slim(model, inputs, times_by_work(model, inputs), loaders, trained=True, say=said.append,
-                  options=SlimOptions(decompose=True, min_gain=0.05, max_accuracy_drop=1.0))
+                  options=SlimOptions(skip=LOW_RANK_ONLY, min_gain=0.05, max_accuracy_drop=1.0))
     samples = sum(len(labels) for _, labels in loaders.held_out)
     assert any(line.startswith(f"{samples} held-out samples: one is ") for line in said)  # said before any step
     learned = [merge for merge in result.merges if not merge.exact]

@@ -62,7 +62,8 @@ def test_a_registered_step_is_run_recorded_and_its_program_written_and_listed(tm
     monkeypatch.setattr(Profile, "load", classmethod(lambda cls, path: measured))
     out = tmp_path / "out"
     record = slim_model(SlimRequest(model="net.py:make", outdir=out, profile=tmp_path / "p.json",
-                                    options=SlimOptions(exact_only=True)))
+                                    options=SlimOptions(exact_only=True, skip=("reduce_channels", "low_rank",
+                                                                                "int8"))))
     assert [m.kind for m in record.merges][:2] == ["remove_dropout", "fold_bn"]  # in the registry's order
     assert record.merges[0].layers == ("drop",) and record.merges[0].removed == ("drop",)
     mine = [file for file in record.files if file.role == "nodropout"]
@@ -75,11 +76,11 @@ def test_a_registered_step_is_run_recorded_and_its_program_written_and_listed(tm
     assert runtime_refusal(out / "slim-nodropout.pte") is None and runtime_refusal(out / "slim.pte") is None
 
 
-def test_the_registry_runs_what_the_options_ask_for_in_order():
-    names = [step.name for step in steps.steps_for(SlimOptions(quantize="int8", decompose=True,
-                                                               reduce_channels=True))]
-    assert names == ["merges", "reduce_channels", "low_rank", "int8"]
-    assert [step.name for step in steps.steps_for(SlimOptions(decompose=True))] == ["merges", "low_rank"]
+def test_the_registry_runs_every_technique_in_order_unless_skipped():
+    names = [step.name for step in steps.steps_for(SlimOptions())]
+    assert names == ["merges", "reduce_channels", "low_rank", "int8"] == steps.technique_names()
+    assert [step.name for step in steps.steps_for(SlimOptions(skip="reduce_channels, int8"))] == ["merges", "low_rank"]
+    assert [step.name for step in steps.steps_for(SlimOptions(backend="portable"))] == names[:3]  # no int8 kernels
     with pytest.raises(ValueError, match="registered already"):
         steps.register("merges", lambda options: None)
     with pytest.raises(ValueError, match="no step named"):
@@ -93,8 +94,8 @@ def test_options_and_requests_are_keyword_only():
         SlimOptions("xnnpack")  # type: ignore[misc]
     with pytest.raises(TypeError):
         SlimRequest("zoo:googlenet-small", "out")  # type: ignore[misc]
-    request = OptimizeRequest(model="zoo:googlenet-small", outdir="out", options=SlimOptions(decompose=True))
-    assert request.options.decompose and request.options.max_accuracy_drop == 0.5
+    request = OptimizeRequest(model="zoo:googlenet-small", outdir="out", options=SlimOptions(skip=["int8"]))
+    assert request.options.skip == ("int8",) and request.options.max_accuracy_drop == 0.5
 
 
 def _models(count: int) -> list[nn.Module]:
@@ -135,7 +136,7 @@ def test_a_version_4_record_lists_the_files_its_writer_wrote(tmp_path, quantized
     record = SlimRecord.load(tmp_path / "slim.json")
     assert [file.name for file in record.programs()] == programs
     assert {f.kind for f in record.files if f.role == SLIM} == {PT2, PTE, ETRECORD}
-    assert record.files[-1].name == "slim.json" and record.schema_version == 6
+    assert record.files[-1].name == "slim.json" and record.schema_version == 7
 
 
 def test_one_judge_decides_every_budget_check():
@@ -143,3 +144,18 @@ def test_one_judge_decides_every_budget_check():
 
     judge = Judge(None, torch.zeros(1, 2), "top1", 90.0, 0.5)
     assert judge.within(89.5) and not judge.within(89.49) and judge.lost(89.0) == 1.0
+
+
+def test_a_version_6_record_has_no_allocation_and_a_version_7_one_keeps_it_whole(tmp_path):
+    from rebirth.contract.slim import RUN, Allocation, Evidence, Revisit, TechniqueEstimate
+
+    data = SlimRecord("zoo:x", "xnnpack", None).to_dict()
+    del data["allocation"]
+    (tmp_path / "slim.json").write_text(json.dumps(dict(data, schema_version=6)))
+    assert SlimRecord.load(tmp_path / "slim.json").allocation is None
+    allocation = Allocation(0.5, 0.22, 0.22, "held for int8", (TechniqueEstimate("int8", RUN, gain_ms=1.5, cost=0.0),),
+                            Evidence("top1", 97.0, 0.0, 0.5, 450, 1, -0.4, 0.4),
+                            (Revisit(("reduce_channels",), 1.6, 2.3, True, "within"),), 2.3, 2.0)
+    record = SlimRecord("zoo:x", "xnnpack", None, allocation=allocation)
+    record.save(tmp_path / "slim.json")
+    assert SlimRecord.load(tmp_path / "slim.json") == record

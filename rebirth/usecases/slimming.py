@@ -92,6 +92,7 @@ def plan_merges(request: SlimRequest, *, say: Say = _quiet,
         InputError: a .pte or .pt2, a bad model, or a bad profile.
     """
     spec = slimmable(request.model)
+    check_options(request.options)
     model, inputs, _ = load_model(spec, request.options.seed, say)
     times = layer_times(_profile_for(request, say, progress).ops)
     return plan_offers(model, inputs, times, request.options)

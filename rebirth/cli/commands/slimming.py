@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,20 +16,18 @@ if TYPE_CHECKING:
 
 def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
-                        help="held-out top-1 points the merges (and --quantize) may cost; for an untrained "
+                        help="held-out top-1 points all the techniques together may cost; for an untrained "
                              "model, or one predicting under half of the classes, points of output fidelity "
                              "(100 minus the logits' relative error, in %%) (default: 0.5)")
+    parser.add_argument("--skip", type=_techniques, default=(), metavar="TECH[,TECH...]",
+                        help="techniques not to run: merges, reduce_channels, low_rank, int8 (default: none; every "
+                             "technique is considered and the budget shared across them by what each buys per "
+                             "point; int8 only for XNNPACK)")
     parser.add_argument("--quantize", choices=("int8",), default=None,
-                        help="last step: int8 post-training quantization for XNNPACK (calibrated on the training "
-                             "data), kept only within the accuracy budget; slim-float.pte keeps the float model")
-    parser.add_argument("--decompose", action="store_true",
-                        help="after the merges, decompose the layers that cost the most into low-rank chains "
-                             "(Tucker-2 for kxk convolutions, SVD for 1x1 and linear), ranks chosen for the "
-                             "profile's measured time, each kept only within the accuracy budget")
+                        help="the default now (--skip int8 turns it off)")
+    parser.add_argument("--decompose", action="store_true", help="the default now (--skip low_rank turns it off)")
     parser.add_argument("--reduce-channels", action="store_true",
-                        help="after the merges (before --decompose), cut the channels between two convolutions "
-                             "where the profile says the time is (a half or three quarters kept, the most salient "
-                             "ones), learned back within the accuracy budget")
+                        help="the default now (--skip reduce_channels turns it off)")
     parser.add_argument("--block-steps", type=non_negative, default=40,
                         help="fine-tuning steps for each regenerated layer (default: 40)")
     parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
@@ -53,7 +52,8 @@ def register(commands) -> None:
     slim.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
                       help="writes slim.pt2, slim.pte, slim.etrecord and slim.json here")
     slim.add_argument("--plan", action="store_true", help="print the ranked merges and change nothing")
-    slim.add_argument("--exact-only", action="store_true", help="only merges that keep outputs equal")
+    slim.add_argument("--exact-only", action="store_true",
+                      help="only merges that keep outputs equal (the other techniques still run: --skip them)")
     slim.add_argument("--backend", choices=BACKENDS, default="xnnpack")
     add_slimming_arguments(slim)
     slim.set_defaults(handler=cmd_slim)
@@ -74,14 +74,35 @@ def register(commands) -> None:
     optimize.set_defaults(handler=cmd_optimize)
 
 
+def _techniques(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+DEFAULTS_NOW = (("quantize", "--quantize int8", "int8"), ("decompose", "--decompose", "low_rank"),
+                ("reduce_channels", "--reduce-channels", "reduce_channels"))
+"""Flags that turned a technique on before every technique ran by default: (argument, flag, technique)."""
+
+
 def slim_options(args: argparse.Namespace) -> SlimOptions:
-    """The ``SlimOptions`` the slimming arguments ask for."""
+    """The ``SlimOptions`` the slimming arguments ask for; a flag of a technique that is the default now says so.
+
+    Raises:
+        InputError: ``--quantize int8`` asked for with a backend other than XNNPACK.
+    """
+    from rebirth.contract import InputError
     from rebirth.slimmer import SlimOptions
 
+    if args.quantize and args.backend != "xnnpack":
+        raise InputError(f"--quantize {args.quantize} makes a program for XNNPACK (its quantizer and int8 "
+                         f"kernels); drop --backend {args.backend} or --quantize")
+    for argument, flag, technique in DEFAULTS_NOW:
+        if getattr(args, argument):
+            print(f"note: {flag} is the default now (every technique runs; --skip {technique} turns it off)",
+                  file=sys.stderr)
     return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop,
                        exact_only=getattr(args, "exact_only", False), block_steps=args.block_steps,
                        end_to_end_steps=args.end_to_end_steps, seed=args.seed, min_gain=args.min_gain / 100,
-                       quantize=args.quantize, decompose=args.decompose, reduce_channels=args.reduce_channels)
+                       skip=args.skip)
 
 
 def cmd_slim(args: argparse.Namespace) -> int:
