@@ -7,6 +7,9 @@ from typing import Optional
 
 from rebirth.contract.errors import InputError
 
+QAT_STEPS = 200
+"""Quantization-aware training's steps at most, by default."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SlimOptions:
@@ -23,6 +26,9 @@ class SlimOptions:
     """A learned step must save at least this fraction of the measured time to be worth its fine-tuning."""
     quantize: Optional[str] = None
     """``int8``: quantize after the merges (``slimmer.quantize``), if it stays within the budget."""
+    qat_steps: int = QAT_STEPS
+    """Where post-training int8 is over the budget, train in int8 for at most this many steps (batches), stopping
+    once it is within; 0: post-training int8 only."""
     decompose: bool = False
     """After the merges, decompose the layers that cost the most into low-rank chains (``DecomposeLowRank``)."""
     reduce_channels: bool = False

@@ -21,6 +21,10 @@ def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=("int8",), default=None,
                         help="last step: int8 post-training quantization for XNNPACK (calibrated on the training "
                              "data), kept only within the accuracy budget; slim-float.pte keeps the float model")
+    parser.add_argument("--qat-steps", type=non_negative, default=200, metavar="N",
+                        help="where post-training int8 is over the accuracy budget, train in int8 "
+                             "(quantization-aware, against the original's logits) for at most N batches, stopping "
+                             "once it is within; 0: post-training only (default: %(default)s)")
     parser.add_argument("--decompose", action="store_true",
                         help="after the merges, decompose the layers that cost the most into low-rank chains "
                              "(Tucker-2 for kxk convolutions, SVD for 1x1 and linear), ranks chosen for the "
@@ -81,7 +85,8 @@ def slim_options(args: argparse.Namespace) -> SlimOptions:
     return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop,
                        exact_only=getattr(args, "exact_only", False), block_steps=args.block_steps,
                        end_to_end_steps=args.end_to_end_steps, seed=args.seed, min_gain=args.min_gain / 100,
-                       quantize=args.quantize, decompose=args.decompose, reduce_channels=args.reduce_channels)
+                       quantize=args.quantize, decompose=args.decompose, reduce_channels=args.reduce_channels,
+                       qat_steps=args.qat_steps)
 
 
 def cmd_slim(args: argparse.Namespace) -> int:
