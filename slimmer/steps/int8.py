@@ -78,10 +78,11 @@ class QuantizeStep:
         assert lessons is not None
         context.say(f"post-training int8: {tried.reason}; learning int8 (quantization-aware training, at most {steps} "
                     "steps)")
+        gap = _runtime_gap(tried)
         try:
             learned = quantize.learn_int8(model, context.example_inputs, lessons.logits, steps,
-                                          lambda int8: judge.examine(int8).within, lessons.labels, context.options.seed,
-                                          context.progress)
+                                          lambda int8: judge.within(judge.examine(int8).quality - gap), lessons.labels,
+                                          context.options.seed, context.progress)
         except Exception as error:
             return StepResult(model, quantization=dataclasses.replace(
                 tried, reason=f"{tried.reason}; quantization-aware training failed ({_first_line(error)})"))
@@ -175,6 +176,15 @@ class QuantizeStep:
 
 OVER_BUDGET = ("over_budget", "over_budget_at_runtime")
 """Refusals quantization-aware training may answer: the int8 program ran, and lost too much."""
+
+
+def _runtime_gap(tried: QuantizationRecord) -> float:
+    """Points the runtime lost beyond PyTorch's simulation with post-training int8 (``tried``), where it ran: what
+    quantization-aware training's simulated checks must leave spare, so that it does not stop at a model that
+    the simulation keeps and the runtime will not."""
+    if tried.runtime_quality is None or tried.quality_after is None:
+        return 0.0
+    return max(0.0, tried.quality_after - tried.runtime_quality)
 
 
 def _first_line(error: Exception) -> str:
