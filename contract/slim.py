@@ -2,9 +2,9 @@
 accuracy before and after), as a typed, versioned record like the Profile.
 
 Version 1 files (a bare dict without ``removed`` layers per merge), version 2 files (judged by
-``agreement`` where accuracy could not judge), version 3 files (no per-step savings) and version 4 files
-(no list of the files written), version 5 files (no codes) and version 6 files (no allocation) are migrated on
-load.
+``agreement`` where accuracy could not judge), version 3 files (no per-step savings), version 4 files
+(no list of the files written), version 5 files (no codes), version 6 files (no allocation) and version 7 files
+(no record of how int8 was made) are migrated on load.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 7
-"""7: how the budget was allocated across the techniques, and any revisit (``Allocation``; None in older files).
+SCHEMA_VERSION = 8
+"""8: the quantization step says which way its int8 program was made (``PTQ`` or ``QAT``) and what each way lost
+(``QuantizationAttempt``).
+7: how the budget was allocated across the techniques, and any revisit (``Allocation``; None in older files).
 6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``); each
 decision may carry its ``Evidence`` (an optional field older files lack)."""
 
@@ -35,6 +37,11 @@ QUANTIZATION_CODES = {"no_data": "no data to calibrate on", "quantizer_refused":
                       "slower_on_device": "slower than the float program on the device"}
 
 TOP1, AGREEMENT, FIDELITY = "top1", "agreement", "fidelity"
+
+PTQ, QAT = "ptq", "qat"
+"""Ways an int8 program is made: post-training (calibrated), or by quantization-aware training."""
+SIMULATION, RUNTIME = "simulation", "runtime"
+"""Where an int8 program was last judged: PyTorch's simulation of its arithmetic, or ExecuTorch's runtime."""
 
 SLIM, FLOAT, MERGED, REDUCED, RECORD = "slim", "float", "merged", "reduced", "record"
 """Roles of the files a slimming writes: the slimmed program; the float program beside an int8 one; the
@@ -189,6 +196,22 @@ class SlimAccuracy:
 
 
 @dataclass(frozen=True)
+class QuantizationAttempt:
+    """One way the quantization step made an int8 program, and what that program lost."""
+
+    method: str
+    """``PTQ`` (calibrated after training) or ``QAT`` (quantization-aware training)."""
+    lost: float
+    """Points lost against the original (held-out top-1 or fidelity), as judged at ``judged``."""
+    judged: str
+    """``RUNTIME`` where the program got that far, else ``SIMULATION`` (over the budget there already)."""
+    steps: int = 0
+    """Training steps (one batch each) quantization-aware training took; 0 after training."""
+    seconds: float = 0.0
+    """Time to make the int8 model: calibrating, or training with its checks (not lowering or judging it)."""
+
+
+@dataclass(frozen=True)
 class QuantizationRecord:
     """The quantization step, when one was asked for: applied or not, and why."""
 
@@ -214,6 +237,15 @@ class QuantizationRecord:
     """Why it was not applied, for tools and tests (``QUANTIZATION_CODES``)."""
     evidence: Optional[Evidence] = None
     """The int8 program judged as the runtime ran it (else as PyTorch simulated it)."""
+    method: Optional[str] = None
+    """How the int8 program this record describes was made (``PTQ`` or ``QAT``); None when none was made."""
+    attempts: tuple[QuantizationAttempt, ...] = ()
+    """Every way tried, in order: post-training int8, then quantization-aware training where that was over the
+    budget."""
+
+    def attempt(self, method: str) -> Optional[QuantizationAttempt]:
+        """The attempt made by ``method`` (``PTQ`` or ``QAT``), if there was one."""
+        return next((attempt for attempt in self.attempts if attempt.method == method), None)
 
 
 RUN, SKIPPED, UNAVAILABLE = "run", "skipped", "unavailable"
@@ -397,8 +429,23 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
                                         code=_quantization_code(data["quantization"].get("reason") or ""))
         data["schema_version"] = version = 6
     if version == 6:  # a new optional field: the allocation
+        data["schema_version"] = version = 7
+    if version == 7:
+        if data.get("quantization"):
+            data["quantization"] = _post_training_only(data["quantization"])
         data["schema_version"] = SCHEMA_VERSION
     return data
+
+
+def _post_training_only(step: dict[str, Any]) -> dict[str, Any]:
+    """A quantization record of version 7 or earlier in version 8: int8 was made after training where a program was
+    made (its layers are named), and what it lost is its evidence's, where it has one."""
+    if not step.get("layers"):
+        return step
+    evidence = step.get("evidence")
+    attempts = [dataclasses.asdict(QuantizationAttempt(PTQ, evidence["lost"], RUNTIME if step.get("runtime_quality")
+                                                       is not None else SIMULATION))] if evidence else []
+    return dict(step, method=PTQ, attempts=attempts)
 
 
 def _skip_code(reason: str) -> str:

@@ -153,12 +153,17 @@ def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed:
     student.eval()
     for step in range(steps):
         images, target, logits_teacher = teacher[order[step % len(order)]]
-        logits = student(images)
-        loss = F.kl_div(F.log_softmax(logits, dim=1), F.softmax(logits_teacher, dim=1), reduction="batchmean")
-        if labels:
-            loss = loss + F.cross_entropy(logits, target)
+        loss = distillation_loss(student(images), logits_teacher, target if labels else None)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if progress:
             progress("end-to-end", step + 1, steps)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """How far ``logits`` are from the teacher's (KL divergence of the softmaxes), plus the cross-entropy with
+    ``labels`` where the model learned them."""
+    loss = F.kl_div(F.log_softmax(logits, dim=1), F.softmax(teacher_logits, dim=1), reduction="batchmean")
+    return loss + F.cross_entropy(logits, labels) if labels is not None else loss

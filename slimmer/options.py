@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+QAT_STEPS = 200
+"""Quantization-aware training's steps at most, by default."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SlimOptions:
@@ -22,6 +25,9 @@ class SlimOptions:
     """Techniques not to run, by their names in ``slimmer.steps.STEPS`` (``merges``, ``reduce_channels``,
     ``low_rank``, ``int8``; a string may list them with commas); every other one is considered, the one budget
     shared across them."""
+    qat_steps: int = QAT_STEPS
+    """Where post-training int8 is over the budget, train in int8 for at most this many steps (batches), stopping
+    once it is within; 0: post-training int8 only."""
 
     def __post_init__(self) -> None:
         if isinstance(self.skip, str):

@@ -207,7 +207,7 @@ def test_a_version_1_slim_json_is_migrated_and_saved_as_the_current_version(tmp_
     assert record.merges[1].kind == "merge_pool_into_conv" and record.merges[1].removed == ()
     assert record.accuracy.before.top1 == 91.25 and record.params.after == 990_000
     record.save(tmp_path / "v5.json")
-    assert json.loads((tmp_path / "v5.json").read_text())["schema_version"] == SCHEMA_VERSION == 7
+    assert json.loads((tmp_path / "v5.json").read_text())["schema_version"] == SCHEMA_VERSION == 8
     assert SlimRecord.load(tmp_path / "v5.json") == record
     assert record.accuracy.fidelity is None and record.accuracy.reason is None  # not measured in version 1
     assert record.merges[0].macs_saved is None and record.merges[0].points_lost is None  # nor per-step savings
@@ -241,7 +241,8 @@ def test_a_quantized_model_shows_its_weights_and_what_int8_cost(pair):
     render_comparison(before, after, slim, console=console)
     text = console.export_text()
     assert "weights in the .pte: 4.0 MiB → 1.0 MiB (-75.0% vs before)" in text
-    assert "quantized to int8: 2 layers, calibrated on 512 training samples; held-out top-1 91.2% -> 90.5%" in text
+    assert ("quantized to int8: 2 layers, calibrated on 512 training samples (post-training quantization); held-out "
+            "top-1 91.2% -> 90.5%") in text
     refused = dataclasses.replace(step, applied=False, reason="1.20 points lost, over the 0.5 budget")
     page = render_html(before, after, dataclasses.replace(slim, quantization=refused))
     assert "not quantized to int8: 1.20 points lost, over the 0.5 budget" in page

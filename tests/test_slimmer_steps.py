@@ -136,7 +136,7 @@ def test_a_version_4_record_lists_the_files_its_writer_wrote(tmp_path, quantized
     record = SlimRecord.load(tmp_path / "slim.json")
     assert [file.name for file in record.programs()] == programs
     assert {f.kind for f in record.files if f.role == SLIM} == {PT2, PTE, ETRECORD}
-    assert record.files[-1].name == "slim.json" and record.schema_version == 7
+    assert record.files[-1].name == "slim.json" and record.schema_version == 8
 
 
 def test_one_judge_decides_every_budget_check():

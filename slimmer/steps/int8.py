@@ -1,12 +1,15 @@
 """int8 quantization, the last step: judged on PyTorch's simulation of the int8 arithmetic, then on the program as
 ExecuTorch's runtime runs it, and, where a device timer is given (``rebirth optimize``), timed against the float
-program on the device. The decision is made on candidate programs in a scratch folder; the step then offers the
-int8 program as the slimmed one, with the float one beside it, or nothing (the float model stands)."""
+program on the device. Post-training int8 first; where it is over the budget, int8 learned by quantization-aware
+training (at most ``SlimOptions.qat_steps`` steps, stopping once the simulation is within), judged the same way.
+The decision is made on candidate programs in a scratch folder; the step then offers the int8 program as the
+slimmed one, with the float one beside it, or nothing (the float model stands)."""
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -15,7 +18,18 @@ from torch import fx
 
 from rebirth.contract.paired import Budget, Question
 from rebirth.contract.quiet import quiet
-from rebirth.contract.slim import ABOUT, FLOAT, SLIM, QuantizationRecord, program_name
+from rebirth.contract.slim import (
+    ABOUT,
+    FLOAT,
+    PTQ,
+    QAT,
+    RUNTIME,
+    SIMULATION,
+    SLIM,
+    QuantizationAttempt,
+    QuantizationRecord,
+    program_name,
+)
 from rebirth.slimmer import quantize
 from rebirth.slimmer.judge import Judge
 from rebirth.slimmer.passes import SlimPass
@@ -37,24 +51,70 @@ class QuantizeStep:
         return []
 
     def run(self, model: fx.GraphModule, judge: Optional[Judge], context: StepContext) -> StepResult:
-        """``model`` unchanged, with the int8 program offered as the slimmed one when every check keeps it."""
+        """``model`` unchanged, with the int8 program offered as the slimmed one when every check keeps it: made
+        after training, else, where that was over the budget, by quantization-aware training."""
         if judge is None or context.lessons is None:
-            return self._refused(model, QuantizationRecord(self.scheme, False), "no_data", "quantization needs data "
-                                 "to calibrate on (a model taking one square 3-channel image, or --data)", context)
+            return self._said(self._refused(model, QuantizationRecord(self.scheme, False), "no_data", "quantization "
+                              "needs data to calibrate on (a model taking one square 3-channel image, or --data)"),
+                              context)
         try:
+            start = time.perf_counter()
             quantized = quantize.quantize_int8(model, context.example_inputs,
                                                quantize.calibration_batches(context.lessons.calibration))
         except Exception as error:  # the quantizer or export refused this graph: the float model stands
-            first = str(error).splitlines()[0] if str(error) else ""
-            return self._refused(model, QuantizationRecord(self.scheme, False), "quantizer_refused", "the quantizer "
-                                 f"refused the model ({type(error).__name__}: {first})", context)
+            return self._said(self._refused(model, QuantizationRecord(self.scheme, False), "quantizer_refused",
+                                            f"the quantizer refused the model ({_first_line(error)})"), context)
+        result = self._judged(model, quantized, PTQ, 0, time.perf_counter() - start, (), judge, context)
+        assert result.quantization is not None
+        if result.quantization.code in OVER_BUDGET and context.options.qat_steps > 0:
+            result = self._learned(model, result.quantization, judge, context)
+        return self._said(result, context)
+
+    def _learned(self, model: fx.GraphModule, tried: QuantizationRecord, judge: Judge,
+                 context: StepContext) -> StepResult:
+        """int8 learned by quantization-aware training, after post-training int8 (``tried``) was over the budget;
+        ``tried`` stands if the quantizer cannot prepare the model for training."""
+        lessons, steps = context.lessons, context.options.qat_steps
+        assert lessons is not None
+        context.say(f"post-training int8: {tried.reason}; learning int8 (quantization-aware training, at most {steps} "
+                    "steps)")
+        gap = _runtime_gap(tried)
+        try:
+            learned = quantize.learn_int8(model, context.example_inputs, lessons.logits, steps,
+                                          lambda int8: judge.within(judge.examine(int8).quality - gap), lessons.labels,
+                                          context.options.seed, context.progress)
+        except Exception as error:
+            return StepResult(model, quantization=dataclasses.replace(
+                tried, reason=f"{tried.reason}; quantization-aware training failed ({_first_line(error)})"))
+        result = self._judged(model, learned.quantized, QAT, learned.steps, learned.seconds, tried.attempts, judge,
+                              context)
+        record = result.quantization
+        assert record is not None
+        if record.applied:
+            return result
+        return dataclasses.replace(result, quantization=dataclasses.replace(
+            record, reason=f"after {learned.steps} steps of quantization-aware training, {record.reason}"))
+
+    def _judged(self, model: fx.GraphModule, quantized: quantize.Quantized, method: str, steps: int, seconds: float,
+                earlier: tuple[QuantizationAttempt, ...], judge: Judge, context: StepContext) -> StepResult:
+        """``quantized`` judged in PyTorch's simulation, then as the runtime runs it; its attempt added to
+        ``earlier``."""
+        result = self._tried(model, quantized, method, judge, context)
+        record = result.quantization
+        assert record is not None and record.evidence is not None
+        attempt = QuantizationAttempt(method, record.evidence.lost, RUNTIME if record.runtime_quality is not None
+                                      else SIMULATION, steps, round(seconds, 2))
+        return dataclasses.replace(result, quantization=dataclasses.replace(record, attempts=(*earlier, attempt)))
+
+    def _tried(self, model: fx.GraphModule, quantized: quantize.Quantized, method: str, judge: Judge,
+               context: StepContext) -> StepResult:
         evidence = judge.examine(quantized.module)
         quality = evidence.quality
         record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
-                                    context.quality, quality, evidence=evidence)
+                                    context.quality, quality, evidence=evidence, method=method)
         if not evidence.within:
             return self._refused(model, record, "over_budget", f"{evidence.lost:.2f} points lost, over the "
-                                 f"{judge.budget} budget", context)
+                                 f"{judge.budget} budget")
         context.say(f"quantized {len(quantized.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
                     f"{quality:.1f})")
         candidates = _Candidates.make(model, quantized, context)
@@ -69,7 +129,7 @@ class QuantizeStep:
         refused = quantize.runtime_refusal(int8)
         if refused:
             return self._refused(model, record, "runtime_refused", f"the runtime cannot run the int8 program "
-                                 f"({refused}): slim.pte is the float one", context)
+                                 f"({refused}): slim.pte is the float one")
         evidence = judge.examine_logits(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
         ran = evidence.quality
         record = dataclasses.replace(record, runtime_quality=ran, evidence=evidence)
@@ -77,14 +137,14 @@ class QuantizeStep:
             return self._refused(model, record, "over_budget_at_runtime",
                                  f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
                                  f"({judge.lost(ran):.2f} points lost, over the {judge.budget} budget; PyTorch's "
-                                 f"simulation of it: {record.quality_after:.1f}): slim.pte is the float one", context)
+                                 f"simulation of it: {record.quality_after:.1f}): slim.pte is the float one")
         from rebirth.models import read_pte
 
         record = dataclasses.replace(record, weight_bytes_before=read_pte(floating).constant_bytes,
                                      weight_bytes_after=read_pte(int8).constant_bytes)
         slower = self._slower_on_device(floating, int8, context)
         if slower:
-            return self._refused(model, record, "slower_on_device", slower, context)
+            return self._refused(model, record, "slower_on_device", slower)
         return StepResult(model, quantization=record, programs=candidates.programs(ran))
 
     def _slower_on_device(self, floating: Path, int8: Path, context: StepContext) -> Optional[str]:
@@ -103,10 +163,32 @@ class QuantizeStep:
             return None
         return f"on {timer.device} the int8 program ran {ran}: slim.pte is the float one"
 
-    def _refused(self, model: fx.GraphModule, record: QuantizationRecord, code: str, reason: str,
-                 context: StepContext) -> StepResult:
-        context.say(f"not quantized: {reason}")
+    def _refused(self, model: fx.GraphModule, record: QuantizationRecord, code: str, reason: str) -> StepResult:
         return StepResult(model, quantization=dataclasses.replace(record, applied=False, reason=reason, code=code))
+
+    def _said(self, result: StepResult, context: StepContext) -> StepResult:
+        """``result``, once the step said why it quantized nothing, if it did not."""
+        record = result.quantization
+        if record is not None and not record.applied:
+            context.say(f"not quantized: {record.reason}")
+        return result
+
+
+OVER_BUDGET = ("over_budget", "over_budget_at_runtime")
+"""Refusals quantization-aware training may answer: the int8 program ran, and lost too much."""
+
+
+def _runtime_gap(tried: QuantizationRecord) -> float:
+    """Points the runtime lost beyond PyTorch's simulation with post-training int8 (``tried``), where it ran: what
+    quantization-aware training's simulated checks must leave spare, so that it does not stop at a model that
+    the simulation keeps and the runtime will not."""
+    if tried.runtime_quality is None or tried.quality_after is None:
+        return 0.0
+    return max(0.0, tried.quality_after - tried.runtime_quality)
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no message'}"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=("int8",), default=None,
                         help="the default now (--skip int8 turns it off)")
     parser.add_argument("--decompose", action="store_true", help="the default now (--skip low_rank turns it off)")
+    parser.add_argument("--qat-steps", type=non_negative, default=200, metavar="N",
+                        help="where post-training int8 is over the accuracy budget, train in int8 "
+                             "(quantization-aware, against the original's logits) for at most N batches, stopping "
+                             "once it is within; 0: post-training only (default: %(default)s)")
     parser.add_argument("--reduce-channels", action="store_true",
                         help="the default now (--skip reduce_channels turns it off)")
     parser.add_argument("--block-steps", type=non_negative, default=40,
@@ -102,7 +106,7 @@ def slim_options(args: argparse.Namespace) -> SlimOptions:
     return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop,
                        exact_only=getattr(args, "exact_only", False), block_steps=args.block_steps,
                        end_to_end_steps=args.end_to_end_steps, seed=args.seed, min_gain=args.min_gain / 100,
-                       skip=args.skip)
+                       skip=args.skip, qat_steps=args.qat_steps)
 
 
 def cmd_slim(args: argparse.Namespace) -> int:
