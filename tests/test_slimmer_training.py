@@ -66,7 +66,12 @@ def test_rebirth_optimize_slims_googlenet_within_the_budget_and_reports_it(googl
     assert json.loads((out / "plan.json").read_text())["model"]["source"] == "zoo:googlenet-small"
     assert not any(op["layer"] and op["layer"].startswith("lrn") for op in after["ops"])
     assert after["memory"]["planned_bytes"] < before["memory"]["planned_bytes"]
-    assert after["model"]["etrecord"].endswith("slim.etrecord") and after["summary"]["attributed_share"] > 0.95
+    assert after["model"]["etrecord"].endswith("slim.etrecord")
+    # Every op of the slimmed program has its layer, but for the int8 program's conversion of its float input to
+    # int8, which no module of the network computes (quantize_per_tensor of the input, before the first layer).
+    unattributed = [op for op in after["ops"] if not op["layer"] and op["category"] != "framework"]
+    assert all(op["source_op"] == "quantized_decomposed.quantize_per_tensor" for op in unattributed), unattributed
+    assert len(unattributed) <= (1 if record["quantization"]["applied"] else 0)
     with Browser(find_chromium()) as browser:
         page = browser.open((out / "report.html").as_uri(), ready="document.body.dataset.charts === 'ready'")
         assert page.errors == [] and page.requests == [(out / "report.html").as_uri()]
