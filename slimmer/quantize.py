@@ -129,10 +129,18 @@ def _converted_copy(prepared: nn.Module) -> nn.Module:
     """The int8 model ``prepared`` stands for now, converted from a copy (training goes on with ``prepared``)."""
     import copy
 
+    return _int8_module(copy.deepcopy(prepared))
+
+
+def _int8_module(prepared: nn.Module) -> nn.Module:
+    """``prepared`` converted to the int8 model it observed or learned (``prepared`` is converted in place), to be
+    judged like any model, which calls eval()."""
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    return allow_exported_model_train_eval(convert_pt2e(copy.deepcopy(prepared)))
+    converted = convert_pt2e(prepared)
+    allow_exported_model_train_eval(converted)
+    return converted
 
 
 def _layers_of(model: nn.Module) -> tuple[str, ...]:
@@ -164,11 +172,7 @@ def _captured(model: nn.Module, example_inputs: tuple) -> torch.fx.GraphModule:
 
 def _converted(prepared: nn.Module, example_inputs: tuple, layers: tuple[str, ...], samples: int) -> Quantized:
     """The int8 model ``prepared`` observed or learned, and its program exported for the example's batch."""
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
-    converted = convert_pt2e(prepared)
-    allow_exported_model_train_eval(converted)  # judged like any model, which calls eval()
+    converted = _int8_module(prepared)
     return Quantized(torch.export.export(converted, example_inputs), converted, layers, samples)
 
 
