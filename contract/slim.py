@@ -3,8 +3,8 @@ accuracy before and after), as a typed, versioned record like the Profile.
 
 Version 1 files (a bare dict without ``removed`` layers per merge), version 2 files (judged by
 ``agreement`` where accuracy could not judge), version 3 files (no per-step savings), version 4 files
-(no list of the files written), version 5 files (no codes), version 6 files (no allocation) and version 7 files
-(no record of how int8 was made) are migrated on load.
+(no list of the files written), version 5 files (no codes), version 6 files (no allocation), version 7 files
+(no record of how int8 was made) and version 8 files (decisions on the estimate alone) are migrated on load.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
-SCHEMA_VERSION = 8
-"""8: the quantization step says which way its int8 program was made (``PTQ`` or ``QAT``) and what each way lost
+SCHEMA_VERSION = 9
+"""9: a top-1 decision is kept only when the one-sided upper bound of the points lost, at a stated confidence, is
+within the budget (``Evidence.confidence``, ``Evidence.bound``; older evidence was decided on its estimate).
+8: the quantization step says which way its int8 program was made (``PTQ`` or ``QAT``) and what each way lost
 (``QuantizationAttempt``).
 7: how the budget was allocated across the techniques, and any revisit (``Allocation``; None in older files).
 6: skipped steps and the quantization step say why with a code (``SKIP_CODES``, ``QUANTIZATION_CODES``); each
@@ -70,14 +72,32 @@ class Evidence:
     """The 95% interval of the points lost on data like these samples (top-1: paired with the original on each
     sample); None where the measure has no sampling interval (fidelity)."""
     high: Optional[float] = None
+    confidence: Optional[float] = None
+    """The confidence the decision asked for (0.95: 95%), where the measure has a sampling interval ..."""
+    bound: Optional[float] = None
+    """... and the one-sided upper bound, at that confidence, of the points lost on data like these samples: what
+    the budget holds a top-1 decision to. None in records before version 9 and for fidelity, where the estimate
+    is held to the budget."""
+
+    @property
+    def held(self) -> float:
+        """What the budget is held to: the bound where there is one, else the points lost."""
+        return self.lost if self.bound is None else self.bound
 
     @property
     def within(self) -> bool:
-        return self.lost <= self.budget
+        return self.held <= self.budget
 
     @property
     def budget_left(self) -> float:
-        return self.budget - self.lost
+        return self.budget - self.held
+
+    @property
+    def said(self) -> str:
+        """``0.22 points lost (at most 0.48 at 95% confidence)``."""
+        if self.bound is None or self.confidence is None:
+            return f"{self.lost:.2f} points lost"
+        return f"{self.lost:.2f} points lost (at most {self.bound:.2f} at {100 * self.confidence:g}% confidence)"
 
 
 @dataclass(frozen=True)
@@ -433,6 +453,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     if version == 7:
         if data.get("quantization"):
             data["quantization"] = _post_training_only(data["quantization"])
+        data["schema_version"] = version = 8
+    if version == 8:  # new optional fields only: the evidence's confidence and bound
         data["schema_version"] = SCHEMA_VERSION
     return data
 

@@ -100,7 +100,7 @@ def share(considered: Sequence[Considered], model: fx.GraphModule, judge: Option
                           rule="no data to judge by: exact merges only")
     spent = judge.lost(context.quality)
     probe = probe_int8(model, judge, context) if int8 else None
-    cost = None if probe is None else max(0.0, probe.lost - spent)
+    cost = None if probe is None else max(0.0, probe.held - spent)
     reserved, rule = reserve(judge.budget - spent, gains, cost, probe)
     context.say(f"budget: {rule}")
     return Allocation(budget, spent, reserved, rule, _estimates(considered, gains, cost), probe,
@@ -119,7 +119,7 @@ def reserve(left: float, gains: dict[str, float], cost: Optional[float],
     if probe is None or cost is None:
         return 0.0, "the quantizer refused the merged model: the compressions get the budget, int8 is tried last"
     if not probe.within:
-        return 0.0, (f"post-training int8 loses {probe.lost:.2f} points on the merged model, over the "
+        return 0.0, (f"post-training int8 on the merged model: {probe.said}, over the "
                      f"{probe.budget:g} budget: the compressions get the budget, int8 is tried last")
     held = min(left, max(cost, 100 / probe.samples if probe.measure == TOP1 else 0.0))
     per_int8, per_squeeze = int8_gain / max(held, 1e-6), squeezed / max(left - held, 1e-6)

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-HELD_OUT = 0.25
+HELD_OUT = 0.5
+"""Half the digits are held out (899): one image is 0.11 points, so the judge can tell a step that changes a
+prediction or two from the 0.5-point budget at 95% confidence (a quarter, 450, could not: one image was 0.22)."""
 SPLIT_SEED = 0
 
 

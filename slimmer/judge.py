@@ -1,11 +1,17 @@
 """What every learned step is judged by: held-out top-1 where accuracy can judge, else the fidelity of the logits
 to the original's, counted from the original's quality and held to one budget. ``Judge.within`` is the one place
-that says whether a quality is within the budget."""
+that says whether a quality is within the budget.
+
+A top-1 decision is held to the one-sided upper bound, at ``confidence``, of the points lost against the original on
+data like the held-out samples (paired with the original sample by sample): a step is kept when even that bound is
+within the budget, so that what the samples cannot tell is refused rather than decided by the draw of the samples.
+Fidelity, a distance of the logits with no sampling interval here, is held to its estimate."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Optional
 
 import torch
@@ -25,6 +31,8 @@ class Judge:
     measure: str
     reference: float
     budget: float
+    confidence: float = 0.95
+    """How sure a top-1 decision must be that the step is within the budget."""
 
     def quality(self, model: nn.Module) -> float:
         """``model``'s held-out top-1, or the fidelity of its logits (``measure``)."""
@@ -52,15 +60,17 @@ class Judge:
             ((theirs != labels) & (mine == labels)).sum().item()
         low, high = paired_interval(int(lost), int(gained), samples)
         return Evidence(self.measure, quality, self.lost(quality), self.budget, samples,
-                        int((mine != theirs).sum().item()), low, high)
+                        int((mine != theirs).sum().item()), low, high, self.confidence,
+                        upper_bound(int(lost), int(gained), samples, self.confidence))
 
     def lost(self, quality: float) -> float:
         """Points lost against the reference."""
         return self.reference - quality
 
-    def within(self, quality: float) -> bool:
-        """Whether a model of this quality is within the budget."""
-        return self.lost(quality) <= self.budget
+    def keeps(self, evidence: Evidence, margin: float = 0.0) -> bool:
+        """Whether a step with this ``evidence`` is kept: what the budget holds it to (its bound at the judge's
+        confidence, or its estimate), with ``margin`` more points lost, is within the budget."""
+        return evidence.held + margin <= self.budget
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ class Assessment:
     """What the held-out samples can tell against the budget (``resolution``), said before any step (top-1)."""
 
 
-def assess(teacher: nn.Module, loaders, trained: bool, budget: float) -> Assessment:
+def assess(teacher: nn.Module, loaders, trained: bool, budget: float, confidence: float = 0.95) -> Assessment:
     """The judge of a slimming of ``teacher`` with ``loaders`` (None: no judge), and what it found."""
     if loaders is None:
         return Assessment(None)
@@ -89,9 +99,9 @@ def assess(teacher: nn.Module, loaders, trained: bool, budget: float) -> Assessm
     measure, reason = judged_by(trained, teacher_logits, classes)
     accuracy = evaluate(teacher, loaders.held_out) if trained else None
     reference = accuracy.top1 if measure == TOP1 and accuracy is not None else 100.0
-    return Assessment(Judge(loaders, teacher_logits, measure, reference, budget), accuracy, measure, reason, classes,
-                      predicted_classes(teacher_logits),
-                      resolution(len(teacher_logits), budget) if measure == TOP1 else None)
+    return Assessment(Judge(loaders, teacher_logits, measure, reference, budget, confidence), accuracy, measure,
+                      reason, classes, predicted_classes(teacher_logits),
+                      resolution(len(teacher_logits), budget, confidence) if measure == TOP1 else None)
 
 
 Z95 = 1.959964
@@ -109,18 +119,49 @@ def paired_interval(lost: int, gained: int, samples: int) -> tuple[float, float]
     return 100 * (mean - half), 100 * (mean + half)
 
 
-def resolution(samples: int, budget: float) -> str:
-    """What ``samples`` held-out samples can tell at 95%, said against the budget: one sample's worth, and how
-    many changed predictions a step may make before its interval holds more than the budget."""
-    one = 100 / samples
-    most = max(0, int((budget * samples / (100 * Z95)) ** 2) - 1)
-    if Z95 * 100 / samples > budget:
-        return (f"the {samples} held-out samples cannot resolve the {budget:g}-point budget (one sample is {one:.2f} "
-                f"points; even a step that changes no prediction is known only to ±{Z95 * 100 / samples:.2f} points "
-                "at 95%): steps are decided on these samples' own accuracy, and other data may decide otherwise")
-    return (f"{samples} held-out samples: one is {one:.2f} points; a step is decided on these samples' own accuracy, "
-            f"and its 95% interval stays within the {budget:g}-point budget only when it changes at most {most} "
-            "prediction" + ("s" if most != 1 else "") + " (each decision records its evidence)")
+def upper_bound(lost: int, gained: int, samples: int, confidence: float) -> float:
+    """The one-sided upper bound, at ``confidence``, of the top-1 points lost on data like the held-out samples
+    (``paired_interval``'s mean and spread, one changed prediction added)."""
+    mean = (lost - gained) / samples
+    variance = max((lost + gained + 1) / samples - mean * mean, 0.0) / samples
+    return 100 * (mean + NormalDist().inv_cdf(confidence) * math.sqrt(variance))
+
+
+def most_lost(samples: int, budget: float, confidence: float) -> int:
+    """The most held-out samples a step may lose (gaining none back) and still be kept within ``budget``; -1 when
+    even a step that changes no prediction is not."""
+    most = -1
+    while most + 1 <= samples and upper_bound(most + 1, 0, samples, confidence) <= budget:
+        most += 1
+    return most
+
+
+def least_budget(samples: int, confidence: float, lost: int = 1) -> float:
+    """The budget at which a step that loses ``lost`` held-out samples (gaining none) is kept."""
+    return upper_bound(lost, 0, samples, confidence)
+
+
+def resolution(samples: int, budget: float, confidence: float = 0.95) -> str:
+    """What ``samples`` held-out samples can tell at ``confidence``, said against the budget before any step: one
+    sample's worth, and how many samples a step may lose and still be kept."""
+    one, level = 100 / samples, f"{100 * confidence:g}%"
+    most = most_lost(samples, budget, confidence)
+    if most < 0:
+        return (f"the {samples} held-out samples cannot resolve the {budget:g}-point budget at {level} confidence (one "
+                f"sample is {one:.2f} points; even a step that changes no prediction is bounded by "
+                f"{upper_bound(0, 0, samples, confidence):.2f} points): learned steps will be refused, exact ones are "
+                f"made. A step that loses one sample needs --max-accuracy-drop "
+                f"{math.ceil(100 * least_budget(samples, confidence)) / 100:.2f}, or give more held-out data (--data), "
+                "or a lower --confidence")
+    if most == 0:
+        return (f"{samples} held-out samples at {level} confidence: one is {one:.2f} points, and a learned step is "
+                f"kept within the {budget:g}-point budget only if it loses no sample the original got right (net of "
+                f"those it gains); losing one needs --max-accuracy-drop "
+                f"{math.ceil(100 * least_budget(samples, confidence)) / 100:.2f} or more held-out data (--data)")
+    return (f"{samples} held-out samples at {level} confidence: one is {one:.2f} points; a learned step is kept only "
+            f"when the bound of what it loses is within the {budget:g}-point budget: at most {most} sample"
+            f"{'s' if most > 1 else ''} lost, fewer where it changes other predictions too (each decision records "
+            "its evidence)")
 
 
 @torch.no_grad()

@@ -14,6 +14,8 @@ class SlimOptions:
     """What the slimmed programs are lowered for (``portable`` or ``xnnpack``)."""
     max_accuracy_drop: float = 0.5
     """Points of held-out top-1, or of output fidelity where accuracy cannot be trusted (``fidelity``)."""
+    confidence: float = 0.95
+    """How sure a top-1 decision must be that a step is within ``max_accuracy_drop`` (``slimmer.judge``)."""
     exact_only: bool = False
     block_steps: int = 40
     end_to_end_steps: int = 40
@@ -30,6 +32,8 @@ class SlimOptions:
     once it is within; 0: post-training int8 only."""
 
     def __post_init__(self) -> None:
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"confidence {self.confidence:g}: must be at least 0.5 and below 1")
         if isinstance(self.skip, str):
             object.__setattr__(self, "skip", tuple(name.strip() for name in self.skip.split(",") if name.strip()))
         else:

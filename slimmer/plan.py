@@ -54,6 +54,55 @@ def layer_times(ops: Iterable) -> dict[str, float]:
     return dict(times)
 
 
+OUTLIER = 2.0
+"""How far from its kind's estimate a layer's measured time may be and still be read as that estimate plus noise."""
+
+
+def steady_times(gm: fx.GraphModule, example_inputs, times: dict[str, float]) -> dict[str, float]:
+    """The profile's layer times as the slimmer ranks and weighs them: each layer's time as the layers of its kind
+    take it, so that a decision does not follow one layer's timing noise (a busy moment, a cache miss) between two
+    profiles of the same model.
+
+    A conv or linear layer's kind is its shape of work (kernel, stride, groups: a 1x1, a 3x3, a depthwise 3x3, a
+    linear); its time is the profile's fit over every such layer (``LayerCosts.fit``: a fixed cost plus a cost per
+    multiply-accumulate), scaled by how much slower or faster than the fit that kind ran, all of its layers
+    together. Any other layer's kind is its module type, its time that kind's measured time per output byte.
+    A layer measured at over ``OUTLIER`` times its kind's estimate, or under its inverse, keeps its measured time:
+    that is the layer, not noise (a layer its delegate does not run, say). So does a kind of one layer, or a layer
+    without a module or a size."""
+    macs, sizes = layer_macs(gm, example_inputs), output_bytes(gm, example_inputs)
+    modules = dict(gm.named_modules())
+    costs = LayerCosts(times, macs, macs)
+    kinds: dict[tuple, list[tuple[str, float]]] = defaultdict(list)
+    for layer in times:
+        module = modules.get(layer)
+        if module is None:
+            continue
+        if macs.get(layer):
+            kinds[("work", *_work_kind(module))].append((layer, costs.predict(macs[layer])))
+        elif sizes.get(layer):
+            kinds[("bytes", type(module).__name__)].append((layer, float(sizes[layer])))
+    steady = dict(times)
+    for members in kinds.values():
+        measured, modelled = sum(times[layer] for layer, _ in members), sum(work for _, work in members)
+        if len(members) < 2 or modelled <= 0:
+            continue
+        for layer, work in members:
+            estimate = measured * work / modelled
+            if estimate > 0 and 1 / OUTLIER <= times[layer] / estimate <= OUTLIER:
+                steady[layer] = estimate
+    return steady
+
+
+def _work_kind(module) -> tuple:
+    from torch import nn
+
+    if isinstance(module, nn.Conv2d):
+        depthwise = module.groups > 1 and module.groups == module.in_channels
+        return ("conv", module.kernel_size, module.stride, "depthwise" if depthwise else module.groups > 1)
+    return (type(module).__name__,)
+
+
 def make_passes(example_inputs: tuple, exact_only: bool = False) -> list[SlimPass]:
     """One instance of every merge pass for a model with these inputs: the exact ones only with ``exact_only``.
     (Compressions are steps of their own: ``slimmer.steps``.)"""

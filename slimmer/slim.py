@@ -18,7 +18,7 @@ from rebirth.slimmer.finetune import StepCallback, TeacherLogits
 from rebirth.slimmer.graph import trace
 from rebirth.slimmer.judge import Assessment, agreement, assess, fidelity, outputs
 from rebirth.slimmer.options import SlimOptions
-from rebirth.slimmer.plan import rank
+from rebirth.slimmer.plan import rank, steady_times
 from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, considered, steps_for
 from rebirth.slimmer.steps.base import Say, say_nothing
 from rebirth.slimmer.train import Accuracy, evaluate
@@ -70,7 +70,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     """The slimmed copy of ``model``; ``model`` itself is not changed.
 
     Args:
-        times: measured p50 ms per layer (from the model's profile).
+        times: measured p50 ms per layer (from the model's profile); the steps weigh them as ``steady_times``.
         loaders: ``slimmer.data.Loaders`` for fine-tuning and judging; None: exact merges only.
         trained: the model learned the loaders' task, so accuracy can be measured (``judge.judged_by`` decides).
         options: how to slim (``SlimOptions()`` when None).
@@ -78,8 +78,9 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     """
     options = options or SlimOptions()
     teacher, current = trace(model), trace(model)
+    times = steady_times(teacher, example_inputs, times)
     original_macs = layer_macs(current, example_inputs)
-    assessment = assess(teacher, loaders, trained, options.max_accuracy_drop)
+    assessment = assess(teacher, loaders, trained, options.max_accuracy_drop, options.confidence)
     for said in (assessment.reason, assessment.resolution):
         if said:
             say(said)
@@ -150,7 +151,8 @@ def plan_offers(model: nn.Module, example_inputs: tuple, times: dict[str, float]
     each is worth: merges first, then compressions, best first (`rebirth slim --plan`). With ``exact_only``, the
     exact offers alone."""
     gm = trace(model)
-    context = StepContext(example_inputs, times, layer_macs(gm, example_inputs), options)
+    context = StepContext(example_inputs, steady_times(gm, example_inputs, times), layer_macs(gm, example_inputs),
+                          options)
     found = [pair for step in steps_for(options) for pair in step.offers(gm, context)
              if pair[0].match.exact or not options.exact_only]
     return [candidate.record() for candidate, _ in sorted(found, key=rank)]

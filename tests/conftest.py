@@ -93,7 +93,7 @@ def trained_digits_net(tmp_path_factory):
 
     torch.manual_seed(0)
     model, loaders = DigitsNet(), digits(16)
-    accuracy = train(model, loaders.train, loaders.held_out, 8, 3e-3)
+    accuracy = train(model, loaders.train, loaders.held_out, 12, 3e-3)
     assert accuracy.top1 > 90
     folder = tmp_path_factory.mktemp("digitsnet")
     torch.save(model.state_dict(), folder / "weights.pt")

@@ -190,7 +190,7 @@ def test_full_size_googlenet_weights_are_named_by_their_whole_recipe(tmp_path, m
 
     monkeypatch.setenv("REBIRTH_CACHE", str(tmp_path))
     assert trainable("googlenet") and SMALLER_FIRST["googlenet"][0] < 224
-    assert "-112px4-e1-" in weights_path("googlenet").name
+    assert "-112px6-e1-" in weights_path("googlenet").name
     assert "px" not in weights_path("googlenet-small").name
     assert weights_path("googlenet").parent.is_relative_to(tmp_path)
 
@@ -292,13 +292,14 @@ def test_every_decision_records_its_evidence_and_the_data_say_what_they_resolve(
     result = slim(model, inputs, times_by_work(model, inputs), loaders, trained=True, say=said.append,
                   options=SlimOptions(skip=LOW_RANK_ONLY, min_gain=0.05, max_accuracy_drop=1.0))
     samples = sum(len(labels) for _, labels in loaders.held_out)
-    assert any(line.startswith(f"{samples} held-out samples: one is ") for line in said)  # said before any step
+    assert any(line.startswith(f"{samples} held-out samples at 95% confidence: one is ") for line in said)  # first
     learned = [merge for merge in result.merges if not merge.exact]
     assert learned
     for merge in learned:
         evidence = merge.evidence
         assert evidence is not None and evidence.samples == samples and evidence.budget == 1.0
-        assert evidence.within and evidence.budget_left == pytest.approx(1.0 - evidence.lost)
-        assert evidence.low <= evidence.lost <= evidence.high and evidence.changed is not None
+        assert evidence.within and evidence.budget_left == pytest.approx(1.0 - evidence.bound)
+        assert evidence.low <= evidence.lost <= evidence.bound <= evidence.high and evidence.changed is not None
+        assert evidence.confidence == 0.95 and evidence.bound <= 1.0  # kept on the bound, not the estimate
         assert abs(evidence.lost) <= 100 * evidence.changed / samples + 1e-9  # moved by at most what changed
         assert evidence.quality == merge.quality_after

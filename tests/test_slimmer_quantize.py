@@ -148,7 +148,7 @@ def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tm
     monkeypatch.setattr(slimmer_quantize, "runtime_outputs", constant_logits)
     code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", "1",
                       "--qat-steps", "0")  # post-training int8 alone: QAT would try again (tests/test_slimmer_qat.py)
-    assert code == 0 and ran["samples"] == 450
+    assert code == 0 and ran["samples"] == 899
     step = SlimRecord.load(out / "slim.json").quantization
     assert step is not None and not step.applied and step.runtime_quality is not None and step.runtime_quality < 20
     assert step.code == "over_budget_at_runtime" and "PyTorch's simulation" in step.reason

@@ -8,7 +8,19 @@ import pytest
 import torch
 from torch import nn
 
-from rebirth.contract.slim import ETRECORD, FLOAT, MERGED, PT2, PTE, RECORD, REDUCED, SLIM, MergeRecord, SlimRecord
+from rebirth.contract.slim import (
+    ETRECORD,
+    FLOAT,
+    MERGED,
+    PT2,
+    PTE,
+    RECORD,
+    REDUCED,
+    SCHEMA_VERSION,
+    SLIM,
+    MergeRecord,
+    SlimRecord,
+)
 from rebirth.slimmer import Program, SlimOptions, StepResult, run_passes, steps
 from rebirth.slimmer.passes import RemoveNoOps
 from rebirth.slimmer.slim import chosen_programs
@@ -136,14 +148,47 @@ def test_a_version_4_record_lists_the_files_its_writer_wrote(tmp_path, quantized
     record = SlimRecord.load(tmp_path / "slim.json")
     assert [file.name for file in record.programs()] == programs
     assert {f.kind for f in record.files if f.role == SLIM} == {PT2, PTE, ETRECORD}
-    assert record.files[-1].name == "slim.json" and record.schema_version == 8
+    assert record.files[-1].name == "slim.json" and record.schema_version == SCHEMA_VERSION
 
 
-def test_one_judge_decides_every_budget_check():
+def _judged(lost: int, gained: int, confidence: float = 0.95):
+    """The evidence of a student that loses ``lost`` of 899 held-out samples the original got right and gains
+    ``gained`` it got wrong, judged at ``confidence`` against a 0.5-point budget."""
     from rebirth.slimmer import Judge
 
-    judge = Judge(None, torch.zeros(1, 2), "top1", 90.0, 0.5)
-    assert judge.within(89.5) and not judge.within(89.49) and judge.lost(89.0) == 1.0
+    samples = 899
+    labels = torch.arange(samples) % 10
+    teacher = torch.nn.functional.one_hot(labels, 10).float()
+    teacher[:20] = torch.nn.functional.one_hot((labels[:20] + 1) % 10, 10).float()  # the original misses 20
+    student = teacher.clone()
+    student[20:20 + lost] = torch.nn.functional.one_hot((labels[20:20 + lost] + 1) % 10, 10).float()
+    student[:gained] = torch.nn.functional.one_hot(labels[:gained], 10).float()
+    judge = Judge(SimpleNamespace(held_out=[(torch.zeros(samples, 1), labels)]), teacher, "top1",
+                  100 * (samples - 20) / samples, 0.5, confidence)
+    return judge, judge.examine_logits(student)
+
+
+def test_one_judge_keeps_a_step_only_when_the_bound_of_what_it_loses_is_within_the_budget():
+    from rebirth.slimmer.judge import upper_bound
+
+    judge, one = _judged(1, 0)
+    assert one.changed == 1 and one.lost == pytest.approx(100 / 899) and one.confidence == 0.95
+    assert one.bound == pytest.approx(upper_bound(1, 0, 899, 0.95)) and one.within and judge.keeps(one)
+    judge, two = _judged(2, 0)  # 0.22 points lost is under the budget, its bound (0.54) is not
+    assert two.lost < 0.5 < two.bound and not two.within and not judge.keeps(two)
+    judge, traded = _judged(2, 1)  # one lost net, three changed
+    assert traded.lost == pytest.approx(one.lost) and one.bound < traded.bound <= 0.5 and traded.within
+    assert not judge.keeps(traded, margin=0.1)  # a margin (the runtime's gap, for QAT) counts against it
+    judge, lenient = _judged(2, 0, confidence=0.5)  # at 50% the bound is the estimate
+    assert lenient.bound == pytest.approx(lenient.lost) and lenient.within
+    assert "at most 0.54 at 95% confidence" in two.said and judge.lost(judge.reference - 1.0) == pytest.approx(1.0)
+
+
+def test_evidence_from_before_the_bound_is_held_to_its_estimate():
+    from rebirth.contract.slim import Evidence
+
+    old = Evidence("top1", 96.0, 0.45, 0.5, 450, 3, -0.2, 1.1)
+    assert old.bound is None and old.held == 0.45 and old.within and old.said == "0.45 points lost"
 
 
 def test_a_version_6_record_has_no_allocation_and_a_version_7_one_keeps_it_whole(tmp_path):

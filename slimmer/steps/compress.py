@@ -57,10 +57,9 @@ class CompressionStep:
             evidence = self._learn(attempt, model, judge, context)
             if evidence.within:
                 return self._kept(attempt, model, evidence, context, tuple(skipped))
-            lost = evidence.lost
-            skipped.append(SkipRecord(self.name, attempt.layers, f"{lost:.2f} points over the {judge.budget} budget "
+            skipped.append(SkipRecord(self.name, attempt.layers, f"{evidence.said}, over the {judge.budget} budget "
                                       f"({attempt.summary}; {attempt.detail})", "over_budget", evidence))
-            context.say(f"not {attempt.compression.verb} ({attempt.summary}): {lost:.2f} points lost")
+            context.say(f"not {attempt.compression.verb} ({attempt.summary}): {evidence.said}")
         return StepResult(model, skipped=tuple(skipped))
 
     def _worthwhile(self, model: fx.GraphModule, context: StepContext) -> dict[str, list[tuple[Candidate, SlimPass]]]:

@@ -81,7 +81,7 @@ class QuantizeStep:
         gap = _runtime_gap(tried)
         try:
             learned = quantize.learn_int8(model, context.example_inputs, lessons.logits, steps,
-                                          lambda int8: judge.within(judge.examine(int8).quality - gap), lessons.labels,
+                                          lambda int8: judge.keeps(judge.examine(int8), gap), lessons.labels,
                                           context.options.seed, context.progress)
         except Exception as error:
             return StepResult(model, quantization=dataclasses.replace(
@@ -113,7 +113,7 @@ class QuantizeStep:
         record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
                                     context.quality, quality, evidence=evidence, method=method)
         if not evidence.within:
-            return self._refused(model, record, "over_budget", f"{evidence.lost:.2f} points lost, over the "
+            return self._refused(model, record, "over_budget", f"{evidence.said}, over the "
                                  f"{judge.budget} budget")
         context.say(f"quantized {len(quantized.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
                     f"{quality:.1f})")
@@ -136,7 +136,7 @@ class QuantizeStep:
         if not evidence.within:
             return self._refused(model, record, "over_budget_at_runtime",
                                  f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
-                                 f"({judge.lost(ran):.2f} points lost, over the {judge.budget} budget; PyTorch's "
+                                 f"({evidence.said}, over the {judge.budget} budget; PyTorch's "
                                  f"simulation of it: {record.quality_after:.1f}): slim.pte is the float one")
         from rebirth.models import read_pte
 

@@ -101,10 +101,9 @@ class MergeStep:
             return evidence
         state.rejected.add(_identity(candidate))
         detail = f" ({match.detail})" if match.detail else ""
-        lost = evidence.lost
-        state.skipped.append(SkipRecord(match.kind, match.layers, f"{lost:.2f} points over the {judge.budget} "
+        state.skipped.append(SkipRecord(match.kind, match.layers, f"{evidence.said}, over the {judge.budget} "
                                         f"budget{detail}", "over_budget", evidence))
-        context.say(f"skipped {match.kind} {', '.join(match.layers)}{detail}: {lost:.2f} points lost")
+        context.say(f"skipped {match.kind} {', '.join(match.layers)}{detail}: {evidence.said}")
         return None
 
     def _keep(self, state: _Progress, trial: fx.GraphModule, candidate: Candidate, slim_pass: SlimPass,

@@ -19,6 +19,10 @@ def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out top-1 points all the techniques together may cost; for an untrained "
                              "model, or one predicting under half of the classes, points of output fidelity "
                              "(100 minus the logits' relative error, in %%) (default: 0.5)")
+    parser.add_argument("--confidence", type=_confidence, default=95.0, metavar="PERCENT",
+                        help="how sure a decision on held-out top-1 must be that a step is within the budget: it is "
+                             "kept only when the one-sided upper bound of what it loses, at this confidence, is "
+                             "(default: 95)")
     parser.add_argument("--skip", type=_techniques, default=(), metavar="TECH[,TECH...]",
                         help="techniques not to run: merges, reduce_channels, low_rank, int8 (default: none; every "
                              "technique is considered and the budget shared across them by what each buys per "
@@ -78,6 +82,16 @@ def register(commands) -> None:
     optimize.set_defaults(handler=cmd_optimize)
 
 
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 50 <= value < 100:
+        raise argparse.ArgumentTypeError(f"{text}: a percentage from 50 to below 100")
+    return value
+
+
 def _techniques(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -103,7 +117,7 @@ def slim_options(args: argparse.Namespace) -> SlimOptions:
         if getattr(args, argument):
             print(f"note: {flag} is the default now (every technique runs; --skip {technique} turns it off)",
                   file=sys.stderr)
-    return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop,
+    return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop, confidence=args.confidence / 100,
                        exact_only=getattr(args, "exact_only", False), block_steps=args.block_steps,
                        end_to_end_steps=args.end_to_end_steps, seed=args.seed, min_gain=args.min_gain / 100,
                        skip=args.skip, qat_steps=args.qat_steps)
