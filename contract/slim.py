@@ -21,7 +21,8 @@ from rebirth.contract.files import write_json_atomic
 from rebirth.contract.records import from_dict
 
 SCHEMA_VERSION = 9
-"""9: a top-1 decision is kept only when the one-sided upper bound of the points lost, at a stated confidence, is
+"""9: a compression's record lists its offers (``MergeRecord.parts``, what ``--plan FILE`` replays); a top-1 decision
+is kept only when the one-sided upper bound of the points lost, at a stated confidence, is
 within the budget (``Evidence.confidence``, ``Evidence.bound``; older evidence was decided on its estimate).
 8: the quantization step says which way its int8 program was made (``PTQ`` or ``QAT``) and what each way lost
 (``QuantizationAttempt``).
@@ -31,12 +32,14 @@ decision may carry its ``Evidence`` (an optional field older files lack)."""
 
 SKIP_CODES = {"over_budget": "lost more than the accuracy budget",
               "small_gain": "saves less of the measured time than a fine-tuning is worth",
-              "revisited": "made, then undone: int8 on the model before it buys more within the budget"}
+              "revisited": "made, then undone: int8 on the model before it buys more within the budget",
+              "not_in_model": "a replayed plan's step that this model offers no longer"}
 QUANTIZATION_CODES = {"no_data": "no data to calibrate on", "quantizer_refused": "the quantizer refused the model",
                       "over_budget": "over the budget in PyTorch's simulation",
                       "runtime_refused": "ExecuTorch's runtime cannot run the int8 program",
                       "over_budget_at_runtime": "over the budget as ExecuTorch's runtime runs it",
-                      "slower_on_device": "slower than the float program on the device"}
+                      "slower_on_device": "slower than the float program on the device",
+                      "not_in_plan": "the replayed plan made no int8 program"}
 
 TOP1, AGREEMENT, FIDELITY = "top1", "agreement", "fidelity"
 
@@ -101,6 +104,15 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One layer's offer in a compression step: the match's layers and its detail (``12 of 24 channels into ...``,
+    ``Tucker-2 ranks 24x16 of 64x48``), what a replay (``--plan FILE``) finds the same offer by."""
+
+    layers: tuple[str, ...]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class MergeRecord:
     """One merge the slimmer applied."""
 
@@ -129,6 +141,8 @@ class MergeRecord:
     """Parameters the step removed (negative: added); float32, 4 bytes each in the .pte."""
     evidence: Optional[Evidence] = None
     """What keeping it rested on (a learned step)."""
+    parts: tuple[Part, ...] = ()
+    """A compression step's offers, one per layer it changed (empty for a merge, which is one offer)."""
 
     @property
     def points_lost(self) -> Optional[float]:

@@ -62,13 +62,14 @@ def compare(a: str, b: str, *, device: str = "local", backend: str = "xnnpack", 
 
 
 def slim(model: str, *, outdir: str | os.PathLike, profile: Optional[str | os.PathLike] = None, data: str = "digits",
-         **options: Any) -> SlimRecord:
+         plan: Optional[str | os.PathLike] = None, **options: Any) -> SlimRecord:
     """Slim ``model`` with its profile and write the programs and slim.json into ``outdir``: `rebirth slim`.
 
     Args:
         model: ``file.py:NAME`` or ``zoo:NAME`` (a .pte has no graph left to slim).
         profile: the model's Profile JSON (default: profile it on this computer first).
         data: ``digits``, or ``file.py:NAME`` returning (train, held_out) DataLoaders.
+        plan: a slim.json (or its folder) whose kept steps to make again, in its order (`--plan FILE`).
         options: any field of ``rebirth.slimmer.SlimOptions``, e.g. ``max_accuracy_drop=1.0``,
             ``skip=("low_rank", "int8")`` (every technique runs by default), ``exact_only=True``.
 
@@ -79,16 +80,18 @@ def slim(model: str, *, outdir: str | os.PathLike, profile: Optional[str | os.Pa
     from rebirth.usecases.slimming import SlimRequest, slim_model
 
     request = SlimRequest(model=model, outdir=Path(outdir), profile=Path(profile) if profile else None, data=data,
-                          options=SlimOptions(**options))
+                          options=SlimOptions(**_replaying(plan, options)))
     return slim_model(request)
 
 
 def optimize(model: str, *, outdir: str | os.PathLike, device: str = "local", data: str = "digits",
-             precision: float = 0.03, max_runs: int = 40, max_seconds: float = 300.0, **options: Any) -> Optimized:
+             precision: float = 0.03, max_runs: int = 40, max_seconds: float = 300.0,
+             plan: Optional[str | os.PathLike] = None, **options: Any) -> Optimized:
     """Profile, slim, then measure the original and the slimmed program side by side, and write the report into
     ``outdir``: `rebirth optimize`.
 
     Args:
+        plan: a slim.json (or its folder) whose kept steps to make again (see ``slim``).
         options: any field of ``rebirth.slimmer.SlimOptions`` (see ``slim``).
 
     Returns:
@@ -99,8 +102,18 @@ def optimize(model: str, *, outdir: str | os.PathLike, device: str = "local", da
     from rebirth.usecases.slimming import optimize as run
 
     request = OptimizeRequest(model=model, outdir=Path(outdir), device=device, data=data, precision=precision,
-                              max_runs=max_runs, max_seconds=max_seconds, options=SlimOptions(**options))
+                              max_runs=max_runs, max_seconds=max_seconds,
+                              options=SlimOptions(**_replaying(plan, options)))
     return run(request)
+
+
+def _replaying(plan: Optional[str | os.PathLike], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the recorded ``plan`` to replay, if one is given."""
+    if plan is None:
+        return options
+    from rebirth.slimmer.replay import load_replay
+
+    return {**options, "replay": load_replay(plan)}
 
 
 def regress(baseline: Optional[str] = None, *, results: Sequence[str | os.PathLike] = (),

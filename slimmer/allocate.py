@@ -8,7 +8,8 @@ than the compressions would with what it leaves them, its cost is held back from
 budget less that reserve. int8 runs last on the whole budget. If it is still refused for lack of budget an earlier
 compression spent, it is tried on the model from before the last compression, then the one before, as long as the
 profile says that combination is faster than the compressions without int8; the first one within the budget
-stands and the compressions after it are undone. Every decision is still ``Judge.within``.
+stands and the compressions after it are undone. Every decision is still the judge's (``Evidence.within``).
+A replayed plan (``SlimOptions.replay``) shares nothing: its steps are tried in its order on the whole budget.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def run_allocated(considered: Sequence[Considered], model: fx.GraphModule, judge
     made: list[Made] = []
     for step in head:
         model, context = _run(step, model, judge, context, made)
+    replay = context.options.replay
+    if replay is not None:  # the recorded plan decides what is tried: no probe, no reserve, no revisit
+        for step in compressions + last:
+            model, context = _run(step, model, judge, context, made)
+        budget = judge.budget if judge is not None else context.options.max_accuracy_drop
+        return Allocated(tuple(made), Allocation(budget, rule=f"replayed from {replay.source}: the steps it kept, in "
+                                                 "its order, each judged again", int8_speedup=INT8_SPEEDUP,
+                                                 estimated_speedup=kept_speedup(made, context)))
     allocation = share(considered, model, judge, context, compressions, bool(last))
     judged = judge
     if judge is not None and allocation.reserved > 0:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from rebirth.slimmer.replay import Replay
 
 QAT_STEPS = 200
 """Quantization-aware training's steps at most, by default."""
@@ -27,6 +31,8 @@ class SlimOptions:
     """Techniques not to run, by their names in ``slimmer.steps.STEPS`` (``merges``, ``reduce_channels``,
     ``low_rank``, ``int8``; a string may list them with commas); every other one is considered, the one budget
     shared across them."""
+    replay: Optional[Replay] = None
+    """A recorded plan to make again (``slimmer.replay``, ``--plan FILE``): its kept steps, not the profile's best."""
     qat_steps: int = QAT_STEPS
     """Where post-training int8 is over the budget, train in int8 for at most this many steps (batches), stopping
     once it is within; 0: post-training int8 only."""

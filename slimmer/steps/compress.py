@@ -11,7 +11,7 @@ from typing import Optional
 
 from torch import fx
 
-from rebirth.contract.slim import Evidence, MergeRecord, SkipRecord
+from rebirth.contract.slim import Evidence, MergeRecord, Part, SkipRecord
 from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import fit_block, fit_end_to_end
 from rebirth.slimmer.graph import finish
@@ -47,7 +47,7 @@ class CompressionStep:
         """The model compressed at the strongest offers the budget allows (as it was, without data)."""
         if judge is None or context.lessons is None:
             return StepResult(model)
-        chosen = self._worthwhile(model, context)
+        chosen = self._worthwhile(model, context) if context.options.replay is None else self._replayed(model, context)
         if not chosen:
             return StepResult(model)
         skipped: list[SkipRecord] = []
@@ -76,6 +76,25 @@ class CompressionStep:
             return {}
         return found
 
+    def _replayed(self, model: fx.GraphModule, context: StepContext) -> dict[str, list[tuple[Candidate, SlimPass]]]:
+        """The offers a recorded plan made this compression at, found on ``model``; none when it made none, or
+        when ``model`` no longer offers one of them."""
+        replay = context.options.replay
+        assert replay is not None
+        parts = replay.parts(self.name)
+        if not parts:
+            context.say(f"the plan ({replay.source}) made no {self.name} step" if parts is None else
+                        f"the plan's {self.name} step lists no offers (a slim.json before version 9): not replayed")
+            return {}
+        offered = {(candidate.match.layers, candidate.match.detail): (candidate, slim_pass)
+                   for candidate, slim_pass in self.offers(model, context)}
+        missing = [part for part in parts if (part.layers, part.detail) not in offered]
+        if missing:
+            context.say(f"not replayed: {self.name}: this model does not offer "
+                        + ", ".join(f"{part.layers[0]} {part.detail}" for part in missing))
+            return {}
+        return {part.layers[-1]: [offered[(part.layers, part.detail)]] for part in parts}
+
     def _learn(self, attempt: _Attempt, model: fx.GraphModule, judge: Judge, context: StepContext) -> Evidence:
         """Fine-tune the compressed layers to reproduce ``model`` (the block, then if need be all layers, each
         twice as long as for one merge); what it reached, as evidence."""
@@ -99,7 +118,8 @@ class CompressionStep:
                              sum(c.costs_ms for c in chosen), quality, context.quality,
                              f"{attempt.summary}; {attempt.detail}",
                              sum(layer_macs(model, inputs).values()) - sum(attempt.work.values()),
-                             parameters(model) - parameters(attempt.model), evidence)
+                             parameters(model) - parameters(attempt.model), evidence,
+                             tuple(Part(c.match.layers, c.match.detail) for c in chosen))
         gain = sum(candidate.gain_ms for candidate in chosen)
         context.say(f"{attempt.compression.verb} {attempt.summary} (saves ~{gain:.2f} ms, quality "
                     f"{context.quality:.1f} -> {quality:.1f})")

@@ -53,6 +53,10 @@ class QuantizeStep:
     def run(self, model: fx.GraphModule, judge: Optional[Judge], context: StepContext) -> StepResult:
         """``model`` unchanged, with the int8 program offered as the slimmed one when every check keeps it: made
         after training, else, where that was over the budget, by quantization-aware training."""
+        replay = context.options.replay
+        if replay is not None and not replay.int8:
+            return self._said(self._refused(model, QuantizationRecord(self.scheme, False), "not_in_plan",
+                                            f"the plan ({replay.source}) made no int8 program"), context)
         if judge is None or context.lessons is None:
             return self._said(self._refused(model, QuantizationRecord(self.scheme, False), "no_data", "quantization "
                               "needs data to calibrate on (a model taking one square 3-channel image, or --data)"),

@@ -45,9 +45,12 @@ class MergeStep:
         inputs = context.example_inputs
         state = _Progress(model, context.quality, sum(layer_macs(model, inputs).values()), parameters(model), [], [],
                           set())
-        for _ in range(context.options.max_merges):
-            if not self._merge_best(state, judge, context, exact_only):
-                break
+        if context.options.replay is not None:
+            self._replay(state, judge, context, exact_only)
+        else:
+            for _ in range(context.options.max_merges):
+                if not self._merge_best(state, judge, context, exact_only):
+                    break
         if judge is not None and any(not merge.exact for merge in state.merges):
             assert context.lessons is not None and state.quality is not None
             self._tune_whole(state, judge, context.lessons, context)
@@ -71,16 +74,36 @@ class MergeStep:
                                             f"{100 * context.options.min_gain:g}% of the measured time worth "
                                             "fine-tuning for", "small_gain") for c in small)
             return False
-        candidate, slim_pass = ranked[0]
+        self._make(state, *ranked[0], judge, context)
+        return True
+
+    def _replay(self, state: _Progress, judge: Optional[Judge], context: StepContext, exact_only: bool) -> None:
+        """Make the merges a recorded plan kept, in its order, each found on the model as it is by then; one the
+        model no longer offers is skipped."""
+        replay = context.options.replay
+        assert replay is not None
+        for wanted in replay.merge_order(slim_pass.kind for slim_pass in make_passes(context.example_inputs)):
+            found = [(c, p) for c, p in self._ranked(state.model, context, exact_only) if _identity(c) == wanted]
+            if not found:
+                kind, layers, detail = wanted
+                state.skipped.append(SkipRecord(kind, layers, f"the plan's merge ({replay.source}) is not offered by "
+                                                "this model" + (f" ({detail})" if detail else ""), "not_in_model"))
+                why = " (without data, only exact merges are made)" if exact_only else ""
+                context.say(f"not replayed: {kind} {', '.join(layers)}: this model does not offer it{why}")
+                continue
+            self._make(state, *found[0], judge, context)
+
+    def _make(self, state: _Progress, candidate: Candidate, slim_pass: SlimPass, judge: Optional[Judge],
+              context: StepContext) -> None:
+        """Apply ``candidate``; a learned one is fine-tuned and kept only within the budget."""
         trial = slim_pass.apply(copy.deepcopy(state.model), candidate.match)
         evidence = None
         if not candidate.match.exact:
             assert judge is not None and context.lessons is not None, "learned merges are only planned with data"
             evidence = self._learn(trial, candidate, slim_pass, state, judge, context)
             if evidence is None:
-                return True
+                return
         self._keep(state, trial, candidate, slim_pass, evidence, context)
-        return True
 
     def _learn(self, trial: fx.GraphModule, candidate: Candidate, slim_pass: SlimPass, state: _Progress, judge: Judge,
                context: StepContext) -> Optional[Evidence]:

@@ -59,7 +59,9 @@ def register(commands) -> None:
                       help="the model's profile (rebirth-profile --json); default: profile on local first")
     slim.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
                       help="writes slim.pt2, slim.pte, slim.etrecord and slim.json here")
-    slim.add_argument("--plan", action="store_true", help="print the ranked merges and change nothing")
+    slim.add_argument("--plan", nargs="?", const=True, default=None, metavar="FILE",
+                      help="alone: print the ranked offers and change nothing; with a slim.json (or its folder): "
+                           "replay the steps that run kept, in its order, each judged again")
     slim.add_argument("--exact-only", action="store_true",
                       help="only merges that keep outputs equal (the other techniques still run: --skip them)")
     slim.add_argument("--backend", choices=BACKENDS, default="xnnpack")
@@ -78,6 +80,9 @@ def register(commands) -> None:
                           help="measure the original and the slimmed model side by side until the speed-up's 95%% "
                                "interval is within ±PERCENT (default: 3)")
     add_budget(optimize, runs=40, seconds=300)
+    optimize.add_argument("--plan", default=None, metavar="FILE",
+                          help="replay the steps a slim.json (or its folder) kept, in its order, each judged again, "
+                               "instead of the steps this profile ranks best")
     add_slimming_arguments(optimize)
     optimize.set_defaults(handler=cmd_optimize)
 
@@ -117,7 +122,13 @@ def slim_options(args: argparse.Namespace) -> SlimOptions:
         if getattr(args, argument):
             print(f"note: {flag} is the default now (every technique runs; --skip {technique} turns it off)",
                   file=sys.stderr)
+    replay = None
+    if isinstance(getattr(args, "plan", None), str):
+        from rebirth.slimmer.replay import load_replay
+
+        replay = load_replay(args.plan)
     return SlimOptions(backend=args.backend, max_accuracy_drop=args.max_accuracy_drop, confidence=args.confidence / 100,
+                       replay=replay,
                        exact_only=getattr(args, "exact_only", False), block_steps=args.block_steps,
                        end_to_end_steps=args.end_to_end_steps, seed=args.seed, min_gain=args.min_gain / 100,
                        skip=args.skip, qat_steps=args.qat_steps)
@@ -127,18 +138,18 @@ def cmd_slim(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
     from rebirth.contract import InputError
 
-    if not args.plan and args.output is None:
-        raise InputError("-o OUTDIR is needed (or --plan to only see the plan)")
+    if args.plan is not True and args.output is None:
+        raise InputError("-o OUTDIR is needed (or --plan alone to only see the plan)")
     from rebirth.usecases.slimming import SlimRequest, plan_merges, slim_model
 
     request = SlimRequest(model=args.model, outdir=args.output or Path("."), profile=args.profile, data=args.data,
                           options=slim_options(args))
     with ProgressView() as view:
-        if args.plan:
+        if args.plan is True:
             plan = plan_merges(request, say=view.say, progress=view.update)
         else:
             record = slim_model(request, say=view.say, progress=view.update)
-    if args.plan:
+    if args.plan is True:
         from rebirth.reports import render_plan
 
         render_plan(plan)
