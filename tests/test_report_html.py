@@ -207,7 +207,7 @@ def test_a_version_1_slim_json_is_migrated_and_saved_as_the_current_version(tmp_
     assert record.merges[1].kind == "merge_pool_into_conv" and record.merges[1].removed == ()
     assert record.accuracy.before.top1 == 91.25 and record.params.after == 990_000
     record.save(tmp_path / "v5.json")
-    assert json.loads((tmp_path / "v5.json").read_text())["schema_version"] == SCHEMA_VERSION == 8
+    assert json.loads((tmp_path / "v5.json").read_text())["schema_version"] == SCHEMA_VERSION == 9
     assert SlimRecord.load(tmp_path / "v5.json") == record
     assert record.accuracy.fidelity is None and record.accuracy.reason is None  # not measured in version 1
     assert record.merges[0].macs_saved is None and record.merges[0].points_lost is None  # nor per-step savings
