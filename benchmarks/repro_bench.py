@@ -143,7 +143,8 @@ def main() -> int:
     key = (args.model, args.budget)
     entry = {"model": args.model, "budget": args.budget if args.budget is not None else 0.5,
              "budget_given": args.budget is not None, "measured_with": commit(),
-             "date": time.strftime("%Y-%m-%d", time.gmtime()), "warm_up_s": round(wall, 1) if wall is not None else None,
+             "date": time.strftime("%Y-%m-%d", time.gmtime()),
+             "warm_up_s": round(wall, 1) if wall is not None else None,
              "summary": summary(runs), "runs": runs}
     kept = [network for network in existing
             if (network["model"], network["budget"] if network["budget_given"] else None) != key]

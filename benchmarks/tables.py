@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -197,6 +198,62 @@ def compress_goals(section: Section, network: Data, stamp: Stamp) -> None:
         before, after = last["peak_rss_bytes"]
         section.goal(stamp, f"{name}: runner peak RSS >= {MEMORY_GOAL:g}x smaller",
                      f"{times(before / after)} ({mib(before)} -> {mib(after)})", before / after >= MEMORY_GOAL)
+
+
+REPRO_GOALS = {"googlenet": (8.0, 3.0, 300.0)}
+"""Full-size goals of the reproducibility benchmark: median speed-up, peak RSS times smaller, seconds per run."""
+
+
+def repro(data: Data) -> Section:
+    section = Section("The same command five times", "python benchmarks/repro_bench.py [--model zoo:NAME] "
+                      "[--runs 5] [--max-accuracy-drop POINTS]",
+                      "`rebirth optimize MODEL -o out/` (every technique, the default budget of 0.5 points at 95% "
+                      "confidence unless a budget is given) run again and again, each in its own process, the "
+                      "trained weights and exports cached by an uncounted first run. Each run's kept steps, "
+                      "speed-up side by side (original against the slimmed program on `local`, until ±3% or 40 "
+                      "runs), runner peak RSS and wall time. Reproducible means the same kept steps in at least 4 "
+                      "of 5 runs and every speed-up within 10% of the median.")
+    table = Table(("network, budget", "run", "kept steps", "int8", "speed-up (95% CI)",
+                   "top-1 before -> as it runs", "peak RSS smaller", "wall time"))
+    for network in data["networks"]:
+        stamp = Stamp(network["measured_with"][:7], network["date"])
+        summary, runs, name = network["summary"], network["runs"], network["model"].removeprefix("zoo:")
+        label = f"{name}, {network['budget']:g} points"
+        if summary.get("runs_done"):
+            need = math.ceil(0.8 * len(runs))  # 4 of 5
+            section.goal(stamp, f"{label}: the same kept steps in >= {need} of {len(runs)}",
+                         f"{summary['same_steps_runs']} of {len(runs)} ({summary['distinct_step_sets']} distinct)",
+                         summary["same_steps_runs"] >= need)
+            section.goal(stamp, f"{label}: every speed-up within 10% of the median",
+                         f"median {times(summary['speedup_median'])}, furthest "
+                         f"{pct(summary['speedup_max_departure'])} from it", summary["speedup_max_departure"] <= 0.1)
+        if name in REPRO_GOALS and summary.get("runs_done"):
+            speedup, memory, wall = REPRO_GOALS[name]
+            section.goal(stamp, f"{label}: median speed-up >= {speedup:g}x", times(summary["speedup_median"]),
+                         summary["speedup_median"] >= speedup)
+            section.goal(stamp, f"{label}: runner peak RSS >= {memory:g}x smaller",
+                         times(summary["rss_smaller_median"]), summary["rss_smaller_median"] >= memory)
+            section.goal(stamp, f"{label}: each whole command <= {wall:g} s",
+                         f"at most {seconds(summary['wall_s_max'])}", summary["wall_s_max"] <= wall)
+        for index, run in enumerate(runs):
+            if run["exit_code"] != 0:
+                table.add(stamp, label if index == 0 else "", str(index + 1), f"exit {run['exit_code']}", "", "", "",
+                          "", seconds(run["wall_s"]))
+                continue
+            kept = [step.split(" ")[0] for step in run["steps"] if not step.startswith("int8")]
+            counted = ", ".join(f"{kind} x{kept.count(kind)}" if kept.count(kind) > 1 else kind
+                                for kind in dict.fromkeys(kept))
+            int8 = run["int8"]
+            made = f"kept ({int8['method']})" if int8["applied"] else f"refused ({int8['code']})"
+            speedup = f"{times(run['speedup'])} ({interval(*run['speedup_interval'])})"
+            if run["outcome"] != "decided":
+                speedup += f", {run['outcome']}"
+            after = run["top1_after_runtime"] if run["top1_after_runtime"] is not None else run["top1_after_torch"]
+            table.add(stamp, label if index == 0 else "", str(index + 1), counted or "none", made, speedup,
+                      f"{run['top1_before']:.1f}% -> {after:.1f}%", times(run["rss_smaller"]),
+                      seconds(run["wall_s"]))
+    section.tables.append(table)
+    return section
 
 
 def optimize_hog(data: Data) -> Section:
@@ -443,7 +500,7 @@ def startup(data: Data) -> Section:
 
 
 SECTIONS: dict[str, Callable[[Data], Section]] = {
-    "optimize.json": optimize, "compress.json": compress, "optimize_hog.json": optimize_hog,
+    "optimize.json": optimize, "repro.json": repro, "compress.json": compress, "optimize_hog.json": optimize_hog,
     "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "runner.json": runner,
     "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
 }
