@@ -195,7 +195,7 @@ def probe_int8(model: fx.GraphModule, judge: Judge, context: StepContext) -> Opt
     assert context.lessons is not None
     try:
         quantized = quantize.quantize_int8(model, context.example_inputs,
-                                           quantize.calibration_batches(context.lessons.calibration))
+                                           context.lessons.calibration)
     except Exception:  # the int8 step says why when it runs
         return None
     return judge.examine(quantized.module)

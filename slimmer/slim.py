@@ -106,8 +106,10 @@ def _lessons(teacher: fx.GraphModule, loaders, trained: bool) -> Optional[Lesson
 
     plain = DataLoader(loaders.train.dataset, loaders.train.batch_size, shuffle=False)
     labelled = [(images, labels) for images, labels in plain]
+    from rebirth.slimmer.quantize import calibration_batches
+
     return Lessons(teacher, [images for images, _ in labelled], TeacherLogits(teacher, labelled), trained,
-                   loaders.train)
+                   calibration_batches(loaders.train))
 
 
 def _result(final: fx.GraphModule, done: list[tuple[str, StepResult]], assessment: Assessment, example_inputs: tuple,

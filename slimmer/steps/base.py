@@ -37,8 +37,9 @@ class Lessons:
     logits: TeacherLogits
     labels: bool
     """The model learned the data's task, so its labels teach too."""
-    calibration: Any
-    """The training loader (held-out data judges)."""
+    calibration: list[torch.Tensor]
+    """The image batches int8 calibrates on, drawn once from the training loader (held-out data judges), so that
+    int8's probe and its step see the same ones."""
 
 
 @dataclass(frozen=True)

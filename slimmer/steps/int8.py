@@ -64,7 +64,7 @@ class QuantizeStep:
         try:
             start = time.perf_counter()
             quantized = quantize.quantize_int8(model, context.example_inputs,
-                                               quantize.calibration_batches(context.lessons.calibration))
+                                               context.lessons.calibration)
         except Exception as error:  # the quantizer or export refused this graph: the float model stands
             return self._said(self._refused(model, QuantizationRecord(self.scheme, False), "quantizer_refused",
                                             f"the quantizer refused the model ({_first_line(error)})"), context)
