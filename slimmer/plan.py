@@ -84,14 +84,28 @@ def steady_times(gm: fx.GraphModule, example_inputs, times: dict[str, float]) ->
             kinds[("bytes", type(module).__name__)].append((layer, float(sizes[layer])))
     steady = dict(times)
     for members in kinds.values():
-        measured, modelled = sum(times[layer] for layer, _ in members), sum(work for _, work in members)
-        if len(members) < 2 or modelled <= 0:
+        typical = members
+        for _ in range(2):  # the kind's rate, then again without the layers far from it
+            rate = _rate(typical, times)
+            if rate is None:
+                break
+            typical = [(layer, work) for layer, work in members if _near(times[layer], rate * work)]
+        if rate is None or len(typical) < 2:
             continue
-        for layer, work in members:
-            estimate = measured * work / modelled
-            if estimate > 0 and 1 / OUTLIER <= times[layer] / estimate <= OUTLIER:
-                steady[layer] = estimate
+        steady.update({layer: rate * work for layer, work in typical})
     return steady
+
+
+def _rate(members: list[tuple[str, float]], times: dict[str, float]) -> Optional[float]:
+    """Measured time per unit of modelled work over ``members``; None for fewer than two or no work."""
+    modelled = sum(work for _, work in members)
+    if len(members) < 2 or modelled <= 0:
+        return None
+    return sum(times[layer] for layer, _ in members) / modelled
+
+
+def _near(measured: float, estimate: float) -> bool:
+    return estimate > 0 and 1 / OUTLIER <= measured / estimate <= OUTLIER
 
 
 def _work_kind(module) -> tuple:

@@ -161,3 +161,52 @@ def test_bad_data_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, data, me
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def _noisy(times: dict[str, float], seed: int, spread: float = 0.25) -> dict[str, float]:
+    generator = torch.Generator().manual_seed(seed)
+    return {layer: time * (1 + spread * (2 * torch.rand(1, generator=generator).item() - 1))
+            for layer, time in times.items()}
+
+
+def test_the_steps_weigh_a_layer_as_its_kind_runs_so_noise_does_not_reorder_the_offers():
+    from rebirth.models.zoo import build
+    from rebirth.slimmer.cost import layer_macs
+    from rebirth.slimmer.passes import ReduceChannels
+    from rebirth.slimmer.plan import steady_times
+
+    model, inputs = build("googlenet-small", 0)
+    gm = trace(model)
+    macs = layer_macs(gm, inputs)
+    times = {layer: 0.005 + 2e-8 * work for layer, work in macs.items()}  # what the layers take, noise aside
+    channels = [ReduceChannels.for_model(inputs)]
+
+    def order(profile):
+        return tuple((c.match.layers, c.match.detail) for c, _ in candidates(gm, channels, profile, inputs, macs))[:6]
+
+    raw = {order(_noisy(times, seed)) for seed in range(6)}
+    steady = {order(steady_times(gm, inputs, _noisy(times, seed))) for seed in range(6)}
+    assert len(raw) > 2  # the profile's noise alone reorders the best offers ...
+    assert steady == {order(times)}  # ... read steadily, it does not
+    for seed in range(3):  # and each layer's time is nearer what it takes
+        noisy = _noisy(times, seed)
+        weighed = steady_times(gm, inputs, noisy)
+        assert sum(abs(weighed[layer] / times[layer] - 1) for layer in macs) < \
+            0.5 * sum(abs(noisy[layer] / times[layer] - 1) for layer in macs)
+
+
+def test_a_layer_far_from_its_kind_keeps_its_measured_time():
+    from rebirth.models.zoo import build
+    from rebirth.slimmer.cost import layer_macs
+    from rebirth.slimmer.plan import OUTLIER, steady_times
+
+    model, inputs = build("googlenet-small", 0)
+    gm = trace(model)
+    times = {layer: 0.005 + 2e-8 * work for layer, work in layer_macs(gm, inputs).items()}
+    times["lrn1"], times["lrn2"] = 0.2, 0.1  # one module type, told apart by their outputs' sizes
+    slow = dict(times, **{"inception4a.branch2.1.0": times["inception4a.branch2.1.0"] * OUTLIER * 1.5})
+    weighed = steady_times(gm, inputs, slow)
+    assert weighed["inception4a.branch2.1.0"] == slow["inception4a.branch2.1.0"]  # not its delegate's, say
+    assert weighed["inception4b.branch2.1.0"] == pytest.approx(times["inception4b.branch2.1.0"], rel=0.1)
+    assert weighed["lrn1"] + weighed["lrn2"] == pytest.approx(0.3)  # a kind keeps its total
+    assert "no_such_layer" not in weighed and steady_times(gm, inputs, {}) == {}
