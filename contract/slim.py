@@ -81,6 +81,12 @@ class Evidence:
     """... and the one-sided upper bound, at that confidence, of the points lost on data like these samples: what
     the budget holds a top-1 decision to. None in records before version 9 and for fidelity, where the estimate
     is held to the budget."""
+    left: Optional[float] = None
+    """The budget left after this step: the budget less what it is held to (``held``); computed when not given."""
+
+    def __post_init__(self) -> None:
+        if self.left is None:
+            object.__setattr__(self, "left", self.budget - self.held)
 
     @property
     def held(self) -> float:
@@ -93,7 +99,7 @@ class Evidence:
 
     @property
     def budget_left(self) -> float:
-        return self.budget - self.held
+        return self.budget - self.held if self.left is None else self.left
 
     @property
     def said(self) -> str:

@@ -111,8 +111,9 @@ def step_savings(merge: MergeRecord) -> tuple[str, str, str]:
 
 
 def evidence_text(evidence: Optional[Evidence]) -> str:
-    """What keeping a step rested on: ``0.44 [-0.2, 1.1], at most 0.95 at 95%, 3 changed`` (points lost against
-    the original, their 95% interval, the bound the budget held them to, held-out predictions changed), or ``-``."""
+    """What keeping a step rested on: ``0.44 [-0.2, 1.1], at most 0.95 at 95%, 3 changed, 0.05 left`` (points lost
+    against the original, their 95% interval, the bound the budget held them to, held-out predictions changed, the
+    budget left), or ``-``."""
     if evidence is None:
         return "-"
     bounded = evidence.low is not None and evidence.high is not None
@@ -120,7 +121,7 @@ def evidence_text(evidence: Optional[Evidence]) -> str:
     bound = f", at most {evidence.bound:.2f} at {100 * evidence.confidence:g}%" \
         if evidence.bound is not None and evidence.confidence is not None else ""
     changed = f", {evidence.changed} changed" if evidence.changed is not None else ""
-    return f"{evidence.lost:+.2f}{interval}{bound}{changed}"
+    return f"{evidence.lost:+.2f}{interval}{bound}{changed}, {evidence.budget_left:.2f} left"
 
 
 def _signed(value: int) -> str:
