@@ -1,6 +1,7 @@
 """Each technique is a step behind one protocol: the driver runs the registered steps the options ask for, records
 each, and writes the programs they offer, each once under its final name, listed in slim.json."""
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -174,6 +175,7 @@ def test_one_judge_keeps_a_step_only_when_the_bound_of_what_it_loses_is_within_t
     judge, one = _judged(1, 0)
     assert one.changed == 1 and one.lost == pytest.approx(100 / 899) and one.confidence == 0.95
     assert one.bound == pytest.approx(upper_bound(1, 0, 899, 0.95)) and one.within and judge.keeps(one)
+    assert one.left == pytest.approx(0.5 - one.bound) and json.loads(json.dumps(dataclasses.asdict(one)))["left"] > 0
     judge, two = _judged(2, 0)  # 0.22 points lost is under the budget, its bound (0.54) is not
     assert two.lost < 0.5 < two.bound and not two.within and not judge.keeps(two)
     judge, traded = _judged(2, 1)  # one lost net, three changed
