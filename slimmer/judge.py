@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rebirth.contract.slim import FIDELITY, TOP1, Evidence
-from rebirth.slimmer.train import Accuracy, evaluate, predictions, score
+from rebirth.slimmer.train import Accuracy, evaluate, laid_out, predictions, score
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def resolution(samples: int, budget: float, confidence: float = 0.95) -> str:
 def outputs(model: nn.Module, loader) -> torch.Tensor:
     """``model``'s logits for every sample of ``loader``, in order."""
     model.eval()
-    return torch.cat([model(images) for images, _ in loader])
+    return torch.cat([model(laid_out(images, model)) for images, _ in loader])
 
 
 def agreement(student: torch.Tensor, reference: torch.Tensor) -> float:

@@ -14,6 +14,7 @@ from torch import nn
 
 from rebirth.contract.quiet import quiet
 from rebirth.slimmer.finetune import StepCallback, TeacherLogits, distillation_loss
+from rebirth.slimmer.train import laid_out
 
 CALIBRATION_BATCHES = 16
 """Training batches the observers see (512 images at the paper's batch of 32)."""
@@ -114,7 +115,7 @@ def _train(prepared: nn.Module, teacher: TeacherLogits, steps: int, enough: Call
     for step in range(1, steps + 1):
         images, target, logits_teacher = teacher[order[(step - 1) % len(order)]]
         samples += len(images)
-        loss = distillation_loss(prepared(images), logits_teacher, target if labels else None)
+        loss = distillation_loss(prepared(laid_out(images, prepared)), logits_teacher, target if labels else None)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -21,7 +21,7 @@ from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.plan import rank, steady_times
 from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, considered, steps_for
 from rebirth.slimmer.steps.base import Say, say_nothing
-from rebirth.slimmer.train import Accuracy, evaluate
+from rebirth.slimmer.train import Accuracy, evaluate, laid_out
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _lessons(teacher: fx.GraphModule, loaders, trained: bool) -> Optional[Lesson
     from torch.utils.data import DataLoader
 
     plain = DataLoader(loaders.train.dataset, loaders.train.batch_size, shuffle=False)
-    labelled = [(images, labels) for images, labels in plain]
+    labelled = [(laid_out(images), labels) for images, labels in plain]
     from rebirth.slimmer.quantize import calibration_batches
 
     return Lessons(teacher, [images for images, _ in labelled], TeacherLogits(teacher, labelled), trained,

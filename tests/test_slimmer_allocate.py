@@ -131,7 +131,7 @@ def test_by_default_every_technique_runs_and_the_record_says_what_each_bought(tr
     assert {m.kind for m in record.merges} & {"reduce_channels", "low_rank"}  # the compressions ran and kept some
     assert record.accuracy.before.top1 - record.accuracy.after.top1 <= 0.5
     assert "each technique: merges" in printed and "int8 kept" in printed and "budget 0.5 points:" in printed
-    assert json.loads((out / "slim.json").read_text())["schema_version"] == 8
+    assert json.loads((out / "slim.json").read_text())["schema_version"] == 9
 
 
 def _profile_by_work(monkeypatch, tmp_path, model):

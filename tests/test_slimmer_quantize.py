@@ -53,6 +53,10 @@ def loaders():
 """
 
 
+BUDGET = "3"
+"""Held-out points int8 may cost the small nets (about 75% top-1 at 16 px, so int8 changes dozens of the 899
+held-out predictions either way: at 1 point, its bound at 95% would be over the budget however few it lost)."""
+
 @pytest.fixture(scope="module")
 def trained_nets(tmp_path_factory):
     """Two small digit classifiers trained at 16 px, one with an LRN (XNNPACK cannot run it in int8)."""
@@ -69,7 +73,7 @@ def trained_nets(tmp_path_factory):
         torch.manual_seed(0)
         model = namespace["Net"]()
         loaders = digits(16)
-        accuracy[name] = train(model, loaders.train, loaders.held_out, 10, 1e-2).top1
+        accuracy[name] = train(model, loaders.train, loaders.held_out, 20, 3e-3).top1
         torch.save(model.state_dict(), root / f"{name}.pt")
         (root / f"{name}.py").write_text(NET.format(lrn=lrn, weights=str(root / f"{name}.pt")))
     return root, accuracy
@@ -94,7 +98,7 @@ def _slim(root, tmp_path, monkeypatch, model, *extra):
 def test_int8_keeps_the_accuracy_within_the_budget_and_shrinks_the_weights(trained_nets, tmp_path, monkeypatch, capsys):
     root, accuracy = trained_nets
     assert accuracy["net"] > 50  # it learned the digits, so top-1 judges it
-    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", "1")
+    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", BUDGET)
     printed = " ".join(capsys.readouterr().out.split())
     assert code == 0
     record = SlimRecord.load(out / "slim.json")
@@ -102,8 +106,9 @@ def test_int8_keeps_the_accuracy_within_the_budget_and_shrinks_the_weights(train
     assert record.accuracy.metric == "top1" and step is not None and step.applied, step
     assert set(step.layers) == {"conv1", "conv2", "fc"} and step.calibration_samples == 512
     assert step.quality_before == pytest.approx(accuracy["net"])
-    assert step.quality_after >= step.quality_before - 1
-    assert step.runtime_quality is not None and step.runtime_quality >= step.quality_before - 1  # what runs, judged
+    assert step.quality_after >= step.quality_before - float(BUDGET)
+    assert step.runtime_quality is not None and step.runtime_quality >= step.quality_before - float(BUDGET)  # as run
+    assert step.evidence is not None and step.evidence.bound <= float(BUDGET)  # kept on its bound
     assert step.weight_bytes_after < 0.45 * step.weight_bytes_before  # int8 weights, float biases and scales
     assert "quantized to int8: 3 layers" in printed and "slim-float.pte" in printed
     assert f"{step.runtime_quality:.1f}% as ExecuTorch's runtime runs it" in printed
@@ -146,7 +151,7 @@ def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tm
         return torch.zeros(ran["samples"], 10)
 
     monkeypatch.setattr(slimmer_quantize, "runtime_outputs", constant_logits)
-    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", "1",
+    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", BUDGET,
                       "--qat-steps", "0")  # post-training int8 alone: QAT would try again (tests/test_slimmer_qat.py)
     assert code == 0 and ran["samples"] == 899
     step = SlimRecord.load(out / "slim.json").quantization
@@ -218,7 +223,7 @@ def test_optimize_keeps_the_float_program_where_int8_runs_slower_on_the_device(t
     monkeypatch.chdir(root)
     out = tmp_path / "out"
     code = cli.main(["optimize", "net.py:make", "--data", "digits16:loaders", "--skip", "reduce_channels,low_rank",
-                     "--max-accuracy-drop", "1", "--iterations", "10", "--precision", "20", "-o", str(out)])
+                     "--max-accuracy-drop", BUDGET, "--iterations", "10", "--precision", "20", "-o", str(out)])
     printed = " ".join("".join(capsys.readouterr()).split())
     assert code == 0
     assert len(timed) == 2 and str(timed[0][0]).endswith("slim-float.pte")  # int8 timed first, then the headline's
