@@ -190,7 +190,7 @@ def test_full_size_googlenet_weights_are_named_by_their_whole_recipe(tmp_path, m
 
     monkeypatch.setenv("REBIRTH_CACHE", str(tmp_path))
     assert trainable("googlenet") and SMALLER_FIRST["googlenet"][0] < 224
-    assert "-112px6-e1-" in weights_path("googlenet").name
+    assert "-112px6-e2-" in weights_path("googlenet").name
     assert "px" not in weights_path("googlenet-small").name
     assert weights_path("googlenet").parent.is_relative_to(tmp_path)
 
