@@ -93,13 +93,18 @@ class Evidence:
         """What the budget is held to: the bound where there is one, else the points lost."""
         return self.lost if self.bound is None else self.bound
 
+    def fits(self, margin: float = 0.0) -> bool:
+        """Whether the step is kept: what the budget holds it to, with ``margin`` more points lost (the runtime's
+        gap, for quantization-aware training's checks), is within the budget. The one budget check."""
+        return self.held + margin <= self.budget
+
     @property
     def within(self) -> bool:
-        return self.held <= self.budget
+        return self.fits()
 
     @property
     def budget_left(self) -> float:
-        return self.budget - self.held if self.left is None else self.left
+        return self.budget - self.held
 
     @property
     def said(self) -> str:

@@ -1,6 +1,6 @@
 """What every learned step is judged by: held-out top-1 where accuracy can judge, else the fidelity of the logits
-to the original's, counted from the original's quality and held to one budget. ``Judge.within`` is the one place
-that says whether a quality is within the budget.
+to the original's, counted from the original's quality and held to one budget. ``Evidence.fits`` is the one place
+that says whether a step is within the budget.
 
 A top-1 decision is held to the one-sided upper bound, at ``confidence``, of the points lost against the original on
 data like the held-out samples (paired with the original sample by sample): a step is kept when even that bound is
@@ -67,11 +67,6 @@ class Judge:
         """Points lost against the reference."""
         return self.reference - quality
 
-    def keeps(self, evidence: Evidence, margin: float = 0.0) -> bool:
-        """Whether a step with this ``evidence`` is kept: what the budget holds it to (its bound at the judge's
-        confidence, or its estimate), with ``margin`` more points lost, is within the budget."""
-        return evidence.held + margin <= self.budget
-
 
 @dataclass(frozen=True)
 class Assessment:
@@ -113,18 +108,21 @@ def paired_interval(lost: int, gained: int, samples: int) -> tuple[float, float]
     original got right and the step got wrong (``lost``) and the other way round (``gained``): the paired
     difference's normal interval, with one changed prediction added to its variance so that a step that changes
     nothing is not claimed exact on data the samples do not hold (about the rule of three at 95%)."""
-    mean = (lost - gained) / samples
-    variance = max((lost + gained + 1) / samples - mean * mean, 0.0) / samples
-    half = Z95 * math.sqrt(variance)
-    return 100 * (mean - half), 100 * (mean + half)
+    mean, spread = _paired(lost, gained, samples)
+    return 100 * (mean - Z95 * spread), 100 * (mean + Z95 * spread)
 
 
 def upper_bound(lost: int, gained: int, samples: int, confidence: float) -> float:
     """The one-sided upper bound, at ``confidence``, of the top-1 points lost on data like the held-out samples
-    (``paired_interval``'s mean and spread, one changed prediction added)."""
+    (``paired_interval``'s mean and spread)."""
+    mean, spread = _paired(lost, gained, samples)
+    return 100 * (mean + NormalDist().inv_cdf(confidence) * spread)
+
+
+def _paired(lost: int, gained: int, samples: int) -> tuple[float, float]:
+    """The paired difference's mean share lost and its standard error, one changed prediction added."""
     mean = (lost - gained) / samples
-    variance = max((lost + gained + 1) / samples - mean * mean, 0.0) / samples
-    return 100 * (mean + NormalDist().inv_cdf(confidence) * math.sqrt(variance))
+    return mean, math.sqrt(max((lost + gained + 1) / samples - mean * mean, 0.0) / samples)
 
 
 def most_lost(samples: int, budget: float, confidence: float) -> int:
@@ -136,28 +134,23 @@ def most_lost(samples: int, budget: float, confidence: float) -> int:
     return most
 
 
-def least_budget(samples: int, confidence: float, lost: int = 1) -> float:
-    """The budget at which a step that loses ``lost`` held-out samples (gaining none) is kept."""
-    return upper_bound(lost, 0, samples, confidence)
-
-
 def resolution(samples: int, budget: float, confidence: float = 0.95) -> str:
     """What ``samples`` held-out samples can tell at ``confidence``, said against the budget before any step: one
     sample's worth, and how many samples a step may lose and still be kept."""
     one, level = 100 / samples, f"{100 * confidence:g}%"
     most = most_lost(samples, budget, confidence)
+    losing_one = math.ceil(100 * upper_bound(1, 0, samples, confidence)) / 100  # the least budget that keeps it
     if most < 0:
         return (f"the {samples} held-out samples cannot resolve the {budget:g}-point budget at {level} confidence (one "
                 f"sample is {one:.2f} points; even a step that changes no prediction is bounded by "
                 f"{upper_bound(0, 0, samples, confidence):.2f} points): learned steps will be refused, exact ones are "
-                f"made. A step that loses one sample needs --max-accuracy-drop "
-                f"{math.ceil(100 * least_budget(samples, confidence)) / 100:.2f}, or give more held-out data (--data), "
-                "or a lower --confidence")
+                f"made. A step that loses one sample needs --max-accuracy-drop {losing_one:.2f}, or give more "
+                "held-out data (--data), or a lower --confidence")
     if most == 0:
         return (f"{samples} held-out samples at {level} confidence: one is {one:.2f} points, and a learned step is "
                 f"kept within the {budget:g}-point budget only if it loses no sample the original got right (net of "
-                f"those it gains); losing one needs --max-accuracy-drop "
-                f"{math.ceil(100 * least_budget(samples, confidence)) / 100:.2f} or more held-out data (--data)")
+                f"those it gains); losing one needs --max-accuracy-drop {losing_one:.2f} or more held-out data "
+                "(--data)")
     return (f"{samples} held-out samples at {level} confidence: one is {one:.2f} points; a learned step is kept only "
             f"when the bound of what it loses is within the {budget:g}-point budget: at most {most} sample"
             f"{'s' if most > 1 else ''} lost, fewer where it changes other predictions too (each decision records "

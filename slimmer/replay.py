@@ -39,16 +39,12 @@ class Replay:
     def merge_order(self, kinds: Iterable[str]) -> list[Identity]:
         """The recorded merges of ``kinds`` (a merge step's passes), in the order they were made."""
         wanted = set(kinds)
-        return [identity(merge.kind, merge.layers, merge.detail) for merge in self.merges if merge.kind in wanted]
+        return [(merge.kind, merge.layers, merge.detail) for merge in self.merges if merge.kind in wanted]
 
     def parts(self, kind: str) -> Optional[tuple[Part, ...]]:
         """The offers of the last recorded compression of ``kind``; None when the plan made none."""
         made = self.made(kind)
         return made[-1].parts if made else None
-
-
-def identity(kind: str, layers: Iterable[str], detail: str) -> Identity:
-    return kind, tuple(layers), detail
 
 
 def load_replay(path: str | os.PathLike) -> Replay:

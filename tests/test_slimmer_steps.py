@@ -174,13 +174,13 @@ def test_one_judge_keeps_a_step_only_when_the_bound_of_what_it_loses_is_within_t
 
     judge, one = _judged(1, 0)
     assert one.changed == 1 and one.lost == pytest.approx(100 / 899) and one.confidence == 0.95
-    assert one.bound == pytest.approx(upper_bound(1, 0, 899, 0.95)) and one.within and judge.keeps(one)
+    assert one.bound == pytest.approx(upper_bound(1, 0, 899, 0.95)) and one.within and one.fits()
     assert one.left == pytest.approx(0.5 - one.bound) and json.loads(json.dumps(dataclasses.asdict(one)))["left"] > 0
     judge, two = _judged(2, 0)  # 0.22 points lost is under the budget, its bound (0.54) is not
-    assert two.lost < 0.5 < two.bound and not two.within and not judge.keeps(two)
+    assert two.lost < 0.5 < two.bound and not two.within and not two.fits()
     judge, traded = _judged(2, 1)  # one lost net, three changed
     assert traded.lost == pytest.approx(one.lost) and one.bound < traded.bound <= 0.5 and traded.within
-    assert not judge.keeps(traded, margin=0.1)  # a margin (the runtime's gap, for QAT) counts against it
+    assert not traded.fits(margin=0.1)  # a margin (the runtime's gap, for QAT) counts against it
     judge, lenient = _judged(2, 0, confidence=0.5)  # at 50% the bound is the estimate
     assert lenient.bound == pytest.approx(lenient.lost) and lenient.within
     assert "at most 0.54 at 95% confidence" in two.said and judge.lost(judge.reference - 1.0) == pytest.approx(1.0)

@@ -85,7 +85,7 @@ class QuantizeStep:
         gap = _runtime_gap(tried)
         try:
             learned = quantize.learn_int8(model, context.example_inputs, lessons.logits, steps,
-                                          lambda int8: judge.keeps(judge.examine(int8), gap), lessons.labels,
+                                          lambda int8: judge.examine(int8).fits(gap), lessons.labels,
                                           context.options.seed, context.progress)
         except Exception as error:
             return StepResult(model, quantization=dataclasses.replace(
