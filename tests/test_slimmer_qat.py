@@ -142,14 +142,19 @@ def test_int8_learning_that_stays_over_the_budget_leaves_the_float_model(outlier
     assert not any("quantize" in str(node.target) for node in program.graph.nodes)  # the float model stands
 
 
-@pytest.mark.slow
-def test_no_learning_when_asked_for_none(outlier_net, tmp_path, monkeypatch):
+def _forbid_learning(monkeypatch) -> None:
+    """Quantization-aware training fails the test if it runs."""
     from rebirth.slimmer import quantize
 
     def unwanted(*args, **kwargs):
         raise AssertionError("quantization-aware training ran")
 
     monkeypatch.setattr(quantize, "learn_int8", unwanted)
+
+
+@pytest.mark.slow
+def test_no_learning_when_asked_for_none(outlier_net, tmp_path, monkeypatch):
+    _forbid_learning(monkeypatch)
     root, _ = outlier_net
     code, out = _slim(root, tmp_path, monkeypatch, "--max-accuracy-drop", str(BUDGET), "--qat-steps", "0")
     assert code == 0
@@ -160,12 +165,7 @@ def test_no_learning_when_asked_for_none(outlier_net, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_no_learning_where_int8_after_training_fits(outlier_net, tmp_path, monkeypatch):
-    from rebirth.slimmer import quantize
-
-    def unwanted(*args, **kwargs):
-        raise AssertionError("quantization-aware training ran")
-
-    monkeypatch.setattr(quantize, "learn_int8", unwanted)
+    _forbid_learning(monkeypatch)
     root, _ = outlier_net
     code, out = _slim(root, tmp_path, monkeypatch, "--max-accuracy-drop", "60")
     assert code == 0
