@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import NormalDist
 from typing import Optional
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from rebirth.contract.slim import FIDELITY, TOP1, Evidence
-from rebirth.slimmer.train import Accuracy, evaluate, laid_out, predictions, score
+from rebirth.slimmer.train import Accuracy, logits_of, predictions, score
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Judge:
         if self.measure != TOP1:
             quality = fidelity(logits, self.teacher_logits)
             return Evidence(self.measure, quality, self.lost(quality), self.budget, samples)
-        labels = torch.cat([labels for _, labels in self.loaders.held_out])  # type: ignore[attr-defined]
+        labels = self.labels
         quality = score(logits, labels).top1
         mine, theirs = predictions(logits), predictions(self.teacher_logits)
         lost, gained = ((theirs == labels) & (mine != labels)).sum().item(), \
@@ -62,6 +63,11 @@ class Judge:
         return Evidence(self.measure, quality, self.lost(quality), self.budget, samples,
                         int((mine != theirs).sum().item()), low, high, self.confidence,
                         upper_bound(int(lost), int(gained), samples, self.confidence))
+
+    @cached_property
+    def labels(self) -> torch.Tensor:
+        """The held-out labels, in order (read once: a loader's batches copy their images too)."""
+        return torch.cat([torch.as_tensor(labels) for _, labels in self.loaders.held_out])  # type: ignore[attr-defined]
 
     def lost(self, quality: float) -> float:
         """Points lost against the reference."""
@@ -89,10 +95,10 @@ def assess(teacher: nn.Module, loaders, trained: bool, budget: float, confidence
     """The judge of a slimming of ``teacher`` with ``loaders`` (None: no judge), and what it found."""
     if loaders is None:
         return Assessment(None)
-    teacher_logits = outputs(teacher, loaders.held_out)
+    teacher_logits, labels = logits_of(teacher, loaders.held_out)
     classes = int(loaders.classes)
     measure, reason = judged_by(trained, teacher_logits, classes)
-    accuracy = evaluate(teacher, loaders.held_out) if trained else None
+    accuracy = score(teacher_logits, labels) if trained else None
     reference = accuracy.top1 if measure == TOP1 and accuracy is not None else 100.0
     return Assessment(Judge(loaders, teacher_logits, measure, reference, budget, confidence), accuracy, measure,
                       reason, classes, predicted_classes(teacher_logits),
@@ -157,11 +163,9 @@ def resolution(samples: int, budget: float, confidence: float = 0.95) -> str:
             "its evidence)")
 
 
-@torch.no_grad()
 def outputs(model: nn.Module, loader) -> torch.Tensor:
     """``model``'s logits for every sample of ``loader``, in order."""
-    model.eval()
-    return torch.cat([model(laid_out(images, model)) for images, _ in loader])
+    return logits_of(model, loader)[0]
 
 
 def agreement(student: torch.Tensor, reference: torch.Tensor) -> float:

@@ -16,12 +16,12 @@ from rebirth.slimmer.allocate import run_allocated
 from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import StepCallback, TeacherLogits
 from rebirth.slimmer.graph import trace
-from rebirth.slimmer.judge import Assessment, agreement, assess, fidelity, outputs
+from rebirth.slimmer.judge import Assessment, agreement, assess, fidelity
 from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.plan import rank, steady_times
 from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, considered, steps_for
 from rebirth.slimmer.steps.base import Say, say_nothing
-from rebirth.slimmer.train import Accuracy, evaluate, laid_out
+from rebirth.slimmer.train import Accuracy, laid_out, logits_of, score
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,10 @@ def _result(final: fx.GraphModule, done: list[tuple[str, StepResult]], assessmen
     judge = assessment.judge
     if judge is None:
         return result
-    logits = outputs(final, loaders.held_out)
+    logits, labels = logits_of(final, loaders.held_out)
     return dataclasses.replace(result, agreement=agreement(logits, judge.teacher_logits),
                                fidelity_after=fidelity(logits, judge.teacher_logits),
-                               accuracy_after=evaluate(final, loaders.held_out) if trained else None)
+                               accuracy_after=score(logits, labels) if trained else None)
 
 
 def chosen_programs(final: fx.GraphModule, offered: Iterable[Program]) -> tuple[Program, ...]:
