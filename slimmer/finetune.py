@@ -18,6 +18,9 @@ StepCallback = Callable[[str, int, int], None]
 BLOCK_LR = 1e-3
 """Adam's rate for regenerated layers; the paper's SGD used 0.01 for them and 0.001 elsewhere."""
 END_TO_END_LR = 1e-4
+COMPRESSED_LR = 3e-4
+"""Adam's first rate for a compressed network's end-to-end fine-tuning, decaying along a cosine: a network with
+many layers thinned or decomposed has more to learn back than a merge (``END_TO_END_LR``, held)."""
 CACHE_BYTES = 1 << 30
 """Teacher activations kept for reuse by later steps, at most; beyond it they are computed again when a
 batch comes back. Decomposing every layer of GoogLeNet at 224 px would otherwise keep 57 layers' outputs
@@ -142,13 +145,14 @@ class TeacherLogits:
 
 
 def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed: int = 0, labels: bool = True,
-                   progress: Optional[StepCallback] = None) -> None:
+                   progress: Optional[StepCallback] = None, lr: float = END_TO_END_LR, decay: bool = False) -> None:
     """All layers learn the teacher's logits (and the labels where there are labels), one batch per
-    step in a seeded order."""
+    step in a seeded order, at Adam's rate ``lr``, decaying to zero along a cosine with ``decay``."""
     if steps <= 0:
         return
     torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(student.parameters(), lr=END_TO_END_LR)
+    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if decay else None
     order = [int(i) for i in torch.randperm(len(teacher), generator=torch.Generator().manual_seed(seed))]
     student.eval()
     for step in range(steps):
@@ -157,6 +161,8 @@ def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         if progress:
             progress("end-to-end", step + 1, steps)
 
