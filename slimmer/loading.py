@@ -33,10 +33,10 @@ def load_model(spec: ModelSpec, seed: int, say: Say):
 
     import_heavy()
     if spec.kind == ZOO:
-        from rebirth.slimmer.weights import trained
+        from rebirth.slimmer.weights import trained_model
 
         assert spec.name is not None
-        found = trained(spec.name, seed, say)
+        found = trained_model(spec.name, seed, say)
         if found is not None:
             return found[0], found[1], True
         say(f"zoo:{spec.name} has no trained weights (rebirth trains the -small variants)")

@@ -50,20 +50,34 @@ def trainable(name: str) -> bool:
 
 
 def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: None):
-    """``(model, example_inputs, accuracy)`` of zoo network ``name`` trained on digits, or None when
-    rebirth does not train that network. Trains and caches on first use."""
+    """``(model, example_inputs, accuracy)`` of zoo network ``name`` trained on digits (``trained_model``), with its
+    held-out accuracy; None when rebirth does not train that network."""
+    from rebirth.slimmer.data import digits
+    from rebirth.slimmer.train import evaluate
+
+    found = trained_model(name, seed, say)
+    if found is None:
+        return None
+    model, inputs = found
+    return model, inputs, evaluate(model, digits(inputs[0].shape[-1], seed=seed).held_out)
+
+
+def trained_model(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: None):
+    """``(model, example_inputs)`` of zoo network ``name`` trained on digits, or None when rebirth does not train
+    that network. Trains and caches on first use; a cached network is loaded without scoring it (a held-out pass
+    of GoogLeNet at 224 px is half a minute here, and the slimmer's judge scores it anyway)."""
     from rebirth.models.zoo import build
     from rebirth.slimmer.data import digits
-    from rebirth.slimmer.train import evaluate, train
+    from rebirth.slimmer.train import train
 
     if not trainable(name):
         return None
     model, inputs = build(name, seed)
     path = weights_path(name, seed)
-    loaders = digits(inputs[0].shape[-1], seed=seed)
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval(), inputs, evaluate(model, loaders.held_out)
+        return model.eval(), inputs
+    loaders = digits(inputs[0].shape[-1], seed=seed)
     if name in SMALLER_FIRST:
         size, epochs = SMALLER_FIRST[name]
         smaller = digits(size, seed=seed)
@@ -73,13 +87,13 @@ def trained(name: str, seed: int = 0, say: Callable[[str], None] = lambda text: 
               on_epoch=lambda done, total, top1: say(f"  epoch {done}/{total} at {size} px: held-out top-1 "
                                                      f"{top1:.1f}%"))
     say(f"training zoo:{name} on {loaders.name} ({EPOCHS[name]} epochs, once; cached in {path})")
-    accuracy = train(model, loaders.train, loaders.held_out, EPOCHS[name], LEARNING_RATE[name], seed,
-                     on_epoch=lambda done, total, top1: say(f"  epoch {done}/{total}: held-out top-1 {top1:.1f}%"))
+    train(model, loaders.train, loaders.held_out, EPOCHS[name], LEARNING_RATE[name], seed,
+          on_epoch=lambda done, total, top1: say(f"  epoch {done}/{total}: held-out top-1 {top1:.1f}%"))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     torch.save(model.state_dict(), partial)
     os.replace(partial, path)
-    return model.eval(), inputs, accuracy
+    return model.eval(), inputs
 
 
 def main(argv: Optional[list[str]] = None) -> int:
