@@ -111,6 +111,9 @@ def share(considered: Sequence[Considered], model: fx.GraphModule, judge: Option
     probe = probe_int8(model, judge, context) if int8 else None
     cost = None if probe is None else max(0.0, probe.held - spent)
     reserved, rule = reserve(judge.budget - spent, gains, cost, probe)
+    if spent < 0:
+        rule += (f" (the budget left counts the {-spent:.2f} points the merges gained by estimate; every step is "
+                 "still kept only on the bound of what it loses against the original)")
     context.say(f"budget: {rule}")
     return Allocation(budget, spent, reserved, rule, _estimates(considered, gains, cost), probe,
                       int8_speedup=INT8_SPEEDUP)
