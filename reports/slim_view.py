@@ -181,14 +181,23 @@ def _bought(record: SlimRecord, name: str, status: str, reason: str) -> str:
         return f"{name} not run ({reason})"
     quantized = record.quantization
     if name == "int8" and quantized is not None:
-        return f"int8 {'kept' if quantized.applied else 'not kept'}" + (
-            f" ({quantized.evidence.lost:+.2f} points)" if quantized.evidence is not None else "")
+        after = quantized.runtime_quality if quantized.runtime_quality is not None else quantized.quality_after
+        own = quantized.quality_before - after if quantized.quality_before is not None and after is not None else None
+        return f"int8 {'kept' if quantized.applied else 'not kept'}" + (f" ({_points(own)})" if own is not None
+                                                                        else "")
     steps = [merge for merge in record.merges if (merge.kind if merge.kind in COMPRESSIONS else "merges") == name]
     if not steps:
         return f"{name} made nothing"
     lost = sum(merge.points_lost or 0.0 for merge in steps)
     return (f"{name} ~{sum(merge.gain_ms for merge in steps):.2f} ms in {len(steps)} step"
-            f"{'s' if len(steps) > 1 else ''}, {lost:+.2f} points")
+            f"{'s' if len(steps) > 1 else ''}, {_points(lost)}")
+
+
+def _points(lost: float) -> str:
+    """What a technique's own steps did to the quality they received, in words: a sign alone read both ways."""
+    if round(lost, 2) == 0:
+        return "no points lost"
+    return f"{lost:.2f} points lost" if lost > 0 else f"{-lost:.2f} points gained"
 
 
 COMPRESSIONS = ("reduce_channels", "low_rank")

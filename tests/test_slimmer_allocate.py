@@ -3,6 +3,7 @@ post-training cost is probed on the merged model and held back from the compress
 point, and int8 refused for lack of budget a compression spent is tried on the model from before it."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -131,6 +132,12 @@ def test_by_default_every_technique_runs_and_the_record_says_what_each_bought(tr
     assert {m.kind for m in record.merges} & {"reduce_channels", "low_rank"}  # the compressions ran and kept some
     assert record.accuracy.before.top1 - record.accuracy.after.top1 <= 0.5
     assert "each technique: merges" in printed and "int8 kept" in printed and "budget 0.5 points:" in printed
+    for name in ("reduce_channels", "low_rank"):  # each technique's own change in words, not a sign read both ways
+        lost = sum(m.points_lost for m in record.merges if m.kind == name)
+        if any(m.kind == name for m in record.merges):
+            said = "no points lost" if round(lost, 2) == 0 else \
+                f"{lost:.2f} points lost" if lost > 0 else f"{-lost:.2f} points gained"
+            assert re.search(rf"{name} ~[0-9.]+ ms in \d+ steps?, {said}", printed), printed
     assert json.loads((out / "slim.json").read_text())["schema_version"] == 9
 
 
