@@ -241,7 +241,10 @@ def repro(data: Data) -> Section:
                           "", seconds(run["wall_s"]))
                 continue
             kept = [step.split(" ")[0] for step in run["steps"] if not step.startswith("int8")]
-            counted = ", ".join(f"{kind} x{kept.count(kind)}" if kept.count(kind) > 1 else kind
+            layers = {step.split(" ")[0]: len(step.split(" ", 2)[2].split("; ")) for step in run["steps"]
+                      if step.split(" ")[0] in ("reduce_channels", "low_rank")}  # runs differ in how many
+            counted = ", ".join(f"{kind} x{kept.count(kind)}" if kept.count(kind) > 1 else
+                                f"{kind} ({layers[kind]} layers)" if kind in layers else kind
                                 for kind in dict.fromkeys(kept))
             int8 = run["int8"]
             made = f"kept ({int8['method']})" if int8["applied"] else f"refused ({int8['code']})"
