@@ -41,7 +41,7 @@ class Judge:
 
     def examine(self, model: nn.Module) -> Evidence:
         """``model`` against the original on the held-out samples: its quality, what it lost, and how sure that is."""
-        return self.examine_logits(outputs(model, self.loaders.held_out))  # type: ignore[attr-defined]
+        return self.examine_logits(logits_of(model, self.loaders.held_out)[0])  # type: ignore[attr-defined]
 
     def score(self, logits: torch.Tensor) -> float:
         """The quality of held-out ``logits`` (one row per held-out sample, in order) however they were
@@ -161,11 +161,6 @@ def resolution(samples: int, budget: float, confidence: float = 0.95) -> str:
             f"when the bound of what it loses is within the {budget:g}-point budget: at most {most} sample"
             f"{'s' if most > 1 else ''} lost, fewer where it changes other predictions too (each decision records "
             "its evidence)")
-
-
-def outputs(model: nn.Module, loader) -> torch.Tensor:
-    """``model``'s logits for every sample of ``loader``, in order."""
-    return logits_of(model, loader)[0]
 
 
 def agreement(student: torch.Tensor, reference: torch.Tensor) -> float:

@@ -56,13 +56,14 @@ def untrained():
     """An untrained DigitsNet (judged by output fidelity, which int8 always moves a little), the digits at 16 px,
     and what post-training int8 costs it in fidelity points."""
     from rebirth.slimmer.data import digits
-    from rebirth.slimmer.judge import fidelity, outputs
+    from rebirth.slimmer.judge import fidelity
     from rebirth.slimmer.quantize import calibration_batches, quantize_int8
+    from rebirth.slimmer.train import logits_of
 
     torch.manual_seed(0)
     model, loaders = DigitsNet().eval(), digits(16)
     quantized = quantize_int8(model, INPUTS, calibration_batches(loaders.train))
-    cost = 100 - fidelity(outputs(quantized.module, loaders.held_out), outputs(model, loaders.held_out))
+    cost = 100 - fidelity(logits_of(quantized.module, loaders.held_out)[0], logits_of(model, loaders.held_out)[0])
     assert 0.05 < cost < 20
     return model, loaders, cost
 

@@ -209,7 +209,7 @@ def test_a_version_6_record_has_no_allocation_and_a_version_7_one_keeps_it_whole
 
 
 def test_scoring_runs_a_large_batch_in_pieces_and_gives_the_same_logits_and_labels_in_order():
-    """A loader's batch of big images is scored in pieces of at most ``INFERENCE_ELEMENTS`` (a batch of 256 at
+    """A loader's batch of big images is scored in pieces of at most ``INFERENCE_ELEMENTS`` (a batch of 128 at
     224 px ran GoogLeNet 3x slower per image than pieces of 8), with nothing lost, reordered or changed."""
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
