@@ -16,7 +16,7 @@ from rebirth.contract.slim import ABOUT, REDUCED, RUN, SKIPPED, UNAVAILABLE
 from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.passes import DecomposeLowRank, ReduceChannels
 from rebirth.slimmer.steps.base import DeviceTimer, Lessons, Program, Step, StepContext, StepResult
-from rebirth.slimmer.steps.compress import COMPRESS_LAYER_SHARE, CompressionStep
+from rebirth.slimmer.steps.compress import COMPRESS_LAYER_WORK, CompressionStep
 from rebirth.slimmer.steps.int8 import QuantizeStep
 from rebirth.slimmer.steps.merges import MergeStep
 
@@ -111,6 +111,6 @@ def steps_for(options: SlimOptions) -> list[Step]:
     return [item.step for item in considered(options) if item.step is not None]
 
 
-__all__ = ["COMPRESS_LAYER_SHARE", "CompressionStep", "Considered", "DeviceTimer", "Lessons", "MergeStep", "Program",
+__all__ = ["COMPRESS_LAYER_WORK", "CompressionStep", "Considered", "DeviceTimer", "Lessons", "MergeStep", "Program",
            "QuantizeStep", "STEPS", "Step", "StepContext", "StepFactory", "StepResult", "check_options", "considered",
            "register", "steps_for", "technique_names"]
