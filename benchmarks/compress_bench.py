@@ -15,7 +15,7 @@ native runner) in one process:
 2. measure the original against each of those programs side by side (alternating runs, blocks until the
    speed-up's 95% interval is within ±3%): the speed-up, and each side's runner peak RSS and .pte weights
    from the traced run of each;
-3. run every program on the 450 held-out digits with ExecuTorch's runtime: the top-1 of what actually runs
+3. run every program on the 899 held-out digits with ExecuTorch's runtime: the top-1 of what actually runs
    (the slimmer's own judgement, in PyTorch, is in slim.json and copied here).
 
 Goals (issue 14): GoogLeNet with LRN >= 6x at <= 0.5 point top-1; the others >= 1.5x; GoogLeNet runtime

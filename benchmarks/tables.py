@@ -147,13 +147,15 @@ BUDGET_POINTS = 0.5
 def compress(data: Data) -> Section:
     section = Section("Slimming and compression, per technique",
                       "python benchmarks/compress_bench.py [--models googlenet,resnet50,...]",
-                      "Each zoo network is slimmed with `--reduce-channels --decompose --quantize int8` at the "
+                      "Each zoo network is slimmed with every technique (the default; rows measured before "
+                      "2026-12-06 gave `--reduce-channels --decompose --quantize int8`) at the "
                       f"{BUDGET_POINTS}-point budget, and the original is measured against the program of each "
                       "technique added (`slim-merged.pte`, `slim-reduced.pte`, `slim-float.pte`, `slim.pte`) "
                       "side by side on `local` (XNNPACK, the native runner) until the speed-up's 95% interval is "
                       "within ±3% or 40 runs. Top-1 is what ExecuTorch's runtime computes with each program on the "
-                      "450 held-out digits; \"before\" is the original's in PyTorch. The goals are set for the "
-                      "224 px networks; the 64 px ones are measured alongside.")
+                      "held-out digits (899 of them; 450 in rows measured before 2026-12-06); \"before\" is the "
+                      "original's in PyTorch. The goals are set for the 224 px networks; the 64 px ones are measured "
+                      "alongside.")
     table = Table(("network", "top-1 before", "technique added", "speed-up (95% CI)", "top-1 as it runs",
                    "runner peak RSS", "weights in the .pte"))
     for network in data["networks"]:
