@@ -41,8 +41,9 @@ def add_slimming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end-to-end-steps", type=non_negative, default=40,
                         help="steps of whole-model fine-tuning (default: 40)")
     parser.add_argument("--min-gain", type=float, default=2.0, metavar="PERCENT",
-                        help="a learned merge must save this share of the measured time, to be worth its "
-                             "fine-tuning (default: 2)")
+                        help="a learned merge must save this share of the measured time, and a compression "
+                             "step this share of the model's multiply-accumulates, to be worth its fine-tuning "
+                             "(default: 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default="digits", metavar="digits|file.py:NAME|module:NAME",
                         help="fine-tuning and held-out data: the built-in digits, or a function returning "
