@@ -16,7 +16,7 @@ from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import COMPRESSED_LR, fit_block, fit_end_to_end
 from rebirth.slimmer.graph import finish
 from rebirth.slimmer.judge import Judge
-from rebirth.slimmer.passes import SlimPass
+from rebirth.slimmer.passes import LayerCosts, SlimPass
 from rebirth.slimmer.plan import Candidate, candidates
 from rebirth.slimmer.steps.base import Program, StepContext, StepResult
 
@@ -76,25 +76,29 @@ class CompressionStep:
         """Each layer's offers worth making, the one saving the most work first, by the layer a match ends at (a
         decomposed layer; the convolution reading reduced channels); none when together they are not worth a
         fine-tuning."""
-        saved = self._saved_work(model, context)
-        least = context.options.min_gain * sum(layer_macs(model, context.example_inputs).values())
+        macs = layer_macs(model, context.example_inputs)
+        least = context.options.min_gain * sum(macs.values())
+        # each offer's estimate with every conv and linear layer's time taken to be its work (and no other layer's):
+        # the multiply-accumulates it saves, which no profile's noise moves
+        work = LayerCosts({layer: float(m) for layer, m in context.original_macs.items()}, macs, context.original_macs)
+
+        def saved(pair: tuple[Candidate, SlimPass]) -> float:
+            saves, adds = pair[1].estimate(model, pair[0].match, work)
+            return saves - adds
+
         found: dict[str, list[tuple[Candidate, SlimPass]]] = {}
-        for candidate, slim_pass in sorted(self.offers(model, context), key=lambda pair: -saved[_key(pair[0])]):
-            if candidate.worthwhile and saved[_key(candidate)] >= COMPRESS_LAYER_WORK * least:
-                found.setdefault(candidate.match.layers[-1], []).append((candidate, slim_pass))
-        if not found or sum(saved[_key(choices[0][0])] for choices in found.values()) < least:
+        chosen: dict[str, float] = {}  # each layer's first offer's saving
+        for saving, pair in sorted(((saved(pair), pair) for pair in self.offers(model, context)),
+                                   key=lambda item: -item[0]):
+            if pair[0].worthwhile and saving >= COMPRESS_LAYER_WORK * least:
+                layer = pair[0].match.layers[-1]
+                found.setdefault(layer, []).append(pair)
+                chosen.setdefault(layer, saving)
+        if not found or sum(chosen.values()) < least:
             context.say(f"no layers are worth {self.technique.gerund}: no change that the profile says saves time "
                         f"saves {100 * context.options.min_gain:g}% of the model's multiply-accumulates together")
             return {}
         return found
-
-    def _saved_work(self, model: fx.GraphModule, context: StepContext) -> dict[tuple, float]:
-        """The multiply-accumulates each offer saves, by ``_key``: the offers estimated with every conv and linear
-        layer's time taken to be its work (and no other layer's), which no profile's noise moves."""
-        work = {layer: float(macs) for layer, macs in context.original_macs.items()}
-        return {_key(candidate): candidate.gain_ms
-                for candidate, _ in candidates(model, [self.technique.for_model(context.example_inputs)], work,
-                                               context.example_inputs, context.original_macs)}
 
     def _replayed(self, model: fx.GraphModule, context: StepContext) -> dict[str, list[tuple[Candidate, SlimPass]]]:
         """The offers a recorded plan made this compression at, found on ``model``; none when it made none, or
@@ -145,10 +149,6 @@ class CompressionStep:
                     f"{context.quality:.1f} -> {quality:.1f})")
         programs = (Program(self.role, attempt.model, about=self.about),) if self.role else ()
         return StepResult(attempt.model, quality, (record,), skipped, programs=programs)
-
-
-def _key(candidate: Candidate) -> tuple:
-    return candidate.match.layers, candidate.match.detail
 
 
 @dataclass(frozen=True)
