@@ -253,18 +253,12 @@ def test_a_layer_joins_the_decomposition_at_three_quarters_of_the_min_gain_if_th
     """One fine-tuning step for all layers: a layer needs three quarters of --min-gain (of the work, here the time
     too), the step all of it."""
     from rebirth.slimmer import SlimOptions, slim
-    from rebirth.slimmer.cost import layer_macs
-    from rebirth.slimmer.passes import DecomposeLowRank
     from rebirth.slimmer.steps import COMPRESS_LAYER_WORK
 
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
-    work = layer_macs(trace(model), inputs)
-    times = {layer: 1e-5 * macs for layer, macs in work.items()}
-    best: dict[str, float] = {}
-    for candidate, _ in candidates(trace(model), [DecomposeLowRank(inputs)], times, inputs, work):
-        if candidate.worthwhile:
-            best[candidate.match.layers[0]] = max(best.get(candidate.match.layers[0], 0.0), candidate.gain_ms)
+    times = times_by_work(model, inputs)
+    best = _best_low_rank_gains(model, inputs, times)
     total = sum(times.values())
     gains = sorted(best.values())
     assert len(gains) >= 2
@@ -317,11 +311,7 @@ def test_the_layers_a_compression_takes_do_not_move_with_the_profile(trained_dig
     model, loaders, _ = trained_digits_net
     inputs = (torch.randn(1, 3, 16, 16),)
     work = times_by_work(model, inputs)  # 1e-5 ms per MAC: a time gain here is 1e-5 ms per MAC saved
-    best: dict[str, float] = {}
-    for candidate, _ in candidates(trace(model), [DecomposeLowRank(inputs)], work, inputs,
-                                   {layer: round(1e5 * ms) for layer, ms in work.items()}):
-        if candidate.worthwhile:
-            best[candidate.match.layers[0]] = max(best.get(candidate.match.layers[0], 0.0), candidate.gain_ms)
+    best = _best_low_rank_gains(model, inputs, work)
     gains = sorted(best.values())
     assert len(gains) >= 2
     min_gain = 0.99 * gains[0] / (COMPRESS_LAYER_WORK * sum(work.values()))  # the smallest saving just clears the cut
@@ -335,3 +325,15 @@ def test_the_layers_a_compression_takes_do_not_move_with_the_profile(trained_dig
         steps.append([(m.layers, m.detail) for m in result.merges if m.kind == "low_rank"])
     assert len(steps[0]) == 1 and set(steps[0][0][0]) == set(best), steps[0]  # every layer, the smallest too
     assert steps[1] == steps[0] and steps[2] == steps[0]
+
+
+def _best_low_rank_gains(model, inputs, times: dict[str, float]) -> dict[str, float]:
+    """Each layer's best worthwhile low-rank offer's gain in ms under ``times``, by the layer it decomposes."""
+    from rebirth.slimmer.cost import layer_macs
+
+    graph = trace(model)
+    best: dict[str, float] = {}
+    for candidate, _ in candidates(graph, [DecomposeLowRank(inputs)], times, inputs, layer_macs(graph, inputs)):
+        if candidate.worthwhile:
+            best[candidate.match.layers[0]] = max(best.get(candidate.match.layers[0], 0.0), candidate.gain_ms)
+    return best
