@@ -10,6 +10,7 @@ Fidelity, a distance of the logits with no sampling interval here, is held to it
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from statistics import NormalDist
@@ -19,7 +20,11 @@ import torch
 from torch import nn
 
 from rebirth.contract.slim import FIDELITY, TOP1, Evidence
-from rebirth.slimmer.train import Accuracy, logits_of, predictions, score
+from rebirth.slimmer.train import Accuracy, laid_out, logits_of, pieces, predictions, score
+
+MISSED_FIRST_BYTES = 256 << 20
+"""The most bytes of held-out images ``Judge.fitting`` keeps to score the original's misses first; with more,
+it scores every sample in order (``examine``)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,77 @@ class Judge:
 
     def examine(self, model: nn.Module) -> Evidence:
         """``model`` against the original on the held-out samples: its quality, what it lost, and how sure that is."""
-        return self.examine_logits(logits_of(model, self.loaders.held_out)[0])  # type: ignore[attr-defined]
+        return self.examine_logits(self.logits(model))
+
+    def logits(self, model: nn.Module) -> torch.Tensor:
+        """``model``'s held-out logits, in order. The last model scored is remembered while its parameters and
+        buffers stay as they were: the slimmed model is scored once more at the end, as its last step left it."""
+        if self._last.matches(model):
+            return self._last.logits
+        logits = logits_of(model, self.loaders.held_out)[0]  # type: ignore[attr-defined]
+        self._last.remember(model, logits)
+        return logits
+
+    @cached_property
+    def _last(self) -> _Scored:
+        return _Scored()
+
+    @torch.no_grad()
+    def fitting(self, model: nn.Module, margin: float = 0.0) -> Optional[Evidence]:
+        """``model``'s evidence (as ``examine``) when it is within the budget with ``margin`` more points lost (as
+        ``Evidence.fits``), else None, as soon as the held-out samples scored so far show it cannot be, whatever
+        the other samples hold: for a check whose refusal is not recorded (the block fit's, before an end-to-end
+        fit; quantization-aware training's). The samples the original got wrong go first, since they are the only
+        ones a step can gain; after them a step can only lose, so one that loses many stops after a few pieces,
+        and the stop is exact: the whole pass would have refused it too. Fidelity, and held-out sets whose misses
+        would not fit in ``MISSED_FIRST_BYTES``, are scored whole."""
+        missed = self._missed if self.measure == TOP1 else None
+        if missed is None or self.budget - margin >= 50:
+            evidence = self.examine(model)
+            return evidence if evidence.fits(margin) else None
+        images, where = missed
+        model.eval()
+        labels, samples = self.labels, len(self.labels)
+        logits = torch.empty_like(self.teacher_logits)
+        if len(where):
+            logits[where] = torch.cat([model(laid_out(piece, model)) for piece in pieces(images)])
+        gained, lost, start = int((predictions(logits[where]) == labels[where]).sum()), 0, 0
+        hit = predictions(self.teacher_logits) == labels
+        for batch, _ in self.loaders.held_out:  # type: ignore[attr-defined]
+            rows = start + hit[start:start + len(batch)].nonzero().flatten()
+            done = 0
+            for piece in pieces(torch.as_tensor(batch)[rows - start]):
+                placed = rows[done:done + len(piece)]
+                done += len(piece)
+                logits[placed] = model(laid_out(piece, model))
+                lost += int((predictions(logits[placed]) != labels[placed]).sum())
+                if 2 * (lost - gained) > samples or upper_bound(lost, gained, samples, self.confidence) + margin > \
+                        self.budget:
+                    return None  # the bound only grows as more are lost (the mean under half of the samples)
+            start += len(batch)
+        self._last.remember(model, logits)
+        evidence = self.examine_logits(logits)
+        return evidence if evidence.fits(margin) else None
+
+    @cached_property
+    def _missed(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """The held-out images the original got wrong, and where they are among the samples; None when they would
+        take more than ``MISSED_FIRST_BYTES``."""
+        where = (predictions(self.teacher_logits) != self.labels).nonzero().flatten()
+        images: list[torch.Tensor] = []
+        start = kept = 0
+        for batch, _ in self.loaders.held_out:  # type: ignore[attr-defined]
+            batch = torch.as_tensor(batch)
+            inside = where[(where >= start) & (where < start + len(batch))] - start
+            if len(inside):
+                images.append(batch[inside].clone())
+                kept += images[-1].numel() * images[-1].element_size()
+                if kept > MISSED_FIRST_BYTES:
+                    return None
+            start += len(batch)
+        if not images:
+            return torch.empty(0), where
+        return torch.cat(images), where
 
     def score(self, logits: torch.Tensor) -> float:
         """The quality of held-out ``logits`` (one row per held-out sample, in order) however they were
@@ -72,6 +147,26 @@ class Judge:
     def lost(self, quality: float) -> float:
         """Points lost against the reference."""
         return self.reference - quality
+
+
+class _Scored:
+    """A model's held-out logits, and its state when they were computed (the identity and in-place version of each
+    parameter and buffer: training steps and loaded states change the versions)."""
+
+    def __init__(self) -> None:
+        self.model: Optional[weakref.ref] = None
+        self.state: tuple = ()
+        self.logits = torch.empty(0)
+
+    def matches(self, model: nn.Module) -> bool:
+        return self.model is not None and self.model() is model and self.state == _state(model)
+
+    def remember(self, model: nn.Module, logits: torch.Tensor) -> None:
+        self.model, self.state, self.logits = weakref.ref(model), _state(model), logits
+
+
+def _state(model: nn.Module) -> tuple:
+    return tuple((id(tensor), tensor._version) for tensor in (*model.parameters(), *model.buffers()))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from rebirth.slimmer.options import SlimOptions
 from rebirth.slimmer.plan import rank, steady_times
 from rebirth.slimmer.steps import DeviceTimer, Lessons, Program, StepContext, StepResult, considered, steps_for
 from rebirth.slimmer.steps.base import Say, say_nothing
-from rebirth.slimmer.train import Accuracy, laid_out, logits_of, score
+from rebirth.slimmer.train import Accuracy, laid_out, score
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,10 @@ def _result(final: fx.GraphModule, done: list[tuple[str, StepResult]], assessmen
     judge = assessment.judge
     if judge is None:
         return result
-    logits, labels = logits_of(final, loaders.held_out)
+    logits = judge.logits(final)
     return dataclasses.replace(result, agreement=agreement(logits, judge.teacher_logits),
                                fidelity_after=fidelity(logits, judge.teacher_logits),
-                               accuracy_after=score(logits, labels) if trained else None)
+                               accuracy_after=score(logits, judge.labels) if trained else None)
 
 
 def chosen_programs(final: fx.GraphModule, offered: Iterable[Program]) -> tuple[Program, ...]:

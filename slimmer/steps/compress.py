@@ -126,8 +126,8 @@ class CompressionStep:
         assert lessons is not None
         fit_block(attempt.model, model, attempt.anchors, attempt.learned, lessons.batches, options.block_steps * 2,
                   options.seed, context.progress)
-        evidence = judge.examine(attempt.model)
-        if not evidence.within:
+        evidence = judge.fitting(attempt.model)
+        if evidence is None:
             fit_end_to_end(attempt.model, lessons.logits, options.end_to_end_steps * COMPRESSED_TUNING, options.seed,
                            lessons.labels, context.progress, COMPRESSED_LR, decay=True)
             evidence = judge.examine(attempt.model)

@@ -115,8 +115,8 @@ class MergeStep:
         source = state.model if slim_pass.learns_from_current else lessons.teacher
         fit_block(trial, source, match.anchors, match.regenerated, lessons.batches, options.block_steps, options.seed,
                   context.progress)
-        evidence = judge.examine(trial)
-        if not evidence.within:  # the block alone did not recover: all layers
+        evidence = judge.fitting(trial)
+        if evidence is None:  # the block alone did not recover: all layers
             fit_end_to_end(trial, lessons.logits, options.end_to_end_steps, options.seed, lessons.labels,
                            context.progress)
             evidence = judge.examine(trial)

@@ -1,0 +1,109 @@
+"""The judge's early stop: a check whose refusal is not recorded scores the original's misses first and stops as
+soon as a step cannot be within the budget, and says exactly what a whole pass says."""
+
+import copy
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from rebirth.contract.slim import TOP1
+from rebirth.slimmer import judge as judging
+from rebirth.slimmer.judge import Judge
+
+SAMPLES, CLASSES = 400, 10
+
+
+class Lookup(nn.Module):
+    """Predicts a given class for each sample, found by the sample's number written in its image; counts the
+    samples it scored."""
+
+    def __init__(self, predicted: torch.Tensor):
+        super().__init__()
+        self.predicted = predicted
+        self.scored = 0
+
+    def forward(self, images):
+        self.scored += len(images)
+        rows = images[:, 0, 0, 0].round().long()
+        logits = torch.zeros(len(images), CLASSES)
+        logits[torch.arange(len(images)), self.predicted[rows]] = 1.0 + rows.float() / SAMPLES  # no ties
+        return logits
+
+
+def _setting(missed: int = 30, budget: float = 0.5, batch: int = 32):
+    """A judge of held-out samples the original gets right but ``missed`` of, and the original's predictions."""
+    labels = torch.randint(0, CLASSES, (SAMPLES,), generator=torch.Generator().manual_seed(1))
+    images = torch.arange(SAMPLES, dtype=torch.float32)[:, None, None, None].expand(SAMPLES, 3, 2, 2).clone()
+    loader = DataLoader(TensorDataset(images, labels), batch_size=batch)
+    original = labels.clone()
+    original[:missed * 13:13] = (labels[:missed * 13:13] + 1) % CLASSES  # misses spread over the batches
+    teacher_logits = Lookup(original)(images)
+    reference = 100.0 * (original == labels).float().mean().item()
+    return Judge(SimpleNamespace(held_out=loader), teacher_logits, TOP1, reference, budget), labels, original
+
+
+def _student(labels, original, lost: int, gained: int, changed: int = 0, seed: int = 0) -> Lookup:
+    """The original with ``lost`` of its hits made misses, ``gained`` of its misses made hits, and ``changed`` of
+    its misses made other misses, each chosen at random."""
+    rng = random.Random(seed)
+    hits = [i for i in range(SAMPLES) if original[i] == labels[i]]
+    misses = [i for i in range(SAMPLES) if original[i] != labels[i]]
+    predicted = original.clone()
+    for i in rng.sample(hits, lost):
+        predicted[i] = (labels[i] + 1 + rng.randrange(CLASSES - 1)) % CLASSES
+    chosen = rng.sample(misses, gained + changed)
+    for i in chosen[:gained]:
+        predicted[i] = labels[i]
+    for i in chosen[gained:]:
+        predicted[i] = next(c for c in range(CLASSES) if c not in (labels[i], original[i]))
+    return Lookup(predicted)
+
+
+def test_a_step_that_loses_many_is_refused_after_a_few_pieces():
+    judge, labels, original = _setting()
+    student = _student(labels, original, lost=40, gained=2)
+    assert not judge.examine(_student(labels, original, lost=40, gained=2)).within
+    assert judge.fitting(student) is None
+    assert student.scored < SAMPLES / 3  # the misses, then hits until the losses alone put it over
+
+
+@pytest.mark.parametrize("budget,margin", [(0.5, 0.0), (2.0, 0.0), (2.0, 0.8), (6.0, 1.0)])
+def test_the_early_stop_says_what_the_whole_pass_says(budget, margin):
+    judge, labels, original = _setting(budget=budget)
+    for seed in range(24):
+        rng = random.Random(seed)
+        student = _student(labels, original, rng.randrange(0, 25), rng.randrange(0, 12), rng.randrange(0, 6), seed)
+        whole = judge.examine(student)
+        found = judge.fitting(student, margin)
+        if whole.fits(margin):
+            assert found == whole, seed
+        else:
+            assert found is None, seed
+
+
+def test_misses_too_large_to_keep_are_scored_in_order_with_the_same_answer(monkeypatch):
+    judge, labels, original = _setting()
+    monkeypatch.setattr(judging, "MISSED_FIRST_BYTES", 64)
+    same = _student(labels, original, lost=0, gained=1)
+    assert judge.fitting(same) == judge.examine(same)
+    losing = _student(labels, original, lost=40, gained=2)
+    assert judge.fitting(losing) is None and losing.scored == SAMPLES  # no early stop: it scored them all
+
+
+def test_a_model_is_scored_again_only_once_its_parameters_change():
+    judge, labels, _ = _setting()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, CLASSES))
+    runs = []
+    model.register_forward_hook(lambda *_: runs.append(1))
+    first = judge.examine(model)
+    assert judge.examine(model) == first and judge.logits(model) is judge.logits(model)
+    scored = len(runs)
+    with torch.no_grad():
+        model[1].bias[labels[0]] += 100.0  # in place, as a training step changes it: every sample predicts one class
+    again = judge.examine(model)
+    assert len(runs) == 2 * scored and again != first
+    assert judge.examine(copy.deepcopy(model)) == again and len(runs) == 3 * scored  # the same state, another model
