@@ -120,8 +120,9 @@ def bench(name: str, folder: Path) -> dict:
                   for m in record.merges],
         "skipped": [(s.kind, len(s.layers), s.reason[:160]) for s in record.skipped if "under the" not in s.reason],
         "quantization": None if record.quantization is None else {
-            "applied": record.quantization.applied, "quality": [record.quantization.quality_before,
-                                                                record.quantization.quality_after],
+            "applied": record.quantization.applied, "quality": [
+                record.quantization.quality_before, record.quantization.runtime_quality
+                if record.quantization.runtime_quality is not None else record.quantization.quality_after],
             "reason": record.quantization.reason},
         "macs": [record.macs.before, record.macs.after], "params": [record.params.before, record.params.after],
         "stages": rows,

@@ -269,7 +269,9 @@ class QuantizationRecord:
     quality_before: Optional[float] = None
     """The float model's quality (held-out top-1 or fidelity, as ``SlimAccuracy.metric``) ..."""
     quality_after: Optional[float] = None
-    """... and the quantized model's, in PyTorch (torchao's simulation of the int8 arithmetic) ..."""
+    """... and the quantized model's, in PyTorch (torchao's simulation of the int8 arithmetic), where it was scored
+    there: post-training int8 before quantization-aware training (the runtime's gap to it is what that training
+    leaves spare), and a program the runtime cannot run; None otherwise ..."""
     runtime_quality: Optional[float] = None
     """... and the int8 program's as ExecuTorch's runtime ran it on the held-out samples: what the budget
     judges, since it is what a phone runs."""

@@ -131,10 +131,10 @@ def _signed(value: int) -> str:
 def quantization_text(step: QuantizationRecord, accuracy: Optional[SlimAccuracy]) -> str:
     """One line on the quantization step (plain text: escape it for HTML or rich markup)."""
     measure = "fidelity" if accuracy and accuracy.metric == FIDELITY else "held-out top-1"
-    quality = ("" if step.quality_before is None or step.quality_after is None else
-               f"{measure} {step.quality_before:.1f}% -> {step.quality_after:.1f}%" + (
-                   "" if step.runtime_quality is None else
-                   f" in PyTorch, {step.runtime_quality:.1f}% as ExecuTorch's runtime runs it"))
+    simulated = "" if step.quality_after is None else f"{step.quality_after:.1f}% in PyTorch"
+    ran = "" if step.runtime_quality is None else f"{step.runtime_quality:.1f}% as ExecuTorch's runtime runs it"
+    quality = ("" if step.quality_before is None or not (simulated or ran) else
+               f"{measure} {step.quality_before:.1f}% -> {', '.join(part for part in (simulated, ran) if part)}")
     if not step.applied:
         learned = step.attempt(QAT)
         return f"not quantized to {step.scheme}: {step.reason or 'no reason recorded'}" + (

@@ -110,7 +110,7 @@ def test_int8_over_the_budget_after_training_is_learned_within_it(outlier_net, t
     step = SlimRecord.load(out / "slim.json").quantization
     assert step is not None and step.applied and step.method == QAT, step
     calibrated, learned = step.attempts
-    assert calibrated.method == PTQ and calibrated.judged == SIMULATION and calibrated.lost > BUDGET + 5
+    assert calibrated.method == PTQ and calibrated.judged == RUNTIME and calibrated.lost > BUDGET + 5
     assert learned.method == QAT and learned.judged == RUNTIME and learned.lost <= BUDGET
     assert 0 < learned.steps < 200 and learned.steps % 25 == 0  # stopped at the first check within the budget
     assert learned.seconds > 0 and 0.9 * 32 * learned.steps < step.calibration_samples <= 32 * learned.steps
@@ -133,7 +133,7 @@ def test_int8_learning_that_stays_over_the_budget_leaves_the_float_model(outlier
     code, out = _slim(root, tmp_path, monkeypatch, "--max-accuracy-drop", "1", "--qat-steps", "20")
     assert code == 0
     step = SlimRecord.load(out / "slim.json").quantization
-    assert step is not None and not step.applied and step.code == "over_budget" and step.method == QAT
+    assert step is not None and not step.applied and step.code == "over_budget_at_runtime" and step.method == QAT
     assert [attempt.method for attempt in step.attempts] == [PTQ, QAT] and step.attempts[1].steps == 20
     assert all(attempt.lost > 1 for attempt in step.attempts)
     assert step.reason.startswith("after 20 steps of quantization-aware training, ")
@@ -159,7 +159,7 @@ def test_no_learning_when_asked_for_none(outlier_net, tmp_path, monkeypatch):
     code, out = _slim(root, tmp_path, monkeypatch, "--max-accuracy-drop", str(BUDGET), "--qat-steps", "0")
     assert code == 0
     step = SlimRecord.load(out / "slim.json").quantization
-    assert step is not None and not step.applied and step.code == "over_budget"
+    assert step is not None and not step.applied and step.code == "over_budget_at_runtime"
     assert step.method == PTQ and [attempt.method for attempt in step.attempts] == [PTQ]
 
 

@@ -1,7 +1,9 @@
-"""int8 quantization, the last step: judged on PyTorch's simulation of the int8 arithmetic, then on the program as
-ExecuTorch's runtime runs it, and, where a device timer is given (``rebirth optimize``), timed against the float
-program on the device. Post-training int8 first; where it is over the budget, int8 learned by quantization-aware
-training (at most ``SlimOptions.qat_steps`` steps, stopping once the simulation is within), judged the same way.
+"""int8 quantization, the last step: judged on the program as ExecuTorch's runtime runs it (which scores the held-out
+samples in a second or two where PyTorch's simulation of the int8 arithmetic takes a pass as long as the float
+model's), and, where a device timer is given (``rebirth optimize``), timed against the float program on the device.
+Post-training int8 first; where it is over the budget, int8 learned by quantization-aware training (at most
+``SlimOptions.qat_steps`` steps, stopping once the simulation is within with the runtime's gap to it to spare),
+judged the same way.
 The decision is made on candidate programs in a scratch folder; the step then offers the int8 program as the
 slimmed one, with the float one beside it, or nothing (the float model stands)."""
 
@@ -71,21 +73,22 @@ class QuantizeStep:
         result = self._judged(model, quantized, PTQ, 0, time.perf_counter() - start, (), judge, context)
         assert result.quantization is not None
         if result.quantization.code in OVER_BUDGET and context.options.qat_steps > 0:
-            result = self._learned(model, result.quantization, judge, context)
+            result = self._learned(model, quantized, result.quantization, judge, context)
         return self._said(result, context)
 
-    def _learned(self, model: fx.GraphModule, tried: QuantizationRecord, judge: Judge,
-                 context: StepContext) -> StepResult:
-        """int8 learned by quantization-aware training, after post-training int8 (``tried``) was over the budget;
-        ``tried`` stands if the quantizer cannot prepare the model for training."""
+    def _learned(self, model: fx.GraphModule, post_training: quantize.Quantized, tried: QuantizationRecord,
+                 judge: Judge, context: StepContext) -> StepResult:
+        """int8 learned by quantization-aware training, after ``post_training`` int8 (``tried``) was over the
+        budget; ``tried`` stands if the quantizer cannot prepare the model for training."""
         lessons, steps = context.lessons, context.options.qat_steps
         assert lessons is not None
         context.say(f"post-training int8: {tried.reason}; learning int8 (quantization-aware training, at most {steps} "
                     "steps)")
+        tried = dataclasses.replace(tried, quality_after=judge.examine(post_training.module).quality)
         gap = _runtime_gap(tried)
         try:
             learned = quantize.learn_int8(model, context.example_inputs, lessons.logits, steps,
-                                          lambda int8: judge.examine(int8).fits(gap), lessons.labels,
+                                          lambda int8: judge.fitting(int8, gap) is not None, lessons.labels,
                                           context.options.seed, context.progress)
         except Exception as error:
             return StepResult(model, quantization=dataclasses.replace(
@@ -101,8 +104,7 @@ class QuantizeStep:
 
     def _judged(self, model: fx.GraphModule, quantized: quantize.Quantized, method: str, steps: int, seconds: float,
                 earlier: tuple[QuantizationAttempt, ...], judge: Judge, context: StepContext) -> StepResult:
-        """``quantized`` judged in PyTorch's simulation, then as the runtime runs it; its attempt added to
-        ``earlier``."""
+        """``quantized`` judged as the runtime runs it; its attempt added to ``earlier``."""
         result = self._tried(model, quantized, method, judge, context)
         record = result.quantization
         assert record is not None and record.evidence is not None
@@ -112,15 +114,8 @@ class QuantizeStep:
 
     def _tried(self, model: fx.GraphModule, quantized: quantize.Quantized, method: str, judge: Judge,
                context: StepContext) -> StepResult:
-        evidence = judge.examine(quantized.module)
-        quality = evidence.quality
         record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
-                                    context.quality, quality, evidence=evidence, method=method)
-        if not evidence.within:
-            return self._refused(model, record, "over_budget", f"{evidence.said}, over the "
-                                 f"{judge.budget} budget")
-        context.say(f"quantized {len(quantized.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
-                    f"{quality:.1f})")
+                                    context.quality, method=method)
         candidates = _Candidates.make(model, quantized, context)
         with tempfile.TemporaryDirectory(prefix="rebirth-int8-") as scratch:
             return self._as_run(model, record, candidates.written(Path(scratch), context), judge, context)
@@ -131,17 +126,21 @@ class QuantizeStep:
         assert candidates.folder is not None
         int8, floating = candidates.folder / program_name(SLIM), candidates.folder / program_name(FLOAT)
         refused = quantize.runtime_refusal(int8)
-        if refused:
-            return self._refused(model, record, "runtime_refused", f"the runtime cannot run the int8 program "
-                                 f"({refused}): slim.pte is the float one")
+        if refused:  # what it loses, as PyTorch simulates it, is all there is to record
+            simulated = judge.examine(candidates.quantized.module)
+            return self._refused(model, dataclasses.replace(record, quality_after=simulated.quality,
+                                                            evidence=simulated),
+                                 "runtime_refused", f"the runtime cannot run the int8 program ({refused}): slim.pte "
+                                 "is the float one")
         evidence = judge.examine_logits(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
         ran = evidence.quality
         record = dataclasses.replace(record, runtime_quality=ran, evidence=evidence)
         if not evidence.within:
             return self._refused(model, record, "over_budget_at_runtime",
                                  f"as ExecuTorch's runtime runs it, the int8 program scores {ran:.1f} "
-                                 f"({evidence.said}, over the {judge.budget} budget; PyTorch's "
-                                 f"simulation of it: {record.quality_after:.1f}): slim.pte is the float one")
+                                 f"({evidence.said}, over the {judge.budget} budget): slim.pte is the float one")
+        context.say(f"quantized {len(record.layers)} layers to {self.scheme} (quality {context.quality:.1f} -> "
+                    f"{ran:.1f} as ExecuTorch's runtime runs it)")
         from rebirth.models import read_pte
 
         record = dataclasses.replace(record, weight_bytes_before=read_pte(floating).constant_bytes,
