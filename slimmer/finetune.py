@@ -145,11 +145,13 @@ class TeacherLogits:
 
 
 def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed: int = 0, labels: bool = True,
-                   progress: Optional[StepCallback] = None, lr: float = END_TO_END_LR, decay: bool = False) -> None:
+                   progress: Optional[StepCallback] = None, lr: float = END_TO_END_LR, decay: bool = False,
+                   enough: Optional[Callable[[], bool]] = None) -> int:
     """All layers learn the teacher's logits (and the labels where there are labels), one batch per
-    step in a seeded order, at Adam's rate ``lr``, decaying to zero along a cosine with ``decay``."""
+    step in a seeded order, at Adam's rate ``lr``, decaying to zero along a cosine with ``decay``; ``enough`` is
+    asked once, halfway, and a yes stops the training there. The steps taken."""
     if steps <= 0:
-        return
+        return 0
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if decay else None
@@ -165,6 +167,9 @@ def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed:
             schedule.step()
         if progress:
             progress("end-to-end", step + 1, steps)
+        if enough is not None and step + 1 == steps // 2 and enough():
+            return step + 1
+    return steps
 
 
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -1,5 +1,6 @@
-"""The judge's early stop: a check whose refusal is not recorded scores the original's misses first and stops as
-soon as a step cannot be within the budget, and says exactly what a whole pass says."""
+"""The judge's early stops: a check whose refusal is not recorded scores the original's misses first and stops as
+soon as a step cannot be within the budget, and says exactly what a whole pass says; an end-to-end fit asks once,
+halfway, whether it is within already."""
 
 import copy
 import random
@@ -107,3 +108,21 @@ def test_a_model_is_scored_again_only_once_its_parameters_change():
     again = judge.examine(model)
     assert len(runs) == 2 * scored and again != first
     assert judge.examine(copy.deepcopy(model)) == again and len(runs) == 3 * scored  # the same state, another model
+
+
+@pytest.mark.parametrize("answer,taken", [(True, 10), (False, 20)])
+def test_end_to_end_fitting_asks_once_halfway_and_stops_at_a_yes(answer, taken):
+    from rebirth.slimmer.finetune import TeacherLogits, fit_end_to_end
+
+    torch.manual_seed(0)
+    teacher, student = nn.Linear(4, 3), nn.Linear(4, 3)
+    batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(5)]
+    asked, done = [], []
+
+    def enough() -> bool:
+        asked.append(len(done))
+        return answer
+
+    steps = fit_end_to_end(student, TeacherLogits(teacher, batches), 20, lr=1e-2, decay=True, enough=enough,
+                           progress=lambda stage, step, total: done.append(step))
+    assert steps == taken and done[-1] == taken and asked == [10]

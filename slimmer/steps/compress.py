@@ -121,16 +121,20 @@ class CompressionStep:
 
     def _learn(self, attempt: _Attempt, model: fx.GraphModule, judge: Judge, context: StepContext) -> Evidence:
         """Fine-tune the compressed layers to reproduce ``model``: the block (twice as long as for one merge), then
-        if need be all layers (``COMPRESSED_TUNING`` times as long); what it reached, as evidence."""
+        if need be all layers (``COMPRESSED_TUNING`` times as long, stopping halfway if the model is within the
+        budget there); what it reached, as evidence."""
         lessons, options = context.lessons, context.options
         assert lessons is not None
         fit_block(attempt.model, model, attempt.anchors, attempt.learned, lessons.batches, options.block_steps * 2,
                   options.seed, context.progress)
         evidence = judge.fitting(attempt.model)
         if evidence is None:
-            fit_end_to_end(attempt.model, lessons.logits, options.end_to_end_steps * COMPRESSED_TUNING, options.seed,
-                           lessons.labels, context.progress, COMPRESSED_LR, decay=True)
-            evidence = judge.examine(attempt.model)
+            steps = options.end_to_end_steps * COMPRESSED_TUNING
+            taken = fit_end_to_end(attempt.model, lessons.logits, steps, options.seed, lessons.labels, context.progress,
+                                   COMPRESSED_LR, decay=True, enough=lambda: judge.fitting(attempt.model) is not None)
+            if taken < steps:
+                context.say(f"{self.name}: within the budget after {taken} of {steps} end-to-end steps; stopped there")
+            evidence = judge.examine(attempt.model)  # scored already where it stopped halfway (``Judge.logits``)
         return evidence
 
     def _kept(self, attempt: _Attempt, model: fx.GraphModule, evidence: Evidence, context: StepContext,
