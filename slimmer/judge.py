@@ -85,7 +85,7 @@ class Judge:
         for batch, _ in self.loaders.held_out:  # type: ignore[attr-defined]
             rows = start + hit[start:start + len(batch)].nonzero().flatten()
             done = 0
-            for piece in pieces(torch.as_tensor(batch)[rows - start]):
+            for piece in pieces(torch.as_tensor(batch)[rows - start]) if len(rows) else ():
                 placed = rows[done:done + len(piece)]
                 done += len(piece)
                 logits[placed] = model(laid_out(piece, model))
@@ -109,7 +109,7 @@ class Judge:
             batch = torch.as_tensor(batch)
             inside = where[(where >= start) & (where < start + len(batch))] - start
             if len(inside):
-                images.append(batch[inside].clone())
+                images.append(batch[inside])  # a copy: indexed by a tensor
                 kept += images[-1].numel() * images[-1].element_size()
                 if kept > MISSED_FIRST_BYTES:
                     return None

@@ -72,9 +72,10 @@ def test_a_step_that_loses_many_is_refused_after_a_few_pieces():
     assert student.scored < SAMPLES / 3  # the misses, then hits until the losses alone put it over
 
 
-@pytest.mark.parametrize("budget,margin", [(0.5, 0.0), (2.0, 0.0), (2.0, 0.8), (6.0, 1.0)])
-def test_the_early_stop_says_what_the_whole_pass_says(budget, margin):
-    judge, labels, original = _setting(budget=budget)
+@pytest.mark.parametrize("budget,margin,batch", [(0.5, 0.0, 32), (2.0, 0.0, 32), (2.0, 0.8, 32), (6.0, 1.0, 32),
+                                                 (2.0, 0.0, 1)])  # batches of one: some hold only a miss
+def test_the_early_stop_says_what_the_whole_pass_says(budget, margin, batch):
+    judge, labels, original = _setting(budget=budget, batch=batch)
     for seed in range(24):
         rng = random.Random(seed)
         student = _student(labels, original, rng.randrange(0, 25), rng.randrange(0, 12), rng.randrange(0, 6), seed)
