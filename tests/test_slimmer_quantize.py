@@ -139,6 +139,28 @@ def test_int8_the_runtime_cannot_run_leaves_the_float_model_and_says_why(trained
     assert not any("quantize" in str(node.target) for node in program.graph.nodes)
 
 
+def test_int8_that_cannot_be_lowered_leaves_the_float_model_with_its_simulated_evidence(trained_nets, tmp_path,
+                                                                                        monkeypatch):
+    """Lowering is the first thing done to a post-training int8 model now (no simulated pass before it): a
+    lowering that fails refuses int8 in one line, with what the simulation says it loses as the evidence."""
+    from rebirth.slimmer.steps import int8 as int8_step
+
+    root, _ = trained_nets
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no int8 kernel for this pad\nmore detail")
+
+    monkeypatch.setattr(int8_step._Candidates, "make", classmethod(refuse))
+    code, out = _slim(root, tmp_path, monkeypatch, "net.py:make", "--exact-only", "--max-accuracy-drop", BUDGET,
+                      "--qat-steps", "0")
+    assert code == 0
+    step = SlimRecord.load(out / "slim.json").quantization
+    assert step is not None and not step.applied and step.code == "runtime_refused"
+    assert "cannot be lowered (RuntimeError: no int8 kernel for this pad)" in step.reason
+    assert step.evidence is not None and step.quality_after == step.evidence.quality and step.runtime_quality is None
+    assert not (out / "slim-float.pte").exists()
+
+
 def test_int8_that_the_runtime_runs_over_the_budget_is_not_kept(trained_nets, tmp_path, monkeypatch):
     """PyTorch's simulation of the int8 arithmetic is not the program: when what the runtime computes on the
     held-out samples loses more than the budget, the float program stays, whatever the simulation said."""

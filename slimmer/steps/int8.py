@@ -116,7 +116,11 @@ class QuantizeStep:
                context: StepContext) -> StepResult:
         record = QuantizationRecord(self.scheme, True, quantized.layers, quantized.calibration_samples,
                                     context.quality, method=method)
-        candidates = _Candidates.make(model, quantized, context)
+        try:
+            candidates = _Candidates.make(model, quantized, context)
+        except Exception as error:  # lowering refused it: the float model stands
+            return self._simulated_refusal(model, record, quantized, judge, "runtime_refused", "the int8 program "
+                                           f"cannot be lowered ({_first_line(error)}): slim.pte is the float one")
         with tempfile.TemporaryDirectory(prefix="rebirth-int8-") as scratch:
             return self._as_run(model, record, candidates.written(Path(scratch), context), judge, context)
 
@@ -126,12 +130,10 @@ class QuantizeStep:
         assert candidates.folder is not None
         int8, floating = candidates.folder / program_name(SLIM), candidates.folder / program_name(FLOAT)
         refused = quantize.runtime_refusal(int8)
-        if refused:  # what it loses, as PyTorch simulates it, is all there is to record
-            simulated = judge.examine(candidates.quantized.module)
-            return self._refused(model, dataclasses.replace(record, quality_after=simulated.quality,
-                                                            evidence=simulated),
-                                 "runtime_refused", f"the runtime cannot run the int8 program ({refused}): slim.pte "
-                                 "is the float one")
+        if refused:
+            return self._simulated_refusal(model, record, candidates.quantized, judge, "runtime_refused",
+                                           f"the runtime cannot run the int8 program ({refused}): slim.pte is the "
+                                           "float one")
         evidence = judge.examine_logits(quantize.runtime_outputs(int8, judge.loaders.held_out))  # type: ignore[attr-defined]
         ran = evidence.quality
         record = dataclasses.replace(record, runtime_quality=ran, evidence=evidence)
@@ -165,6 +167,14 @@ class QuantizeStep:
             context.say(f"int8 on {timer.device}: {ran}: kept")
             return None
         return f"on {timer.device} the int8 program ran {ran}: slim.pte is the float one"
+
+    def _simulated_refusal(self, model: fx.GraphModule, record: QuantizationRecord, quantized: quantize.Quantized,
+                           judge: Judge, code: str, reason: str) -> StepResult:
+        """Refused before the runtime could score it: what it loses as PyTorch simulates it is all there is to
+        record."""
+        simulated = judge.examine(quantized.module)
+        return self._refused(model, dataclasses.replace(record, quality_after=simulated.quality, evidence=simulated),
+                             code, reason)
 
     def _refused(self, model: fx.GraphModule, record: QuantizationRecord, code: str, reason: str) -> StepResult:
         return StepResult(model, quantization=dataclasses.replace(record, applied=False, reason=reason, code=code))
