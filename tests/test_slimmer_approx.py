@@ -197,3 +197,26 @@ def test_teacher_activations_beyond_the_cache_limit_are_computed_again_with_the_
     (cached_loss, cached), (streamed_loss, streamed) = results
     assert cached_loss == pytest.approx(streamed_loss) and torch.allclose(cached, streamed)
     assert not torch.equal(cached, torch.zeros_like(cached))  # it learned something
+
+
+def test_block_fit_computes_no_gradient_for_what_does_not_learn_and_gives_it_back():
+    """Only the regenerated layer learns: the layers before it get no gradient (the backward pass ends at the
+    block), a parameter frozen by the caller stays frozen, and every other one needs gradients again after."""
+    import copy
+
+    from rebirth.slimmer import finetune
+
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(8, 8, 3, padding=1)).eval()
+    student = copy.deepcopy(teacher)
+    torch.nn.init.zeros_(student[2].weight)
+    student[0].bias.requires_grad_(False)
+    before = student[0].weight.detach().clone()
+    finetune.fit_block(student, teacher, (("2", "2"),), ("2",), [torch.randn(4, 3, 12, 12) for _ in range(3)],
+                       steps=5)
+    assert student[0].weight.grad is None and student[0].bias.grad is None
+    assert torch.equal(student[0].weight, before)
+    assert student[2].weight.grad is not None and not torch.equal(student[2].weight,
+                                                                  torch.zeros_like(student[2].weight))
+    assert [p.requires_grad for p in student.parameters()] == [True, False, True, True]
