@@ -76,6 +76,8 @@ REASONS = {
     "below_inverse_threshold": "",
     "straddles_threshold": "the {confidence:.0%} interval holds both 'within {threshold}' and 'over {threshold}'",
     "few_samples": "{samples} latency samples, at least {needed} per run needed",
+    "flagged_run": "not judged: {flags} (measure again on a quiet device, or side by side with rebirth regress "
+                   "--ab)",
     "no_samples": "the {side} has no latency samples",
     "no_value": "the {side} has no {what}",
     "zero_baseline": "the baseline's {what} is 0: no relative change",

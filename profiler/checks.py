@@ -85,8 +85,21 @@ def judge_latency(check: Check, baseline: Profile, current: Profile, noise: RunN
                                                                     ("needed", str(MIN_SAMPLES))), noise=noise)
     test = significance.ratio_test(before, after, STATISTICS[check.metric], checks.CONFIDENCE, noise.value)
     status, code = checks.decide(test.low, test.high, check.amount)
+    flags = flagged(baseline, current)
+    detail: tuple[tuple[str, str], ...] = ()
+    if flags:  # the interval is shown, but a run whose latency may not be the model's alone decides nothing
+        status, code, detail = UNDECIDED, "flagged_run", (("flags", flags),)
     return CheckResult(check, status, code, before=test.before, after=test.after, change=test.ratio - 1,
-                       low=test.low - 1, high=test.high - 1, p_value=test.p_value, noise=noise)
+                       low=test.low - 1, high=test.high - 1, p_value=test.p_value, detail=detail, noise=noise)
+
+
+def flagged(baseline: Profile, current: Profile) -> str:
+    """Why the latency of ``baseline`` or ``current`` may not be the model's alone (the noise its profile was
+    flagged with: a busy device, a wide spread, clocks that moved, throttling), each run named; empty when
+    neither was flagged."""
+    return "; ".join(f"the {side} was flagged: {note.text}" for side, profile in (("baseline", baseline),
+                                                                                  ("current run", current))
+                     for note in profile.noise)
 
 
 def judge_paired(comparison: PairedComparison, baseline: Profile, candidate: Profile,

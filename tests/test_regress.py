@@ -300,3 +300,45 @@ def test_a_name_shortened_for_the_table_never_cuts_an_escape_in_two():
     cells = table[2].split(" | ")
     assert cells[0].startswith("| \\|") and "…" in cells[0] and "…" in cells[1]
     assert table[2].count(" | ") == 4  # five cells: no pipe of a name escaped its backslash
+
+
+def busy(profile: Profile, share: int = 90) -> Profile:
+    from rebirth.contract.notes import BUSY, Note
+
+    return dataclasses.replace(profile, noise=(Note(BUSY, f"the device was busy: other work took {share}% of its "
+                                                          "CPU"),))
+
+
+@pytest.mark.parametrize("flag", ["baseline", "current"])
+def test_a_run_flagged_busy_decides_no_latency_check_and_says_which(flag):
+    """Issue 25: six runs flagged busy were still judged an improvement of 38%. A flagged run's latency may not be
+    the model's alone: the check shows the change but is undecided (exit 3), naming the run and its flag; the
+    memory check, which a busy CPU does not move, is still judged."""
+    from rebirth.contract.checks import UNDECIDED, exit_code
+    from rebirth.contract.errors import ExitStatus
+
+    baseline, current = run(1), slower(run(1), 0.62)
+    assert status(baseline, current, "p50:5%", run_noise=0.0) == "improvement"  # unflagged, it is decided
+    if flag == "baseline":
+        baseline = busy(baseline)
+    else:
+        current = busy(current)
+    verdict = judge(baseline, current, ["p50:5%", "peak_rss:5%"], run_noise=0.0)
+    latency, memory = verdict.results
+    assert (latency.status, latency.code) == (UNDECIDED, "flagged_run")
+    assert latency.change == pytest.approx(-0.38, abs=0.01)
+    side = "baseline" if flag == "baseline" else "current run"
+    assert f"the {side} was flagged: the device was busy: other work took 90% of its CPU" in latency.reason
+    assert memory.status == "pass"
+    assert verdict.status == UNDECIDED and exit_code([verdict]) == ExitStatus.NO_ANSWER
+
+
+def test_runs_flagged_noisy_teach_nothing_of_the_run_to_run_noise():
+    from rebirth.usecases.regress import MIN_HISTORY, _noise
+
+    key = ("fp", "model")
+    quiet = [run(seed) for seed in range(MIN_HISTORY)]
+    assert _noise(key, run(99), {key: quiet}, None).source == "learned"
+    flagged = [busy(profile) for profile in quiet]
+    noise = _noise(key, run(99), {key: [*flagged, quiet[0]]}, None)
+    assert (noise.source, noise.history) == ("assumed", 1)

@@ -36,7 +36,8 @@ def regress_stored(store: Path, baseline: str, *, results: Sequence[Path] = (), 
     latest farm run) judged against ``baseline`` (a saved baseline's name or folder, or a Profile file). A
     baseline device and model with no result is a failed run. The run-to-run noise of a device and model is
     ``run_noise`` if given, else learned from their other stored runs (at least ``MIN_HISTORY``), else
-    assumed large (``UNKNOWN_RUN_NOISE``); each latency check says which.
+    assumed large (``UNKNOWN_RUN_NOISE``); each latency check says which. Runs flagged noisy (``Profile.noise``)
+    are left out of what is learned, and a latency check of a flagged run is undecided (``judge_latency``).
 
     Raises:
         InputError: a bad check, baseline or result, or nothing to judge.
@@ -71,8 +72,8 @@ def _noise(key: Key, current: Profile, history: dict[Key, list[Profile]], given:
     """The run-to-run noise to judge ``current`` with, and where it comes from."""
     if given is not None:
         return RunNoise(given, "given")
-    others = [profile for profile in history.get(key, ()) if profile != current]
-    if len(others) < MIN_HISTORY:
+    others = [profile for profile in history.get(key, ()) if profile != current and not profile.noise]
+    if len(others) < MIN_HISTORY:  # runs flagged noisy teach nothing of the device's run-to-run noise
         return RunNoise(UNKNOWN_RUN_NOISE, "assumed", len(others), MIN_HISTORY)
     return RunNoise(max(RUN_NOISE, measure_run_noise(others)), "learned", len(others))
 
