@@ -4,6 +4,7 @@ Layout under the store's root (``--store DIR``, else ``$REBIRTH_RESULTS``, else 
 
     FINGERPRINT/runs/0001.json           one stored run: the Profile and when, where and at which commit
     FINGERPRINT/runs/0002.json           numbered per fingerprint, never rewritten
+    FINGERPRINT/runs/0003.json.damaged   a run file no reader could read (truncated, foreign), set aside
     baselines/NAME/FINGERPRINT/0002.json the latest run of each (fingerprint, model) when NAME was saved
 
 A fingerprint names what a result depends on besides the model: the product model, its build
@@ -19,11 +20,13 @@ import datetime
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Optional
 
@@ -37,6 +40,9 @@ ENV_VAR = "REBIRTH_RESULTS"
 DEFAULT_ROOT = Path("rebirth-results")
 BASELINES = "baselines"
 RUNS = "runs"
+DAMAGED = ".damaged"
+"""The suffix a run file that cannot be read is set aside with."""
+SET_ASIDE = re.compile(r"^(\d{4,})\.json\.damaged$")
 STALE_TEMP_S = 3600
 
 def store_root(explicit: Optional[Path] = None) -> Path:
@@ -98,7 +104,7 @@ def _link_next(temp: Path, runs: Path) -> Path:
 
 def _run_numbers(runs: Path) -> Iterable[int]:
     for name in os.listdir(runs):
-        match = RUN_FILE.match(name)
+        match = RUN_FILE.match(name) or SET_ASIDE.match(name)
         if match:
             yield int(match.group(1))
 
@@ -113,16 +119,41 @@ def _prune_stale_temps(folder: Path) -> None:
             pass  # another writer's, finished meanwhile
 
 
-def list_runs(store: Path, device: Optional[str] = None, model: Optional[str] = None) -> list[StoredRun]:
+def list_runs(store: Path, device: Optional[str] = None, model: Optional[str] = None,
+              say: Optional[Callable[[str], None]] = None) -> list[StoredRun]:
     """Every stored run, by fingerprint then number; ``device`` (a device name or a fingerprint) and
-    ``model`` (a model key, or the model as named without the backend) keep only matching runs.
-
-    Raises:
-        InputError: a run file is damaged.
-    """
-    runs = [StoredRun.load(path) for path in sorted(store.glob(f"*/{RUNS}/*.json")) if RUN_FILE.match(path.name)]
+    ``model`` (a model key, or the model as named without the backend) keep only matching runs. A run file that
+    cannot be read (truncated, foreign) is set aside (``set_aside``) and named in one line to ``say`` (standard
+    error by default): every other run stays usable."""
+    runs = _readable(sorted(path for path in store.glob(f"*/{RUNS}/*.json") if RUN_FILE.match(path.name)), say)
     runs = [run for run in runs if _matches(run, device, model)]
     return sorted(runs, key=lambda run: (run.fingerprint, run.number))
+
+
+def _readable(paths: Iterable[Path], say: Optional[Callable[[str], None]]) -> list[StoredRun]:
+    runs = []
+    for path in paths:
+        try:
+            runs.append(StoredRun.load(path))
+        except InputError as error:
+            if path.exists():  # not one another reader set aside meanwhile
+                (say or _to_stderr)(f"{error}: {set_aside(path)}")
+    return runs
+
+
+def set_aside(path: Path) -> str:
+    """Rename the damaged file ``path`` to ``NNNN.json.damaged`` beside it, out of every later read (its number
+    stays taken); what became of it, in words."""
+    target = path.with_name(path.name + DAMAGED)
+    try:
+        os.rename(path, target)
+    except OSError as error:
+        return f"left out (it cannot be moved aside: {error.strerror or error})"
+    return f"set aside as {target}"
+
+
+def _to_stderr(text: str) -> None:
+    print(f"rebirth: {text}", file=sys.stderr)
 
 
 def _matches(run: StoredRun, device: Optional[str], model: Optional[str]) -> bool:
@@ -202,7 +233,7 @@ def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Pro
     """A baseline's Profiles by ``key_of``: ``name_or_path`` is a baseline's name in the store or its folder.
 
     Raises:
-        InputError: no such baseline, or a file in it is damaged.
+        InputError: no such baseline (a damaged file in it is set aside, as by ``list_runs``).
     """
     folder = Path(name_or_path)
     if not folder.is_dir():
@@ -211,7 +242,7 @@ def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Pro
         saved = sorted(path.name for path in (store / BASELINES).glob("[!.]*") if path.is_dir())
         hint = f"baselines: {', '.join(saved)}" if saved else "save one with rebirth baseline save NAME"
         raise InputError(f"no baseline {str(name_or_path)!r} in {store}; {hint}")
-    runs = [StoredRun.load(path) for path in sorted(folder.glob("*/*.json")) if RUN_FILE.match(path.name)]
+    runs = _readable(sorted(path for path in folder.glob("*/*.json") if RUN_FILE.match(path.name)), None)
     return {key_of(run.profile): run.profile for run in runs}
 
 

@@ -491,3 +491,49 @@ def test_every_phone_of_the_latest_farm_run_is_judged_not_only_the_last_stored(t
     # runs stored before batches were kept are judged as before: the latest of each fingerprint and model
     store.save_run(phone("g", 9), tmp_path)
     assert [verdict.device for verdict in regress_stored(tmp_path, "main", checks=["p50:50%"])] == ["g"]
+
+
+def test_regress_on_stored_runs_flagged_busy_never_calls_a_38_percent_change(tmp_path, capsys):
+    """Issue 25's farm: every stored run flagged busy, and a build with ~20% more work judged an improvement of
+    38%. A flagged run decides no latency check: exit 3, the run and its flag named."""
+    from rebirth.contract.notes import BUSY, Note
+
+    def flagged(profile):
+        return dataclasses.replace(profile, noise=(Note(BUSY, "the device was busy: other work took 89% of its CPU "
+                                                              "during the runs"),))
+
+    baseline_store, today = tmp_path / "baseline-store", tmp_path / "today"
+    for seed in (11, 12, 13, 1):
+        store.save_run(flagged(_device_run("p1", seed=seed)), baseline_store)
+    assert rebirth("baseline", "save", "main", "--store", baseline_store) == 0
+    store.save_run(flagged(_device_run("p1", seed=3, factor=0.62)), today)
+    capsys.readouterr()
+    assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--fail", "p50:5%") == 3
+    out = " ".join(capsys.readouterr().out.split())
+    assert "improvement" not in out and "undecided" in out
+    assert "the baseline was flagged: the device was busy" in out and "the current run was flagged" in out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_damaged_run_file_is_named_once_set_aside_and_the_rest_of_the_store_stays_usable(tmp_path, capsys, damage):
+    """Issue 25: one run cut to its first 3,000 bytes made `results list` and `regress` exit 2 for every device."""
+    root = tmp_path / "store"
+    for name in ("p1", "p2"):
+        for seed in (11, 12, 13, 1):
+            store.save_run(_device_run(name, seed=seed), root)
+    assert rebirth("baseline", "save", "main", "--store", root) == 0
+    paths = sorted(root.glob("*/runs/0002.json"))
+    bad = paths[0]
+    bad.write_bytes(bad.read_bytes()[:3000] if damage == "truncated" else b"\x89PNG\r\n\x1a\n not a run")
+    capsys.readouterr()
+    assert rebirth("results", "list", "--store", root) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "not a stored run" in lines[0], err
+    assert "set aside as" in lines[0] and bad.with_name("0002.json.damaged").is_file() and not bad.exists()
+    assert "Traceback" not in err
+    store.save_run(_device_run("p1", seed=2), root)  # the set-aside number stays taken
+    assert sorted(path.name for path in bad.parent.iterdir()) == ["0001.json", "0002.json.damaged", "0003.json",
+                                                                   "0004.json", "0005.json"]
+    assert rebirth("regress", "--baseline", "main", "--store", root, "--fail", "p50:25%") == 0
+    assert "not a stored run" not in capsys.readouterr().err  # named once: set aside, it is not read again
