@@ -190,7 +190,9 @@ def assess(teacher: nn.Module, loaders, trained: bool, budget: float, confidence
     """The judge of a slimming of ``teacher`` with ``loaders`` (None: no judge), and what it found."""
     if loaders is None:
         return Assessment(None)
-    teacher_logits, labels = logits_of(teacher, loaders.held_out)
+    from rebirth.slimmer.memo import held_out_logits
+
+    teacher_logits, labels = held_out_logits(teacher, loaders.held_out)
     classes = int(loaders.classes)
     measure, reason = judged_by(trained, teacher_logits, classes)
     accuracy = score(teacher_logits, labels) if trained else None

@@ -1,0 +1,106 @@
+"""The original model's held-out logits, kept on disk by what they are computed from, so that slimming the same
+model on the same data again (another budget, another technique) does not score the original again: a pass over
+the 899 held-out digits at 224 px takes full-size GoogLeNet 24-28 s on this host.
+
+The key is a hash of everything the logits depend on: the graph's code, every parameter and buffer (names,
+types, shapes, bytes), every other attribute of every module (its ``repr``: one without a stable ``repr``, such as
+a function, makes the key new each run, so it is never reused), the held-out images and labels, how they are
+laid out and cut into pieces, and the torch version and CPU capability that compute them. Anything not read back
+whole and of the right shape is computed again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy
+import torch
+from torch import nn
+
+from rebirth.slimmer.train import INFERENCE_ELEMENTS, laid_out, logits_of
+
+VERSION = b"rebirth held-out logits 1"
+MOST_BYTES = 64 << 20
+"""Larger logits are not kept (899 digits: 36 KB)."""
+_SKIPPED = {"_parameters", "_buffers", "_modules", "training",  # hashed as tensors, walked, or set by eval()
+            "_graph", "_code", "_lineno_map", "_prologue_start", "_tracer_cls", "_tracer_extras", "meta"}
+"""Module attributes left out of the key: what it holds otherwise (a GraphModule's graph is its ``code``), or what
+does not change the logits. Hooks are in it: a module with a hook gets a new key each run."""
+
+
+def memo_dir() -> Path:
+    from rebirth.contract.cache import cache_root
+
+    return cache_root() / "logits"
+
+
+def held_out_logits(model: nn.Module, held_out) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits_of(model, held_out)``, read from the cache when this model scored this data before."""
+    key = _key(model, held_out)
+    path = memo_dir() / f"{key}.pt"
+    found = _read(path)
+    if found is not None:
+        return found
+    logits, labels = logits_of(model, held_out)
+    if logits.numel() * logits.element_size() <= MOST_BYTES:
+        _write(path, logits, labels)
+    return logits, labels
+
+
+def _key(model: nn.Module, held_out) -> str:
+    digest = hashlib.blake2b(VERSION, digest_size=20)
+
+    def add(*parts: object) -> None:
+        for part in parts:
+            if isinstance(part, numpy.ndarray):
+                digest.update(part.data)
+            else:
+                digest.update(part if isinstance(part, bytes) else repr(part).encode())
+            digest.update(b"\0")
+
+    add(torch.__version__, torch.backends.cpu.get_cpu_capability(), INFERENCE_ELEMENTS, getattr(model, "code", ""))
+    for name, module in model.named_modules():
+        add(name, type(module).__qualname__, type(module).__module__,
+            sorted((key, value) for key, value in vars(module).items()
+                   if key not in _SKIPPED and not isinstance(value, torch.Tensor)))
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        add(name, tensor.dtype, tuple(tensor.shape), _bytes(tensor))
+    for images, labels in held_out:
+        images = laid_out(torch.as_tensor(images), model)
+        add(images.dtype, tuple(images.shape), images.stride(), _bytes(images), _bytes(torch.as_tensor(labels)))
+    return digest.hexdigest()
+
+
+def _bytes(tensor: torch.Tensor) -> numpy.ndarray:
+    """The tensor's bytes, without a copy where it is contiguous already."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
+def _read(path: Path) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    try:
+        kept = torch.load(path, weights_only=True)
+        logits, labels = kept["logits"], kept["labels"]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
+        return None
+    if not (isinstance(logits, torch.Tensor) and isinstance(labels, torch.Tensor)) or logits.dim() != 2 or \
+            len(logits) != len(labels):
+        return None
+    return logits, labels
+
+
+def _write(path: Path, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """Best effort: a cache that cannot be written is a cache not kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".logits-", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save({"logits": logits, "labels": labels}, file)
+        os.replace(temp, path)
+    except OSError:
+        Path(temp).unlink(missing_ok=True)

@@ -1,0 +1,72 @@
+"""The original's held-out logits kept on disk by what they are computed from (``slimmer.memo``)."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from rebirth.slimmer import memo
+from rebirth.slimmer.graph import trace
+
+
+def net(slope: float = 0.1) -> nn.Module:
+    torch.manual_seed(0)
+    return trace(nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU(slope), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                               nn.Linear(4, 3)))
+
+
+def loader(seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(torch.randn(10, 3, 8, 8, generator=generator), torch.arange(10) % 3), 4)
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REBIRTH_CACHE", str(tmp_path / "cache"))
+
+
+def counted(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = memo.logits_of
+
+    def counting(model, held_out):
+        calls.append(1)
+        return real(model, held_out)
+
+    monkeypatch.setattr(memo, "logits_of", counting)
+    return calls
+
+
+def test_the_same_model_on_the_same_data_is_scored_once_and_read_back_alike(monkeypatch):
+    calls = counted(monkeypatch)
+    first = memo.held_out_logits(net(), loader())
+    again = memo.held_out_logits(net(), loader())  # another copy of the same model, as another run would build
+    assert len(calls) == 1
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert torch.equal(first[0], memo.logits_of(net(), loader())[0])
+
+
+def test_whatever_the_logits_depend_on_makes_a_new_key(monkeypatch):
+    calls = counted(monkeypatch)
+    memo.held_out_logits(net(), loader())
+    changed = net()
+    with torch.no_grad():
+        changed.get_submodule("0").weight[0, 0, 0, 0] += 1e-6  # one weight
+    memo.held_out_logits(changed, loader())
+    assert "0.2" not in net(0.2).code
+    memo.held_out_logits(net(0.2), loader())  # an attribute that is not a tensor (and not in the graph's code)
+    memo.held_out_logits(net(), loader(seed=1))  # other held-out images
+    hooked = net()
+    hooked.get_submodule("1").register_forward_hook(lambda module, inputs, output: output + 1)
+    memo.held_out_logits(hooked, loader())  # a hook changes the output
+    assert len(calls) == 5
+
+
+def test_a_damaged_cache_file_is_computed_again(monkeypatch):
+    calls = counted(monkeypatch)
+    model, data = net(), loader()
+    memo.held_out_logits(model, data)
+    path = memo.memo_dir() / f"{memo._key(model, data)}.pt"
+    path.write_bytes(path.read_bytes()[:20])
+    logits, _ = memo.held_out_logits(model, data)
+    assert len(calls) == 2 and torch.equal(logits, memo.logits_of(model, data)[0])
