@@ -1,4 +1,4 @@
-"""rebirth's cache folder: exports, trained weights and built runners live under it."""
+"""rebirth's cache folder: exports, trained weights, built runners and the held-out logits of slimmed originals live under it."""
 
 from __future__ import annotations
 
