@@ -1,4 +1,5 @@
-"""rebirth's cache folder: exports, trained weights, built runners and the held-out logits of slimmed originals live under it."""
+"""rebirth's cache folder: exports, trained weights, built runners and the held-out logits of slimmed originals
+live under it."""
 
 from __future__ import annotations
 
