@@ -530,6 +530,8 @@ def test_a_damaged_run_file_is_named_once_set_aside_and_the_rest_of_the_store_st
     out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and str(bad) in lines[0] and "not a stored run" in lines[0], err
+    listed = [line.split()[1] for line in out.splitlines()[1:] if line.strip()]
+    assert len(listed) == 7 and listed.count("0002") == 1  # every other run of both phones is listed
     assert "set aside as" in lines[0] and bad.with_name("0002.json.damaged").is_file() and not bad.exists()
     assert "Traceback" not in err
     store.save_run(_device_run("p1", seed=2), root)  # the set-aside number stays taken
