@@ -27,6 +27,26 @@ batch comes back. Decomposing every layer of GoogLeNet at 224 px would otherwise
 for 80 batches: 8.4 GB."""
 
 
+def _native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+LOW_PRECISION = _native_bf16()
+"""Fine-tuning computes its forward pass in bfloat16 (``torch.autocast``; the weights, their updates, the losses and
+every judgement stay float32) where the CPU computes bfloat16 natively (AVX512-BF16 or AMX, oneDNN's kernels):
+a step of full GoogLeNet at 224 px took 0.43 s against 0.61 s in float32 on this host, and ``rebirth optimize
+zoo:googlenet`` made the same steps (11.46x, top-1 94.8% -> 95.7%) in 452 s against 506 s. Elsewhere bfloat16 would
+be emulated, slower: float32. The fine-tuning then differs by machine, as float32 kernels do."""
+
+
+def _forward_precision():
+    """The context a fine-tuning forward pass runs in (``LOW_PRECISION``)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=LOW_PRECISION)
+
+
 class _Seen(Exception):  # noqa: N818 (a signal, not an error)
     """Raised by a tap once every tapped module has produced its output: the rest of the forward
     pass would compute nothing fine-tuning uses."""
@@ -92,8 +112,10 @@ def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batc
         for step in range(steps):
             index = order[step % len(batches)]
             optimizer.zero_grad()
-            outputs = taps(student, batches[index])
-            losses = [F.mse_loss(output, target) for output, target in zip(outputs, targets(index, batches[index]))]
+            with _forward_precision():
+                outputs = taps(student, batches[index])
+            losses = [F.mse_loss(output.float(), target)
+                      for output, target in zip(outputs, targets(index, batches[index]))]
             loss = sum(losses[1:], start=losses[0])
             loss.backward()
             optimizer.step()
@@ -168,7 +190,9 @@ def fit_end_to_end(student: nn.Module, teacher: TeacherLogits, steps: int, seed:
     student.eval()
     for step in range(steps):
         images, target, logits_teacher = teacher[order[step % len(order)]]
-        loss = distillation_loss(student(images), logits_teacher, target if labels else None)
+        with _forward_precision():
+            logits = student(images)
+        loss = distillation_loss(logits.float(), logits_teacher, target if labels else None)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
