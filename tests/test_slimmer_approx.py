@@ -220,3 +220,26 @@ def test_block_fit_computes_no_gradient_for_what_does_not_learn_and_gives_it_bac
     assert student[2].weight.grad is not None and not torch.equal(student[2].weight,
                                                                   torch.zeros_like(student[2].weight))
     assert [p.requires_grad for p in student.parameters()] == [True, False, True, True]
+
+
+@pytest.mark.parametrize("low", [True, False])
+def test_fine_tuning_computes_in_bfloat16_only_where_asked_and_keeps_float32_weights(monkeypatch, low):
+    """``LOW_PRECISION`` (native bfloat16 kernels): the forward passes of block and end-to-end fits compute in
+    bfloat16; the weights, their updates and the losses stay float32; without it, all is float32."""
+    import copy
+
+    from rebirth.slimmer import finetune
+
+    monkeypatch.setattr(finetune, "LOW_PRECISION", low)
+    seen: list[torch.dtype] = []
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                  torch.nn.Linear(8 * 6 * 6, 4)).eval()
+    student = copy.deepcopy(teacher)
+    student[3].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    batches = [torch.randn(4, 3, 6, 6) for _ in range(3)]
+    finetune.fit_block(student, teacher, (("3", "3"),), ("3",), batches, steps=2)
+    labelled = [(images, torch.arange(4)) for images in batches]
+    finetune.fit_end_to_end(student, finetune.TeacherLogits(teacher, labelled), 2)
+    assert seen == [torch.bfloat16 if low else torch.float32] * 4
+    assert all(p.dtype == torch.float32 for p in student.parameters())
