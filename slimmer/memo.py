@@ -20,7 +20,7 @@ import numpy
 import torch
 from torch import nn
 
-from rebirth.slimmer.train import INFERENCE_ELEMENTS, laid_out, logits_of
+from rebirth.slimmer.train import INFERENCE_ELEMENTS, exported, logits_of
 
 VERSION = b"rebirth held-out logits 1"
 MOST_BYTES = 64 << 20
@@ -61,17 +61,26 @@ def _key(model: nn.Module, held_out) -> str:
                 digest.update(part if isinstance(part, bytes) else repr(part).encode())
             digest.update(b"\0")
 
-    add(torch.__version__, torch.backends.cpu.get_cpu_capability(), INFERENCE_ELEMENTS, getattr(model, "code", ""))
+    add(torch.__version__, torch.backends.cpu.get_cpu_capability(), INFERENCE_ELEMENTS, getattr(model, "code", ""),
+        exported(model))  # how the images are laid out (``laid_out``)
     for name, module in model.named_modules():
         add(name, type(module).__qualname__, type(module).__module__,
-            sorted((key, value) for key, value in vars(module).items()
+            sorted((key, _stable(value)) for key, value in vars(module).items()
                    if key not in _SKIPPED and not isinstance(value, torch.Tensor)))
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
         add(name, tensor.dtype, tuple(tensor.shape), _bytes(tensor))
     for images, labels in held_out:
-        images = laid_out(torch.as_tensor(images), model)
-        add(images.dtype, tuple(images.shape), images.stride(), _bytes(images), _bytes(torch.as_tensor(labels)))
+        images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+        add(images.dtype, tuple(images.shape), _bytes(images), labels.dtype, _bytes(labels))
     return digest.hexdigest()
+
+
+def _stable(value: object) -> object:
+    """``value`` with its sets in a fixed order: a set of strings is iterated in an order that changes between
+    processes (string hashing is seeded per process)."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(repr(item) for item in value)
+    return value
 
 
 def _bytes(tensor: torch.Tensor) -> numpy.ndarray:

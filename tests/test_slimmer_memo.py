@@ -70,3 +70,18 @@ def test_a_damaged_cache_file_is_computed_again(monkeypatch):
     path.write_bytes(path.read_bytes()[:20])
     logits, _ = memo.held_out_logits(model, data)
     assert len(calls) == 2 and torch.equal(logits, memo.logits_of(model, data)[0])
+
+
+def test_the_key_is_the_same_in_another_process_whatever_its_string_hashing():
+    """Sets of names (a module's non-persistent buffers) are iterated in a per-process order; the key is not."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch, sys; sys.path.insert(0, '.'); from tests.test_slimmer_memo import net, loader; "
+            "from rebirth.slimmer import memo; model = net(); "
+            "[model.get_submodule('0').register_buffer(name, torch.ones(1), persistent=False) for name in 'abcdefgh']; "
+            "print(memo._key(model, loader()))")
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=dict(os.environ, PYTHONHASHSEED=seed)).stdout.strip() for seed in ("1", "2")}
+    assert len(keys) == 1 and len(keys.pop()) == 40
