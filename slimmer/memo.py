@@ -6,7 +6,8 @@ The key is a hash of everything the logits depend on: the graph's code, every pa
 types, shapes, bytes), every other attribute of every module (its ``repr``: one without a stable ``repr``, such as
 a function, makes the key new each run, so it is never reused), the held-out images and labels, how they are
 laid out and cut into pieces, and the torch version and CPU capability that compute them. Anything not read back
-whole and of the right shape is computed again."""
+whole and of the right shape is computed again. A loader that does more than read tensors held in memory is not
+cached (``held_out_logits``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Optional
 import numpy
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, SequentialSampler, TensorDataset, default_collate
 
 from rebirth.slimmer.train import INFERENCE_ELEMENTS, exported, logits_of
 
@@ -38,7 +40,11 @@ def memo_dir() -> Path:
 
 
 def held_out_logits(model: nn.Module, held_out) -> tuple[torch.Tensor, torch.Tensor]:
-    """``logits_of(model, held_out)``, read from the cache when this model scored this data before."""
+    """``logits_of(model, held_out)``, read from the cache when this model scored this data before. Only a loader
+    that reads tensors held in memory in order (``_in_memory``, as the built-in digits are) is cached: the key
+    must read every sample, and a user's loader may decode files or draw augmentations on each pass."""
+    if not _in_memory(held_out):
+        return logits_of(model, held_out)
     key = _key(model, held_out)
     path = memo_dir() / f"{key}.pt"
     found = _read(path)
@@ -69,10 +75,17 @@ def _key(model: nn.Module, held_out) -> str:
                    if key not in _SKIPPED and not isinstance(value, torch.Tensor)))
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
         add(name, tensor.dtype, tuple(tensor.shape), _bytes(tensor))
-    for images, labels in held_out:
-        images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-        add(images.dtype, tuple(images.shape), _bytes(images), labels.dtype, _bytes(labels))
+    add(held_out.batch_size, held_out.drop_last)
+    for tensor in held_out.dataset.tensors:
+        add(tensor.dtype, tuple(tensor.shape), _bytes(tensor))
     return digest.hexdigest()
+
+
+def _in_memory(held_out) -> bool:
+    """A loader of a ``TensorDataset`` in order, batched by the default collation, in this process."""
+    return isinstance(held_out, DataLoader) and isinstance(held_out.dataset, TensorDataset) and \
+        isinstance(held_out.sampler, SequentialSampler) and held_out.collate_fn is default_collate and \
+        held_out.num_workers == 0 and held_out.batch_size is not None
 
 
 def _stable(value: object) -> object:

@@ -85,3 +85,15 @@ def test_the_key_is_the_same_in_another_process_whatever_its_string_hashing():
     keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env=dict(os.environ, PYTHONHASHSEED=seed)).stdout.strip() for seed in ("1", "2")}
     assert len(keys) == 1 and len(keys.pop()) == 40
+
+
+def test_a_loader_that_does_more_than_read_tensors_in_memory_is_scored_every_time(monkeypatch):
+    """A user's loader may decode files or draw augmentations on each pass: reading it twice to key it could
+    cost more than it saves, and its samples may not be the same twice."""
+    calls = counted(monkeypatch)
+    data = loader().dataset
+    shuffled = DataLoader(data, 4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    listed = DataLoader([data[i] for i in range(len(data))], 4)
+    for held_out in (shuffled, shuffled, listed, listed):
+        memo.held_out_logits(net(), held_out)
+    assert len(calls) == 4 and not memo.memo_dir().exists()
