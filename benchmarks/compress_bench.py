@@ -19,7 +19,8 @@ native runner) in one process:
    (the slimmer's own judgement, in PyTorch, is in slim.json and copied here).
 
 Goals (issue 23): within 0.5 points of top-1, GoogLeNet with LRN >= 8x, GoogLeNet-BN >= 3.5x, ResNet-50 >= 8x,
-MobileNetV2 >= 3x; GoogLeNet's runner peak RSS >= 3x smaller; ResNet-50 profiled and slimmed in <= 600 s. Run it alone on the machine: it takes tens of minutes with full-size GoogLeNet.
+MobileNetV2 >= 3x; GoogLeNet's runner peak RSS >= 3x smaller; ResNet-50 profiled and slimmed in <= 600 s. Run it
+alone on the machine: it takes tens of minutes with full-size GoogLeNet.
 """
 
 from __future__ import annotations
