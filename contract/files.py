@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename: the
-    file is either complete or untouched."""
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8; bytes as they are) to ``path`` through a temporary file in the same folder and a
+    rename: the file is either complete or untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = write_temp(path.parent, text, prefix=f".{path.name}.")
     try:
@@ -29,13 +29,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False))
 
 
-def write_temp(folder: Path, text: str, prefix: str = ".", suffix: str = ".tmp") -> Path:
-    """A complete, fsync'd hidden temporary file in ``folder`` with the mode ``open()`` would give it;
-    removed again if writing fails."""
+def write_temp(folder: Path, text: str | bytes, prefix: str = ".", suffix: str = ".tmp") -> Path:
+    """A complete, fsync'd hidden temporary file in ``folder`` holding ``text`` (UTF-8; bytes as they are), with
+    the mode ``open()`` would give it; removed again if writing fails."""
     handle, path = _create(folder, prefix, suffix)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode() if isinstance(text, str) else text)
             stream.flush()
             os.fsync(stream.fileno())
     except BaseException:

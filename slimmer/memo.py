@@ -12,8 +12,7 @@ cached (``held_out_logits``)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -114,15 +113,12 @@ def _read(path: Path) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def _write(path: Path, logits: torch.Tensor, labels: torch.Tensor) -> None:
-    """Best effort: a cache that cannot be written is a cache not kept."""
+    """Best effort, whole or not at all: a cache that cannot be written is a cache not kept."""
+    from rebirth.contract.files import write_text_atomic
+
+    buffer = io.BytesIO()
+    torch.save({"logits": logits, "labels": labels}, buffer)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".logits-", suffix=".tmp")
+        write_text_atomic(path, buffer.getvalue())
     except OSError:
-        return
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save({"logits": logits, "labels": labels}, file)
-        os.replace(temp, path)
-    except OSError:
-        Path(temp).unlink(missing_ok=True)
+        pass
