@@ -240,3 +240,52 @@ def test_scoring_runs_a_large_batch_in_pieces_and_gives_the_same_logits_and_labe
     seen.clear()
     small = DataLoader(TensorDataset(torch.randn(300, 3, 8, 8), torch.arange(300) % 10), batch_size=256)
     assert evaluate(net, small).samples == 300 and seen == [256, 44]  # small images: the loader's own batches
+
+
+class _TwoPools(nn.Module):
+    """DigitsNet with a ReLU and a pool module of its own after each conv, which a pool merge can fold."""
+
+    def __init__(self):
+        from tests.digitsnet import DigitsNet
+
+        super().__init__()
+        net = DigitsNet()
+        self.conv1, self.conv2, self.conv3, self.fc = net.conv1, net.conv2, net.conv3, net.fc
+        self.relu1, self.relu2, self.pool1, self.pool2 = nn.ReLU(), nn.ReLU(), nn.MaxPool2d(2), nn.MaxPool2d(2)
+
+    def forward(self, x):
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        return self.fc(torch.relu(self.conv3(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("reference", [0.0, 100.0])
+def test_the_whole_merged_model_is_tuned_again_only_where_the_learned_merges_lost_points(trained_digits_net,
+                                                                                          monkeypatch, reference):
+    """The quality the budget is counted from (``Judge.reference``) decides it: 0 means the merges lost nothing
+    against it, 100 that they lost points; the same learned merges are kept either way."""
+    from rebirth.slimmer.cost import layer_macs
+    from rebirth.slimmer.graph import trace
+    from rebirth.slimmer.judge import assess
+    from rebirth.slimmer.slim import _lessons
+    from rebirth.slimmer.steps import StepContext
+    from rebirth.slimmer.steps.merges import MergeStep
+    from tests.digitsnet import times_by_work
+
+    trained, loaders, _ = trained_digits_net
+    model = _TwoPools()
+    model.load_state_dict(trained.state_dict())
+    inputs = (torch.randn(1, 3, 16, 16),)
+    options = SlimOptions(max_accuracy_drop=30.0, block_steps=4, end_to_end_steps=2)
+    judge = dataclasses.replace(assess(trace(model), loaders, True, options.max_accuracy_drop).judge,
+                                reference=reference)
+    teacher = trace(model)
+    context = StepContext(inputs, times_by_work(model, inputs), layer_macs(teacher, inputs), options,
+                          _lessons(teacher, loaders, True), judge.reference)
+    tuned, said = [], []
+    original = MergeStep._tune_whole
+    monkeypatch.setattr(MergeStep, "_tune_whole", lambda self, *args: tuned.append(1) or original(self, *args))
+    result = MergeStep().run(teacher, judge, dataclasses.replace(context, say=said.append))
+    assert [merge.kind for merge in result.merges if not merge.exact], (result.skipped, said)  # a learned one kept
+    assert len(tuned) == (1 if reference == 100.0 else 0)
+    assert any("fine-tuned the whole merged model" in line for line in said) == (reference == 100.0)
