@@ -513,10 +513,35 @@ def startup(data: Data) -> Section:
     return section
 
 
+def changes(data: Data) -> Section:
+    stamp, goals, count = Stamp.of(data), data["goals"], data["series"]
+    method = data["method"]
+    section = Section("Change points in the history", "python benchmarks/changes_bench.py",
+                      f"`rebirth history`'s change points on synthetic series of {data['runs']} runs (commits) with "
+                      f"{pct(data['noise'])} run-to-run noise, {count} of each kind: flat; a {pct(data['step'], 0)} "
+                      f"step at a random run in 20-80; a drift of {pct(data['drift_per_10_runs'], 0)} every 10 runs "
+                      f"from a random run in 0-50 (PELT with a line per segment, penalty {method['penalty']:g} "
+                      f"log(n), steps and drifts over {method['step_z']:g} standard errors).")
+    section.goal(stamp, f"planted steps found (within 2 runs) >= {pct(goals['steps_found_share'], 0)}",
+                 f"{data['steps_found']} of {count}", data["steps_found_share"] >= goals["steps_found_share"])
+    section.goal(stamp, "the drift found", f"{data['drifts_found']} of {count}", data["drifts_found"] > count / 2)
+    section.goal(stamp, f"false change points on flat series <= {goals['false_per_100_series']:g} per 100 series",
+                 f"{data['flat_with_a_change']} of {count} series",
+                 data["false_per_100_series"] <= goals["false_per_100_series"])
+    table = Table(("measure", "result"))
+    table.add(stamp, "a found step's size, median", pct(data["step_size_median"]))
+    table.add(stamp, "a found drift's size, median", pct(data["drift_size_median"]))
+    table.add(stamp, "other change points in the step series", data["other_changes_in_step_series"])
+    table.add(stamp, "time a series of 100 runs, median", ms(data["ms_per_series_median"]))
+    section.tables.append(table)
+    return section
+
+
 SECTIONS: dict[str, Callable[[Data], Section]] = {
     "optimize.json": optimize, "repro.json": repro, "compress.json": compress, "optimize_hog.json": optimize_hog,
     "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "runner.json": runner,
     "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
+    "changes.json": changes,
 }
 """Results file -> its section, in the page's order."""
 

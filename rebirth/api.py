@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from rebirth.contract.checks import Check, Verdict
+    from rebirth.contract.history import History
     from rebirth.contract.loading import Record
     from rebirth.contract.profile import Profile
     from rebirth.contract.slim import SlimRecord
@@ -139,6 +140,21 @@ def regress(baseline: Optional[str] = None, *, results: Sequence[str | os.PathLi
         raise InputError("regress needs a baseline: a saved baseline's name or folder, or a Profile file")
     return regress_stored(store_root(Path(store) if store else None), baseline,
                           results=[Path(path) for path in results], checks=checks, run_noise=run_noise)
+
+
+def history(*, store: Optional[str | os.PathLike] = None, device: Optional[str] = None,
+            model: Optional[str] = None) -> History:
+    """Every stored run of each device fingerprint and model as a series over time, with its change points:
+    `rebirth history` (``rebirth.reports.history.write_history(path, history)`` writes its page).
+
+    Args:
+        store: the result store (default: $REBIRTH_RESULTS, else ./rebirth-results).
+        device, model: only this device's (a name or fingerprint) and this model's runs.
+    """
+    from rebirth.results import store_root
+    from rebirth.usecases.history import history as build
+
+    return build(store_root(Path(store) if store else None), device=device, model=model)
 
 
 def load(path: str | os.PathLike) -> Record:

@@ -62,9 +62,11 @@ def current_commit(cwd: Optional[Path] = None) -> Optional[str]:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def save_run(profile: Profile, store: Path, commit: Optional[str] = None, batch: Optional[str] = None) -> Path:
+def save_run(profile: Profile, store: Path, commit: Optional[str] = None, batch: Optional[str] = None,
+             time_run: Optional[str] = None) -> Path:
     """Store ``profile`` as the next numbered run of its device fingerprint; ``batch`` names the farm run
-    it is part of (its phones of one fingerprint are then all judged, not only the last stored).
+    it is part of (its phones of one fingerprint are then all judged, not only the last stored); ``time_run``
+    is when it ran (ISO 8601, UTC; default: now).
 
     Returns:
         The run file, ``STORE/FINGERPRINT/runs/NNNN.json``.
@@ -73,7 +75,7 @@ def save_run(profile: Profile, store: Path, commit: Optional[str] = None, batch:
         InputError: the store cannot be written.
     """
     fingerprint, key = key_of(profile)
-    time_now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    time_now = time_run or datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     document = StoredRun(Path(), 0, fingerprint, key, profile.device.name, commit, time_now, profile,
                          batch).to_dict()
     runs = store / fingerprint / RUNS
@@ -244,6 +246,17 @@ def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Pro
         raise InputError(f"no baseline {str(name_or_path)!r} in {store}; {hint}")
     runs = _readable(sorted(path for path in folder.glob("*/*.json") if RUN_FILE.match(path.name)), None)
     return {key_of(run.profile): run.profile for run in runs}
+
+
+def baseline_members(store: Path) -> dict[tuple[str, int], tuple[str, ...]]:
+    """The names of the baselines that hold each stored run, by (fingerprint, number), from the files' names
+    alone (a baseline's copy keeps its run's number)."""
+    members: dict[tuple[str, int], list[str]] = {}
+    for path in sorted((store / BASELINES).glob("[!.]*/*/*.json")):
+        match = RUN_FILE.match(path.name)
+        if match:
+            members.setdefault((path.parent.name, int(match.group(1))), []).append(path.parent.parent.name)
+    return {key: tuple(names) for key, names in members.items()}
 
 
 def load_result(path: Path) -> Profile:

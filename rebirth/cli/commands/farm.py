@@ -1,5 +1,5 @@
-"""`rebirth farm run`, `rebirth results list`, `rebirth baseline save` and `rebirth regress`: the device farm,
-its result store and the regression checks."""
+"""`rebirth farm run`, `rebirth results list`, `rebirth baseline save`, `rebirth history` and `rebirth regress`:
+the device farm, its result store, its history and the regression checks."""
 
 from __future__ import annotations
 
@@ -65,12 +65,26 @@ def register(commands) -> None:
     save.add_argument("--force", action="store_true", help="replace a baseline of that name")
     save.set_defaults(handler=cmd_baseline)
 
+    trend = commands.add_parser(
+        "history", help="every stored run over time, with its change points (an offline page, Markdown)",
+        description="Every stored run of each device fingerprint and model as a series over time: p50 with its 95% "
+                    "interval, peak RSS, baselines and runs flagged noisy marked, and the change points found in it "
+                    "(steps, and drifts; runs flagged noisy left out). Lines in the terminal; with -o one "
+                    "self-contained HTML page, with --summary Markdown.")
+    add_store(trend)
+    add_filters(trend)
+    trend.add_argument("-o", "--output", type=Path, default=None, metavar="PATH",
+                       help="write the page here (one HTML file; it opens offline)")
+    trend.add_argument("--summary", type=Path, default=None, metavar="PATH",
+                       help="write Markdown here (the counts first, a row per device and model, a line per change)")
+    trend.set_defaults(handler=cmd_history)
+
     regress = commands.add_parser(
         "regress", help="judge results against a baseline: exit 1 on a regression, 3 when a run failed",
         description="Judge every device and model of RESULTS against the baseline (stored runs, whose run-to-run "
                     "noise is learned from the store), or, with --ab, measure a baseline and a candidate program "
-                    "side by side on every device until each check is decided. A latency check such as p50:5%% passes "
-                    "when the 95%% interval of the latency ratio lies below 1.05, is a regression when it lies above, "
+                    "side by side on every device until each check is decided. A latency check such as p50:5% passes "
+                    "when the 95% interval of the latency ratio lies below 1.05, is a regression when it lies above, "
                     "and is undecided otherwise. Exit 0 all pass, 1 a regression, 3 a run failed or a check could "
                     "not be decided, 2 bad input.")
     regress.add_argument("results", nargs="*", type=Path, metavar="RESULTS",
@@ -158,6 +172,21 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     folder = save_baseline(store, args.name, runs, force=args.force)
     count = sum(1 for _ in folder.glob("*/*.json"))
     print(f"baseline {args.name}: {count} result{'s' if count != 1 else ''} in {folder}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rebirth.reports.history import history_lines, write_history, write_history_summary
+    from rebirth.results import store_root
+    from rebirth.usecases.history import history
+
+    found = history(store_root(args.store), device=args.device, model=args.model)
+    for line in history_lines(found):
+        print(line)
+    if args.output:
+        print(f"wrote {write_history(args.output, found)}")
+    if args.summary:
+        write_history_summary(args.summary, found)
     return 0
 
 
