@@ -181,6 +181,10 @@ def test_regress_side_by_side_catches_a_slower_candidate(firenet_ptes, capsys):
     (["regress"], "name either --baseline"),
     (["regress", "--ab", "a.pte", "b.pte", "--baseline", "x"], "name either --baseline"),
     (["regress", "--ab", "a.pte", "b.pte", "--fail", "p90:5%"], "one latency check, on p50"),
+    (["regress", "--baseline", "x", "--stf", "https://stf.lab"], "--stf chooses devices to measure on, with --ab"),
+    (["regress", "--baseline", "x", "--count", "2"], "--count chooses devices to measure on, with --ab"),
+    (["regress", "--ab", "a.pte", "b.pte", "--stf", "--group", "lab"], "--group and --stf: choose the devices one way"),
+    (["regress", "--ab", "a.pte", "b.pte", "--count", "2"], "--stf-select and --count choose phones to lease"),
 ])
 def test_regress_mode_mistakes_are_one_line(argv, message, capsys):
     assert cli.main(argv) == 2 and message in capsys.readouterr().err

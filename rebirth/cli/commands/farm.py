@@ -15,6 +15,20 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="only runs of this model (zoo:NAME, or NAME.pte@BACKEND)")
 
 
+def add_stf(parser: argparse.ArgumentParser, group=None, ending: str = "run") -> None:
+    """--stf, --stf-select and --count: phones leased from DeviceFarmer STF (``--stf`` in ``group`` if given)."""
+    (group or parser).add_argument(
+        "--stf", metavar="URL", nargs="?", const="", default=None,
+        help=f"lease phones from this DeviceFarmer STF server (or [stf] url in devices.toml), token from $STF_TOKEN; "
+             f"they are given back when the {ending} ends, however it ends")
+    parser.add_argument("--stf-select", metavar="COND,...", default=None,
+                        help="with --stf: STF device fields the phones must meet, e.g. 'sdk>=28,abi=arm64-v8a,"
+                             "model=SM-G920F' (quoted: the shell takes > and < as redirections; default: any "
+                             "free phone)")
+    parser.add_argument("--count", type=positive, default=1, metavar="N",
+                        help="with --stf: how many phones to lease (default: 1)")
+
+
 def register(commands) -> None:
     farm = commands.add_parser("farm", help="profile a model on many devices at once and store the results",
                                description="Profile a model on many devices at once and store the results.")
@@ -30,15 +44,7 @@ def register(commands) -> None:
                             "address) or adb:SERIAL (a phone of a running adb server)")
     which.add_argument("--all", action="store_true", help="every device of devices.toml")
     which.add_argument("--group", metavar="NAME", help="a group of devices.toml's [groups] table")
-    which.add_argument("--stf", metavar="URL", nargs="?", const="", default=None,
-                       help="lease phones from this DeviceFarmer STF server (or [stf] url in devices.toml), token "
-                            "from $STF_TOKEN; they are given back when the run ends, however it ends")
-    run.add_argument("--stf-select", metavar="COND,...", default=None,
-                     help="with --stf: STF device fields the phones must meet, e.g. 'sdk>=28,abi=arm64-v8a,"
-                          "model=SM-G920F' (quoted: the shell takes > and < as redirections; default: any "
-                          "free phone)")
-    run.add_argument("--count", type=positive, default=1, metavar="N",
-                     help="with --stf: how many phones to lease (default: 1)")
+    add_stf(run, which)
     add_run_settings(run, whose="each device's")
     add_etrecord(run)
     add_store(run)
@@ -92,11 +98,12 @@ def register(commands) -> None:
     regress.add_argument("--baseline", metavar="NAME|PATH",
                          help="a baseline saved with rebirth baseline save, its folder, or a Profile JSON")
     regress.add_argument("--ab", nargs=2, metavar=("BASELINE_MODEL", "CANDIDATE_MODEL"),
-                         help="measure these two programs side by side on each device (--devices, --all, --group; "
-                              "default local) instead of judging stored results")
+                         help="measure these two programs side by side on each device (--devices, --all, --group, "
+                              "--stf; default local) instead of judging stored results")
     regress.add_argument("--devices", type=device_list, metavar="A,B,...", help="with --ab: the devices")
     regress.add_argument("--all", action="store_true", help="with --ab: every device of devices.toml")
     regress.add_argument("--group", metavar="NAME", help="with --ab: a group of devices.toml")
+    add_stf(regress, ending="check")
     add_run_settings(regress, whose="each device's")
     add_budget(regress, runs=40, seconds=600)
     regress.add_argument("--fail", action="append", default=[], metavar="CHECK",
@@ -198,6 +205,15 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
     if (args.baseline is None) == (args.ab is None):
         raise InputError("name either --baseline (judge stored results) or --ab BASELINE CANDIDATE (measure both)")
+    chosen = [flag for flag, given in (("--devices", args.devices), ("--all", args.all), ("--group", args.group),
+                                       ("--stf", args.stf is not None)) if given]
+    leasing = [flag for flag, given in (("--stf-select", args.stf_select is not None), ("--count", args.count != 1))
+               if given]
+    if (chosen or leasing) and not args.ab:
+        raise InputError(f"{(chosen or leasing)[0]} chooses devices to measure on, with --ab; stored results were "
+                         "measured already")
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)}: choose the devices one way")
     if args.ab:
         verdicts = _regress_side_by_side(args)
     else:
