@@ -19,7 +19,7 @@ def readme_example() -> str:
 def test_importing_rebirth_is_light_and_names_the_api(tmp_path):
     code = ("import sys, rebirth\nprint(sorted({'torch', 'executorch', 'numpy', 'pandas'} & set(sys.modules)))\n"
             "print(all(callable(getattr(rebirth, name)) for name in "
-            "('profile', 'compare', 'slim', 'optimize', 'regress', 'load', 'assert_no_regression')))")
+            "('profile', 'compare', 'slim', 'optimize', 'regress', 'history', 'load', 'assert_no_regression')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout + done.stderr
 
