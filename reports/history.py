@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from html import escape
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from markupsafe import Markup
 
@@ -187,12 +187,20 @@ def write_history_summary(path: str | os.PathLike, history: History) -> None:
         raise InputError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
-def history_lines(history: History, limit: Optional[int] = None) -> list[str]:
-    """The history in plain lines for the terminal: each series with its latest p50, RSS and change points."""
+def history_lines(history: History, most: int = 20) -> list[str]:
+    """The history in plain lines for the terminal or a CI log: the counts, then every series with a change point
+    (its latest p50 and RSS, and each change), then the others, or only how many there are when they are over
+    ``most``."""
     lines = [f"{history.store}: {counts_line(history)}"]
-    for series in history.series[:limit]:
+    changed = [series for series in history.series if series.changes]
+    quiet = [series for series in history.series if not series.changes]
+    for series in changed + (quiet if len(quiet) <= most else []):
         latest = series.points[-1]
         memory = mib(latest.peak_rss_bytes) if latest.peak_rss_bytes else "-"
-        lines.append(f"{_title(series)}: {len(series.points)} runs, latest p50 {ms(latest.p50_ms)}, peak RSS {memory}")
+        runs = len(series.points)
+        lines.append(f"{_title(series)}: {runs} run{'s' if runs != 1 else ''}, latest p50 {ms(latest.p50_ms)}, "
+                     f"peak RSS {memory}")
         lines += [f"  {change.describe()}" for change in series.changes]
+    if len(quiet) > most:
+        lines.append(f"{len(quiet)} more series without a change point (-o or --summary lists them)")
     return lines

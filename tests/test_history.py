@@ -145,3 +145,19 @@ def test_the_page_draws_each_series_with_its_change_points_offline_and_names_as_
     assert all(drawn >= 4 for drawn in seen["drawn"]), seen["drawn"]
     assert opened.errors == [] and opened.dialogs == []
     assert all(url.startswith(("file:", "data:", "blob:")) for url in opened.requests), opened.requests
+
+
+def test_terminal_lines_list_every_change_and_count_the_quiet_series_when_there_are_many():
+    from rebirth.contract.history import History, HistoryChange, HistoryPoint, HistorySeries
+    from rebirth.reports.history import history_lines
+
+    point = HistoryPoint(1, "2026-01-01T00:00:00+00:00", "c" * 40, "s6", 2.0, 1.9, 2.1, None)
+    quiet = [HistorySeries(f"fp{index}", "m@xnnpack", (point,)) for index in range(25)]
+    change = HistoryChange(STEP, 0, 0, 0.05, "a" * 40, point.time, 6.0)
+    changed = HistorySeries("fp", "slow.pte@xnnpack", (point,), (change,))
+    lines = history_lines(History("store", (*quiet, changed)))
+    assert lines[0] == "store: 26 series, 1 step, 0 drifts"
+    assert lines[1].startswith("slow.pte@xnnpack on s6: 1 run, latest p50 2.000 ms")
+    assert lines[2] == "  +5.0% step at aaaaaaaaaa (2026-01-01)"
+    assert lines[3:] == ["25 more series without a change point (-o or --summary lists them)"]
+    assert len(history_lines(History("store", (*quiet[:3], changed)))) == 1 + 2 + 3
