@@ -10,7 +10,7 @@ or a drift does not inflate it), and every threshold is in units of it:
 
 - a segment costs ``PENALTY`` times log(n) squared noise units, as the Bayesian information criterion's three
   parameters per segment (level, slope, where it starts) would, made stricter so that a flat series of 100 runs
-  shows a false change point in fewer than 1 in 100 series (``benchmarks/history_bench.py``);
+  shows a false change point in fewer than 1 in 100 series (``benchmarks/changes_bench.py``: 6 in 1000);
 - a break is a step when the jump between the two segments' lines, where they meet, is over ``STEP_Z`` standard
   errors; a segment drifts when its slope is over ``DRIFT_Z`` standard errors from flat.
 
