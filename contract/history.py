@@ -78,10 +78,6 @@ class History:
     model: Optional[str] = None
     """The filters asked for, if any."""
 
-    @property
-    def changes(self) -> int:
-        return sum(len(series.changes) for series in self.series)
-
     def to_dataframe(self):
         """Every run of every series as a pandas DataFrame, oldest first in each: fingerprint, model, number,
         time, commit, device, p50_ms, p50_low_ms, p50_high_ms, peak_rss_bytes, flags, baselines, and the change
