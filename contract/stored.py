@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,15 +21,42 @@ STORE_VERSION = 1
 RUN_FILE = re.compile(r"^(\d{4,})\.json$")
 """A run file's name: its number, four digits or more."""
 
+Z95 = 1.959964
+
 Key = tuple[str, str]
 """(device fingerprint, model key): what pairs a result with its baseline."""
 
 
 @dataclass(frozen=True)
-class StoredRun:
-    """One run file of the store."""
+class RunSummary:
+    """What the store's queries read of a run, kept beside its Profile so that listing, baselines, noise
+    learning and the history never decode a Profile."""
 
-    path: Path
+    p50_ms: float
+    p50_low_ms: float
+    """The 95% interval of the median from the run's samples (``median_interval``)."""
+    p50_high_ms: float
+    peak_rss_bytes: Optional[int]
+    noise: tuple[str, ...]
+    """The run's noise flags (busy, throttled, too spread out), as their texts: empty for a clean run."""
+    energy_mj: Optional[float] = None
+    """Energy per inference where it was measured."""
+
+    @classmethod
+    def of(cls, profile: Profile) -> RunSummary:
+        latency = profile.latency
+        low, high = median_interval(latency.raw) if latency.raw else (latency.p50, latency.p50)
+        return cls(latency.p50, low, high, profile.memory.peak_rss_bytes, tuple(note.text for note in profile.noise),
+                   getattr(profile, "energy_mj", None))
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run of the store: when, where and at which commit it ran, its summary, and its Profile (read from the
+    store when first asked for)."""
+
+    where: str
+    """The run as a user can find it again: ``STORE#FINGERPRINT/NNNN`` or the run file it was read from."""
     number: int
     fingerprint: str
     model_key: str
@@ -34,23 +64,61 @@ class StoredRun:
     """The device's name when it ran (an inventory name, ``host:port`` or ``adb:SERIAL``)."""
     commit: Optional[str]
     time: str
-    profile: Profile
+    summary: RunSummary
     batch: Optional[str] = None
     """The farm run that stored it (every device of one ``farm run`` shares it); None before it was kept."""
+    branch: Optional[str] = None
+    model_sha256: Optional[str] = None
+    loader: Optional[Callable[[], Profile]] = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> Key:
         return self.fingerprint, self.model_key
 
+    @cached_property
+    def profile(self) -> Profile:
+        """The whole Profile.
+
+        Raises:
+            InputError: it cannot be read (the store sets the run aside).
+        """
+        if self.loader is None:
+            raise InputError(f"{self.where}: the stored run has no profile")
+        return self.loader()
+
+    @classmethod
+    def of(cls, where: str, number: int, profile: Profile, device: str, commit: Optional[str], time: str,
+           batch: Optional[str] = None, branch: Optional[str] = None) -> StoredRun:
+        fingerprint, key = key_of(profile)
+        run = cls(where, number, fingerprint, key, device, commit, time, RunSummary.of(profile), batch, branch,
+                  profile.model.sha256)
+        run.__dict__["profile"] = profile
+        return run
+
     def to_dict(self) -> dict[str, Any]:
-        """The run file's JSON form (``path`` and ``number`` come from the file's name)."""
+        """The run file's JSON form (a run file's number comes from its name)."""
         return {"store_version": STORE_VERSION, "fingerprint": self.fingerprint, "model_key": self.model_key,
                 "device": self.device, "commit": self.commit, "time": self.time,
-                **({"batch": self.batch} if self.batch else {}), "profile": self.profile.to_dict()}
+                **({"batch": self.batch} if self.batch else {}), **({"branch": self.branch} if self.branch else {}),
+                "profile": self.profile.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str, number: int) -> StoredRun:
+        """A run from its JSON form.
+
+        Raises:
+            InputError: ``data`` is not a stored run.
+        """
+        try:
+            profile = Profile.from_dict(data["profile"])
+            return cls.of(where, number, profile, _text(data["device"]), _optional_text(data["commit"]),
+                          _text(data["time"]), _optional_text(data.get("batch")), _optional_text(data.get("branch")))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(f"{where}: not a stored run ({type(error).__name__}: {error})") from None
 
     @classmethod
     def load(cls, path: Path) -> StoredRun:
-        """Read one run file.
+        """Read one run file (the file store's, or one a user kept).
 
         Raises:
             InputError: the file is missing or not a stored run.
@@ -58,13 +126,34 @@ class StoredRun:
         match = RUN_FILE.match(path.name)
         try:
             data = json.loads(path.read_text())
-            return cls(path, int(match.group(1)) if match else 0, data["fingerprint"], data["model_key"],
-                       data["device"], data["commit"], data["time"], Profile.from_dict(data["profile"]),
-                       data.get("batch") if isinstance(data.get("batch"), str) else None)
         except FileNotFoundError:
             raise InputError(f"{path}: no such stored run") from None
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InputError(f"{path}: not a stored run ({error})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: not a stored run (not a JSON object)")
+        return cls.from_dict(data, str(path), int(match.group(1)) if match else 0)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, not {type(value).__name__}")
+    return value
+
+
+def _optional_text(value: Any) -> Optional[str]:
+    return None if value is None else _text(value)
+
+
+def median_interval(samples: Sequence[float]) -> tuple[float, float]:
+    """The 95% interval of the median of ``samples`` from their order statistics (no assumption on their
+    distribution; the samples taken as independent): the sorted samples at ranks n/2 -/+ 1.96 sqrt(n)/2."""
+    ordered = sorted(samples)
+    count = len(ordered)
+    half = Z95 * math.sqrt(count) / 2
+    low = max(0, math.floor(count / 2 - half) - 1)
+    high = min(count - 1, math.ceil(count / 2 + half) - 1)
+    return ordered[low], ordered[high]
 
 
 def device_fingerprint(device: DeviceInfo) -> str:

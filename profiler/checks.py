@@ -165,6 +165,12 @@ def measure_run_noise(runs: Sequence[Profile], metric: str = "p50") -> float:
     return significance.run_noise_of([run.latency.raw for run in runs], STATISTICS[metric])
 
 
+def spread_of(values: Sequence[float]) -> float:
+    """Relative run-to-run noise from one statistic (say each run's p50) of repeated runs (at least two): the
+    standard deviation of its log."""
+    return significance.log_spread(values)
+
+
 def assert_no_regression(baseline: Profile, current: Profile, *wanted: Check | str,
                          run_noise: float = RUN_NOISE) -> Verdict:
     """``judge`` for tests: raise AssertionError naming every regressed check, else return the verdict.

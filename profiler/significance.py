@@ -111,7 +111,14 @@ def run_noise_of(runs: Sequence[Sequence[float]], statistic: Statistic) -> float
     """The relative run-to-run noise of ``statistic``: the standard deviation of its log over repeated runs."""
     if len(runs) < 2:
         raise ValueError("the run-to-run noise needs at least two runs")
-    return float(numpy.std(numpy.log([_value(run, statistic) for run in runs]), ddof=1))
+    return log_spread([_value(run, statistic) for run in runs])
+
+
+def log_spread(values: Sequence[float]) -> float:
+    """The standard deviation of the log of ``values`` (at least two, all positive)."""
+    if len(values) < 2:
+        raise ValueError("the run-to-run noise needs at least two runs")
+    return float(numpy.std(numpy.log(values), ddof=1))
 
 
 def _value(samples: Sequence[float], statistic: Statistic) -> float:

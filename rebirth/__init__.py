@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "profile": "rebirth.api", "compare": "rebirth.api", "slim": "rebirth.api", "optimize": "rebirth.api",
-    "regress": "rebirth.api", "history": "rebirth.api", "load": "rebirth.api",
+    "regress": "rebirth.api", "history": "rebirth.api", "store": "rebirth.api", "load": "rebirth.api",
     "assert_no_regression": "rebirth.profiler.checks",
     "verdicts_frame": "rebirth.contract.checks",
     "Profile": "rebirth.contract.profile", "PairedComparison": "rebirth.contract.paired",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rebirth.contract.profile import Profile
     from rebirth.contract.slim import SlimRecord
     from rebirth.profiler.paired import PairedResult
+    from rebirth.results.database import DatabaseStore
     from rebirth.usecases.slimming import Optimized
 
 
@@ -125,7 +126,8 @@ def regress(baseline: Optional[str] = None, *, results: Sequence[str | os.PathLi
     Args:
         baseline: a baseline saved with `rebirth baseline save` (its name or folder), or a Profile file.
         results: Profile files, stored runs or stores (default: the latest farm run in ``store``).
-        store: the result store (default: $REBIRTH_RESULTS, else ./rebirth-results).
+        store: the result store: a folder, a .sqlite file or a postgresql:// URL (default: $REBIRTH_RESULTS, else
+            ./rebirth-results).
         checks: such as ``"p50:5%"`` (default: p50:5%, peak_rss:5%, non_tensor_share:+2pt).
         run_noise: the relative run-to-run noise of latency (default: learned from the store).
 
@@ -133,12 +135,11 @@ def regress(baseline: Optional[str] = None, *, results: Sequence[str | os.PathLi
         One Verdict per device and model (``rebirth.verdicts_frame(verdicts)`` is a DataFrame of every check).
     """
     from rebirth.contract.errors import InputError
-    from rebirth.results import store_root
     from rebirth.usecases.regress import regress_stored
 
     if baseline is None:
         raise InputError("regress needs a baseline: a saved baseline's name or folder, or a Profile file")
-    return regress_stored(store_root(Path(store) if store else None), baseline,
+    return regress_stored(str(store) if store else None, baseline,
                           results=[Path(path) for path in results], checks=checks, run_noise=run_noise)
 
 
@@ -148,13 +149,26 @@ def history(*, store: Optional[str | os.PathLike] = None, device: Optional[str] 
     `rebirth history` (``rebirth.reports.history.write_history(path, history)`` writes its page).
 
     Args:
-        store: the result store (default: $REBIRTH_RESULTS, else ./rebirth-results).
+        store: the result store: a folder, a .sqlite file or a postgresql:// URL (default: $REBIRTH_RESULTS, else
+            ./rebirth-results).
         device, model: only this device's (a name or fingerprint) and this model's runs.
     """
-    from rebirth.results import store_root
     from rebirth.usecases.history import history as build
 
-    return build(store_root(Path(store) if store else None), device=device, model=model)
+    return build(str(store) if store else None, device=device, model=model)
+
+
+def store(location: Optional[str | os.PathLike] = None) -> DatabaseStore:
+    """The result store (``rebirth.store().runs()``, ``.frame()`` for a DataFrame of every run's summary); close
+    it when done, or use it in a ``with`` block.
+
+    Args:
+        location: a folder (its rebirth.sqlite), a .sqlite file or ``postgresql://USER@HOST/DATABASE`` (default:
+            $REBIRTH_RESULTS, else ./rebirth-results).
+    """
+    from rebirth.results import open_store
+
+    return open_store(str(location) if location else None)
 
 
 def load(path: str | os.PathLike) -> Record:

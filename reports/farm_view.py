@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Optional, Protocol
 
 from rich.console import Console
@@ -20,7 +19,7 @@ class StoredResult(Protocol):
     def profile(self) -> Profile: ...
 
     @property
-    def path(self) -> Path: ...
+    def where(self) -> str: ...
 
 
 class DeviceOutcome(Protocol):
@@ -48,7 +47,7 @@ def render_farm_summary(runs: Sequence[DeviceOutcome], console: Optional[Console
             memory = stored.profile.memory.peak_rss_bytes
             table.add_row(escape(run.device), device_fingerprint(stored.profile.device),
                           ms(stored.profile.latency.p50), mib(memory) if memory is not None else "-",
-                          escape(str(stored.path)))
+                          escape(stored.where))
         else:
             table.add_row(escape(run.device), "-", "-", "-", f"[red]FAILED: {escape(run.error or '')}[/]")
     (console or Console()).print(table)
@@ -58,6 +57,6 @@ def results_table(runs: Sequence[StoredRun]) -> list[str]:
     """`rebirth results list`: aligned plain-text rows (a header first), easy to read and to grep."""
     rows = [("fingerprint", "run", "device", "model", "commit", "time", "p50", "peak RSS")]
     rows += [(run.fingerprint, f"{run.number:04d}", run.device, run.model_key, (run.commit or "-")[:10], run.time,
-              ms(run.profile.latency.p50), mib(run.profile.memory.peak_rss_bytes)) for run in runs]
+              ms(run.summary.p50_ms), mib(run.summary.peak_rss_bytes)) for run in runs]
     widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

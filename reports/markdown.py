@@ -67,7 +67,7 @@ def farm_summary(runs: Sequence[DeviceOutcome]) -> str:
         memory = profile.memory.peak_rss_bytes
         rows.append((run.device, model_key(profile.model), ms(profile.latency.p50), mib(memory) if memory else "-",
                      "ok"))
-        notes.append(f"- `{_code(run.device)}` stored as `{_code(str(stored.path))}`")
+        notes.append(f"- `{_code(run.device)}` stored as `{_code(stored.where)}`")
     lines = [head, ""] + (_table(rows, FARM_HEADERS) if rows else ["No device was named."])
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

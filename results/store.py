@@ -1,167 +1,137 @@
-"""The result store: every Profile a farm run measured, by device fingerprint, and named baselines.
+"""The result store: every Profile a farm run measured, numbered per device fingerprint, and named baselines.
 
-Layout under the store's root (``--store DIR``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``)::
+Where it is (``--store``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``):
 
-    FINGERPRINT/runs/0001.json           one stored run: the Profile and when, where and at which commit
-    FINGERPRINT/runs/0002.json           numbered per fingerprint, never rewritten
-    FINGERPRINT/runs/0003.json.damaged   a run file no reader could read (truncated, foreign), set aside
-    baselines/NAME/FINGERPRINT/0002.json the latest run of each (fingerprint, model) when NAME was saved
+- a folder: the SQLite store ``FOLDER/rebirth.sqlite`` (the default). A file store an earlier rebirth wrote
+  there (one JSON file per run) is imported into it on first use, every run accounted for;
+- a ``.sqlite``/``.db`` file, or ``sqlite:///PATH``: that SQLite store;
+- ``postgresql://USER@HOST:PORT/DATABASE``: a team's shared store on a PostgreSQL server (``rebirth[postgres]``).
 
-A fingerprint names what a result depends on besides the model: the product model, its build
-and the runner (see ``device_fingerprint``). Runs are written to a temporary file, fsync'd, then
-hard-linked to the first free number, so parallel writers (threads or processes) never share a
-number and a killed writer leaves at most a ``.run-*.tmp`` file, which readers ignore. A baseline
-is built in a temporary folder and renamed into place.
+A fingerprint names what a result depends on besides the model: the product model, its build and the runner
+(see ``device_fingerprint``). The store itself is ``results.database``'s.
 """
 
 from __future__ import annotations
 
-import datetime
-import errno
-import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from rebirth.contract.errors import InputError
-from rebirth.contract.files import fsync_folder, write_temp
-from rebirth.contract.names import NAME_RULE, is_name
 from rebirth.contract.profile import Profile
-from rebirth.contract.stored import RUN_FILE, Key, StoredRun, key_of
+from rebirth.contract.stored import Key, StoredRun, key_of
+from rebirth.results.database import SQLITE_FILE, DatabaseStore, open_postgres, open_sqlite
+from rebirth.results.filestore import baseline_folder_runs, has_files, read_file_store, read_run
 
 ENV_VAR = "REBIRTH_RESULTS"
 DEFAULT_ROOT = Path("rebirth-results")
-BASELINES = "baselines"
-RUNS = "runs"
-DAMAGED = ".damaged"
-"""The suffix a run file that cannot be read is set aside with."""
-SET_ASIDE = re.compile(r"^(\d{4,})\.json\.damaged$")
-STALE_TEMP_S = 3600
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
-def store_root(explicit: Optional[Path] = None) -> Path:
-    """The store's root: ``explicit``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``."""
-    if explicit is not None:
-        return explicit
+StoreLike = Union[DatabaseStore, str, "os.PathLike[str]", None]
+Say = Callable[[str], None]
+
+
+def store_root(explicit: Optional[str | os.PathLike] = None) -> str:
+    """Where the store is: ``explicit``, else ``$REBIRTH_RESULTS``, else ``./rebirth-results``."""
+    if explicit is not None and str(explicit):
+        return str(explicit)
     named = os.environ.get(ENV_VAR)
-    return Path(named).expanduser() if named else DEFAULT_ROOT
+    return os.path.expanduser(named) if named else str(DEFAULT_ROOT)
+
+
+def is_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: StoreLike = None, say: Optional[Say] = None) -> DatabaseStore:
+    """The store at ``location`` (see the module's doc), made if missing; a file store in a store folder is
+    imported on first use. Close it when done (it is a context manager).
+
+    Raises:
+        InputError: it cannot be opened, reached or read.
+    """
+    if isinstance(location, DatabaseStore):
+        return location
+    where = store_root(location)
+    if is_url(where):
+        return open_postgres(where)
+    if where.startswith("sqlite:///"):
+        return open_sqlite(Path(where.removeprefix("sqlite://")))
+    path = Path(where)
+    if path.suffix in SQLITE_SUFFIXES or path.is_file():
+        return open_sqlite(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: not a result store")
+    store = open_sqlite(path / SQLITE_FILE)
+    try:
+        if has_files(path):
+            import_file_store(path, store, say=say, first_use=True)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+@contextmanager
+def using(location: StoreLike, say: Optional[Say] = None) -> Iterator[DatabaseStore]:
+    """The store at ``location``, closed after (a store passed in stays open)."""
+    if isinstance(location, DatabaseStore):
+        yield location
+        return
+    store = open_store(location, say)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def current_commit(cwd: Optional[Path] = None) -> Optional[str]:
     """``git rev-parse HEAD`` in ``cwd`` (default: the working directory); None outside a git checkout."""
+    return _git(["rev-parse", "HEAD"], cwd)
+
+
+def current_branch(cwd: Optional[Path] = None) -> Optional[str]:
+    """The branch being built: CI's own name for it where it gives one (a detached checkout has no branch),
+    else git's; None outside a git checkout."""
+    for variable in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+    return None if branch in (None, "HEAD") else branch
+
+
+def _git(arguments: list[str], cwd: Optional[Path]) -> Optional[str]:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", *arguments], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def save_run(profile: Profile, store: Path, commit: Optional[str] = None, batch: Optional[str] = None,
-             time_run: Optional[str] = None) -> Path:
-    """Store ``profile`` as the next numbered run of its device fingerprint; ``batch`` names the farm run
-    it is part of (its phones of one fingerprint are then all judged, not only the last stored); ``time_run``
-    is when it ran (ISO 8601, UTC; default: now).
-
-    Returns:
-        The run file, ``STORE/FINGERPRINT/runs/NNNN.json``.
+def save_run(profile: Profile, store: StoreLike = None, commit: Optional[str] = None, batch: Optional[str] = None,
+             time_run: Optional[str] = None, branch: Optional[str] = None) -> StoredRun:
+    """Store ``profile`` as the next numbered run of its device fingerprint; ``batch`` names the farm run it is
+    part of (its phones of one fingerprint are then all judged, not only the last stored); ``time_run`` is when it
+    ran (ISO 8601, UTC; default: now).
 
     Raises:
         InputError: the store cannot be written.
     """
-    fingerprint, key = key_of(profile)
-    time_now = time_run or datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    document = StoredRun(Path(), 0, fingerprint, key, profile.device.name, commit, time_now, profile,
-                         batch).to_dict()
-    runs = store / fingerprint / RUNS
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-        _prune_stale_temps(runs)
-        return _link_next(write_temp(runs, json.dumps(document, indent=1, allow_nan=False), prefix=".run-"), runs)
-    except OSError as error:
-        raise InputError(f"{store}: cannot store the run ({error.strerror or error})") from None
+    with using(store) as opened:
+        return opened.save_run(profile, commit, batch, time_run, branch)
 
 
-def _link_next(temp: Path, runs: Path) -> Path:
-    """Hard-link ``temp`` to the first free run number, then remove it: a number is never taken twice."""
-    try:
-        number = max(_run_numbers(runs), default=0) + 1
-        while True:
-            target = runs / f"{number:04d}.json"
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                number += 1
-                continue
-            fsync_folder(runs)
-            return target
-    finally:
-        temp.unlink()
-
-
-def _run_numbers(runs: Path) -> Iterable[int]:
-    for name in os.listdir(runs):
-        match = RUN_FILE.match(name) or SET_ASIDE.match(name)
-        if match:
-            yield int(match.group(1))
-
-
-def _prune_stale_temps(folder: Path) -> None:
-    """Remove temporary files that a killed writer left more than an hour ago."""
-    for path in folder.glob(".*.tmp"):
-        try:
-            if time.time() - path.stat().st_mtime > STALE_TEMP_S:
-                path.unlink()
-        except FileNotFoundError:
-            pass  # another writer's, finished meanwhile
-
-
-def list_runs(store: Path, device: Optional[str] = None, model: Optional[str] = None,
-              say: Optional[Callable[[str], None]] = None) -> list[StoredRun]:
-    """Every stored run, by fingerprint then number; ``device`` (a device name or a fingerprint) and
-    ``model`` (a model key, or the model as named without the backend) keep only matching runs. A run file that
-    cannot be read (truncated, foreign) is set aside (``set_aside``) and named in one line to ``say`` (standard
-    error by default): every other run stays usable."""
-    runs = _readable(sorted(path for path in store.glob(f"*/{RUNS}/*.json") if RUN_FILE.match(path.name)), say)
-    runs = [run for run in runs if _matches(run, device, model)]
-    return sorted(runs, key=lambda run: (run.fingerprint, run.number))
-
-
-def _readable(paths: Iterable[Path], say: Optional[Callable[[str], None]]) -> list[StoredRun]:
-    runs = []
-    for path in paths:
-        try:
-            runs.append(StoredRun.load(path))
-        except InputError as error:
-            if path.exists():  # not one another reader set aside meanwhile
-                (say or _to_stderr)(f"{error}: {set_aside(path)}")
-    return runs
-
-
-def set_aside(path: Path) -> str:
-    """Rename the damaged file ``path`` to ``NNNN.json.damaged`` beside it, out of every later read (its number
-    stays taken); what became of it, in words."""
-    target = path.with_name(path.name + DAMAGED)
-    try:
-        os.rename(path, target)
-    except OSError as error:
-        return f"left out (it cannot be moved aside: {error.strerror or error})"
-    return f"set aside as {target}"
-
-
-def _to_stderr(text: str) -> None:
-    print(f"rebirth: {text}", file=sys.stderr)
-
-
-def _matches(run: StoredRun, device: Optional[str], model: Optional[str]) -> bool:
-    if device is not None and device not in (run.device, run.fingerprint):
-        return False
-    return model is None or model in (run.model_key, run.model_key.rpartition("@")[0])
+def list_runs(store: StoreLike = None, device: Optional[str] = None, model: Optional[str] = None,
+              say: Optional[Say] = None, last: Optional[int] = None) -> list[StoredRun]:
+    """Every stored run (or the latest ``last``), by fingerprint then number; ``device`` (a device name or a
+    fingerprint) and ``model`` (a model key, or the model as named without the backend) keep only matching runs.
+    A run that cannot be read is set aside and named in one line to ``say`` (standard error by default)."""
+    with using(store, say) as opened:
+        return opened.runs(device, model, say, last)
 
 
 def latest_runs(runs: Iterable[StoredRun]) -> list[StoredRun]:
@@ -173,90 +143,36 @@ def latest_runs(runs: Iterable[StoredRun]) -> list[StoredRun]:
     return sorted(latest.values(), key=lambda run: run.key)
 
 
-def save_baseline(store: Path, name: str, runs: Optional[Iterable[StoredRun]] = None, force: bool = False) -> Path:
-    """Copy the latest run of each (fingerprint, model) of ``runs`` (default: the whole store) into
-    ``STORE/baselines/NAME``, all at once.
+def save_baseline(store: StoreLike, name: str, runs: Optional[Iterable[StoredRun]] = None,
+                  force: bool = False) -> int:
+    """Name the latest run of each (fingerprint, model) of ``runs`` (default: the whole store) baseline ``name``,
+    all at once; how many runs it holds.
 
     Raises:
         InputError: a bad name, no runs, or a baseline of that name exists and ``force`` is off.
     """
-    if not is_name(name):
-        raise InputError(f"{name!r} cannot name a baseline ({NAME_RULE})")
-    chosen = latest_runs(list_runs(store) if runs is None else runs)
-    if not chosen:
-        raise InputError(f"{store}: no stored runs to make baseline {name!r} of (rebirth farm run stores them)")
-    target = store / BASELINES / name
-    if target.exists() and not force:
-        raise InputError(f"{target}: baseline {name!r} exists; pass --force to replace it")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _swap_in(_build_baseline(target.parent, name, chosen), target, force)
-    except OSError as error:
-        raise InputError(f"{target}: cannot write the baseline ({error.strerror or error})") from None
-    return target
+    with using(store) as opened:
+        return opened.save_baseline(name, latest_runs(opened.runs() if runs is None else runs), force)
 
 
-def _build_baseline(parent: Path, name: str, runs: list[StoredRun]) -> Path:
-    """A complete baseline in a hidden temporary folder of ``parent``."""
-    folder = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
-    try:
-        for run in runs:
-            copy = folder / run.fingerprint / run.path.name
-            copy.parent.mkdir(exist_ok=True)
-            shutil.copyfile(run.path, copy)
-            with open(copy, "rb") as handle:
-                os.fsync(handle.fileno())
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return folder
-
-
-def _swap_in(built: Path, target: Path, force: bool) -> None:
-    """Rename ``built`` to ``target``; with ``force`` the old ``target`` goes, after the new one is in."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}.tmp") if force and target.exists() else None
-    try:
-        if old:
-            os.rename(target, old)
-        os.rename(built, target)
-    except OSError as error:
-        shutil.rmtree(built, ignore_errors=True)
-        if old and not target.exists():
-            os.rename(old, target)
-        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):  # another save of that name won the race
-            raise InputError(f"{target}: baseline {target.name!r} exists; pass --force to replace it") from None
-        raise
-    if old:
-        shutil.rmtree(old)
-    fsync_folder(target.parent)
-
-
-def load_baseline(store: Path, name_or_path: str | os.PathLike) -> dict[Key, Profile]:
-    """A baseline's Profiles by ``key_of``: ``name_or_path`` is a baseline's name in the store or its folder.
+def load_baseline(store: StoreLike, name_or_path: str | os.PathLike, say: Optional[Say] = None) -> dict[Key, Profile]:
+    """A baseline's Profiles by ``key_of``: a baseline's name in the store, or the folder of a file store's
+    baseline (``rebirth-results/baselines/NAME``).
 
     Raises:
-        InputError: no such baseline (a damaged file in it is set aside, as by ``list_runs``).
+        InputError: no such baseline.
     """
     folder = Path(name_or_path)
-    if not folder.is_dir():
-        folder = store / BASELINES / str(name_or_path)
-    if not folder.is_dir():
-        saved = sorted(path.name for path in (store / BASELINES).glob("[!.]*") if path.is_dir())
-        hint = f"baselines: {', '.join(saved)}" if saved else "save one with rebirth baseline save NAME"
-        raise InputError(f"no baseline {str(name_or_path)!r} in {store}; {hint}")
-    runs = _readable(sorted(path for path in folder.glob("*/*.json") if RUN_FILE.match(path.name)), None)
-    return {key_of(run.profile): run.profile for run in runs}
+    if folder.is_dir() and not (folder / SQLITE_FILE).exists():
+        return {key_of(run.profile): run.profile for run in baseline_folder_runs(folder, say or _to_stderr)}
+    with using(store, say) as opened:
+        return opened.baseline(str(name_or_path), say)
 
 
-def baseline_members(store: Path) -> dict[tuple[str, int], tuple[str, ...]]:
-    """The names of the baselines that hold each stored run, by (fingerprint, number), from the files' names
-    alone (a baseline's copy keeps its run's number)."""
-    members: dict[tuple[str, int], list[str]] = {}
-    for path in sorted((store / BASELINES).glob("[!.]*/*/*.json")):
-        match = RUN_FILE.match(path.name)
-        if match:
-            members.setdefault((path.parent.name, int(match.group(1))), []).append(path.parent.parent.name)
-    return {key: tuple(names) for key, names in members.items()}
+def baseline_members(store: StoreLike) -> dict[tuple[str, int], tuple[str, ...]]:
+    """The names of the baselines that hold each stored run, by (fingerprint, number)."""
+    with using(store) as opened:
+        return opened.baseline_members()
 
 
 def load_result(path: Path) -> Profile:
@@ -265,15 +181,18 @@ def load_result(path: Path) -> Profile:
     Raises:
         InputError: the file is neither.
     """
+    import json
+
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not a rebirth profile or stored run ({error})") from None
     return StoredRun.load(path).profile if isinstance(data, dict) and "profile" in data else Profile.load(path)
 
 
-def baseline_profiles(store: Path, name_or_path: str) -> dict[Key, Profile]:
-    """The baseline's Profiles by ``key_of``: a saved baseline (its name or folder) or one JSON file."""
+def baseline_profiles(store: StoreLike, name_or_path: str) -> dict[Key, Profile]:
+    """The baseline's Profiles by ``key_of``: a saved baseline (its name, or a file store's baseline folder) or one
+    JSON file."""
     path = Path(name_or_path)
     if path.is_file():
         profile = load_result(path)
@@ -286,12 +205,12 @@ def runs_to_judge(runs: Iterable[StoredRun]) -> list[StoredRun]:
     a farm run on four phones of one model is judged on four phones, not on the one stored last."""
     runs = list(runs)
     latest = latest_runs(runs)
-    chosen, batches = {run.path for run in latest}, {(run.key, run.batch) for run in latest if run.batch}
-    return sorted([run for run in runs if run.path in chosen or (run.key, run.batch) in batches],
+    chosen, batches = {run.where for run in latest}, {(run.key, run.batch) for run in latest if run.batch}
+    return sorted([run for run in runs if run.where in chosen or (run.key, run.batch) in batches],
                   key=lambda run: (run.key, run.number))
 
 
-def results_to_judge(paths: Iterable[Path], store: Path) -> list[tuple[Key, Profile]]:
+def results_to_judge(paths: Sequence[Path], store: StoreLike) -> list[tuple[Key, Profile]]:
     """The Profiles to judge with their ``key_of``: files, stores (the latest farm run of each key), or the
     default store. One key may come with several Profiles: one per phone of that fingerprint.
 
@@ -299,9 +218,13 @@ def results_to_judge(paths: Iterable[Path], store: Path) -> list[tuple[Key, Prof
         InputError: a path that does not exist or is not a result.
     """
     profiles = []
-    for path in list(paths) or [store]:
-        if path.is_dir():
-            profiles += [run.profile for run in runs_to_judge(list_runs(path))]
+    if not paths:
+        with using(store) as opened:
+            profiles += [run.profile for run in runs_to_judge(opened.runs())]
+    for path in map(Path, paths):
+        if path.is_dir() or (path.suffix in SQLITE_SUFFIXES and path.is_file()):
+            with using(path) as opened:
+                profiles += [run.profile for run in runs_to_judge(opened.runs())]
         elif path.is_file():
             profiles.append(load_result(path))
         else:
@@ -310,3 +233,52 @@ def results_to_judge(paths: Iterable[Path], store: Path) -> list[tuple[Key, Prof
     for profile in profiles:
         chosen[(key_of(profile), profile.device.name)] = profile
     return [(key, profile) for (key, _), profile in chosen.items()]
+
+
+def import_file_store(folder: Path, store: DatabaseStore, say: Optional[Say] = None,
+                      first_use: bool = False) -> Optional[str]:
+    """Import the file store in ``folder`` into ``store``, once: every run keeps its fingerprint and number
+    (a run of another store already at that number takes the next free one), every baseline its runs.
+    What was imported, in one line (also said to ``say``); None if it was imported before.
+
+    Raises:
+        InputError: the store cannot be written.
+    """
+    marker = f"imported:{folder.resolve()}"
+    if store.meta(marker) is not None:
+        return None
+    tell = say or _to_stderr
+    found = read_file_store(folder, tell)
+    present = {(run.fingerprint, run.number) for run in found.runs}
+    for members in found.baselines.values():  # a baseline's copy of a run file that is gone is that run
+        for fingerprint, number, path in members:
+            if (fingerprint, number) not in present:
+                copy = read_run(path, tell)
+                if copy is not None and copy.fingerprint == fingerprint:
+                    found.runs.append(StoredRun.of(copy.where, number, copy.profile, copy.device, copy.commit,
+                                                   copy.time, copy.batch, copy.branch))
+                    present.add((fingerprint, number))
+    counts = store.import_runs(found.runs, found.baselines, found.aside, marker)
+    if counts is None:
+        return None  # another process imported it meanwhile
+    imported, already, renumbered, baselines, taken = counts
+    total = len(found.runs) + len(found.damaged) + found.set_aside_before
+    parts = [f"{imported} run{'s' if imported != 1 else ''}"]
+    if renumbered:
+        parts.append(f"{renumbered} of them under a new number (theirs was taken)")
+    if already:
+        parts.append(f"{already} in it already")
+    if found.damaged:
+        parts.append(f"{len(found.damaged)} set aside as damaged (named above)")
+    if found.set_aside_before:
+        parts.append(f"{found.set_aside_before} set aside before")
+    line = (f"imported the file store in {folder} into {store.location}: {total} run file{'s' if total != 1 else ''}: "
+            f"{'; '.join(parts)}; {len(baselines)} baseline{'s' if len(baselines) != 1 else ''}"
+            + (f" ({', '.join(taken)} named already in the store: kept the store's)" if taken else "")
+            + ("; the files stay as they were, and rebirth reads the database from now on" if first_use else ""))
+    tell(line)
+    return line
+
+
+def _to_stderr(text: str) -> None:
+    print(f"rebirth: {text}", file=sys.stderr)

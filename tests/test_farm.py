@@ -4,7 +4,6 @@ crash-safe run files; results list; baselines; which devices a farm run means.""
 import contextlib
 import dataclasses
 import io
-import json
 import sys
 import threading
 import time
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from rebirth import cli
-from rebirth.contract.errors import ConfigError, InputError, UnknownDeviceError, UnreachableError
+from rebirth.contract.errors import ConfigError, UnknownDeviceError, UnreachableError
 from rebirth.contract.profile import Profile
-from rebirth.contract.stored import StoredRun, device_fingerprint, key_of
+from rebirth.contract.stored import device_fingerprint
 from rebirth.devices.adb import AdbDevice
 from rebirth.devices.emulator import PHONES, EmulatedPhone, SleepingRunner, sleeper
 from rebirth.devices.farm import resolve_targets
@@ -105,9 +104,9 @@ def test_a_farm_run_with_a_phone_killed_halfway_stores_two_results_and_reports_t
     for run in runs:
         assert isinstance(run.profile, Profile) and len(run.profile.latency.raw) == ITERATIONS
         assert run.profile.model.source == str(firenet_ptes["portable"])
-        assert run.fingerprint == device_fingerprint(run.profile.device) and run.path.name in out
+        assert run.fingerprint == device_fingerprint(run.profile.device) and f"/{run.number:04d}" in out
     assert [run.number for run in runs] == [1, 2]  # one fingerprint (three identical phones): one numbering
-    assert files_in(results) == sorted(str(run.path.relative_to(results)) for run in runs)  # no temp file left
+    assert files_in(results) == ["rebirth.sqlite", "rebirth.sqlite.lock"]  # closed: no write-ahead log left
     assert "FAILED" in out and "p2" in out
 
 
@@ -137,8 +136,9 @@ def test_a_phone_killed_mid_run_fails_alone_and_the_others_finish(tmp_path, inve
             phone.stop()
     assert [run.ok for run in runs] == [True, False, True]
     assert "during run" in runs[1].error and runs[1].result is None
-    stored = [StoredRun.load(run.result.path) for run in (runs[0], runs[2])]
-    assert [run.profile.device.name for run in stored] == [targets[0], targets[2]]
+    stored = {run.where: run for run in store.list_runs(tmp_path / "results")}
+    assert sorted(stored) == sorted([runs[0].result.where, runs[2].result.where])
+    assert [stored[run.result.where].profile.device.name for run in (runs[0], runs[2])] == [targets[0], targets[2]]
 
 
 def test_the_sleeping_runner_replays_the_recorded_run_in_real_time(tmp_path, inventory, firenet_ptes, recordings):
@@ -274,101 +274,6 @@ def test_an_unknown_device_or_model_exits_2_before_any_device_is_used(inventory,
     assert capsys.readouterr().err.count("\n") == 1
 
 
-# -- the store -----------------------------------------------------------------------------------
-
-def test_parallel_writers_get_distinct_numbers_and_complete_files(tmp_path):
-    profile = synthetic_profile(ops=50, samples=5)
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        paths = list(pool.map(lambda _: store.save_run(profile, tmp_path, "abc"), range(40)))
-    assert sorted(path.name for path in paths) == [f"{number:04d}.json" for number in range(1, 41)]
-    runs = store.list_runs(tmp_path)
-    assert [run.number for run in runs] == list(range(1, 41))
-    assert all(run.profile == profile and run.commit == "abc" for run in runs)
-    assert files_in(tmp_path) == sorted(str(path.relative_to(tmp_path)) for path in paths)
-
-
-def test_a_writer_that_dies_mid_write_leaves_no_run(tmp_path, monkeypatch):
-    profile = synthetic_profile(ops=50, samples=5)
-    first = store.save_run(profile, tmp_path)
-
-    def crash(handle):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(store.os, "fsync", crash)
-    with pytest.raises(InputError, match="cannot store the run .No space left on device"):
-        store.save_run(profile, tmp_path)
-    monkeypatch.undo()
-    assert files_in(tmp_path) == [str(first.relative_to(tmp_path))]
-    # A writer killed outright leaves its temporary file: readers ignore it, a later save prunes it when stale.
-    leftover = first.parent / ".run-killed.tmp"
-    leftover.write_text('{"store_version": 1, "profi')
-    assert [run.number for run in store.list_runs(tmp_path)] == [1]
-    assert store.save_run(profile, tmp_path).name == "0002.json" and leftover.exists()
-    import os
-
-    os.utime(leftover, (0, 0))
-    store.save_run(profile, tmp_path)
-    assert not leftover.exists()
-
-
-def test_fingerprint_and_key(tmp_path):
-    profile = synthetic_profile(ops=50, samples=5, source="zoo:googlenet")
-    fingerprint, key = key_of(profile)
-    assert fingerprint.startswith("Pixel_8-Android_15-") and len(fingerprint.rsplit("-", 1)[1]) == 8
-    assert key == "zoo:googlenet@xnnpack"
-    rebuilt = dataclasses.replace(profile, device=dataclasses.replace(profile.device, runner="/other/runner"))
-    moved = dataclasses.replace(profile, model=dataclasses.replace(profile.model, source="/ci/checkout/net.pte"))
-    assert key_of(rebuilt)[0] != fingerprint and key_of(moved)[1] == "net.pte@xnnpack"
-    assert store.save_run(profile, tmp_path).parent.parent.name == fingerprint
-    # With the build fingerprint and the runner's hash recorded, those name the device instead.
-    described = dataclasses.replace(profile.device, build="google/husky/husky:15/AP4A.250105.002/12701944:user/"
-                                    "release-keys", runner_sha256="ab" * 32)
-    recorded = device_fingerprint(described)
-    assert recorded == "Pixel_8-15_AP4A.250105.002_12701944-abababab"
-    newer = dataclasses.replace(described, build=described.build.replace("12701944", "12800000"))
-    assert device_fingerprint(newer) != recorded
-    assert device_fingerprint(dataclasses.replace(described, runner_sha256="cd" * 32)) != recorded
-
-
-def test_results_list_shows_every_run(tmp_path, capsys):
-    assert rebirth("results", "list", "--store", tmp_path) == 0
-    assert capsys.readouterr().out == f"no stored runs in {tmp_path}\n"
-    store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:googlenet"), tmp_path, "0123456789abcdef")
-    store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:alexnet", device="p8"), tmp_path)
-    assert rebirth("results", "list", "--store", tmp_path) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["fingerprint", "run", "device", "model", "commit", "time", "p50", "peak", "RSS"]
-    assert lines[1].split()[1:5] == ["0001", "pixel-8", "zoo:googlenet@xnnpack", "0123456789"]
-    assert lines[2].split()[1:5] == ["0002", "p8", "zoo:alexnet@xnnpack", "-"]
-    assert rebirth("results", "list", "--store", tmp_path, "--model", "zoo:alexnet") == 0
-    assert len(capsys.readouterr().out.splitlines()) == 2
-
-
-def test_a_baseline_holds_the_latest_run_of_each_device_and_model_and_is_not_overwritten(tmp_path, capsys,
-                                                                                         monkeypatch):
-    monkeypatch.setenv("REBIRTH_RESULTS", str(tmp_path))
-    older = synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=1)
-    newer = synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=2)
-    other = synthetic_profile(ops=50, samples=5, source="zoo:alexnet", seed=3)
-    for profile in (older, newer, other):
-        store.save_run(profile, tmp_path)
-    assert rebirth("baseline", "save", "main") == 0
-    assert capsys.readouterr().out.startswith(f"baseline main: 2 results in {tmp_path / 'baselines/main'}")
-    baseline = store.load_baseline(tmp_path, "main")
-    assert baseline == {key_of(newer): newer, key_of(other): other}
-    assert store.load_baseline(tmp_path, tmp_path / "baselines/main") == baseline
-    store.save_run(synthetic_profile(ops=50, samples=5, source="zoo:googlenet", seed=4), tmp_path)
-    assert rebirth("baseline", "save", "main") == 2
-    assert "baseline 'main' exists; pass --force" in capsys.readouterr().err
-    assert store.load_baseline(tmp_path, "main") == baseline
-    assert rebirth("baseline", "save", "main", "--force", "--model", "zoo:googlenet") == 0
-    assert [profile.model.sha256 for profile in store.load_baseline(tmp_path, "main").values()] == [f"{4:064x}"]
-    assert files_in(tmp_path / "baselines") == [f"main/{key_of(newer)[0]}/0004.json"]
-    with pytest.raises(InputError, match="no baseline 'nightly'.*baselines: main"):
-        store.load_baseline(tmp_path, "nightly")
-    assert rebirth("baseline", "save", "../x") == 2
-
-
 def test_concurrent_quiet_blocks_leave_the_process_streams_as_they_were():
     from rebirth.contract.quiet import quiet
 
@@ -387,14 +292,6 @@ def test_concurrent_quiet_blocks_leave_the_process_streams_as_they_were():
     with contextlib.redirect_stdout(io.StringIO()) as seen:
         print("heard")
     assert seen.getvalue() == "heard\n"
-
-
-def test_run_files_are_json_with_their_metadata(tmp_path):
-    profile = synthetic_profile(ops=50, samples=5)
-    data = json.loads(store.save_run(profile, tmp_path, "abc").read_text())
-    assert {key: data[key] for key in ("store_version", "device", "commit", "model_key")} == \
-        {"store_version": 1, "device": "pixel-8", "commit": "abc", "model_key": "zoo:synthetic@xnnpack"}
-    assert data["time"].endswith("+00:00") and Profile.from_dict(data["profile"]) == profile
 
 
 def _device_run(name: str, seed: int, factor: float = 1.0):
@@ -512,30 +409,3 @@ def test_regress_on_stored_runs_flagged_busy_never_calls_a_38_percent_change(tmp
     out = " ".join(capsys.readouterr().out.split())
     assert "improvement" not in out and "undecided" in out
     assert "the baseline was flagged: the device was busy" in out and "the current run was flagged" in out
-
-
-@pytest.mark.parametrize("damage", ["truncated", "foreign"])
-def test_a_damaged_run_file_is_named_once_set_aside_and_the_rest_of_the_store_stays_usable(tmp_path, capsys, damage):
-    """Issue 25: one run cut to its first 3,000 bytes made `results list` and `regress` exit 2 for every device."""
-    root = tmp_path / "store"
-    for name in ("p1", "p2"):
-        for seed in (11, 12, 13, 1):
-            store.save_run(_device_run(name, seed=seed), root)
-    assert rebirth("baseline", "save", "main", "--store", root) == 0
-    paths = sorted(root.glob("*/runs/0002.json"))
-    bad = paths[0]
-    bad.write_bytes(bad.read_bytes()[:3000] if damage == "truncated" else b"\x89PNG\r\n\x1a\n not a run")
-    capsys.readouterr()
-    assert rebirth("results", "list", "--store", root) == 0
-    out, err = capsys.readouterr()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and str(bad) in lines[0] and "not a stored run" in lines[0], err
-    listed = [line.split()[1] for line in out.splitlines()[1:] if line.strip()]
-    assert len(listed) == 7 and listed.count("0002") == 1  # every other run of both phones is listed
-    assert "set aside as" in lines[0] and bad.with_name("0002.json.damaged").is_file() and not bad.exists()
-    assert "Traceback" not in err
-    store.save_run(_device_run("p1", seed=2), root)  # the set-aside number stays taken
-    assert sorted(path.name for path in bad.parent.iterdir()) == ["0001.json", "0002.json.damaged", "0003.json",
-                                                                   "0004.json", "0005.json"]
-    assert rebirth("regress", "--baseline", "main", "--store", root, "--fail", "p50:25%") == 0
-    assert "not a stored run" not in capsys.readouterr().err  # named once: set aside, it is not read again

@@ -1,5 +1,5 @@
-"""The result store survives damage (issue 25): a writer killed before its run is in, and a full disk. A truncated
-or foreign run file is ``tests/test_farm.py``'s."""
+"""The SQLite result store survives damage (issue 25): a writer killed before its run is in, and a full disk. A
+damaged run or database file is ``tests/test_store.py``'s."""
 
 import os
 import signal
@@ -18,16 +18,20 @@ from tests.synthetic import synthetic_profile
 ROOT = Path(__file__).resolve().parent.parent
 
 KILLED_WRITER = """
-import os, sys, time
+import sys, time
 from pathlib import Path
 from rebirth.results import save_run
+from rebirth.results.database import DatabaseStore
 from tests.synthetic import synthetic_profile
 
-def stalled(source, target):  # its run is written and fsync'd: killed before it takes its number
+insert = DatabaseStore._insert
+
+def stalled(self, run, blob):  # its run is in the open transaction: killed before it commits
+    insert(self, run, blob)
     Path(sys.argv[2]).touch()
     time.sleep(600)
 
-os.link = stalled
+DatabaseStore._insert = stalled
 save_run(synthetic_profile(ops=40, samples=30, seed=9), Path(sys.argv[1]))
 """
 
@@ -47,20 +51,16 @@ def test_a_writer_killed_before_its_run_is_in_leaves_every_other_run_and_no_numb
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-    runs = store / list_runs(store)[0].fingerprint / "runs"
-    temporary = [path.name for path in runs.iterdir() if path.name.endswith(".tmp")]
-    assert sorted(path.name for path in runs.iterdir() if path.name not in temporary) == ["0001.json", "0002.json"]
-    assert len(temporary) == 1 and temporary[0].startswith("."), temporary
+    log = store / "rebirth.sqlite-wal"
+    assert log.exists()  # left by the killed writer: the next opener is alone with it, and checks the store first
     assert [run.number for run in list_runs(store)] == [1, 2]  # the half-stored run is not read
+    assert not log.exists()  # the last connection closed cleanly, the log was folded in
     assert cli.main(["results", "list", "--store", str(store)]) == 0
     out, err = capsys.readouterr()
     assert err == "" and len([line for line in out.splitlines()[1:] if line.strip()]) == 2
-    assert save_run(synthetic_profile(ops=40, samples=30, seed=3), store).name == "0003.json"
-    stale = runs / temporary[0]
-    old = time.time() - 2 * 3600
-    os.utime(stale, (old, old))  # an hour on, the next writer clears it
-    save_run(synthetic_profile(ops=40, samples=30, seed=4), store)
-    assert not stale.exists() and [run.number for run in list_runs(store)] == [1, 2, 3, 4]
+    assert save_run(synthetic_profile(ops=40, samples=30, seed=3), store).number == 3
+    assert cli.main(["results", "check", "--store", str(store)]) == 0
+    assert capsys.readouterr().out.endswith("3 readable runs, 0 set aside; integrity ok\n")
 
 
 @pytest.fixture
@@ -85,18 +85,13 @@ def test_a_full_disk_is_one_line_and_every_run_stored_before_stays_whole(small_d
     store = small_disk / "store"
     stored = 0
     with pytest.raises(InputError, match="cannot store the run") as raised:
-        for seed in range(200):
+        for seed in range(400):
             save_run(synthetic_profile(ops=40, samples=30, seed=seed), store)
             stored += 1
-    assert "No space left on device" in str(raised.value) and "\n" not in str(raised.value)
+    assert "database or disk is full" in str(raised.value) and "\n" not in str(raised.value)
     assert stored > 1
     assert [run.number for run in list_runs(store)] == list(range(1, stored + 1))  # each whole, none lost
-    assert not list(store.glob("*/runs/.*.tmp"))  # the failed write took its temporary file with it
-
-    assert cli.main(["baseline", "save", "main", "--store", str(store)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot write the baseline" in err and "Traceback" not in err
-    assert not (store / "baselines" / "main").exists() and not list((store / "baselines").glob(".*"))
+    assert all(run.profile.latency.raw for run in list_runs(store))
 
     page = small_disk / "history.html"
     assert cli.main(["history", "--store", str(store), "-o", str(page)]) == 2
@@ -104,3 +99,5 @@ def test_a_full_disk_is_one_line_and_every_run_stored_before_stays_whole(small_d
     assert err.count("\n") == 1 and "cannot write the history" in err and not page.exists()
     assert cli.main(["history", "--store", str(store), "-o", str(tmp_path / "history.html")]) == 0
     assert (tmp_path / "history.html").stat().st_size > 100_000  # the runs it could store are all there
+    assert cli.main(["results", "check", "--store", str(store)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"{stored} readable runs, 0 set aside; integrity ok")

@@ -56,8 +56,9 @@ def add_etrecord(parser: argparse.ArgumentParser) -> None:
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=None, metavar="DIR",
-                        help="the result store (default: $REBIRTH_RESULTS, else ./rebirth-results)")
+    parser.add_argument("--store", default=None, metavar="DIR|FILE|URL",
+                        help="the result store: a folder (its rebirth.sqlite), a .sqlite file, or postgresql://USER@HOST"
+                             "/DATABASE for a team's shared store (default: $REBIRTH_RESULTS, else ./rebirth-results)")
 
 
 def add_top(parser: argparse.ArgumentParser) -> None:

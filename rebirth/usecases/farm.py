@@ -248,17 +248,17 @@ def _first_line(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Stored:
-    """One device's Profile and the run file the store keeps it in."""
+    """One device's Profile and where the store keeps it (``STORE#FINGERPRINT/NNNN``)."""
 
     profile: Profile
-    path: Path
+    where: str
 
 
 FarmRun = Outcome[Stored]
 """One device's part of a farm run: its stored Profile, or the one-line reason it failed."""
 
 
-def farm_run(model: str, targets: Targets, store: Path, options: ProfileOptions, listener: FarmListener,
+def farm_run(model: str, targets: Targets, store: Optional[str], options: ProfileOptions, listener: FarmListener,
              *, etrecord: Optional[Path] = None, say: Say = lambda text: None) -> list[FarmRun]:
     """`rebirth farm run`: export ``model`` once, profile it on every target at once, store each result.
 
@@ -267,11 +267,11 @@ def farm_run(model: str, targets: Targets, store: Path, options: ProfileOptions,
         DeviceError: STF cannot lease a phone.
         Interrupted: Ctrl-C or SIGTERM, once the workers stopped and any leased phone was given back.
     """
-    from rebirth.results import current_commit, save_run
+    from rebirth.results import current_branch, current_commit, open_store
 
-    with FarmSession(targets, listener, say) as session:
+    with open_store(store, say) as opened, FarmSession(targets, listener, say) as session:
         program = prepare(model, options.backend, etrecord)
-        commit = current_commit()
+        commit, branch = current_commit(), current_branch()
         batch = f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
 
         def job(device: Device) -> Stored:
@@ -280,6 +280,6 @@ def farm_run(model: str, targets: Targets, store: Path, options: ProfileOptions,
                                        progress=lambda stage, done, total: listener.progress(name, stage, done, total),
                                        stage=lambda stage: listener.stage(name, stage))
             listener.stage(name, "store")
-            return Stored(profiled, save_run(profiled, store, commit, batch))
+            return Stored(profiled, opened.save_run(profiled, commit, batch, branch=branch).where)
 
         return session.run(job)

@@ -4,37 +4,39 @@ change points (steps and drifts, ``results.changes``)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Optional
 
 from rebirth.contract.errors import InputError
 from rebirth.contract.history import History, HistoryChange, HistoryPoint, HistorySeries
-from rebirth.contract.stored import StoredRun
+from rebirth.contract.stored import StoredRun, median_interval
 
-Z95 = 1.959964
+__all__ = ["history", "median_interval"]
 
 
-def history(store: Path, *, device: Optional[str] = None, model: Optional[str] = None,
+def history(store: Optional[str] = None, *, device: Optional[str] = None, model: Optional[str] = None,
             say: Optional[Callable[[str], None]] = None) -> History:
-    """The history of ``store`` (only ``device``'s runs, a device name or fingerprint, and ``model``'s, if given).
+    """The history of ``store`` (only ``device``'s runs, a device name or fingerprint, and ``model``'s, if given),
+    from the runs' summaries.
 
     Raises:
         InputError: no stored run matches.
     """
-    from rebirth.results import baseline_members, list_runs
+    from rebirth.results import open_store
 
-    runs = list_runs(store, device, model, say=say)
-    if not runs:
-        which = " that match" if device or model else ""
-        raise InputError(f"no stored runs{which} in {store} (rebirth farm run stores them)")
-    members = baseline_members(store)
+    with open_store(store, say) as opened:
+        runs = opened.runs(device, model, say)
+        if not runs:
+            which = " that match" if device or model else ""
+            raise InputError(f"no stored runs{which} in {opened.location} (rebirth farm run stores them)")
+        members = opened.baseline_members()
+        location = opened.location
     grouped: dict[tuple[str, str], list[StoredRun]] = {}
     for run in runs:
         grouped.setdefault(run.key, []).append(run)
     series = [_series(key, sorted(found, key=lambda run: (run.time, run.number)), members)
               for key, found in sorted(grouped.items())]
-    return History(str(store), tuple(series), device, model)
+    return History(location, tuple(series), device, model)
 
 
 def _series(key: tuple[str, str], runs: list[StoredRun],
@@ -54,18 +56,6 @@ def _series(key: tuple[str, str], runs: list[StoredRun],
 
 
 def _point(run: StoredRun, baselines: tuple[str, ...]) -> HistoryPoint:
-    profile = run.profile
-    low, high = median_interval(profile.latency.raw) if profile.latency.raw else (profile.latency.p50,) * 2
-    return HistoryPoint(run.number, run.time, run.commit, run.device, profile.latency.p50, low, high,
-                        profile.memory.peak_rss_bytes, tuple(note.text for note in profile.noise), baselines)
-
-
-def median_interval(samples: Sequence[float]) -> tuple[float, float]:
-    """The 95% interval of the median of ``samples`` from their order statistics (no assumption on their
-    distribution; the samples taken as independent): the sorted samples at ranks n/2 -/+ 1.96 sqrt(n)/2."""
-    ordered = sorted(samples)
-    count = len(ordered)
-    half = Z95 * math.sqrt(count) / 2
-    low = max(0, math.floor(count / 2 - half) - 1)
-    high = min(count - 1, math.ceil(count / 2 + half) - 1)
-    return ordered[low], ordered[high]
+    summary = run.summary
+    return HistoryPoint(run.number, run.time, run.commit, run.device, summary.p50_ms, summary.p50_low_ms,
+                        summary.p50_high_ms, summary.peak_rss_bytes, summary.noise, baselines)

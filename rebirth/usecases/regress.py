@@ -17,10 +17,10 @@ from rebirth.contract.checks import LATENCY, Check, RunNoise, Verdict, failed, p
 from rebirth.contract.errors import InputError
 from rebirth.contract.paired import Budget, Question
 from rebirth.contract.profile import Profile
-from rebirth.contract.stored import Key
+from rebirth.contract.stored import Key, StoredRun
 from rebirth.devices import Device
 from rebirth.profiler import ProfileOptions, prepare
-from rebirth.profiler.checks import RUN_NOISE, judge, judge_paired, measure_run_noise
+from rebirth.profiler.checks import RUN_NOISE, judge, judge_paired, spread_of
 from rebirth.profiler.paired import PairedResult, compare_programs
 from rebirth.usecases.farm import FarmListener, FarmSession, Targets
 
@@ -30,24 +30,26 @@ UNKNOWN_RUN_NOISE = 0.10
 """The run-to-run noise assumed until it can be learned: runs minutes apart on a busy farm drifted by ~10%."""
 
 
-def regress_stored(store: Path, baseline: str, *, results: Sequence[Path] = (), checks: Iterable[str | Check] = (),
-                   run_noise: Optional[float] = None) -> list[Verdict]:
+def regress_stored(store: Optional[str], baseline: str, *, results: Sequence[Path] = (),
+                   checks: Iterable[str | Check] = (), run_noise: Optional[float] = None) -> list[Verdict]:
     """Every device and model of ``results`` (Profile files, stored runs or stores; by default the store's
-    latest farm run) judged against ``baseline`` (a saved baseline's name or folder, or a Profile file). A
-    baseline device and model with no result is a failed run. The run-to-run noise of a device and model is
-    ``run_noise`` if given, else learned from their other stored runs (at least ``MIN_HISTORY``), else
-    assumed large (``UNKNOWN_RUN_NOISE``); each latency check says which. Runs flagged noisy (``Profile.noise``)
-    are left out of what is learned, and a latency check of a flagged run is undecided (``judge_latency``).
+    latest farm run) judged against ``baseline`` (a saved baseline's name, a file store's baseline folder, or a
+    Profile file). A baseline device and model with no result is a failed run. The run-to-run noise of a device
+    and model is ``run_noise`` if given, else learned from their other stored runs (at least ``MIN_HISTORY``),
+    else assumed large (``UNKNOWN_RUN_NOISE``); each latency check says which. Runs flagged noisy
+    (``Profile.noise``) are left out of what is learned, and a latency check of a flagged run is undecided
+    (``judge_latency``). Only the judged runs' Profiles are read; the noise is learned from the runs' summaries.
 
     Raises:
         InputError: a bad check, baseline or result, or nothing to judge.
     """
-    from rebirth.results import baseline_profiles, list_runs, results_to_judge
+    from rebirth.results import baseline_profiles, open_store, results_to_judge
 
     wanted = parse_checks(checks)
-    reference = baseline_profiles(store, baseline)
-    current = results_to_judge(results, store)
-    history = _history(list_runs(store)) if run_noise is None and store.is_dir() else {}
+    with open_store(store) as opened:
+        reference = baseline_profiles(opened, baseline)
+        current = results_to_judge(results, opened)
+        history = _history(opened.runs()) if run_noise is None else {}
     verdicts = [judge(reference[key], profile, wanted, _noise(key, profile, history, run_noise))
                 if key in reference
                 else failed(profile.device.name, key[1], f"no baseline for this device and model in {baseline}")
@@ -60,22 +62,29 @@ def regress_stored(store: Path, baseline: str, *, results: Sequence[Path] = (), 
     return verdicts
 
 
-def _history(runs) -> dict[Key, list[Profile]]:
+def _history(runs: Iterable[StoredRun]) -> dict[Key, list[StoredRun]]:
     """The store's runs by device and model, read once for every result judged."""
-    grouped: dict[Key, list[Profile]] = defaultdict(list)
+    grouped: dict[Key, list[StoredRun]] = defaultdict(list)
     for run in runs:
-        grouped[run.key].append(run.profile)
+        grouped[run.key].append(run)
     return grouped
 
 
-def _noise(key: Key, current: Profile, history: dict[Key, list[Profile]], given: Optional[float]) -> RunNoise:
+def _noise(key: Key, current: Profile, history: dict[Key, list[StoredRun]], given: Optional[float]) -> RunNoise:
     """The run-to-run noise to judge ``current`` with, and where it comes from."""
     if given is not None:
         return RunNoise(given, "given")
-    others = [profile for profile in history.get(key, ()) if profile != current and not profile.noise]
+    others = [run.summary.p50_ms for run in history.get(key, ())
+              if not _is(run, current) and not run.summary.noise and run.summary.p50_ms > 0]
     if len(others) < MIN_HISTORY:  # runs flagged noisy teach nothing of the device's run-to-run noise
         return RunNoise(UNKNOWN_RUN_NOISE, "assumed", len(others), MIN_HISTORY)
-    return RunNoise(max(RUN_NOISE, measure_run_noise(others)), "learned", len(others))
+    return RunNoise(max(RUN_NOISE, spread_of(others)), "learned", len(others))
+
+
+def _is(run: StoredRun, profile: Profile) -> bool:
+    """Whether ``run`` is the stored run of ``profile`` (the same device, time of measurement and p50)."""
+    return (run.device == profile.device.name and run.summary.p50_ms == profile.latency.p50
+            and run.model_sha256 == profile.model.sha256)
 
 
 @dataclass(frozen=True)

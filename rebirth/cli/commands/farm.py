@@ -54,17 +54,37 @@ def register(commands) -> None:
     run.set_defaults(handler=cmd_farm)
 
     results = commands.add_parser("results", help="the result store", description="The runs `rebirth farm run` stored.")
-    listing = results.add_subparsers(dest="results_command", required=True, metavar="ACTION").add_parser(
-        "list", help="every stored run", description="List the stored runs, by device fingerprint then number.")
+    actions = results.add_subparsers(dest="results_command", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list", help="the latest stored runs", description="List the latest stored runs (--last, --every), by "
+                                                          "device fingerprint then number.")
     add_store(listing)
     add_filters(listing)
+    shown = listing.add_mutually_exclusive_group()
+    shown.add_argument("--last", type=positive, default=50, metavar="N", help="the latest N runs (default: 50)")
+    shown.add_argument("--every", action="store_true", help="every stored run")
     listing.set_defaults(handler=cmd_results)
+    check = actions.add_parser(
+        "check", help="check the store's integrity and read every run",
+        description="Run the database's own integrity check, then read every stored run: a run that cannot be read "
+                    "is set aside and named. Exit 0 when all is well, 1 when something was found.")
+    add_store(check)
+    check.set_defaults(handler=cmd_results_check)
+    importing = actions.add_parser(
+        "import", help="import a file store (one JSON file per run) into the store",
+        description="Import the file store an earlier rebirth wrote in FOLDER (FINGERPRINT/runs/NNNN.json, "
+                    "baselines/NAME) into the store, once: every run keeps its number where it is free, every "
+                    "baseline its runs, and every file is accounted for. A store folder imports its own file store "
+                    "on first use; this imports one into another store, such as a team's PostgreSQL store.")
+    importing.add_argument("folder", type=Path, help="the file store's folder")
+    add_store(importing)
+    importing.set_defaults(handler=cmd_results_import)
 
     baseline = commands.add_parser("baseline", help="named baselines of stored runs",
                                    description="Named baselines that `rebirth regress` compares against.")
     save = baseline.add_subparsers(dest="baseline_command", required=True, metavar="ACTION").add_parser(
-        "save", help="copy the latest run of each device fingerprint and model into a baseline",
-        description="Copy the latest stored run of each (device fingerprint, model) into STORE/baselines/NAME.")
+        "save", help="name the latest run of each device fingerprint and model a baseline",
+        description="Name the latest stored run of each (device fingerprint, model) baseline NAME, all at once.")
     save.add_argument("name", help="the baseline's name (letters, digits, '.', '_', '-')")
     add_store(save)
     add_filters(save)
@@ -135,13 +155,12 @@ def cmd_farm(args: argparse.Namespace) -> int:
     from rebirth.contract import ExitStatus, InputError
     from rebirth.profiler import ProfileOptions
     from rebirth.reports import render_farm_summary
-    from rebirth.results import store_root
     from rebirth.usecases.farm import farm_run
 
     options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
                              threads=args.threads)
     with FarmView(enabled=not args.quiet) as view:
-        runs = farm_run(args.model, targets_of(args), store_root(args.store), options, view, etrecord=args.etrecord,
+        runs = farm_run(args.model, targets_of(args), args.store, options, view, etrecord=args.etrecord,
                         say=lambda text: print(text, file=sys.stderr))
     render_farm_summary(runs)
     if args.summary:
@@ -159,35 +178,75 @@ def cmd_farm(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     from rebirth.reports import results_table
-    from rebirth.results import list_runs, store_root
+    from rebirth.results import open_store
 
-    store = store_root(args.store)
-    runs = list_runs(store, args.device, args.model)
+    with open_store(args.store) as store:
+        runs = store.runs(args.device, args.model, last=None if args.every else args.last)
+        total = store.count() if not (args.device or args.model or args.every) else None
+        location = store.location
     if not runs:
-        print(f"no stored runs in {store}" + (" that match" if args.device or args.model else ""))
+        print(f"no stored runs in {location}" + (" that match" if args.device or args.model else ""))
         return 0
     for line in results_table(runs):
         print(line)
+    if not args.every and (len(runs) == args.last and (total is None or total > len(runs))):
+        more = f"{total - len(runs)} earlier runs" if total is not None else "earlier runs may match"
+        print(f"({more} not shown: --last N or --every)")
+    return 0
+
+
+def cmd_results_check(args: argparse.Namespace) -> int:
+    from rebirth.contract import InputError
+    from rebirth.results import open_store
+
+    with open_store(args.store) as store:
+        problems = store.check(say=lambda text: print(f"rebirth: {text}", file=sys.stderr))
+        location = store.location
+        try:
+            count, aside = str(store.count()), store.set_aside_runs()
+        except InputError:
+            count, aside = "no", []  # the check named why
+    for fingerprint, number, reason, when in aside:
+        print(f"set aside: {fingerprint}/{number:04d} ({when}): {reason}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        print(f"{location}: {len(problems)} problem{'s' if len(problems) != 1 else ''}: restore the store from a "
+              "backup, or keep the runs it still lists (rebirth.store(...).frame()) and start a new one")
+        return 1
+    print(f"{location}: {count} readable run{'s' if count != '1' else ''}, {len(aside)} set aside; integrity ok")
+    return 0
+
+
+def cmd_results_import(args: argparse.Namespace) -> int:
+    from rebirth.contract import InputError
+    from rebirth.results import import_file_store, open_store
+    from rebirth.results.filestore import has_files
+
+    if not args.folder.is_dir() or not has_files(args.folder):
+        raise InputError(f"{args.folder}: no file store there (FINGERPRINT/runs/NNNN.json)")
+    with open_store(args.store) as store:
+        line = import_file_store(args.folder, store, say=print)
+        if line is None:
+            print(f"{args.folder}: imported into {store.location} before; nothing to do")
     return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from rebirth.results import list_runs, save_baseline, store_root
+    from rebirth.results import open_store, save_baseline
 
-    store = store_root(args.store)
-    runs = list_runs(store, args.device, args.model) if args.device or args.model else None
-    folder = save_baseline(store, args.name, runs, force=args.force)
-    count = sum(1 for _ in folder.glob("*/*.json"))
-    print(f"baseline {args.name}: {count} result{'s' if count != 1 else ''} in {folder}")
+    with open_store(args.store) as store:
+        runs = store.runs(args.device, args.model) if args.device or args.model else None
+        count = save_baseline(store, args.name, runs, force=args.force)
+        print(f"baseline {args.name}: {count} result{'s' if count != 1 else ''} in {store.location}")
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     from rebirth.reports.history import history_lines, write_history, write_history_summary
-    from rebirth.results import store_root
     from rebirth.usecases.history import history
 
-    found = history(store_root(args.store), device=args.device, model=args.model)
+    found = history(args.store, device=args.device, model=args.model)
     for line in history_lines(found):
         print(line)
     if args.output:
@@ -201,7 +260,6 @@ def cmd_regress(args: argparse.Namespace) -> int:
     from rebirth.contract import InputError
     from rebirth.contract.checks import exit_code
     from rebirth.reports import render_verdicts, write_junit, write_summary
-    from rebirth.results import store_root
 
     if (args.baseline is None) == (args.ab is None):
         raise InputError("name either --baseline (judge stored results) or --ab BASELINE CANDIDATE (measure both)")
@@ -220,7 +278,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         from rebirth.usecases.regress import regress_stored
 
         noise = None if args.run_noise is None else args.run_noise / 100
-        verdicts = regress_stored(store_root(args.store), args.baseline, results=args.results, checks=args.fail,
+        verdicts = regress_stored(args.store, args.baseline, results=args.results, checks=args.fail,
                                   run_noise=noise)
     render_verdicts(verdicts)
     for path, write in ((args.junit, write_junit), (args.summary, write_summary)):
