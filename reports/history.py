@@ -10,9 +10,10 @@ goes into a plotly label or hover is escaped with ``html.escape``, since plotly 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from markupsafe import Markup
 
@@ -29,69 +30,75 @@ LINE, BAND, NOISY, BASELINE, RSS = "#2e86de", "rgba(46,134,222,0.18)", "#c0392b"
 STEP_COLOR, DRIFT_COLOR = "#c0392b", "rgba(231,76,60,0.10)"
 
 
-def render_history(history: History) -> str:
-    """The history page as HTML."""
+PAGE_RUNS = 250
+"""Runs of each series a page draws by default (the latest): a farm's years stay one page of a few MB."""
+
+
+def render_history(history: History, last: Optional[int] = PAGE_RUNS) -> str:
+    """The history page as HTML, each panel drawing the latest ``last`` runs of its series (None: every run);
+    the change points are found over every run and all listed."""
     from plotly.offline import get_plotlyjs
 
-    panels = [{"key": f"s{index}", "title": _title(series), "meta": _meta(series),
+    panels = [{"key": f"s{index}", "title": _title(series), "meta": _meta(series, last),
                "changes": [change.describe() for change in series.changes]}
               for index, series in enumerate(history.series)]
-    figures = {f"s{index}": series_figure(series) for index, series in enumerate(history.series)}
+    figures = {f"s{index}": series_figure(series, last) for index, series in enumerate(history.series)}
     return environment().get_template(TEMPLATE).render(
         title="rebirth history", store=history.store, filters=_filters(history), panels=panels,
         counts=counts_line(history), charts={"config": PLOTLY_CONFIG, "figures": figures},
         plotly_js=Markup(get_plotlyjs()))  # plotly's own code, not data: the one string not escaped
 
 
-def write_history(path: str | os.PathLike, history: History) -> Path:
-    """Write the page to ``path`` atomically.
+def write_history(path: str | os.PathLike, history: History, last: Optional[int] = PAGE_RUNS) -> Path:
+    """Write the page to ``path`` atomically (``render_history``).
 
     Raises:
         InputError: the file cannot be written.
     """
     path = Path(path)
     try:
-        write_text_atomic(path, render_history(history))
+        write_text_atomic(path, render_history(history, last))
     except OSError as error:
         raise InputError(f"{path}: cannot write the history ({error.strerror or error})") from None
     return path
 
 
-def series_figure(series: HistorySeries) -> dict:
-    """p50 (with its band) and peak RSS over the runs' times; flagged and baseline runs marked; change points as
-    lines (steps) and shaded spans (drifts) with their size."""
-    points = series.points
-    times = [point.time for point in points]
-    hover = [[escape((point.commit or "no commit")[:12]), escape(point.time), escape(point.device),
-              escape("; ".join(point.flags) or "none"), escape(", ".join(point.baselines) or "none"), point.number,
-              f"{point.p50_low_ms:.3f}-{point.p50_high_ms:.3f}"] for point in points]
-    template = ("run %{customdata[5]} on %{customdata[2]}<br>commit %{customdata[0]}<br>%{customdata[1]}<br>"
-                "p50 %{y:.3f} ms (95% interval %{customdata[6]} ms)<br>flags: %{customdata[3]}<br>"
-                "baselines: %{customdata[4]}<extra></extra>")
+def series_figure(series: HistorySeries, last: Optional[int] = None) -> dict:
+    """p50 (with its band) and peak RSS over the runs' times (the latest ``last`` runs, if given); flagged and
+    baseline runs marked; change points as lines (steps) and shaded spans (drifts) with their size."""
+    first = max(0, len(series.points) - last) if last else 0
+    points = series.points[first:]
+    times = [_when(point.time) for point in points]
+    several = len(set(series.devices)) > 1
+    hover = [[escape((point.commit or "no commit")[:10]), point.number,
+              f"{_short(point.p50_low_ms)}-{_short(point.p50_high_ms)}"]
+             + ([escape(point.device)] if several else []) for point in points]
+    template = ("run %{customdata[1]}" + (" on %{customdata[3]}" if several else "") + ", commit %{customdata[0]}"
+                "<br>%{x}<br>p50 %{y:.3f} ms (95% interval %{customdata[2]} ms)<extra></extra>")
     data: list[dict[str, Any]] = [
-        {"type": "scatter", "mode": "lines", "x": times, "y": [point.p50_high_ms for point in points],
+        {"type": "scatter", "mode": "lines", "x": times, "y": [_short(point.p50_high_ms) for point in points],
          "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False, "name": "interval"},
-        {"type": "scatter", "mode": "lines", "x": times, "y": [point.p50_low_ms for point in points],
+        {"type": "scatter", "mode": "lines", "x": times, "y": [_short(point.p50_low_ms) for point in points],
          "fill": "tonexty", "fillcolor": BAND, "line": {"width": 0}, "hoverinfo": "skip",
          "name": "p50 95% interval"},
-        {"type": "scatter", "mode": "lines+markers", "x": times, "y": [point.p50_ms for point in points],
-         "name": "p50", "line": {"color": LINE}, "marker": {"size": 5}, "customdata": hover,
-         "hovertemplate": template},
+        {"type": "scatter", "mode": "lines+markers", "x": times, "y": [_short(point.p50_ms) for point in points],
+         "name": "p50", "line": {"color": LINE}, "marker": {"size": 5 if len(points) <= 100 else 3},
+         "customdata": hover, "hovertemplate": template},
     ]
     flagged = [index for index, point in enumerate(points) if point.flags]
     if flagged:
-        data.append(_marks("flagged noisy", flagged, points, hover, template,
+        data.append(_marks("flagged noisy", flagged, points, "flags", lambda point: "; ".join(point.flags),
                            {"symbol": "x", "size": 10, "color": NOISY}))
     based = [index for index, point in enumerate(points) if point.baselines]
     if based:
-        data.append(_marks("baseline", based, points, hover, template,
+        data.append(_marks("baseline", based, points, "baselines", lambda point: ", ".join(point.baselines),
                            {"symbol": "star", "size": 13, "color": BASELINE, "line": {"width": 1, "color": "white"}}))
-    rss = [None if point.peak_rss_bytes is None else point.peak_rss_bytes / MIB for point in points]
+    rss = [None if point.peak_rss_bytes is None else _short(point.peak_rss_bytes / MIB) for point in points]
     if any(value is not None for value in rss):
         data.append({"type": "scatter", "mode": "lines+markers", "x": times, "y": rss, "yaxis": "y2",
-                     "name": "peak RSS", "line": {"color": RSS}, "marker": {"size": 4}, "customdata": hover,
-                     "hovertemplate": "peak RSS %{y:.1f} MiB<br>commit %{customdata[0]}<extra></extra>"})
-    shapes, notes = _change_marks(series)
+                     "name": "peak RSS", "line": {"color": RSS}, "marker": {"size": 4 if len(points) <= 100 else 2},
+                     "hovertemplate": "peak RSS %{y:.1f} MiB<br>%{x}<extra></extra>"})
+    shapes, notes = _change_marks(series, first)
     layout = {"height": 420, "font": FONT, "margin": {"l": 10, "r": 20, "t": 30, "b": 40},
               "paper_bgcolor": "white", "plot_bgcolor": "#fafbfc", "hovermode": "closest",
               "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
@@ -103,25 +110,43 @@ def series_figure(series: HistorySeries) -> dict:
     return {"data": data, "layout": layout}
 
 
-def _marks(name: str, indices: list[int], points, hover, template: str, marker: dict) -> dict:
-    return {"type": "scatter", "mode": "markers", "name": name, "x": [points[i].time for i in indices],
-            "y": [points[i].p50_ms for i in indices], "marker": marker, "customdata": [hover[i] for i in indices],
-            "hovertemplate": template}
+def _when(time: str) -> str:
+    """An ISO 8601 time as plotly's date axis reads it, without the UTC offset rebirth always stores."""
+    return time.replace("T", " ").removesuffix("+00:00")
 
 
-def _change_marks(series: HistorySeries) -> tuple[list[dict], list[dict]]:
+def _short(value: float) -> float:
+    """``value`` to 5 significant digits: what a chart shows, in a third of the bytes."""
+    return float(f"{value:.5g}")
+
+
+def _marks(name: str, indices: list[int], points, what: str, text: Callable[[Any], str], marker: dict) -> dict:
+    return {"type": "scatter", "mode": "markers", "name": name, "x": [_when(points[i].time) for i in indices],
+            "y": [_short(points[i].p50_ms) for i in indices], "marker": marker,
+            "customdata": [[escape((points[i].commit or "no commit")[:10]), points[i].number, escape(text(points[i]))]
+                           for i in indices],
+            "hovertemplate": f"run %{{customdata[1]}}, commit %{{customdata[0]}}<br>%{{x}}<br>p50 %{{y:.3f}} ms<br>"
+                             f"{what}: %{{customdata[2]}}<extra></extra>"}
+
+
+def _change_marks(series: HistorySeries, first: int = 0) -> tuple[list[dict], list[dict]]:
+    """The change points that end in the runs drawn (from run index ``first``), as shapes and annotations."""
     shapes, notes = [], []
     for change in series.changes:
-        start = series.points[change.start]
+        if change.end < first:
+            continue
+        start = series.points[max(change.start, first)]
         text = escape(_short_change(change))
         if change.kind == STEP:
-            shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": start.time, "x1": start.time,
-                           "y0": 0.36, "y1": 1, "line": {"color": STEP_COLOR, "dash": "dash", "width": 2}})
+            shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": _when(start.time),
+                           "x1": _when(start.time), "y0": 0.36, "y1": 1,
+                           "line": {"color": STEP_COLOR, "dash": "dash", "width": 2}})
         else:
             end = series.points[change.end]
-            shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": start.time, "x1": end.time,
-                           "y0": 0.36, "y1": 1, "fillcolor": DRIFT_COLOR, "line": {"width": 0}, "layer": "below"})
-        notes.append({"x": start.time, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom", "text": text,
+            shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": _when(start.time),
+                           "x1": _when(end.time), "y0": 0.36, "y1": 1, "fillcolor": DRIFT_COLOR, "line": {"width": 0},
+                           "layer": "below"})
+        notes.append({"x": _when(start.time), "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom", "text": text,
                       "showarrow": False, "font": {"color": STEP_COLOR if change.kind == STEP else "#922b21"},
                       "xanchor": "left"})
     return shapes, notes
@@ -137,11 +162,12 @@ def _title(series: HistorySeries) -> str:
     return f"{series.model_key} on {', '.join(series.devices)}"
 
 
-def _meta(series: HistorySeries) -> str:
+def _meta(series: HistorySeries, last: Optional[int] = None) -> str:
     runs = len(series.points)
     flagged = sum(1 for point in series.points if point.flags)
     noise = f"; run-to-run noise {100 * series.noise:.1f}%" if series.noise is not None else ""
-    return (f"fingerprint {series.fingerprint}; {runs} run{'s' if runs != 1 else ''}"
+    drawn = f" (the latest {last} drawn: --page-runs)" if last and runs > last else ""
+    return (f"fingerprint {series.fingerprint}; {runs} run{'s' if runs != 1 else ''}{drawn}"
             + (f", {flagged} flagged noisy (left out of the change points)" if flagged else "") + noise)
 
 

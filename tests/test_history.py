@@ -161,3 +161,18 @@ def test_terminal_lines_list_every_change_and_count_the_quiet_series_when_there_
     assert lines[2] == "  +5.0% step at aaaaaaaaaa (2026-01-01)"
     assert lines[3:] == ["25 more series without a change point (-o or --summary lists them)"]
     assert len(history_lines(History("store", (*quiet[:3], changed)))) == 1 + 2 + 3
+
+
+def test_a_page_draws_the_latest_runs_of_a_long_series_and_the_change_points_in_them(store):
+    from rebirth.reports.history import render_history, series_figure
+
+    found = history(store)
+    stepping = next(series for series in found.series if "pixel-8" in series.devices)
+    figure = series_figure(stepping, 30)
+    p50 = next(trace for trace in figure["data"] if trace["name"] == "p50")
+    assert len(p50["x"]) == 30 and p50["customdata"][0][1] == stepping.points[30].number
+    assert [note["text"].split()[-1] for note in figure["layout"]["annotations"]] == ["c040000"]
+    assert len(series_figure(stepping, 15)["layout"]["annotations"]) == 0  # the step at run 40 is before the window
+    assert len(series_figure(stepping)["data"][2]["x"]) == 60
+    assert "60 runs (the latest 30 drawn: --page-runs)" in render_history(found, 30)
+    assert len(render_history(found, 30)) < len(render_history(found, None))

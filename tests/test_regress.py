@@ -336,9 +336,17 @@ def test_a_run_flagged_busy_decides_no_latency_check_and_says_which(flag):
 def test_runs_flagged_noisy_teach_nothing_of_the_run_to_run_noise():
     from rebirth.usecases.regress import MIN_HISTORY, _noise
 
+    from rebirth.contract.stored import StoredRun
+
+    def stored(profiles):
+        return [StoredRun.of("", number, profile, profile.device.name, None, "2026-01-01T00:00:00+00:00")
+                for number, profile in enumerate(profiles, 1)]
+
     key = ("fp", "model")
     quiet = [run(seed) for seed in range(MIN_HISTORY)]
-    assert _noise(key, run(99), {key: quiet}, None).source == "learned"
+    assert _noise(key, run(99), {key: stored(quiet)}, None).source == "learned"
     flagged = [busy(profile) for profile in quiet]
-    noise = _noise(key, run(99), {key: [*flagged, quiet[0]]}, None)
+    noise = _noise(key, run(99), {key: stored([*flagged, quiet[0]])}, None)
     assert (noise.source, noise.history) == ("assumed", 1)
+    # the run judged is not its own history
+    assert _noise(key, quiet[0], {key: stored(quiet)}, None).history == MIN_HISTORY - 1

@@ -103,6 +103,10 @@ def register(commands) -> None:
                        help="write the page here (one HTML file; it opens offline)")
     trend.add_argument("--summary", type=Path, default=None, metavar="PATH",
                        help="write Markdown here (the counts first, a row per device and model, a line per change)")
+    trend.add_argument("--page-runs", type=positive, default=250, metavar="N",
+                       help="runs of each series the page draws, the latest (default: 250; change points are found "
+                            "over every run)")
+    trend.add_argument("--every", action="store_true", help="the page draws every run")
     trend.set_defaults(handler=cmd_history)
 
     regress = commands.add_parser(
@@ -250,7 +254,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for line in history_lines(found):
         print(line)
     if args.output:
-        print(f"wrote {write_history(args.output, found)}")
+        print(f"wrote {write_history(args.output, found, None if args.every else args.page_runs)}")
     if args.summary:
         write_history_summary(args.summary, found)
     return 0
