@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy
-import scipy.stats
 
 Statistic = Callable[[numpy.ndarray], numpy.ndarray]
 """A latency statistic computed along the last axis (one value per row of resampled runs)."""
@@ -55,7 +54,12 @@ def percentile_statistic(q: float) -> Statistic:
 
 def trimmed_mean_statistic(proportion: float) -> Statistic:
     """The mean after cutting ``proportion`` of the samples from each end (as ``contract.stats.trimmed_mean``)."""
-    return functools.partial(scipy.stats.trim_mean, proportiontocut=proportion, axis=-1)
+    def trimmed(samples: numpy.ndarray) -> numpy.ndarray:
+        import scipy.stats  # half a second to import: only when this statistic is asked for
+
+        return scipy.stats.trim_mean(samples, proportiontocut=proportion, axis=-1)
+
+    return trimmed
 
 
 def ratio_test(before: Sequence[float], after: Sequence[float], statistic: Statistic, confidence: float,

@@ -37,6 +37,8 @@ SCHEMA_VERSION = 1
 SQLITE_FILE = "rebirth.sqlite"
 """The SQLite store's file inside a store folder."""
 BUSY_TIMEOUT_S = 120.0
+SCHEMA_LOCK = 0x7265_6269_7274_68
+"""PostgreSQL's advisory lock while the tables are made ("rebirth" in ASCII)."""
 
 Say = Callable[[str], None]
 
@@ -64,6 +66,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model_key, fingerprint, number);
 CREATE INDEX IF NOT EXISTS runs_by_device ON runs (device, number);
+CREATE INDEX IF NOT EXISTS runs_by_model_name ON runs (model, fingerprint, number);
 CREATE TABLE IF NOT EXISTS baselines (
     name TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -134,6 +137,8 @@ class DatabaseStore:
         self._errors = errors
         self._lock = threading.RLock()
         with self._failing("cannot open the store"), self._write():
+            if dialect is POSTGRES:  # CREATE TABLE IF NOT EXISTS races with another runner's on PostgreSQL
+                self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
             for statement in SCHEMA.format(real=dialect.real, blob=dialect.blob).split(";"):
                 if statement.strip():
                     self._connection.execute(statement)
@@ -433,15 +438,18 @@ class DatabaseStore:
     def baseline_names(self) -> list[str]:
         return [row[0] for row in self._query("SELECT DISTINCT name FROM baselines ORDER BY name")]
 
-    def baseline(self, name: str, say: Optional[Say] = None) -> dict[Key, Profile]:
-        """A baseline's Profiles by ``key_of``.
+    def baseline(self, name: str, say: Optional[Say] = None, device: Optional[str] = None,
+                 model: Optional[str] = None) -> dict[Key, Profile]:
+        """A baseline's Profiles by ``key_of`` (only ``device``'s and ``model``'s, if given, as ``runs`` filters).
 
         Raises:
             InputError: no such baseline.
         """
-        members = self._query("SELECT fingerprint, number FROM baselines WHERE name = ? ORDER BY fingerprint, number",
-                              (name,))
-        if not members:
+        where, parameters = _filters(device, model)
+        members = self._query(
+            "SELECT b.fingerprint, b.number FROM baselines b JOIN runs USING (fingerprint, number) WHERE b.name = ?"
+            + where.replace("WHERE", " AND") + " ORDER BY b.fingerprint, b.number", [name, *parameters])
+        if not members and not self._query("SELECT 1 FROM baselines WHERE name = ? LIMIT 1", (name,)):
             saved = self.baseline_names()
             hint = f"baselines: {', '.join(saved)}" if saved else "save one with rebirth baseline save NAME"
             raise InputError(f"no baseline {name!r} in {self.location}; {hint}")

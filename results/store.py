@@ -155,7 +155,8 @@ def save_baseline(store: StoreLike, name: str, runs: Optional[Iterable[StoredRun
         return opened.save_baseline(name, latest_runs(opened.runs() if runs is None else runs), force)
 
 
-def load_baseline(store: StoreLike, name_or_path: str | os.PathLike, say: Optional[Say] = None) -> dict[Key, Profile]:
+def load_baseline(store: StoreLike, name_or_path: str | os.PathLike, say: Optional[Say] = None,
+                  device: Optional[str] = None, model: Optional[str] = None) -> dict[Key, Profile]:
     """A baseline's Profiles by ``key_of``: a baseline's name in the store, or the folder of a file store's
     baseline (``rebirth-results/baselines/NAME``).
 
@@ -166,7 +167,7 @@ def load_baseline(store: StoreLike, name_or_path: str | os.PathLike, say: Option
     if folder.is_dir() and not (folder / SQLITE_FILE).exists():
         return {key_of(run.profile): run.profile for run in baseline_folder_runs(folder, say or _to_stderr)}
     with using(store, say) as opened:
-        return opened.baseline(str(name_or_path), say)
+        return opened.baseline(str(name_or_path), say, device, model)
 
 
 def baseline_members(store: StoreLike) -> dict[tuple[str, int], tuple[str, ...]]:
@@ -190,14 +191,15 @@ def load_result(path: Path) -> Profile:
     return StoredRun.load(path).profile if isinstance(data, dict) and "profile" in data else Profile.load(path)
 
 
-def baseline_profiles(store: StoreLike, name_or_path: str) -> dict[Key, Profile]:
+def baseline_profiles(store: StoreLike, name_or_path: str, device: Optional[str] = None,
+                      model: Optional[str] = None) -> dict[Key, Profile]:
     """The baseline's Profiles by ``key_of``: a saved baseline (its name, or a file store's baseline folder) or one
     JSON file."""
     path = Path(name_or_path)
     if path.is_file():
         profile = load_result(path)
         return {key_of(profile): profile}
-    return load_baseline(store, name_or_path)
+    return load_baseline(store, name_or_path, device=device, model=model)
 
 
 def runs_to_judge(runs: Iterable[StoredRun]) -> list[StoredRun]:
@@ -210,9 +212,11 @@ def runs_to_judge(runs: Iterable[StoredRun]) -> list[StoredRun]:
                   key=lambda run: (run.key, run.number))
 
 
-def results_to_judge(paths: Sequence[Path], store: StoreLike) -> list[tuple[Key, Profile]]:
+def results_to_judge(paths: Sequence[Path], store: StoreLike, device: Optional[str] = None,
+                     model: Optional[str] = None) -> list[tuple[Key, Profile]]:
     """The Profiles to judge with their ``key_of``: files, stores (the latest farm run of each key), or the
-    default store. One key may come with several Profiles: one per phone of that fingerprint.
+    default store (only ``device``'s and ``model``'s runs of a store, if given). One key may come with several
+    Profiles: one per phone of that fingerprint.
 
     Raises:
         InputError: a path that does not exist or is not a result.
@@ -220,11 +224,11 @@ def results_to_judge(paths: Sequence[Path], store: StoreLike) -> list[tuple[Key,
     profiles = []
     if not paths:
         with using(store) as opened:
-            profiles += [run.profile for run in runs_to_judge(opened.runs())]
+            profiles += [run.profile for run in runs_to_judge(opened.runs(device, model))]
     for path in map(Path, paths):
         if path.is_dir() or (path.suffix in SQLITE_SUFFIXES and path.is_file()):
             with using(path) as opened:
-                profiles += [run.profile for run in runs_to_judge(opened.runs())]
+                profiles += [run.profile for run in runs_to_judge(opened.runs(device, model))]
         elif path.is_file():
             profiles.append(load_result(path))
         else:

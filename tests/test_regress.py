@@ -334,9 +334,8 @@ def test_a_run_flagged_busy_decides_no_latency_check_and_says_which(flag):
 
 
 def test_runs_flagged_noisy_teach_nothing_of_the_run_to_run_noise():
-    from rebirth.usecases.regress import MIN_HISTORY, _noise
-
     from rebirth.contract.stored import StoredRun
+    from rebirth.usecases.regress import MIN_HISTORY, _noise
 
     def stored(profiles):
         return [StoredRun.of("", number, profile, profile.device.name, None, "2026-01-01T00:00:00+00:00")

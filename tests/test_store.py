@@ -305,3 +305,27 @@ def test_results_import_moves_a_file_store_into_another_store_and_keeps_both_num
     assert rebirth("results", "import", second, "--store", shared) == 0
     assert "imported into" in capsys.readouterr().out and len(store.list_runs(shared)) == 5
     assert rebirth("results", "import", tmp_path / "nothing", "--store", shared) == 2
+
+
+def test_regress_judges_one_model_of_the_store_when_asked(tmp_path, capsys):
+    """A farm's nightly farm runs each profile one model: its CI judges that model's runs, not every model's."""
+    def model_run(name, seed, model, factor=1.0):
+        profile = _device_run(name, seed, factor)
+        return dataclasses.replace(profile, model=dataclasses.replace(profile.model, source=model))
+
+    for name in ("p1", "p2"):
+        for seed in (11, 12, 13, 1):
+            for model in ("zoo:a", "zoo:b"):
+                store.save_run(model_run(name, seed, model), tmp_path)
+    assert rebirth("baseline", "save", "main", "--store", tmp_path) == 0
+    for name in ("p1", "p2"):
+        store.save_run(model_run(name, 2, "zoo:a"), tmp_path)
+    store.save_run(model_run("p1", 3, "zoo:b", factor=1.3), tmp_path)
+    capsys.readouterr()
+    assert rebirth("regress", "--baseline", "main", "--store", tmp_path, "--model", "zoo:a", "--junit",
+                   tmp_path / "a.xml") == 0
+    assert (tmp_path / "a.xml").read_text().count("<testsuite ") == 2  # p1 and p2, zoo:a only
+    assert rebirth("regress", "--baseline", "main", "--store", tmp_path, "--model", "zoo:b", "--device", "p1",
+                   "--fail", "p50:10%") == 1
+    assert rebirth("regress", "--ab", "a.pte", "b.pte", "--model", "zoo:a") == 2
+    assert "--model chooses stored results" in capsys.readouterr().err

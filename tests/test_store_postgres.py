@@ -1,6 +1,7 @@
 """A team's shared result store on a real PostgreSQL server (Debian's ``postgresql``), started for these tests in
 a temporary folder: the same store as SQLite's, reached with ``--store postgresql://...`` or $REBIRTH_RESULTS."""
 
+import contextlib
 import glob
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,41 +35,57 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A PostgreSQL server on 127.0.0.1, its data in a temporary folder, run as the ``postgres`` user when the
-    tests run as root (the server refuses root); yields a URL that makes a fresh database per call."""
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Callable[[], str]]:
+    """A PostgreSQL server on 127.0.0.1, its data in a temporary folder, run as the ``postgres`` user when run as
+    root (the server refuses root); yields a function that makes a fresh database and returns its URL.
+
+    Raises:
+        FileNotFoundError: no PostgreSQL server programs here.
+    """
+    import psycopg
+
     initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
-    psycopg = pytest.importorskip("psycopg") if not os.environ.get("CI") else __import__("psycopg")
     if not (initdb and pg_ctl):
-        reason = "no PostgreSQL server here: scripts/setup-host installs Debian's postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        raise FileNotFoundError("no PostgreSQL server here: scripts/setup-host installs Debian's postgresql")
     folder = Path(tempfile.mkdtemp(prefix="rebirth-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", _free_port()
-    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "rebirth", "--auth=trust", "-E", "UTF8"], check=True,
-                   capture_output=True)
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder}", "start"],
-                   check=True, capture_output=True)
-    made = iter(range(1000))
-
-    def database() -> str:
-        name = f"store{next(made)}"
-        with psycopg.connect(f"postgresql://rebirth@127.0.0.1:{port}/postgres", autocommit=True) as connection:
-            connection.execute(f"CREATE DATABASE {name}")
-        return f"postgresql://rebirth@127.0.0.1:{port}/{name}"
-
     try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "rebirth", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder}", "start"],
+                       check=True, capture_output=True)
+        made = iter(range(1000))
+
+        def database() -> str:
+            name = f"store{next(made)}"
+            with psycopg.connect(f"postgresql://rebirth@127.0.0.1:{port}/postgres", autocommit=True) as connection:
+                connection.execute(f"CREATE DATABASE {name}")
+            return f"postgresql://rebirth@127.0.0.1:{port}/{name}"
+
         yield database
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``postgres_server`` for these tests; skipped where there is none, except in CI."""
+    try:
+        if not os.environ.get("CI"):
+            pytest.importorskip("psycopg")
+        with postgres_server() as database:
+            yield database
+    except FileNotFoundError as missing:
+        if os.environ.get("CI"):
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
 
 
 def rebirth(*args) -> int:

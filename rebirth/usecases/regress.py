@@ -31,7 +31,8 @@ UNKNOWN_RUN_NOISE = 0.10
 
 
 def regress_stored(store: Optional[str], baseline: str, *, results: Sequence[Path] = (),
-                   checks: Iterable[str | Check] = (), run_noise: Optional[float] = None) -> list[Verdict]:
+                   checks: Iterable[str | Check] = (), run_noise: Optional[float] = None,
+                   device: Optional[str] = None, model: Optional[str] = None) -> list[Verdict]:
     """Every device and model of ``results`` (Profile files, stored runs or stores; by default the store's
     latest farm run) judged against ``baseline`` (a saved baseline's name, a file store's baseline folder, or a
     Profile file). A baseline device and model with no result is a failed run. The run-to-run noise of a device
@@ -39,17 +40,23 @@ def regress_stored(store: Optional[str], baseline: str, *, results: Sequence[Pat
     else assumed large (``UNKNOWN_RUN_NOISE``); each latency check says which. Runs flagged noisy
     (``Profile.noise``) are left out of what is learned, and a latency check of a flagged run is undecided
     (``judge_latency``). Only the judged runs' Profiles are read; the noise is learned from the runs' summaries.
+    ``device`` (a name or fingerprint) and ``model`` (a model key, or the model as named) judge only theirs.
 
     Raises:
         InputError: a bad check, baseline or result, or nothing to judge.
     """
-    from rebirth.results import baseline_profiles, open_store, results_to_judge
+    from rebirth.results import baseline_profiles, open_store, results_to_judge, runs_to_judge
 
     wanted = parse_checks(checks)
     with open_store(store) as opened:
-        reference = baseline_profiles(opened, baseline)
-        current = results_to_judge(results, opened)
-        history = _history(opened.runs()) if run_noise is None else {}
+        reference = {key: profile for key, profile in baseline_profiles(opened, baseline, device, model).items()
+                     if _wanted(key, profile, device, model)}
+        stored = opened.runs(device, model)
+        current = [(key, profile) for key, profile in (
+            results_to_judge(results, opened, device, model) if results
+            else [(run.key, run.profile) for run in runs_to_judge(stored)])
+            if _wanted(key, profile, device, model)]
+        history = _history(stored) if run_noise is None else {}
     verdicts = [judge(reference[key], profile, wanted, _noise(key, profile, history, run_noise))
                 if key in reference
                 else failed(profile.device.name, key[1], f"no baseline for this device and model in {baseline}")
@@ -60,6 +67,12 @@ def regress_stored(store: Optional[str], baseline: str, *, results: Sequence[Pat
     if not verdicts:
         raise InputError("nothing to judge: no results and an empty baseline")
     return verdicts
+
+
+def _wanted(key: Key, profile: Profile, device: Optional[str], model: Optional[str]) -> bool:
+    if device is not None and device not in (key[0], profile.device.name):
+        return False
+    return model is None or model in (key[1], key[1].rpartition("@")[0])
 
 
 def _history(runs: Iterable[StoredRun]) -> dict[Key, list[StoredRun]]:

@@ -133,6 +133,9 @@ def register(commands) -> None:
     regress.add_argument("--fail", action="append", default=[], metavar="CHECK",
                          help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "
                               "default: p50:5%%, peak_rss:5%%, non_tensor_share:+2pt)")
+    regress.add_argument("--device", default=None, help="stored mode: only this device name or fingerprint")
+    regress.add_argument("--model", default=None,
+                         help="stored mode: only this model (zoo:NAME, or NAME.pte@BACKEND), say the farm run's")
     regress.add_argument("--run-noise", type=float, default=None, metavar="PERCENT",
                          help="run-to-run noise of latency on these devices, for stored runs (default: learned from "
                               "the store's other runs of each device and model, at least 3; else 10)")
@@ -271,6 +274,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
                                        ("--stf", args.stf is not None)) if given]
     leasing = [flag for flag, given in (("--stf-select", args.stf_select is not None), ("--count", args.count != 1))
                if given]
+    if args.ab and (args.device or args.model):
+        raise InputError(f"{'--device' if args.device else '--model'} chooses stored results; --ab measures the two "
+                         "programs it is given")
     if (chosen or leasing) and not args.ab:
         raise InputError(f"{(chosen or leasing)[0]} chooses devices to measure on, with --ab; stored results were "
                          "measured already")
@@ -283,7 +289,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
         noise = None if args.run_noise is None else args.run_noise / 100
         verdicts = regress_stored(args.store, args.baseline, results=args.results, checks=args.fail,
-                                  run_noise=noise)
+                                  run_noise=noise, device=args.device, model=args.model)
     render_verdicts(verdicts)
     for path, write in ((args.junit, write_junit), (args.summary, write_summary)):
         if path:
