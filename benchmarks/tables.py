@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -537,11 +538,65 @@ def changes(data: Data) -> Section:
     return section
 
 
+def store(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    devices, models, commits = data["devices"], data["models"], data["commits"]
+    section = Section("The result store at a farm's scale", "python benchmarks/store_bench.py",
+                      f"{devices * models * commits:,} synthetic runs ({devices} devices x {models} models x {commits} "
+                      "commits; a 5% step planted in 10 series, a drift of 1% every 10 commits in 10 others, 1.5% "
+                      "run-to-run noise, one run in fifty flagged busy) in SQLite and in a PostgreSQL server on the "
+                      "same host, each command timed in a fresh process as a user runs it (median of 3; Python's "
+                      f"start-up alone: {seconds(statistics.median(data['startup_s']))}). `regress` exits 3 there, "
+                      "as it should: one stored run of each phone against one baseline run, with the step planted in "
+                      "ten of them and some baseline runs flagged busy, leaves checks undecided; the goal is its time. "
+                      "Each stored Profile (100 ops, 50 samples) is about 10 KB compressed.")
+    labels = {"results list": ("`results list`", "<= 1 s"),
+              "regress --baseline main --model zoo:model0 (one farm run of 50 phones)":
+                  (f"`regress --baseline` of one farm run of {devices} phones", "<= 2 s"),
+              "history --model zoo:model0 -o history.html (50 devices)":
+                  (f"`history -o` for one model on {devices} devices", "<= 5 s")}
+    for kind, measured in data["stores"].items():
+        for command, (label, goal) in labels.items():
+            value = measured["commands"][command]["median_s"]
+            section.goal(stamp, f"{kind}: {label} {goal}", seconds(value), below(value, goal))
+        page = measured["history_page_bytes"]
+        section.goal(stamp, f"{kind}: the history page <= 10 MB", mb(page), page <= 10e6)
+        one = measured["one_writer"]["median_ms"]
+        section.goal(stamp, f"{kind}: one run stored <= 20 ms (median)", ms(one), one <= 20)
+        writers = measured["concurrent_writers"]
+        section.goal(stamp, f"{kind}: {writers['writers']} processes x {writers['runs_each']} runs at once, none "
+                            "lost or duplicated", f"{writers['stored']} of {writers['expected']} stored, numbers "
+                            f"{'distinct' if writers['numbers_distinct_and_gapless'] else '**not** distinct'}",
+                     writers["stored"] == writers["expected"] and writers["numbers_distinct_and_gapless"])
+        found = measured["changes"]
+        section.goal(stamp, f"{kind}: planted steps found >= 95%", f"{found['steps_found']} of "
+                            f"{found['planted_steps']}", found["steps_found"] >= 0.95 * found["planted_steps"])
+        section.goal(stamp, f"{kind}: the drifts found", f"{found['drifts_found']} of {found['planted_drifts']} "
+                            f"({found['drifts_found_as_drift']} as a drift)",
+                     found["drifts_found"] >= 0.95 * found["planted_drifts"])
+        section.goal(stamp, f"{kind}: false change points <= 1 per 100 flat series",
+                     f"{found['flat_with_a_change']} of {found['flat_series']} series",
+                     found["flat_with_a_change"] <= found["flat_series"] / 100)
+    table = Table(("measure", *data["stores"]))
+    rows = [("runs stored", lambda m: f"{m['runs']:,} in {seconds(m['build_s'])} (one transaction)"),
+            ("`history --summary` of every series", lambda m: seconds(
+                m["commands"]["history --summary (every series)"]["seconds"][0])),
+            ("one run stored, p95", lambda m: ms(m["one_writer"]["p95_ms"])),
+            ("16 writers: wall time, per run median", lambda m: f"{seconds(m['concurrent_writers']['wall_s'])}, "
+                                                               f"{ms(m['concurrent_writers']['median_ms'])}")]
+    for label, cell in rows:
+        table.add(stamp, label, *(cell(measured) for measured in data["stores"].values()))
+    if "database_bytes" in data["stores"].get("sqlite", {}):
+        table.add(stamp, "database file", mib(data["stores"]["sqlite"]["database_bytes"]), "-")
+    section.tables.append(table)
+    return section
+
+
 SECTIONS: dict[str, Callable[[Data], Section]] = {
     "optimize.json": optimize, "repro.json": repro, "compress.json": compress, "optimize_hog.json": optimize_hog,
     "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "runner.json": runner,
     "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
-    "changes.json": changes,
+    "changes.json": changes, "store.json": store,
 }
 """Results file -> its section, in the page's order."""
 
