@@ -129,17 +129,27 @@ class DatabaseStore:
     """The store in one database; open it with ``rebirth.results.open_store``. Safe to share between threads."""
 
     def __init__(self, location: str, connect: Callable[[], tuple[Any, Callable[[], None]]], dialect: Dialect,
-                 errors: tuple[type[BaseException], ...]):
+                 errors: tuple[type[BaseException], ...], exists: Callable[[], bool] = lambda: True):
         self.location = location
         self.dialect = dialect
         self._connect = connect
-        self._connection, self._release = connect()
+        self._exists = exists
         self._errors = errors
         self._lock = threading.RLock()
+        self._connection: Any = None
+        self._release: Callable[[], None] = _nothing
+        self._closed = False
+        self._made = exists()
+        if self._made:
+            self._connection, self._release = connect()
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """Make the tables if they are missing, and check the store is one this rebirth reads."""
         with self._failing("cannot open the store"), self._write():
-            if dialect is POSTGRES:  # CREATE TABLE IF NOT EXISTS races with another runner's on PostgreSQL
+            if self.dialect is POSTGRES:  # CREATE TABLE IF NOT EXISTS races with another runner's on PostgreSQL
                 self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-            for statement in SCHEMA.format(real=dialect.real, blob=dialect.blob).split(";"):
+            for statement in SCHEMA.format(real=self.dialect.real, blob=self.dialect.blob).split(";"):
                 if statement.strip():
                     self._connection.execute(statement)
             self._connection.execute(self.dialect.sql(
@@ -147,7 +157,7 @@ class DatabaseStore:
                 ("schema", str(SCHEMA_VERSION)))
         schema = self.meta("schema")
         if schema != str(SCHEMA_VERSION):
-            raise InputError(f"{location}: a store of schema {schema}, newer than this rebirth reads "
+            raise InputError(f"{self.location}: a store of schema {schema}, newer than this rebirth reads "
                              f"({SCHEMA_VERSION}): upgrade rebirth")
 
     def __repr__(self) -> str:
@@ -159,23 +169,37 @@ class DatabaseStore:
     def close(self) -> None:
         """Close the connection; a run's Profile asked for later is still read (through a connection of its own)."""
         with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._release()
-                self._connection = None
+            self._closed = True
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._release()
+            self._connection = None
 
     @contextmanager
-    def _open(self) -> Iterator[None]:
-        """The connection, made again for the while if the store was closed."""
+    def _open(self, write: bool = False) -> Iterator[None]:
+        """The connection: made again for the while if the store was closed, and made with the store itself on its
+        first write (until then, a store that does not exist reads as empty, and nothing is written to disk)."""
         with self._lock:
             if self._connection is not None:
                 yield
                 return
+            if not self._made and not self._exists() and not write:
+                yield  # no connection: the queries find nothing
+                return
             self._connection, self._release = self._connect()
+            if not self._made:
+                self._made = True
+                self._prepare()
+            if not self._closed:
+                yield  # open from now on, as an open store is
+                return
             try:
                 yield
             finally:
-                self.close()
+                self._disconnect()
 
     def __enter__(self) -> DatabaseStore:
         return self
@@ -199,7 +223,7 @@ class DatabaseStore:
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction, serialised with every other writer of the store."""
-        with self._open():
+        with self._open(write=True):
             if self.dialect is SQLITE:
                 self._connection.execute("BEGIN IMMEDIATE")
                 try:
@@ -214,6 +238,8 @@ class DatabaseStore:
 
     def _query(self, text: str, parameters: Sequence[Any] = ()) -> list[tuple]:
         with self._open(), self._failing("cannot read the store"):
+            if self._connection is None:
+                return []
             return list(self._connection.execute(self.dialect.sql(text), tuple(parameters)).fetchall())
 
     def _execute(self, text: str, parameters: Sequence[Any] = ()) -> None:
@@ -292,7 +318,8 @@ class DatabaseStore:
         return frame
 
     def count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM runs")[0][0])
+        rows = self._query("SELECT COUNT(*) FROM runs")
+        return int(rows[0][0]) if rows else 0
 
     def _summaries(self, rows: Iterable[tuple], say: Optional[Say]) -> list[StoredRun]:
         runs = []
@@ -507,6 +534,10 @@ def _filters(device: Optional[str], model: Optional[str]) -> tuple[str, list[Any
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), parameters
 
 
+def _nothing() -> None:
+    pass
+
+
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
@@ -557,7 +588,7 @@ def open_sqlite(path: Path) -> DatabaseStore:
                              f"{location} says what can be read")
         return connection, lock.handle.close
 
-    return DatabaseStore(location, connect, SQLITE, (sqlite3.Error,))
+    return DatabaseStore(location, connect, SQLITE, (sqlite3.Error,), path.exists)
 
 
 @dataclass

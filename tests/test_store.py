@@ -329,3 +329,20 @@ def test_regress_judges_one_model_of_the_store_when_asked(tmp_path, capsys):
                    "--fail", "p50:10%") == 1
     assert rebirth("regress", "--ab", "a.pte", "b.pte", "--model", "zoo:a") == 2
     assert "--model chooses stored results" in capsys.readouterr().err
+
+
+def test_reading_a_store_that_does_not_exist_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert rebirth("results", "list") == 0
+    assert capsys.readouterr().out == f"no stored runs in {Path('rebirth-results') / 'rebirth.sqlite'}\n"
+    assert rebirth("history", "--store", tmp_path / "nowhere") == 2
+    assert "no stored runs in" in capsys.readouterr().err
+    assert rebirth("regress", "--baseline", "main") == 2
+    assert "no baseline 'main'" in capsys.readouterr().err
+    assert rebirth("results", "check", "--store", tmp_path / "nowhere") == 0
+    assert list(tmp_path.iterdir()) == []
+    with store.open_store(tmp_path / "later") as opened:  # made by its first write
+        assert opened.runs() == [] and not (tmp_path / "later").exists()
+        opened.save_run(synthetic_profile(ops=10, samples=5))
+        assert [run.number for run in opened.runs()] == [1]
+    assert [run.number for run in store.list_runs(tmp_path / "later")] == [1]

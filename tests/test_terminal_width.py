@@ -320,16 +320,16 @@ def test_regression_verdicts_fit_80_columns_one_table_per_device_and_model():
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_farm_summary_keeps_its_paths_whole(main_job, width, tmp_path):
     profile = main_job[0]
-    store = tmp_path / ".rebirth-store" / "AMD_EPYC-Linux_6.18.44_fc_v1300_x86_64_with_glibc2.36-bb8ce7ae"
-    runs = [SimpleNamespace(device="local", error=None, result=SimpleNamespace(
-                profile=profile, path=store / "runs" / "0001.json")),
+    where = (f"{tmp_path / '.rebirth-store' / 'rebirth.sqlite'}"
+             "#AMD_EPYC-Linux_6.18.44_fc_v1300_x86_64_with_glibc2.36-bb8ce7ae/0001")
+    runs = [SimpleNamespace(device="local", error=None, result=SimpleNamespace(profile=profile, where=where)),
             SimpleNamespace(device="pixel-8-lab-2", error="unreachable: adb: device 192.0.2.7:5555 not found",
                             result=None)]
     text = render(width, lambda console: render_farm_summary(runs, console))
     table = read_tables(text)["farm run"]
     assert table.column("p50") == [ms(profile.latency.p50), "-"]
     assert table.column("peak RSS") == [mib(profile.memory.peak_rss_bytes), "-"]
-    assert str(runs[0].result.path) in "".join(text.splitlines())  # folded onto lines, never cut
+    assert where in "".join(text.splitlines())  # folded onto lines, never cut
 
 
 @pytest.mark.parametrize("width", WIDTHS)
