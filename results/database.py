@@ -252,10 +252,8 @@ class DatabaseStore:
     # -- runs -------------------------------------------------------------------------------------------------
 
     def save_run(self, profile: Profile, commit: Optional[str] = None, batch: Optional[str] = None,
-                 time_run: Optional[str] = None, branch: Optional[str] = None, device: Optional[str] = None,
-                 number: Optional[int] = None) -> StoredRun:
-        """Store ``profile`` as the next numbered run of its device fingerprint (or as ``number``, which must be
-        free: the import of a file store keeps its numbers).
+                 time_run: Optional[str] = None, branch: Optional[str] = None) -> StoredRun:
+        """Store ``profile`` as the next numbered run of its device fingerprint.
 
         Raises:
             InputError: the store cannot be written (a full disk, a store that is not a database).
@@ -265,10 +263,9 @@ class DatabaseStore:
         with self._failing("cannot store the run"), self._write():
             if self.dialect is POSTGRES:
                 self._execute("SELECT pg_advisory_xact_lock(hashtext(?))", (fingerprint,))
-            if number is None:
-                number = self._next_number(fingerprint)
-            run = StoredRun.of(self._where(fingerprint, number), number, profile,
-                               device or profile.device.name, commit, time_run or now(), batch, branch)
+            number = self._next_number(fingerprint)
+            run = StoredRun.of(self._where(fingerprint, number), number, profile, profile.device.name, commit,
+                               time_run or now(), batch, branch)
             self._insert(run, blob)
         return run
 
@@ -285,11 +282,6 @@ class DatabaseStore:
             (run.fingerprint, run.number, run.model_key, run.device, run.commit, run.time, run.batch, run.branch,
              run.model_sha256, summary.p50_ms, summary.p50_low_ms, summary.p50_high_ms, summary.peak_rss_bytes,
              summary.energy_mj, json.dumps(list(summary.noise)), run.model_key.rpartition("@")[0], blob))
-
-    def has_run(self, fingerprint: str, number: int) -> bool:
-        return bool(self._query("SELECT 1 FROM runs WHERE fingerprint = ? AND number = ? UNION ALL "
-                                "SELECT 1 FROM set_aside WHERE fingerprint = ? AND number = ?",
-                                (fingerprint, number, fingerprint, number)))
 
     def runs(self, device: Optional[str] = None, model: Optional[str] = None, say: Optional[Say] = None,
              last: Optional[int] = None) -> list[StoredRun]:

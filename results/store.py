@@ -48,8 +48,9 @@ def is_url(location: str) -> bool:
 
 
 def open_store(location: StoreLike = None, say: Optional[Say] = None) -> DatabaseStore:
-    """The store at ``location`` (see the module's doc), made if missing; a file store in a store folder is
-    imported on first use. Close it when done (it is a context manager).
+    """The store at ``location`` (see the module's doc): one that does not exist reads as empty and is made by its
+    first write; a file store in a store folder is imported on first use. Close it when done (it is a context
+    manager).
 
     Raises:
         InputError: it cannot be opened, reached or read.
