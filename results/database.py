@@ -499,10 +499,9 @@ class DatabaseStore:
             if self.dialect is SQLITE:
                 problems += [row[0] for row in self._query("PRAGMA integrity_check") if row[0] != "ok"]
             before = len(self.set_aside_runs())
-            self._summaries(self._query(f"SELECT {SUMMARY} FROM runs ORDER BY fingerprint, number"), say)
-            for fingerprint, number in self._query("SELECT fingerprint, number FROM runs ORDER BY fingerprint, number"):
+            for run in self._summaries(self._query(f"SELECT {SUMMARY} FROM runs ORDER BY fingerprint, number"), say):
                 try:
-                    self.profile_of(fingerprint, int(number))
+                    self.profile_of(run.fingerprint, run.number)
                 except InputError as error:
                     if "cannot read the store" in str(error):
                         raise

@@ -40,12 +40,15 @@ class FileStore:
     runs: list[StoredRun] = field(default_factory=list)
     baselines: dict[str, list[tuple[str, int, Path]]] = field(default_factory=dict)
     """Each baseline's runs: (fingerprint, number, its copy)."""
-    damaged: list[str] = field(default_factory=list)
-    """Run files that could not be read now (set aside as they are read)."""
-    set_aside_before: int = 0
-    """Run files an earlier rebirth had set aside already."""
-    aside: list[tuple[str, int, str]] = field(default_factory=list)
-    """(fingerprint, number, why) of every run file set aside, now or before: their numbers stay taken."""
+    damaged: list[tuple[str, int, str]] = field(default_factory=list)
+    """(fingerprint, number, why) of each run file that could not be read now (set aside as it was read)."""
+    before: list[tuple[str, int, str]] = field(default_factory=list)
+    """(fingerprint, number, why) of each run file an earlier rebirth had set aside already."""
+
+    @property
+    def aside(self) -> list[tuple[str, int, str]]:
+        """Every run file set aside, now or before: their numbers stay taken."""
+        return self.damaged + self.before
 
 
 def read_file_store(folder: Path, say: Callable[[str], None]) -> FileStore:
@@ -58,11 +61,9 @@ def read_file_store(folder: Path, say: Callable[[str], None]) -> FileStore:
             if run is not None:
                 found.runs.append(run)
             else:
-                found.damaged.append(str(path))
-                found.aside.append((path.parent.parent.name, int(path.stem), f"{path}: not a stored run, at import"))
+                found.damaged.append((path.parent.parent.name, int(path.stem), f"{path}: not a stored run, at import"))
         elif match := SET_ASIDE.match(path.name):
-            found.set_aside_before += 1
-            found.aside.append((path.parent.parent.name, int(match.group(1)), f"{path}: set aside before the import"))
+            found.before.append((path.parent.parent.name, int(match.group(1)), f"{path}: set aside before the import"))
     for path in sorted(folder.glob(f"{BASELINES}/[!.]*/*/*.json")):
         match = RUN_FILE.match(path.name)
         if match:

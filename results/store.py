@@ -267,7 +267,7 @@ def import_file_store(folder: Path, store: DatabaseStore, say: Optional[Say] = N
     if counts is None:
         return None  # another process imported it meanwhile
     imported, already, renumbered, baselines, taken = counts
-    total = len(found.runs) + len(found.damaged) + found.set_aside_before
+    total = len(found.runs) + len(found.aside)
     parts = [f"{imported} run{'s' if imported != 1 else ''}"]
     if renumbered:
         parts.append(f"{renumbered} of them under a new number (theirs was taken)")
@@ -275,8 +275,8 @@ def import_file_store(folder: Path, store: DatabaseStore, say: Optional[Say] = N
         parts.append(f"{already} in it already")
     if found.damaged:
         parts.append(f"{len(found.damaged)} set aside as damaged (named above)")
-    if found.set_aside_before:
-        parts.append(f"{found.set_aside_before} set aside before")
+    if found.before:
+        parts.append(f"{len(found.before)} set aside before")
     line = (f"imported the file store in {folder} into {store.location}: {total} run file{'s' if total != 1 else ''}: "
             f"{'; '.join(parts)}; {len(baselines)} baseline{'s' if len(baselines) != 1 else ''}"
             + (f" ({', '.join(taken)} named already in the store: kept the store's)" if taken else "")
