@@ -70,6 +70,17 @@ def synthetic_profile(ops: int = 500, seed: int = 0, speedup: float = 1.0, drop:
     )
 
 
+def device_run(name: str, seed: int, factor: float = 1.0) -> Profile:
+    """A stored-run-like Profile of device ``name`` (its own product model, so its own fingerprint) running
+    zoo:googlenet; its 40 latency samples drawn around the profile's p50 with 3% noise and ``seed``, times
+    ``factor``."""
+    profile = synthetic_profile(ops=60, samples=40, device=name, source="zoo:googlenet")
+    profile = dataclasses.replace(profile, device=dataclasses.replace(profile.device, product_model=f"Phone {name}"))
+    draw = random.Random(seed)
+    raw = [factor * draw.gauss(profile.latency.p50, 0.03 * profile.latency.p50) for _ in range(40)]
+    return dataclasses.replace(profile, latency=Latency.from_samples(raw))
+
+
 def slimmed_pair(ops: int = 500, speedup: float = 1.25, samples: int = 60) -> tuple[Profile, Profile, SlimRecord]:
     """A before profile, its slimmed after profile (LRNs removed, the rest faster) and the slim.json."""
     names = layer_names(ops // OPS_PER_LAYER)

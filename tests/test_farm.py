@@ -24,7 +24,7 @@ from rebirth.devices.registry import open_device
 from rebirth.profiler import ProfileOptions
 from rebirth.results import store
 from rebirth.usecases.farm import FarmSession, Targets, farm_run
-from tests.synthetic import synthetic_profile
+from tests.synthetic import device_run, synthetic_profile
 
 
 def rebirth(*argv) -> int:
@@ -294,32 +294,19 @@ def test_concurrent_quiet_blocks_leave_the_process_streams_as_they_were():
     assert seen.getvalue() == "heard\n"
 
 
-def _device_run(name: str, seed: int, factor: float = 1.0):
-    """A stored-run-like Profile of device ``name``; its latency samples redrawn with ``seed``, times ``factor``."""
-    import random
-
-    from rebirth.contract.profile import Latency
-
-    profile = synthetic_profile(ops=60, samples=40, device=name, source="zoo:googlenet")
-    profile = dataclasses.replace(profile, device=dataclasses.replace(profile.device, product_model=f"Phone {name}"))
-    draw = random.Random(seed)
-    raw = [factor * draw.gauss(profile.latency.p50, 0.03 * profile.latency.p50) for _ in range(40)]
-    return dataclasses.replace(profile, latency=Latency.from_samples(raw))
-
-
 def test_regress_catches_a_slowdown_passes_an_unchanged_run_and_reports_a_missing_device(tmp_path, capsys):
     import xml.etree.ElementTree as ElementTree
 
     baseline_store, today = tmp_path / "baseline-store", tmp_path / "today"
     for name in ("p1", "p2", "p3"):
         for seed in (11, 12, 13, 1):  # earlier runs: the store learns each phone's run-to-run noise from them
-            store.save_run(_device_run(name, seed=seed), baseline_store)
+            store.save_run(device_run(name, seed=seed), baseline_store)
     assert rebirth("baseline", "save", "main", "--store", baseline_store) == 0
     for name in ("p1", "p2", "p3"):
-        store.save_run(_device_run(name, seed=2), today)  # another day, the same speed
+        store.save_run(device_run(name, seed=2), today)  # another day, the same speed
     assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--junit",
                    tmp_path / "ok.xml") == 0
-    store.save_run(_device_run("p2", seed=3, factor=1.10), today)  # a commit made p2 10% slower
+    store.save_run(device_run("p2", seed=3, factor=1.10), today)  # a commit made p2 10% slower
     capsys.readouterr()
     assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--fail", "p50:5%",
                    "--junit", tmp_path / "slow.xml", "--summary", tmp_path / "summary.md") == 1
@@ -335,7 +322,7 @@ def test_regress_catches_a_slowdown_passes_an_unchanged_run_and_reports_a_missin
     # p3's phone was unreachable today: only p1 and p2 were stored.
     partial = tmp_path / "partial"
     for name in ("p1", "p2"):
-        store.save_run(_device_run(name, seed=4), partial)
+        store.save_run(device_run(name, seed=4), partial)
     assert rebirth("regress", "--baseline", "main", "--store", baseline_store, partial, "--junit",
                    tmp_path / "partial.xml") == 3
     errors = [(suite.get("name"), case.find("error").get("message"))
@@ -355,7 +342,7 @@ def test_regress_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, messag
             rebirth("regress", *args)
         assert exit_info.value.code == 2
         return
-    store.save_run(_device_run("p1", seed=1), tmp_path / "s")
+    store.save_run(device_run("p1", seed=1), tmp_path / "s")
     rebirth("baseline", "save", "main", "--store", tmp_path / "s")
     capsys.readouterr()
     argv = ["regress", "--baseline", "main", "--store", tmp_path / "s", *args]
@@ -401,9 +388,9 @@ def test_regress_on_stored_runs_flagged_busy_never_calls_a_38_percent_change(tmp
 
     baseline_store, today = tmp_path / "baseline-store", tmp_path / "today"
     for seed in (11, 12, 13, 1):
-        store.save_run(flagged(_device_run("p1", seed=seed)), baseline_store)
+        store.save_run(flagged(device_run("p1", seed=seed)), baseline_store)
     assert rebirth("baseline", "save", "main", "--store", baseline_store) == 0
-    store.save_run(flagged(_device_run("p1", seed=3, factor=0.62)), today)
+    store.save_run(flagged(device_run("p1", seed=3, factor=0.62)), today)
     capsys.readouterr()
     assert rebirth("regress", "--baseline", "main", "--store", baseline_store, today, "--fail", "p50:5%") == 3
     out = " ".join(capsys.readouterr().out.split())

@@ -15,27 +15,17 @@ import pytest
 
 from rebirth import cli
 from rebirth.contract.errors import InputError
-from rebirth.contract.profile import Latency, Profile
+from rebirth.contract.profile import Profile
 from rebirth.contract.stored import StoredRun, device_fingerprint, key_of
 from rebirth.results import store
 from rebirth.results.database import DatabaseStore
-from tests.synthetic import synthetic_profile
+from tests.synthetic import device_run, synthetic_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def rebirth(*args) -> int:
     return cli.main([str(arg) for arg in args])
-
-
-def _device_run(name: str, seed: int, factor: float = 1.0) -> Profile:
-    import random
-
-    profile = synthetic_profile(ops=60, samples=40, device=name, source="zoo:googlenet")
-    profile = dataclasses.replace(profile, device=dataclasses.replace(profile.device, product_model=f"Phone {name}"))
-    draw = random.Random(seed)
-    raw = [factor * draw.gauss(profile.latency.p50, 0.03 * profile.latency.p50) for _ in range(40)]
-    return dataclasses.replace(profile, latency=Latency.from_samples(raw))
 
 
 # -- writing and reading ---------------------------------------------------------------------------------------
@@ -54,7 +44,7 @@ def test_parallel_threads_get_distinct_numbers_and_whole_runs(tmp_path):
 WRITER = """
 import sys
 from rebirth.results import open_store
-from tests.synthetic import synthetic_profile
+from tests.synthetic import device_run, synthetic_profile
 
 with open_store(sys.argv[1]) as store:
     for index in range(int(sys.argv[2])):
@@ -73,7 +63,7 @@ def test_parallel_processes_get_distinct_numbers(tmp_path):
 
 
 def test_a_run_keeps_its_summary_beside_its_compressed_profile(tmp_path):
-    profile = _device_run("p1", seed=1)
+    profile = device_run("p1", seed=1)
     run = store.save_run(profile, tmp_path, "abc", batch="b1", branch="main")
     assert run.where == f"{tmp_path / 'rebirth.sqlite'}#{device_fingerprint(profile.device)}/0001"
     [read] = store.list_runs(tmp_path)
@@ -179,7 +169,7 @@ def test_a_frame_of_every_run(tmp_path):
     import rebirth as api
 
     for seed in (1, 2, 3):
-        store.save_run(_device_run("p1", seed=seed), tmp_path, f"c{seed}")
+        store.save_run(device_run("p1", seed=seed), tmp_path, f"c{seed}")
     with api.store(tmp_path) as opened:
         frame = opened.frame()
     assert list(frame["number"]) == [1, 2, 3] and list(frame["commit"]) == ["c1", "c2", "c3"]
@@ -202,7 +192,7 @@ def test_a_damaged_run_is_named_once_set_aside_and_the_rest_of_the_store_stays_u
     """Issue 25: one run cut short made `results list` and `regress` exit 2 for every device."""
     for name in ("p1", "p2"):
         for seed in (11, 12, 13, 1):
-            store.save_run(_device_run(name, seed=seed), tmp_path)
+            store.save_run(device_run(name, seed=seed), tmp_path)
     assert rebirth("baseline", "save", "main", "--store", tmp_path) == 0
     fingerprint = store.list_runs(tmp_path, device="p1")[0].fingerprint
     with sqlite3.connect(tmp_path / "rebirth.sqlite") as connection:
@@ -221,7 +211,7 @@ def test_a_damaged_run_is_named_once_set_aside_and_the_rest_of_the_store_stays_u
     assert len(lines) == 1 and f"{fingerprint}/0002" in lines[0] and "cannot be read" in lines[0], err
     assert "set aside" in lines[0] and "Traceback" not in err
     assert [run.number for run in store.list_runs(tmp_path, device="p1")] == [1, 3, 4]
-    assert store.save_run(_device_run("p1", seed=2), tmp_path).number == 5  # the set-aside number stays taken
+    assert store.save_run(device_run("p1", seed=2), tmp_path).number == 5  # the set-aside number stays taken
     assert rebirth("regress", "--baseline", "main", "--store", tmp_path, "--fail", "p50:25%") == 0
     assert "cannot be read" not in capsys.readouterr().err  # named once: set aside, it is not read again
     assert rebirth("results", "check", "--store", tmp_path) == 0
@@ -232,7 +222,7 @@ def test_a_damaged_run_is_named_once_set_aside_and_the_rest_of_the_store_stays_u
 
 def test_a_damaged_database_file_is_one_line_and_the_check_says_so(tmp_path, capsys):
     for seed in range(30):
-        store.save_run(_device_run("p1", seed=seed), tmp_path)
+        store.save_run(device_run("p1", seed=seed), tmp_path)
     database = tmp_path / "rebirth.sqlite"
     data = bytearray(database.read_bytes())
     page = 4096
@@ -266,8 +256,8 @@ def _file_store(root: Path, runs: dict[str, list[Profile]]) -> list[Path]:
 
 def test_a_file_store_is_imported_on_first_use_with_every_run_file_accounted_for(tmp_path, capsys):
     root = tmp_path / "rebirth-results"
-    paths = _file_store(root, {"p1": [_device_run("p1", seed=seed) for seed in range(5)],
-                               "p2": [_device_run("p2", seed=seed) for seed in range(3)]})
+    paths = _file_store(root, {"p1": [device_run("p1", seed=seed) for seed in range(5)],
+                               "p2": [device_run("p2", seed=seed) for seed in range(3)]})
     p1 = paths[0].parent
     baseline = root / "baselines" / "main" / p1.parent.name
     baseline.mkdir(parents=True)
@@ -285,16 +275,16 @@ def test_a_file_store_is_imported_on_first_use_with_every_run_file_accounted_for
                        "as they were, and rebirth reads the database from now on")
     assert [line.split()[1] for line in out.splitlines()[1:]] == ["0001", "0003", "0004", "0001", "0002", "0003"]
     assert (p1 / "0002.json.damaged").is_file() and (p1 / "0001.json").is_file()  # the files stay
-    assert set(store.load_baseline(root, "main")) == {key_of(_device_run("p1", seed=3))}
+    assert set(store.load_baseline(root, "main")) == {key_of(device_run("p1", seed=3))}
     assert rebirth("results", "list", "--store", root) == 0
     assert capsys.readouterr().err == ""  # imported once
-    assert store.save_run(_device_run("p1", seed=9), root).number == 6  # after every number the file store took
+    assert store.save_run(device_run("p1", seed=9), root).number == 6  # after every number the file store took
 
 
 def test_results_import_moves_a_file_store_into_another_store_and_keeps_both_numberings(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
-    _file_store(first, {"p1": [_device_run("p1", seed=seed) for seed in range(3)]})
-    _file_store(second, {"p1": [_device_run("p1", seed=seed) for seed in range(10, 12)]})
+    _file_store(first, {"p1": [device_run("p1", seed=seed) for seed in range(3)]})
+    _file_store(second, {"p1": [device_run("p1", seed=seed) for seed in range(10, 12)]})
     shared = tmp_path / "team.sqlite"
     assert rebirth("results", "import", first, "--store", shared) == 0
     assert capsys.readouterr().out.startswith(f"imported the file store in {first} into {shared}: 3 run files: 3 runs")
@@ -310,7 +300,7 @@ def test_results_import_moves_a_file_store_into_another_store_and_keeps_both_num
 def test_regress_judges_one_model_of_the_store_when_asked(tmp_path, capsys):
     """A farm's nightly farm runs each profile one model: its CI judges that model's runs, not every model's."""
     def model_run(name, seed, model, factor=1.0):
-        profile = _device_run(name, seed, factor)
+        profile = device_run(name, seed, factor)
         return dataclasses.replace(profile, model=dataclasses.replace(profile.model, source=model))
 
     for name in ("p1", "p2"):

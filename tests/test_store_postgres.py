@@ -17,8 +17,8 @@ import pytest
 
 from rebirth import cli
 from rebirth.results import list_runs, open_store, save_run
-from tests.synthetic import synthetic_profile
-from tests.test_store import _device_run, _file_store
+from tests.synthetic import device_run, synthetic_profile
+from tests.test_store import WRITER, _file_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,11 +97,11 @@ def test_a_team_store_on_postgresql_stores_lists_baselines_regresses_and_draws_t
     url = server()
     for name in ("p1", "p2"):
         for seed in (11, 12, 13, 1):
-            save_run(_device_run(name, seed=seed), url, commit=f"c{seed}")
+            save_run(device_run(name, seed=seed), url, commit=f"c{seed}")
     assert rebirth("baseline", "save", "main", "--store", url) == 0
     assert capsys.readouterr().out == f"baseline main: 2 results in {url}\n"
-    save_run(_device_run("p1", seed=2), url, batch="today")
-    save_run(_device_run("p2", seed=3, factor=1.25), url, batch="today")
+    save_run(device_run("p1", seed=2), url, batch="today")
+    save_run(device_run("p2", seed=3, factor=1.25), url, batch="today")
     monkeypatch.setenv("REBIRTH_RESULTS", url)  # the environment points every command at the team's store
     assert rebirth("results", "list") == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
@@ -118,17 +118,6 @@ def test_a_team_store_on_postgresql_stores_lists_baselines_regresses_and_draws_t
         assert store.check() == []
 
 
-WRITER = """
-import sys
-from rebirth.results import open_store
-from tests.synthetic import synthetic_profile
-
-with open_store(sys.argv[1]) as store:
-    for index in range(int(sys.argv[2])):
-        store.save_run(synthetic_profile(ops=20, samples=5, seed=index), sys.argv[3])
-"""
-
-
 def test_runners_writing_at_once_get_distinct_numbers(server):
     url = server()
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, "25", f"runner{index}"], cwd=ROOT,
@@ -143,7 +132,7 @@ def test_runners_writing_at_once_get_distinct_numbers(server):
 def test_a_file_store_is_imported_into_the_team_store(server, tmp_path, capsys):
     url = server()
     folder = tmp_path / "rebirth-results"
-    _file_store(folder, {"p1": [_device_run("p1", seed=seed) for seed in range(3)]})
+    _file_store(folder, {"p1": [device_run("p1", seed=seed) for seed in range(3)]})
     assert rebirth("results", "import", folder, "--store", url) == 0
     assert capsys.readouterr().out.startswith(f"imported the file store in {folder} into {url}: 3 run files: 3 runs")
     assert [run.number for run in list_runs(url)] == [1, 2, 3]
