@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS set_aside (
 );
 """
 
+BASELINE_NAMED = "SELECT 1 FROM baselines WHERE name = ? LIMIT 1"
+
 SUMMARY = ("fingerprint, number, model_key, device, commit_sha, time, batch, branch, model_sha256, p50_ms, "
            "p50_low_ms, p50_high_ms, peak_rss_bytes, energy_mj, noise")
 
@@ -417,8 +419,7 @@ class DatabaseStore:
                               "ON CONFLICT (fingerprint, number) DO NOTHING",
                               (fingerprint, number, reason, saved, fingerprint, number))
             for name, members in sorted(baselines.items()):
-                if self._connection.execute(self.dialect.sql("SELECT 1 FROM baselines WHERE name = ? LIMIT 1"),
-                                            (name,)).fetchall():
+                if self._baseline_exists(name):
                     taken.append(name)
                     continue
                 for fingerprint, number, _ in members:
@@ -443,9 +444,7 @@ class DatabaseStore:
             raise InputError(f"{self.location}: no stored runs to make baseline {name!r} of "
                              "(rebirth farm run stores them)")
         with self._failing("cannot write the baseline"), self._write():
-            exists = self._connection.execute(self.dialect.sql("SELECT 1 FROM baselines WHERE name = ? LIMIT 1"),
-                                              (name,)).fetchall()
-            if exists and not force:
+            if self._baseline_exists(name) and not force:
                 raise InputError(f"{self.location}: baseline {name!r} exists; pass --force to replace it")
             self._execute("DELETE FROM baselines WHERE name = ?", (name,))
             saved = now()
@@ -453,6 +452,10 @@ class DatabaseStore:
                 self._execute("INSERT INTO baselines (name, fingerprint, number, saved) VALUES (?, ?, ?, ?)",
                               (name, run.fingerprint, run.number, saved))
         return len(runs)
+
+    def _baseline_exists(self, name: str) -> bool:
+        """Whether a baseline is named ``name``, inside the write transaction that is open."""
+        return bool(self._connection.execute(self.dialect.sql(BASELINE_NAMED), (name,)).fetchall())
 
     def baseline_names(self) -> list[str]:
         return [row[0] for row in self._query("SELECT DISTINCT name FROM baselines ORDER BY name")]
@@ -468,7 +471,7 @@ class DatabaseStore:
         members = self._query(
             "SELECT b.fingerprint, b.number FROM baselines b JOIN runs USING (fingerprint, number) WHERE b.name = ?"
             + where.replace("WHERE", " AND") + " ORDER BY b.fingerprint, b.number", [name, *parameters])
-        if not members and not self._query("SELECT 1 FROM baselines WHERE name = ? LIMIT 1", (name,)):
+        if not members and not self._query(BASELINE_NAMED, (name,)):
             saved = self.baseline_names()
             hint = f"baselines: {', '.join(saved)}" if saved else "save one with rebirth baseline save NAME"
             raise InputError(f"no baseline {name!r} in {self.location}; {hint}")
