@@ -167,3 +167,24 @@ class CheckItem:
     name: str
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of a device while the runner ran: what a timeline's counter tracks and the energy per
+    inference are made of. Every field but the time may be None: a phone hides what it hides."""
+
+    t_s: float
+    """Seconds since the runner started, on the device's clock."""
+    rss_bytes: Optional[int] = None
+    """The runner's resident memory (``VmRSS``)."""
+    temperature_c: Optional[float] = None
+    """The hottest thermal zone."""
+    freq_khz: Optional[int] = None
+    """The highest current clock among the cores the runner was pinned to (all cores when not pinned)."""
+    current_ua: Optional[float] = None
+    """The battery's current in µA, positive while the phone draws from it (normalised from the vendor's
+    unit and sign, ``devices.energy``)."""
+    voltage_uv: Optional[float] = None
+    """The battery's voltage in µV."""
+    charging: Optional[bool] = None

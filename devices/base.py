@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
-from rebirth.contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState
+from rebirth.contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState, Sample
 from rebirth.contract.notes import Note
 from rebirth.devices.runlog import RunLog
 
@@ -61,6 +61,9 @@ class RunResult:
     runner_cpu_ticks: Optional[int] = None
     """CPU time the runner used (all threads, clock ticks): with the device's CPU counters before and after,
     what is left is other work that competed with it."""
+    samples: tuple[Sample, ...] = ()
+    """Readings of the device while the runner ran (memory, temperature, clock, battery current), in time
+    order; empty where the device cannot be read during a run."""
 
     @property
     def baseline_rss_bytes(self) -> Optional[int]:
