@@ -80,16 +80,31 @@ class DeviceInfo:
 
     other_load: Optional[float] = None
     """The share of the device's CPU (all cores) that other processes used while the runner ran."""
+    cooling: Optional[Cooling] = None
+    """How the device was let cool before the run (``devices.thermal``); None: not gated."""
+    freq_khz_low: Optional[int] = None
+    """The lowest clock of the runner's cores sampled while it ran (``Sample.freq_khz``)."""
+    freq_khz_high: Optional[int] = None
+    temperature_c_peak: Optional[float] = None
+    """The hottest reading sampled while the runner ran."""
 
-    def with_run(self, before: DeviceState, after: DeviceState, runner_cpu_ticks: Optional[int] = None) -> DeviceInfo:
+    def with_run(self, before: DeviceState, after: DeviceState, runner_cpu_ticks: Optional[int] = None,
+                 samples: tuple[Sample, ...] = (), cooling: Optional[Cooling] = None) -> DeviceInfo:
         """This device with the clocks and temperatures read before and after a run, and the share of its
-        CPU that other work took meanwhile (given the runner's own CPU time)."""
+        CPU that other work took meanwhile (given the runner's own CPU time); with the samples taken while it
+        ran, the range of its clock and its hottest reading, and how it was let cool before."""
         end = {core.index: core for core in after.cores}
         cores = tuple(CoreInfo(c.index, c.max_freq_khz, c.governor, c.cur_freq_khz,
                                end[c.index].cur_freq_khz if c.index in end else None) for c in before.cores)
+        running = [sample for sample in samples if sample.t_s >= 0]
+        clocks = [sample.freq_khz for sample in running if sample.freq_khz]
+        temperatures = [sample.temperature_c for sample in running if sample.temperature_c is not None]
         return dataclasses.replace(self, cores=cores, temperature_c_start=before.temperature_c,
                                    temperature_c_end=after.temperature_c, throttled=throttled(before, after),
-                                   other_load=other_load(before, after, runner_cpu_ticks))
+                                   other_load=other_load(before, after, runner_cpu_ticks), cooling=cooling,
+                                   freq_khz_low=min(clocks) if clocks else None,
+                                   freq_khz_high=max(clocks) if clocks else None,
+                                   temperature_c_peak=max(temperatures) if temperatures else None)
 
 
 def throttled(before: DeviceState, after: DeviceState) -> Optional[bool]:
@@ -188,3 +203,31 @@ class Sample:
     voltage_uv: Optional[float] = None
     """The battery's voltage in µV."""
     charging: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class Cooling:
+    """How a device was let cool before a measured run: the limit its hottest thermal zone had to fall below,
+    where the limit came from, and how long that took."""
+
+    limit_c: Optional[float]
+    """None: no limit known (no thermal zones, or nothing learned yet): nothing was waited for."""
+    source: str
+    """``devices.toml``, ``--cool-below``, ``learned: idle 35.0 °C + 3 °C``, or why there is none."""
+    start_c: Optional[float] = None
+    end_c: Optional[float] = None
+    waited_s: float = 0.0
+    cooled: bool = True
+    """False: still above the limit when the wait's bound ran out (a block is then discarded)."""
+    bound_s: float = 0.0
+
+    def shown(self) -> str:
+        if self.limit_c is None:
+            return f"no thermal gate ({self.source})"
+        if not self.cooled:
+            return (f"too hot: {self.end_c:.1f} °C after waiting {self.waited_s:.0f} s, over the {self.limit_c:.1f} °C "
+                    f"limit ({self.source})")
+        if self.waited_s >= 0.5:
+            return (f"cooled from {self.start_c:.1f} to {self.end_c:.1f} °C in {self.waited_s:.0f} s, below "
+                    f"{self.limit_c:.1f} °C ({self.source})")
+        return f"{self.start_c:.1f} °C, below the {self.limit_c:.1f} °C limit ({self.source})"

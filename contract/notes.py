@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WIDE_SPREAD, BUSY, CLOCKS_MOVED, THROTTLED = "wide_spread", "busy", "clocks_moved", "throttled"
-"""Noise: the runs spread widely; other work took the device's CPU; clocks changed; the device throttled."""
+TOO_HOT = "too_hot"
+"""Noise: the runs spread widely; other work took the device's CPU; clocks changed; the device throttled; it
+did not cool below its thermal limit within the wait's bound."""
 NO_ETRECORD, ETRECORD_MISMATCH, ETRECORD_UNREADABLE = "no_etrecord", "etrecord_mismatch", "etrecord_unreadable"
 EMULATED, PYTHON_RUNNER, OTHER = "emulated", "python_runner", "other"
 """Warnings: ops without source layers (no, another model's, or an unreadable ETRecord); an emulated CPU; the

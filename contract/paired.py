@@ -39,6 +39,16 @@ class PairedRun:
     cv: float
     peak_rss_bytes: Optional[int] = None
     noise: tuple[Note, ...] = ()
+    temperature_c: Optional[float] = None
+    """The hottest zone when the run started."""
+    freq_khz_low: Optional[int] = None
+    """The lowest and highest clock of the runner's cores sampled while it executed."""
+    freq_khz_high: Optional[int] = None
+    waited_s: float = 0.0
+    """How long the device was let cool before the run (the first run of a block)."""
+    discarded: Optional[str] = None
+    """Why the block this run is in was left out of the ratio (its clocks moved, it throttled, the device was
+    too hot), or None: it counts."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,12 @@ class PairedComparison:
     in_process: bool = False
     """Each block ran both programs in one process, executions alternating (rebirth's runner), rather than
     as two runs back to back."""
+    energy_ratio: Optional[float] = None
+    """B's energy per inference over A's, from one traced run of each (None where not measured)."""
+    energy_low: Optional[float] = None
+    energy_high: Optional[float] = None
+    energy_note: Optional[str] = None
+    """Why there is no energy ratio, or how it was made."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -98,6 +114,27 @@ class PairedComparison:
         if self.in_process:
             return f"{self.blocks} blocks, each a run alternating A's and B's executions on {self.device}"
         return f"{self.blocks} blocks of A and B runs back to back on {self.device}"
+
+    @property
+    def discarded(self) -> dict[str, int]:
+        """How many blocks were left out of the ratio, by reason."""
+        reasons: dict[int, str] = {}
+        for run in self.runs:
+            if run.discarded:
+                reasons.setdefault(run.block, run.discarded)
+        counts: dict[str, int] = {}
+        for reason in reasons.values():
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+    def discarded_shown(self) -> Optional[str]:
+        """``3 blocks discarded: 2 throttled, 1 too hot`` or None."""
+        counts = self.discarded
+        if not counts:
+            return None
+        total = sum(counts.values())
+        return (f"{total} block{'s' if total != 1 else ''} discarded and re-run: "
+                + "; ".join(f"{count} × {reason}" for reason, count in counts.items()))
 
     @property
     def speedup(self) -> float:

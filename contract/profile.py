@@ -193,6 +193,37 @@ class Accuracy:
 
 
 @dataclass(frozen=True)
+class Energy:
+    """The energy of one inference, from the battery's fuel gauge: the draw while the model ran over the draw
+    just before it, times the voltage and the mean execution time (``devices.energy``). Without a number,
+    ``why_not`` says why (no gauge, the phone was charging, too few gauge readings)."""
+
+    mj_per_inference: Optional[float] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    confidence: float = 0.95
+    idle_ma: Optional[float] = None
+    """The battery's draw just before the run."""
+    run_ma: Optional[float] = None
+    """The battery's draw while the model ran."""
+    voltage_v: Optional[float] = None
+    readings: int = 0
+    """New gauge readings during the run (a gauge that has not refreshed repeats its value)."""
+    idle_readings: int = 0
+    gauge: Optional[str] = None
+    """Where the readings came from and how they were read (files, unit)."""
+    why_not: Optional[str] = None
+
+    def shown(self) -> str:
+        """One line: ``1.23 mJ per inference (95% CI 1.10-1.36)`` or why there is none."""
+        if self.mj_per_inference is None:
+            return f"not measured: {self.why_not}"
+        return (f"{self.mj_per_inference:.3g} mJ per inference ({self.confidence:.0%} CI {self.low:.3g}-"
+                f"{self.high:.3g}; {self.run_ma:.0f} mA running over {self.idle_ma:.0f} mA idle, "
+                f"{self.readings} gauge readings)")
+
+
+@dataclass(frozen=True)
 class Profile:
     """One profiling run of one model on one device."""
 
@@ -211,6 +242,8 @@ class Profile:
     noise: tuple[Note, ...] = ()
     """Why the latency may not be the model's alone (wide spread, a busy device, clocks that moved,
     throttling); empty when nothing says so."""
+    energy: Optional[Energy] = None
+    """Energy per inference from the battery's gauge, or why there is none; None in profiles made before it."""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

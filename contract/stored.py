@@ -47,7 +47,7 @@ class RunSummary:
         latency = profile.latency
         low, high = median_interval(latency.raw) if latency.raw else (latency.p50, latency.p50)
         return cls(latency.p50, low, high, profile.memory.peak_rss_bytes, tuple(note.text for note in profile.noise),
-                   getattr(profile, "energy_mj", None))
+                   profile.energy.mj_per_inference if profile.energy else None)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ Layout on the phone, under the work folder (default ``/data/local/tmp/rebirth``)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -36,9 +37,11 @@ from rebirth.contract.device import (
     NATIVE,
     Battery,
     CheckItem,
+    Cooling,
     DeviceInfo,
     DeviceReport,
     DeviceState,
+    Sample,
 )
 from rebirth.contract.errors import (
     ConfigError,
@@ -50,7 +53,7 @@ from rebirth.contract.errors import (
 )
 from rebirth.contract.files import sha256_file, write_json_atomic
 from rebirth.contract.notes import Note
-from rebirth.devices import phonestate, runlog
+from rebirth.devices import energy, phonestate, runlog, thermal
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.inventory import DeviceConfig
 from rebirth.devices.native.build import LAUNCHER as BUNDLE_LAUNCHER
@@ -64,6 +67,8 @@ MIN_BYTES_PER_S = 1 << 20
 POLL_S = 0.1
 SLOW_POLL_S = 0.5
 FAST_POLLS = 10
+IDLE_POLLS = 10
+"""Looks at the battery's gauge before a metered run, every ``POLL_S``: the idle draw."""
 """The runner's memory is polled every ``POLL_S`` for its first ``FAST_POLLS`` looks, then every ``SLOW_POLL_S``."""
 STALE_RUN_MIN = 60
 
@@ -99,11 +104,49 @@ class PhoneRunner:
 
 @dataclass
 class _Watch:
-    """What the shell around a run reports: the runner's pid and its highest VmHWM in bytes."""
+    """What the shell around a run reports: the runner's pid, its highest VmHWM in bytes, its CPU time, and
+    the samples of the phone (``__s`` lines, on its uptime) with the uptime at the runner's start."""
 
     pid: Optional[str] = None
     peak: Optional[int] = None
     cpu_ticks: Optional[int] = None
+    unit: Optional[str] = None
+    """The gauge's unit, where the inventory says."""
+    t0: Optional[float] = None
+    raw: list[tuple[float, Sample]] = field(default_factory=list)
+
+    def start(self, line: str) -> None:
+        self.t0 = _float(line.split()[1]) if len(line.split()) > 1 else None
+
+    def sample(self, line: str) -> None:
+        """``__s UPTIME RSS_KIB TEMP FREQ CURRENT VOLTAGE STATUS...``; ``-`` where unread."""
+        parts = line.split(maxsplit=7)
+        uptime = _float(parts[1]) if len(parts) == 8 else None
+        if uptime is None:
+            return
+        rss, temp, freq, current, volts, status = parts[2:]
+        charging = energy.charging_status(status if status != "-" else None)
+        self.raw.append((uptime, Sample(
+            0.0, int(rss) * 1024 if rss.isdigit() else None, phonestate.celsius(_int(temp)), _int(freq),
+            energy.current_ua(current if current != "-" else None, charging, self.unit),
+            energy.voltage_uv(volts if volts != "-" else None), charging)))
+
+    def samples(self) -> tuple[Sample, ...]:
+        """The samples on the runner's clock (seconds since it started; the idle ones before are negative)."""
+        if self.t0 is None:
+            return ()
+        return tuple(dataclasses.replace(sample, t_s=round(uptime - self.t0, 3)) for uptime, sample in self.raw)
+
+
+def _float(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _int(text: str) -> Optional[int]:
+    return int(text) if text.lstrip("-").isdigit() else None
 
 
 class RunDeadline:
@@ -353,7 +396,12 @@ class AdbDevice:
         paired = self._push_model(request.paired_model_path, progress) if request.paired_model_path else None
         if request.cooldown_s:
             time.sleep(request.cooldown_s)
+        cooling = self._cool(request) if request.gate else None
+        if self.config.unplug:  # the framework then reports unplugged; the gauge's status says if it charges
+            self.shell("dumpsys battery unplug", "unplug", check=False)
         before = self.snapshot("state")
+        if cooling is not None:
+            thermal.remember(self._thermal_key(), before.state().temperature_c)
         mask = self.config.cpu_mask or phonestate.big_core_mask(before.cores)
         threads = request.threads or self.config.threads or (len(phonestate.mask_cores(mask)) if mask else None)
         run_dir = f"{self.workdir}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -361,7 +409,7 @@ class AdbDevice:
         self._prune_stale_runs()
         try:
             log, watch, code, command = self._execute(runner, model, run_dir, request, mask, threads, progress,
-                                                      paired=paired)
+                                                      paired=paired, before=before)
             if code != 0:
                 raise runlog.runner_failure(self.name, command, code, log)
             after = self.snapshot("state")
@@ -371,10 +419,39 @@ class AdbDevice:
                 self._pull_etdump(f"{run_dir}/model.etdp", etdump, progress)
         finally:
             self._cleanup(run_dir)
+            if self.config.unplug:
+                self._reset_battery()
         parsed = runlog.parse_log(log)
         return RunResult(etdump, parsed, max(filter(None, (watch.peak, parsed.peak_rss_bytes)), default=None),
                          before.state(), after.state(), threads=threads, cpu_affinity=mask,
-                         notes=(EMULATED_NOTE,) if self.emulated else (), runner_cpu_ticks=watch.cpu_ticks)
+                         notes=(EMULATED_NOTE,) if self.emulated else (), runner_cpu_ticks=watch.cpu_ticks,
+                         cooling=cooling, samples=watch.samples(),
+                         energy_gauge=self._gauge_name(before.battery) if before.battery else None)
+
+    def _reset_battery(self) -> None:
+        try:
+            self.shell("dumpsys battery reset", "unplug", check=False)
+        except DeviceError:
+            pass  # the phone is gone; the error that matters is already on its way
+
+    def _thermal_key(self) -> str:
+        return self.props().get("ro.serialno") or self.transport.target
+
+    def _cool(self, request: RunRequest) -> Cooling:
+        """Wait for the phone to cool below its limit (``devices.thermal``), within the bound."""
+        configured: Optional[float] = self.config.cool_below_c
+        source = "devices.toml"
+        if request.cool_below_c is not None:
+            configured, source = request.cool_below_c, "--cool-below"
+        limit, source = thermal.limit_for(self._thermal_key(), configured, source)
+        bound = thermal.DEFAULT_WAIT_S
+        for given in (self.config.cool_wait_s, request.cool_wait_s):
+            bound = given if given is not None else bound
+        return thermal.cool(lambda: self.snapshot("cool").state().temperature_c, limit, source, bound)
+
+    def _gauge_name(self, battery: str) -> str:
+        unit = self.config.gauge_unit or "unit guessed from the readings' size"
+        return f"{battery}/current_now ({unit})"
 
     def pairs_in_process(self) -> bool:
         return self.find_runner().pairs
@@ -399,29 +476,49 @@ class AdbDevice:
         pinned = (["taskset", mask] if mask else []) + args
         return " ".join(q(arg) for arg in pinned)
 
-    def _execute(self, runner, model, run_dir, request: RunRequest, mask, threads, progress, paired=None):
+    def _execute(self, runner, model, run_dir, request: RunRequest, mask, threads, progress, paired=None,
+                 before: Optional[phonestate.Snapshot] = None):
         executions = request.warmup + request.iterations
         command = self.run_command(runner, model, run_dir, executions, mask, threads, request.etdump,
                                    (paired, request.warmup) if paired else None)
+        snapshot = before or phonestate.Snapshot((), ())
+        cores = phonestate.mask_cores(mask) if mask else tuple(core.index for core in snapshot.cores)
+        battery = snapshot.battery
+        # The gauge is read only where it can give a number: a charging phone's says nothing of the model.
+        metered = battery is not None and energy.charging_status(snapshot.battery_status) is False
+        sample = phonestate.sampler(snapshot.hottest_zone(), max(cores) if cores else None, battery, metered)
+        idle = (f"i=0; while [ $i -lt {IDLE_POLLS} ]; do {sample}; i=$((i + 1)); sleep {POLL_S}; done\n"
+                if metered else "")
+        slow = POLL_S if metered else SLOW_POLL_S
         # The runner in the background, waited for at once; beside it a poller reads its VmHWM from /proc (a
         # heartbeat too), ten times a second at first, then twice, so that it costs the phone little. Once the
         # runner is reaped, this shell's own children's CPU time (its /proc/self/stat) is the runner's whole CPU
         # time, its children's included, read after its end rather than at the poller's last look.
-        script = (f"cd {q(run_dir)} || exit 90\n{command} 2>&1 &\npid=$!\necho \"__pid $pid\"\n"
+        # Each look also prints a sample (``__s``: memory, temperature, clock, battery), on the phone's uptime;
+        # where the battery is metered, ``IDLE_POLLS`` looks before the runner starts give its idle draw.
+        script = (f"cd {q(run_dir)} || exit 90\n"
+                  "r() { v=; read -r v 2>/dev/null < \"$1\"; [ -n \"$v\" ] || v=-; }\npid=0\n"
+                  f"{idle}read -r up rest < /proc/uptime; echo \"__t0 $up\"\n"
+                  f"{command} 2>&1 &\npid=$!\necho \"__pid $pid\"\n"
                   "(n=0; while kill -0 $pid 2>/dev/null; do\n"
                   "  while read -r key value unit; do [ \"$key\" = VmHWM: ] && echo \"__hwm $value\"; done"
                   " 2>/dev/null < /proc/$pid/status\n"
-                  f"  n=$((n + 1)); if [ $n -lt {FAST_POLLS} ]; then sleep {POLL_S}; else sleep {SLOW_POLL_S}; fi"
+                  f"  {sample}\n"
+                  f"  n=$((n + 1)); if [ $n -lt {FAST_POLLS} ]; then sleep {POLL_S}; else sleep {slow}; fi"
                   " </dev/null >/dev/null 2>&1\n"
                   "done) &\npoller=$!\nwait $pid\nrc=$?\n"
                   "read -r stat 2>/dev/null < /proc/self/stat && echo \"__children ${stat##*) }\"\n"
                   "kill $poller 2>/dev/null\nexit $rc")
         deadline = RunDeadline(executions, request.model_path.stat().st_size)
         lines: list[str] = []
-        watch = _Watch()
+        watch = _Watch(unit=self.config.gauge_unit)
 
         def on_line(line: str) -> None:
-            if line.startswith("__pid "):
+            if line.startswith("__s "):
+                watch.sample(line)
+            elif line.startswith("__t0 "):
+                watch.start(line)
+            elif line.startswith("__pid "):
                 watch.pid = line.split()[1]
             elif line.startswith("__hwm "):
                 kib = line.split()[1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
-from rebirth.contract.device import CheckItem, DeviceInfo, DeviceReport, DeviceState, Sample
+from rebirth.contract.device import CheckItem, Cooling, DeviceInfo, DeviceReport, DeviceState, Sample
 from rebirth.contract.notes import Note
 from rebirth.devices.runlog import RunLog
 
@@ -31,6 +31,12 @@ class RunRequest:
     etdump: bool = True
     paired_model_path: Optional[Path] = None
     """A second .pte run alternately with the first in the same process (``Device.pairs_in_process``)."""
+    gate: bool = True
+    """Wait for the device to cool first (``devices.thermal``); False for the second run of a paired block."""
+    cool_below_c: Optional[float] = None
+    """The limit to cool below; None: the inventory's, else the learned one."""
+    cool_wait_s: Optional[float] = None
+    """The longest wait; None: the inventory's, else ``devices.thermal.DEFAULT_WAIT_S``."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +67,14 @@ class RunResult:
     runner_cpu_ticks: Optional[int] = None
     """CPU time the runner used (all threads, clock ticks): with the device's CPU counters before and after,
     what is left is other work that competed with it."""
+    cooling: Optional[Cooling] = None
+    """How the device was let cool before the run (None: the run was not gated)."""
     samples: tuple[Sample, ...] = ()
     """Readings of the device while the runner ran (memory, temperature, clock, battery current), in time
-    order; empty where the device cannot be read during a run."""
+    order; empty where the device cannot be read during a run. Readings before the runner started (the idle
+    draw the energy is measured over) have a negative time."""
+    energy_gauge: Optional[str] = None
+    """The battery gauge the samples' current came from (its folder and unit), None without one."""
 
     @property
     def baseline_rss_bytes(self) -> Optional[int]:

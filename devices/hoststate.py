@@ -54,3 +54,20 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+SUPPLY_ROOT = Path("/sys/class/power_supply")
+
+
+def battery_folder() -> Optional[Path]:
+    """This host's battery (a laptop's), or None: a server has none."""
+    for supply in sorted(SUPPLY_ROOT.glob("*")):
+        if read_text(supply / "type") == "Battery":
+            return supply
+    return None
+
+
+def max_cur_freq_khz() -> Optional[int]:
+    clocks = [read_int(CPU_ROOT / f"cpu{i}/cpufreq/scaling_cur_freq") for i in range(os.cpu_count() or 1)]
+    known = [clock for clock in clocks if clock]
+    return max(known) if known else None

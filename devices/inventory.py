@@ -91,6 +91,15 @@ class DeviceConfig:
     warmup: Optional[Annotated[int, at_least(0)]] = None
     iterations: Optional[Annotated[int, at_least(1)]] = None
     cooldown_s: Annotated[float, at_least(0)] = 0.0
+    cool_below_c: Optional[Annotated[float, at_least(0)]] = None
+    """Before each measured run, wait until the hottest thermal zone is below this. Default: the phone's
+    learned idle temperature + 3 °C (``devices.thermal``)."""
+    cool_wait_s: Optional[Annotated[float, at_least(0)]] = None
+    """The longest wait for it (default 120 s)."""
+    gauge_unit: Optional[Literal["uA", "mA"]] = None
+    """The unit of the battery gauge's ``current_now``. Default: guessed from its size (``devices.energy``)."""
+    unplug: bool = False
+    """Send ``dumpsys battery unplug`` before a run (and ``reset`` after), for a phone whose charger honours it."""
     key: Optional[Path] = None
     """The ADB private key. Default: ``~/.android/adbkey``."""
     auth_timeout_s: Annotated[float, at_least(0)] = 10.0

@@ -16,17 +16,30 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Optional
 
-from rebirth.contract.device import NATIVE, PYTHON, CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
+from rebirth.contract.device import (
+    NATIVE,
+    PYTHON,
+    CheckItem,
+    Cooling,
+    DeviceInfo,
+    DeviceReport,
+    DeviceState,
+    Sample,
+    Zone,
+)
 from rebirth.contract.errors import MissingToolError, RunnerBuildError
 from rebirth.contract.files import sha256_file
 from rebirth.contract.notes import PYTHON_RUNNER, Note
-from rebirth.devices import runlog
+from rebirth.devices import energy, hoststate, runlog, thermal
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.hoststate import cpu_model, host_state
 from rebirth.devices.phonestate import big_core_mask
 from rebirth.devices.procstatus import process_cpu_ticks, status_kib
 
 POLL_S = 0.01
+SAMPLE_S = 0.1
+"""A sample of the host (memory, temperature, clock, battery) every this many seconds of a run."""
+IDLE_SAMPLES = 10
 
 
 def python_runner_sha256() -> str:
@@ -149,6 +162,11 @@ class LocalDevice:
         """Run the runner once; raise ``ModelRejectedError`` when the runtime refuses the model."""
         if request.cooldown_s:
             time.sleep(request.cooldown_s)
+        cooling = self._cool(request) if request.gate else None
+        battery = hoststate.battery_folder()
+        metered = battery is not None and energy.charging_status(hoststate.read_text(battery / "status")) is False
+        idle = [_sample(None, battery, -SAMPLE_S * (IDLE_SAMPLES - i), wait=True) for i in range(IDLE_SAMPLES)
+                ] if metered and battery else []
         before = self.state()
         harness_start = _own_cpu_ticks()
         etdump_path = workdir / "model.etdp"
@@ -161,8 +179,9 @@ class LocalDevice:
         lines: list[str] = []
         errors: list[str] = []
         readers = [_reader(process.stdout, lines, progress, request), _reader(process.stderr, errors, None, request)]
+        samples: list[Sample] = []
         try:
-            peak, cpu = _watch(process)
+            peak, cpu = _watch(process, samples, battery)
         finally:
             self._running = None
         for reader in readers:
@@ -180,7 +199,19 @@ class LocalDevice:
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
                          threads=request.threads,
                          cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
-                         notes=(note,) if note else (), runner_cpu_ticks=ours if cpu is not None else None)
+                         notes=(note,) if note else (), runner_cpu_ticks=ours if cpu is not None else None,
+                         cooling=cooling, samples=(*idle, *samples),
+                         energy_gauge=f"{battery}/current_now" if battery else None)
+
+    def _cool(self, request: RunRequest) -> Cooling:
+        """The host's thermal gate: as a phone's, where the host has thermal zones (most servers show none)."""
+        limit, source = thermal.limit_for(self.name + "@" + platform.node(), request.cool_below_c, "--cool-below")
+        bound = request.cool_wait_s if request.cool_wait_s is not None else thermal.DEFAULT_WAIT_S
+        cooling = thermal.cool(hoststate.temperature_c, limit, source, bound)
+        if cooling.limit_c is None and cooling.start_c is None:
+            return Cooling(None, "this host shows no thermal zone")
+        thermal.remember(self.name + "@" + platform.node(), cooling.end_c)
+        return cooling
 
 
 def _own_cpu_ticks() -> int:
@@ -213,13 +244,34 @@ def _reader(stream: Optional[IO[str]], sink: list[str], progress: Optional[Progr
     return thread
 
 
-def _watch(process: subprocess.Popen) -> tuple[Optional[int], Optional[int]]:
-    """Poll the child until it exits: the highest VmHWM seen (bytes) and the last CPU time read (ticks)."""
+def _watch(process: subprocess.Popen, samples: list[Sample], battery: Optional[Path] = None
+           ) -> tuple[Optional[int], Optional[int]]:
+    """Poll the child until it exits: the highest VmHWM seen (bytes) and the last CPU time read (ticks); a
+    sample of the host every ``SAMPLE_S`` goes into ``samples``."""
     peak, cpu = None, None
+    start = time.monotonic()
+    next_sample = start
     while process.poll() is None:
         kib = status_kib("VmHWM", process.pid)
         if kib is not None:
             peak = max(peak or 0, kib * 1024)
         cpu = process_cpu_ticks(process.pid) or cpu
+        if time.monotonic() >= next_sample:
+            samples.append(_sample(process.pid, battery, time.monotonic() - start))
+            next_sample += SAMPLE_S
         time.sleep(POLL_S)
     return peak, cpu
+
+
+def _sample(pid: Optional[int], battery: Optional[Path], t_s: float, wait: bool = False) -> Sample:
+    """The host now: the runner's VmRSS, the hottest zone, the fastest clock, the battery where there is one."""
+    if wait:
+        time.sleep(SAMPLE_S)
+    rss = status_kib("VmRSS", pid) if pid else None
+    current = voltage = charging = None
+    if battery is not None:
+        charging = energy.charging_status(hoststate.read_text(battery / "status"))
+        current = energy.current_ua(hoststate.read_text(battery / "current_now"), charging)
+        voltage = energy.voltage_uv(hoststate.read_text(battery / "voltage_now"))
+    return Sample(round(t_s, 3), rss * 1024 if rss is not None else None, hoststate.temperature_c(),
+                  hoststate.max_cur_freq_khz(), current, voltage, charging)

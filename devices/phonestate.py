@@ -19,6 +19,8 @@ SNAPSHOT = (
     "echo \"cpu ${c##*/cpu} $m $u $v\"; done; "
     "for z in /sys/class/thermal/thermal_zone*; do r $z/temp; t=$v; r $z/type; "
     "echo \"zone ${z##*/thermal_zone} $t $v\"; done; "
+    "for p in /sys/class/power_supply/*; do [ -e \"$p/type\" ] || continue; r $p/type; k=$v; r $p/status; "
+    "echo \"supply ${p##*/} $k $v\"; done; "
     "r /proc/stat; echo \"stat $v\""
 )
 PROPS = "getprop"
@@ -33,6 +35,28 @@ class Snapshot:
     zones: tuple[Zone, ...]
     cpu_ticks: Optional[tuple[int, int]] = None
     """``(busy, total)`` of ``/proc/stat``."""
+    supplies: tuple[tuple[str, str, str], ...] = ()
+    """``(name, type, status)`` of each ``/sys/class/power_supply`` entry (``battery``, ``Battery``,
+    ``Discharging``); ``-`` where a file cannot be read."""
+
+    @property
+    def battery(self) -> Optional[str]:
+        """The folder of the battery's fuel gauge, or None when the phone shows none."""
+        for name, kind, _ in self.supplies:
+            if kind == "Battery":
+                return f"/sys/class/power_supply/{name}"
+        return None
+
+    @property
+    def battery_status(self) -> Optional[str]:
+        for _, kind, status in self.supplies:
+            if kind == "Battery":
+                return None if status == "-" else status
+        return None
+
+    def hottest_zone(self) -> Optional[int]:
+        readings = [zone for zone in self.zones if zone.temperature_c is not None]
+        return max(readings, key=lambda zone: zone.temperature_c or 0.0).index if readings else None
 
     def state(self) -> DeviceState:
         busy, total = self.cpu_ticks or (None, None)
@@ -62,20 +86,24 @@ def celsius(raw: Optional[int]) -> Optional[float]:
 
 
 def parse_snapshot(text: str) -> Snapshot:
-    cores, zones = [], []
+    cores, zones, supplies = [], [], []
     ticks = None
     for line in text.splitlines():
         if line.startswith("stat "):
             ticks = cpu_ticks(line[5:])
             continue
         parts = line.split()
+        if len(parts) >= 4 and parts[0] == "supply":
+            supplies.append((parts[1], parts[2], " ".join(parts[3:])))
+            continue
         if len(parts) >= 5 and parts[0] == "cpu" and parts[1].isdigit():
             governor = parts[4] if parts[4] != "-" else None
             cores.append(CoreState(int(parts[1]), _int(parts[2]), _int(parts[3]), governor))
         elif len(parts) >= 3 and parts[0] == "zone" and parts[1].isdigit():
             kind = " ".join(parts[3:]) if len(parts) > 3 and parts[3] != "-" else ""
             zones.append(Zone(int(parts[1]), kind, celsius(_int(parts[2]))))
-    return Snapshot(tuple(sorted(cores, key=lambda c: c.index)), tuple(sorted(zones, key=lambda z: z.index)), ticks)
+    return Snapshot(tuple(sorted(cores, key=lambda c: c.index)), tuple(sorted(zones, key=lambda z: z.index)), ticks,
+                    tuple(supplies))
 
 
 def hottest(zones: tuple[Zone, ...]) -> Optional[float]:
@@ -108,3 +136,30 @@ def big_core_mask(cores: tuple[CoreState, ...]) -> Optional[str]:
 def mask_cores(mask: str) -> tuple[int, ...]:
     value = int(mask, 16)
     return tuple(index for index in range(value.bit_length()) if value >> index & 1)
+
+
+SAMPLE_FIELDS = "__s"
+"""The line a run's poller prints per look: ``__s UPTIME RSS_KIB TEMP FREQ CURRENT VOLTAGE STATUS``."""
+
+
+def sampler(zone: Optional[int], core: Optional[int], battery: Optional[str], metered: bool = True) -> str:
+    """Shell that prints one ``__s`` line: the uptime, the runner's VmRSS (``$pid``), the temperature of one
+    zone, the clock of one core and the battery's gauge (its status alone when not ``metered``); ``-`` where a
+    file cannot be read. Uses ``r`` of
+    the poller (``read`` into ``$v``). Paths are rebirth's own (sysfs names read from the phone are never
+    pasted: a zone or core is an index, the battery a folder name checked by ``safe_supply``)."""
+    temp = f"r /sys/class/thermal/thermal_zone{int(zone)}/temp; t=$v; " if zone is not None else "t=-; "
+    freq = (f"r /sys/devices/system/cpu/cpu{int(core)}/cpufreq/scaling_cur_freq; f=$v; "
+            if core is not None else "f=-; ")
+    gauge = "c=-; u=-; s=-; "
+    if battery is not None and safe_supply(battery):  # not metered (charging): its status only
+        gauge = (f"r {battery}/current_now; c=$v; r {battery}/voltage_now; u=$v; " if metered else "c=-; u=-; ") + \
+            f"r {battery}/status; s=$v; "
+    return ("m=-; while read -r key value unit; do [ \"$key\" = VmRSS: ] && m=$value; done 2>/dev/null "
+            "< /proc/$pid/status; "
+            f"{temp}{freq}{gauge}read -r up rest < /proc/uptime; echo \"__s $up $m $t $f $c $u $s\"")
+
+
+def safe_supply(path: str) -> bool:
+    """A power-supply folder rebirth may put in a shell command unquoted (letters, digits, ``_-.``)."""
+    return re.fullmatch(r"/sys/class/power_supply/[\w.-]+", path) is not None

@@ -10,7 +10,7 @@ from typing import Optional
 
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
-from rebirth.contract.profile import Latency, Profile, Settings
+from rebirth.contract.profile import Energy, Latency, Profile, Settings
 from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult
 from rebirth.models import Exported, PteFile
 
@@ -31,6 +31,9 @@ class ProfileOptions:
     threads: Optional[int] = None
     etrecord: Optional[Path] = None
     cooldown_s: Optional[float] = None
+    cool_below_c: Optional[float] = None
+    """Wait before each run until the device's hottest zone is below this; None: its inventory's or learned."""
+    cool_wait_s: Optional[float] = None
 
     def resolved(self, defaults: RunDefaults) -> ProfileOptions:
         """Options with the device's inventory settings filled in where the caller gave none."""
@@ -87,7 +90,8 @@ def run_request(program: Program, options: ProfileOptions, traced: bool = True) 
     """What to ask the device for, with ``options`` resolved against the device's defaults."""
     assert options.warmup is not None and options.iterations is not None
     return RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
-                      cooldown_s=options.cooldown_s or 0.0, etdump=traced)
+                      cooldown_s=options.cooldown_s or 0.0, etdump=traced, cool_below_c=options.cool_below_c,
+                      cool_wait_s=options.cool_wait_s)
 
 
 def timed_samples(samples: tuple[float, ...], log: RunLog, warmup: int) -> tuple[float, ...]:
@@ -96,7 +100,8 @@ def timed_samples(samples: tuple[float, ...], log: RunLog, warmup: int) -> tuple
 
 
 def time_program(program: Program, device: Device, options: ProfileOptions,
-                 progress: Optional[ProgressCallback] = None) -> tuple[Latency, RunResult, DeviceInfo]:
+                 progress: Optional[ProgressCallback] = None, gate: bool = True
+                 ) -> tuple[Latency, RunResult, DeviceInfo]:
     """Run a prepared program without reading an ETDump: the latency of its timed runs as the runner logged
     them (rebirth's runners log every execution), its memory, and the device over the run. Many runs can
     be measured this way quickly; a runner that logs no execution times is profiled in full instead.
@@ -106,8 +111,10 @@ def time_program(program: Program, device: Device, options: ProfileOptions,
     """
     options = options.resolved(device.defaults)
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
-        result = _run(device, run_request(program, options, traced=False), Path(workdir), progress)
-    described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
+        result = _run(device, replace(run_request(program, options, traced=False), gate=gate), Path(workdir),
+                      progress)
+    described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
+                                                  running(result), result.cooling)
     samples = timed_samples(result.log.execution_ms, result.log, options.warmup or 0)
     if samples:
         return Latency.from_samples(samples, result.log.load_ms), result, described
@@ -130,9 +137,18 @@ def time_pair(first: Program, second: Program, device: Device, options: ProfileO
     if not samples or not result.log.paired_execution_ms:
         raise RunnerError(f"{device.name}: the runner did not run the two programs side by side",
                           device=device.name, step="run", output=result.log.text)
-    described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
+    described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
+                                                  running(result), result.cooling)
     return (Latency.from_samples(samples), Latency.from_samples(result.log.paired_execution_ms), result,
             described)
+
+
+def running(result: RunResult) -> tuple:
+    """The samples taken while the runner executed the model (after its load)."""
+    from rebirth.devices.energy import during_executions
+
+    return tuple(during_executions([s for s in result.samples if s.t_s >= 0], result.log.load_ms,
+                                   result.log.total_ms))
 
 
 def _run(device: Device, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback]) -> RunResult:
@@ -154,9 +170,25 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
     settings = Settings(warmup=options.warmup, iterations=options.iterations,
                         threads=result.threads or options.threads, cpu_affinity=result.cpu_affinity,
                         cooldown_s=options.cooldown_s or 0.0)
-    device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks)
+    device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
+                                                  running(result), result.cooling)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
+    built = replace(built, energy=energy_of(result, built.latency.mean, device.kind))
     return replace(built, warnings=result.notes + built.warnings) if result.notes else built
+
+
+def energy_of(result: RunResult, mean_execution_ms: float, kind: str) -> Energy:
+    """The energy per inference of a run from the battery gauge's samples, or why there is none."""
+    from rebirth.devices import energy
+
+    if result.energy_gauge is None:
+        where = "this host has no battery fuel gauge" if kind == "local" else \
+            "the device shows no battery fuel gauge (/sys/class/power_supply/*/current_now)"
+        return Energy(why_not=where)
+    idle = [sample for sample in result.samples if sample.t_s < 0]
+    running = energy.during_executions([s for s in result.samples if s.t_s >= 0], result.log.load_ms,
+                                       result.log.total_ms)
+    return energy.estimate(idle, running, mean_execution_ms, result.energy_gauge)
 
 
 def _silent(text: str) -> None:

@@ -7,7 +7,7 @@ other processes took while it ran, clocks that changed between its start and its
 from __future__ import annotations
 
 from rebirth.contract.device import DeviceInfo
-from rebirth.contract.notes import BUSY, CLOCKS_MOVED, THROTTLED, WIDE_SPREAD, Note
+from rebirth.contract.notes import BUSY, CLOCKS_MOVED, THROTTLED, TOO_HOT, WIDE_SPREAD, Note
 from rebirth.contract.profile import Latency
 
 MAX_CV = 0.05
@@ -31,6 +31,12 @@ def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[Note, ...]:
              and abs(core.cur_freq_khz_end / core.cur_freq_khz_start - 1) > MAX_CLOCK_CHANGE]
     if moved:
         flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run (cores {', '.join(map(str, moved))})"))
+    elif device.freq_khz_low and device.freq_khz_high and device.freq_khz_high / device.freq_khz_low - 1 > \
+            MAX_CLOCK_CHANGE:
+        flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run ({device.freq_khz_low / 1000:.0f}-"
+                                        f"{device.freq_khz_high / 1000:.0f} MHz sampled)"))
+    if device.cooling is not None and not device.cooling.cooled:
+        flags.append(Note(TOO_HOT, f"the device was {device.cooling.shown()}"))
     if device.throttled:
         flags.append(Note(THROTTLED, "the device throttled (a core ended below 90% of its maximum clock)"))
     return tuple(flags)

@@ -14,6 +14,7 @@ block is a run of each, back to back. Paired runs are timed from the runner's ow
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -23,6 +24,8 @@ from typing import Optional
 
 from rebirth.contract import checks
 from rebirth.contract.checks import IMPROVEMENT, PASS, REGRESSION, UNDECIDED
+from rebirth.contract.device import DeviceInfo
+from rebirth.contract.notes import CLOCKS_MOVED, THROTTLED, TOO_HOT
 from rebirth.contract.paired import (
     DECIDED,
     Budget,
@@ -98,8 +101,24 @@ def compare_programs(a: Program, b: Program, device: Device, options: ProfileOpt
     then trace one run of each for the per-layer report."""
     comparison = measure_pairs(a, b, device, options, question, budget, progress, stage, clock)
     (stage or (lambda text: None))("tracing one run of each for the per-layer report")
-    return PairedResult(comparison=comparison, a=profile_program(a, device, options, progress),
-                        b=profile_program(b, device, options, progress))
+    first = profile_program(a, device, options, progress)
+    second = profile_program(b, device, options, progress)
+    return PairedResult(comparison=with_energy(comparison, first, second), a=first, b=second)
+
+
+def with_energy(comparison: PairedComparison, a: Profile, b: Profile) -> PairedComparison:
+    """The comparison with B's energy per inference over A's, from each side's traced run: the ratio of the
+    estimates, and the ratio of their intervals' far ends (a conservative interval), or why there is none."""
+    ea, eb = a.energy, b.energy
+    if ea is None or eb is None or ea.mj_per_inference is None or eb.mj_per_inference is None:
+        why = next((e.why_not for e in (ea, eb) if e is not None and e.why_not), "not measured")
+        return dataclasses.replace(comparison, energy_note=why)
+    if not ea.mj_per_inference or not ea.low or eb.low is None or eb.high is None or ea.high is None:
+        return dataclasses.replace(comparison, energy_note="A's energy per inference is not told apart from 0")
+    return dataclasses.replace(comparison, energy_ratio=eb.mj_per_inference / ea.mj_per_inference,
+                               energy_low=eb.low / ea.high, energy_high=eb.high / ea.low,
+                               energy_note="one traced run of each side; the interval is the ratio of the "
+                                           "intervals' far ends")
 
 
 def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOptions,
@@ -114,19 +133,37 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
     ratios: list[float] = []
     verdict: Optional[tuple[str, str]] = None
     together = device.pairs_in_process()
+    block = 0
     while verdict is None and len(runs) + 2 <= budget.max_runs and clock() - start < budget.max_seconds:
-        block = len(ratios)
-        runs += _block(a, b, block, device, options, progress, together)
+        pair = _block(a, b, block, device, options, progress, together)
+        reason = _invalid(pair)
+        if reason:
+            runs += [dataclasses.replace(run, discarded=reason) for run in pair]
+            announce(f"block {block + 1} discarded and re-run ({reason}: "
+                     f"{'; '.join(note.text for run in pair for note in run.noise if note.code in DISCARDING)})")
+            block += 1
+            continue
+        runs += pair
         ratios.append(math.log(runs[-1].latency_ms / runs[-2].latency_ms) * (1 if runs[-1].side == "b" else -1))
         estimate = interval(ratios)
         announce(f"block {block + 1} ({len(runs)} runs): B/A latency {estimate.ratio:.3f} "
                  f"({CONFIDENCE:.0%} CI {estimate.low:.3f}-{estimate.high:.3f})")
         if len(ratios) >= budget.min_blocks:
             verdict = decide(estimate, question)
-        if block == 0 and verdict is None:
+        if len(ratios) == 1 and verdict is None:
             options = _lengthened(options, device, max(run.latency_ms for run in runs[-2:]), announce)
+        block += 1
+    if not ratios:
+        outcome = UNDECIDED
+        reason = (f"undecided: every block was discarded ({len(runs)} runs in {clock() - start:.0f} s): "
+                  + "; ".join(sorted({run.discarded for run in runs if run.discarded})))
+        return PairedComparison(a.source, b.source, device.name, STATISTIC, question, budget, tuple(runs), 0,
+                                1.0, 0.0, math.inf, CONFIDENCE, outcome, reason, clock() - start, together)
     estimate = interval(ratios)
     outcome, reason = verdict or (UNDECIDED, _undecided(estimate, question, len(runs), clock() - start, budget))
+    left_out = len({run.block for run in runs if run.discarded})
+    if left_out:
+        reason += f" ({left_out} block{'s' if left_out != 1 else ''} discarded and re-run)"
     return PairedComparison(a.source, b.source, device.name, STATISTIC, question, budget, tuple(runs),
                             len(ratios), estimate.ratio, estimate.low, estimate.high, CONFIDENCE, outcome,
                             reason, clock() - start, together)
@@ -148,23 +185,39 @@ def _lengthened(options: ProfileOptions, device: Device, slower_ms: float, annou
     return dataclasses.replace(options, iterations=iterations)
 
 
+DISCARDING = {CLOCKS_MOVED: "clocks moved", THROTTLED: "throttled", TOO_HOT: "too hot"}
+"""Noise that leaves a block out of the ratio: the device was not the same device for A and B."""
+
+
+def _invalid(pair: list[PairedRun]) -> Optional[str]:
+    """Why a block is discarded (``clocks moved``, ``throttled``, ``too hot``), or None."""
+    codes = {note.code for run in pair for note in run.noise if note.code in DISCARDING}
+    return ", ".join(DISCARDING[code] for code in DISCARDING if code in codes) or None
+
+
 def _block(a: Program, b: Program, block: int, device: Device, options: ProfileOptions,
            progress: Optional[ProgressCallback], together: bool) -> list[PairedRun]:
     """One block: A then B (B then A in odd blocks), in one process alternating their executions where the
-    runner can, else as two runs back to back."""
+    runner can, else as two runs back to back. The device is let cool before the block's first run only."""
     order = ("a", "b") if block % 2 == 0 else ("b", "a")
     programs = {"a": a, "b": b}
     if together:
         first, second, result, described = time_pair(programs[order[0]], programs[order[1]], device, options,
                                                      progress)
-        return [PairedRun(side, block, _statistic(latency), latency.cv, None, noise_flags(latency, described))
-                for side, latency in zip(order, (first, second))]
+        return [_paired_run(side, block, latency, None, described) for side, latency in zip(order, (first, second))]
     runs = []
-    for side in order:
-        latency, result, described = time_program(programs[side], device, options, progress)
-        runs.append(PairedRun(side, block, _statistic(latency), latency.cv, result.peak_rss_bytes,
-                              noise_flags(latency, described)))
+    for index, side in enumerate(order):
+        latency, result, described = time_program(programs[side], device, options, progress, gate=index == 0)
+        runs.append(_paired_run(side, block, latency, result.peak_rss_bytes, described))
     return runs
+
+
+def _paired_run(side: str, block: int, latency: Latency, peak_rss: Optional[int], described: DeviceInfo
+                ) -> PairedRun:
+    cooling = described.cooling
+    return PairedRun(side, block, _statistic(latency), latency.cv, peak_rss, noise_flags(latency, described),
+                     described.temperature_c_start, described.freq_khz_low, described.freq_khz_high,
+                     cooling.waited_s if cooling else 0.0)
 
 
 def _statistic(latency: Latency) -> float:

@@ -224,7 +224,8 @@ def paired_speedup(paired: PairedComparison) -> Spread:
     """A over B from a paired comparison, with its interval over the pairs."""
     low, high = paired.speedup_interval
     return Spread(paired.speedup, low, high, paired.confidence, paired=True, blocks=paired.blocks,
-                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason, how=paired.how,
+                  runs=len(paired.runs), decided=paired.decided, reason=paired.reason,
+                  how=paired.how + (f"; {paired.discarded_shown()}" if paired.discarded else ""),
                   noisy_runs=sum(1 for run in paired.runs if run.noise))
 
 

@@ -34,8 +34,33 @@ def headline_facts(comparison: Comparison) -> list[Fact]:
         facts.append(_memory("weights", "weights in the .pte", headline.weights, compared))
     if headline.accuracy is not None:
         facts.append(_accuracy(headline.accuracy))
+    facts.append(_energy(comparison))
     facts.append(_where(comparison))
     return facts
+
+
+def _energy(comparison: Comparison) -> Fact:
+    """Energy per inference from the battery's gauge, before and after with their ratio, or why not."""
+    energies = [profile.energy for profile in comparison.profiles]
+    if any(energy is None or energy.mj_per_inference is None for energy in energies):
+        why = next((energy.why_not for energy in energies if energy is not None and energy.why_not),
+                   "not measured (a profile made before rebirth measured energy)")
+        return Fact("energy", "energy per inference", "n/a", why)
+    if len(energies) == 1:
+        only = energies[0]
+        assert only is not None
+        return Fact("energy", "energy per inference", f"{only.mj_per_inference:.3g} mJ", only.shown())
+    first, second = energies
+    assert first is not None and second is not None and first.mj_per_inference and second.mj_per_inference
+    ratio_value = second.mj_per_inference / first.mj_per_inference
+    interval = ""
+    if first.low and first.high and second.low is not None and second.high is not None:
+        interval = f" (95% CI {second.low / first.high:.2f}–{second.high / first.low:.2f}×)"
+    tone = GOOD if second.high is not None and first.low and second.high < first.low else \
+        BAD if second.low is not None and first.high and second.low > first.high else NEUTRAL
+    return Fact("energy", "energy per inference",
+                f"{first.mj_per_inference:.3g} mJ → {second.mj_per_inference:.3g} mJ",
+                f"after/before {ratio_value:.2f}×{interval}, one traced run of each, from the battery's gauge", tone)
 
 
 def noise_lines(comparison: Comparison) -> list[str]:

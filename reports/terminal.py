@@ -51,7 +51,24 @@ def summary_lines(profile: Profile) -> list[str]:
         f"op time {ms(summary.total_ms)}: tensor [green]{pct(summary.tensor_share)}[/], "
         f"non-tensor [bold red]{pct(summary.non_tensor_share)}[/], framework {pct(summary.framework_share)}; "
         f"{pct(summary.attributed_share)} attributed to source layers",
+        *condition_lines(profile),
     ]
+
+
+def condition_lines(profile: Profile) -> list[str]:
+    """The device over the run (its thermal gate, clock and heat) and the energy per inference, or why none."""
+    device, lines = profile.device, []
+    if device.cooling is not None:
+        sampled = []
+        if device.freq_khz_low:
+            sampled.append(f"clock {device.freq_khz_low / 1000:.0f}-{(device.freq_khz_high or 0) / 1000:.0f} MHz")
+        if device.temperature_c_peak is not None:
+            sampled.append(f"up to {device.temperature_c_peak:.1f} °C")
+        during = f"; while running: {', '.join(sampled)}" if sampled else ""
+        lines.append(f"device: {escape(device.cooling.shown())}{during}")
+    if profile.energy is not None:
+        lines.append(f"energy: {escape(profile.energy.shown())}")
+    return lines
 
 
 def _runner(profile: Profile) -> str:

@@ -2,5 +2,6 @@
 
 from rebirth.devices.emulator.adbd import EmulatedPhone
 from rebirth.devices.emulator.phone import PHONES, PhoneProfile, Sandbox, SleepingRunner
+from rebirth.devices.emulator.physics import Gauge, Physics
 
-__all__ = ["PHONES", "EmulatedPhone", "PhoneProfile", "Sandbox", "SleepingRunner"]
+__all__ = ["PHONES", "EmulatedPhone", "Gauge", "Physics", "PhoneProfile", "Sandbox", "SleepingRunner"]

@@ -22,6 +22,7 @@ from typing import Optional
 from rebirth.devices.emulator import auth
 from rebirth.devices.emulator import protocol as p
 from rebirth.devices.emulator.phone import PhoneProfile, Sandbox, SleepingRunner
+from rebirth.devices.emulator.physics import Physics
 
 FEATURES = "shell_v2,cmd,fixed_push_mkdir"
 SYNC_DATA_MAX = 64 * 1024
@@ -367,10 +368,12 @@ class EmulatedPhone:
 
     def __init__(self, root: Path, phone: PhoneProfile, host: str = "127.0.0.1", port: int = 0,
                  authorized_keys: Optional[list[auth.PublicKey]] = None, runner: Optional[SleepingRunner] = None,
-                 abi: Optional[str] = None):
+                 abi: Optional[str] = None, physics: Optional[Physics] = None):
         """``authorized_keys`` turns RSA authentication on: only hosts holding one of them get in.
         ``runner`` makes the phone's executor_runner sleep instead of compute (default: it computes).
         ``abi`` (default: the host's) another ABI makes a phone whose CPU qemu-user emulates (see ``Sandbox``).
+        ``physics`` gives the phone a body: heat from its runners' CPU time, clocks that throttle, a fuel gauge
+        (``devices.emulator.physics``); default: fixed readings.
 
         Raises:
             ValueError: ``host`` is not a loopback address and authentication is off.
@@ -378,7 +381,7 @@ class EmulatedPhone:
         if authorized_keys is None and not is_loopback(host):
             raise ValueError(f"listening on {host} lets anyone who reaches it run commands as this user: "
                              "that needs authentication (--auth)")
-        self.sandbox = Sandbox(root, phone, runner, abi)
+        self.sandbox = Sandbox(root, phone, runner, abi, physics)
         self.host, self.port = host, port
         self.keys = authorized_keys
         self.on_request = None
@@ -389,6 +392,8 @@ class EmulatedPhone:
 
     def start(self) -> EmulatedPhone:
         self.sandbox.populate()
+        if self.sandbox.body is not None:
+            self.sandbox.body.start()
         self.server = socket.create_server((self.host, self.port), reuse_port=False)
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -409,6 +414,8 @@ class EmulatedPhone:
 
     def stop(self) -> None:
         """Stop listening and drop every connection, as a phone that disappears."""
+        if self.sandbox.body is not None:
+            self.sandbox.body.stop()
         if self.server:
             try:
                 self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in another thread

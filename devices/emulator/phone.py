@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from rebirth.devices.emulator.physics import PIDS_DIR, UNPLUGGED, Body, Gauge, Physics
+
 
 @dataclass(frozen=True)
 class PhoneProfile:
@@ -34,6 +36,8 @@ class PhoneProfile:
     max_freq_khz: tuple[int, ...]
     temperature_mc: int = 35000
     battery_level: int = 87
+    gauge: Gauge = field(default_factory=Gauge)
+    """How its fuel gauge reports current (used when the phone has a body: ``Physics``)."""
     extra_props: dict[str, str] = field(default_factory=dict)
 
     def props(self) -> dict[str, str]:
@@ -50,7 +54,8 @@ class PhoneProfile:
 
 PHONES = {
     "galaxy-s6": PhoneProfile("galaxy-s6", "samsung", "SM-G920F", "zeroflte", "zerofltexx", "samsungexynos7420",
-                              "arm64-v8a", "7.0", 24, (1500000,) * 4 + (2100000,) * 4),
+                              "arm64-v8a", "7.0", 24, (1500000,) * 4 + (2100000,) * 4,
+                              gauge=Gauge(unit="mA", discharging_negative=False)),
     "pixel-7": PhoneProfile("pixel-7", "Google", "Pixel 7", "panther", "panther", "gs201", "arm64-v8a", "14", 34,
                             (1803000,) * 4 + (2348000,) * 2 + (2850000,) * 2),
 }
@@ -87,7 +92,7 @@ class Sandbox:
     """The phone's file system: a host folder standing for ``/``."""
 
     def __init__(self, root: Path, phone: PhoneProfile, runner: Optional[SleepingRunner] = None,
-                 abi: Optional[str] = None):
+                 abi: Optional[str] = None, physics: Optional[Physics] = None):
         """``runner``: a sleeping executor_runner; None: rebirth's native runner, which really computes.
 
         ``abi``: the phone's ABI; default the host's, and the phone has rebirth's host runner as its
@@ -98,6 +103,9 @@ class Sandbox:
         self.phone = phone
         self.runner = runner
         self.abi = abi or host_abi()
+        self.physics = physics
+        """The phone's body (heat, clocks, fuel gauge), or None for fixed readings."""
+        self.body: Optional[Body] = None
 
     @property
     def emulated_cpu(self) -> bool:
@@ -144,9 +152,12 @@ class Sandbox:
             thermal.mkdir(parents=True, exist_ok=True)
             (thermal / "temp").write_text(f"{temp}\n")
             (thermal / "type").write_text(f"zone{zone}\n")
+        if self.physics is not None:
+            self.body = Body(self.root, self.phone.max_freq_khz, self.physics, self.phone.gauge)
+            self.body.populate()
         self._tool("getprop", self._getprop_script())
         self._tool("dumpsys", self._dumpsys_script())
-        self._tool("taskset", TASKSET)
+        self._tool("taskset", TASKSET.replace("#REGISTER", self._register()))
         if self.emulated_cpu:
             from rebirth.devices.native import require
 
@@ -178,7 +189,13 @@ class Sandbox:
             return ("#!/bin/sh\n# The emulated phone's executor_runner, asleep: replays a recorded run in real time.\n"
                     f"{environment} exec {python} {sleeper} {self._sleeper_flags(runner.command)} \"$@\"\n")
         return (f"#!/bin/sh\n# The emulated phone's executor_runner: rebirth's {runner.kind} runner for this host.\n"
-                f"{environment} exec {command} \"$@\"\n")
+                f"{self._register()}{environment} exec {command} \"$@\"\n")
+
+    def _register(self) -> str:
+        """A line that tells the phone's body the process is a runner, whose CPU time heats the phone."""
+        if self.physics is None:
+            return ""
+        return f": > {shlex.quote(str(self.root / PIDS_DIR))}/$$\n"
 
     def _sleeper_flags(self, runner: tuple[str, ...]) -> str:
         assert self.runner is not None
@@ -189,9 +206,22 @@ class Sandbox:
         return " ".join(shlex.quote(flag) for flag in flags)
 
     def _dumpsys_script(self) -> str:
-        battery = (f"Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"
-                   f"  level: {self.phone.battery_level}\n  scale: 100\n  temperature: 300\n  status: 2\n")
-        return f"#!/bin/sh\nif [ \"$1\" = battery ]; then\nprintf %s {shlex.quote(battery)}\nfi\n"
+        def state(usb: str, status: int) -> str:
+            return shlex.quote(f"Current Battery Service state:\n  AC powered: false\n  USB powered: {usb}\n"
+                               f"  level: {self.phone.battery_level}\n  scale: 100\n  temperature: 300\n"
+                               f"  status: {status}\n")
+
+        if self.physics is None:
+            return f"#!/bin/sh\nif [ \"$1\" = battery ]; then\nprintf %s {state('true', 2)}\nfi\n"
+        # With a body, `dumpsys battery unplug` works as on a phone whose charger honours it: the gauge then
+        # reads the battery discharging; `reset` plugs it back. A phone that was never plugged stays unplugged.
+        unplugged = shlex.quote(str(self.root / UNPLUGGED))
+        plugged = "true" if self.physics.plugged else "false"
+        return ("#!/bin/sh\n[ \"$1\" = battery ] || exit 0\n"
+                f"case \"$2\" in\n  unplug) : > {unplugged}; exit 0 ;;\n  reset) rm -f {unplugged}; exit 0 ;;\n"
+                "esac\n"
+                f"if [ {plugged} = true ] && [ ! -e {unplugged} ]; then printf %s {state('true', 2)}; "
+                f"else printf %s {state('false', 3)}; fi\n")
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")}
@@ -208,5 +238,6 @@ case "$1" in
   ''|*[!0-9a-fA-Fx]*) echo "taskset: bad mask '$1'" >&2; exit 1 ;;
 esac
 shift
+#REGISTER
 exec "$@"
 """

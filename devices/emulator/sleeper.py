@@ -66,13 +66,51 @@ def record(command: str, runner_argv: list[str], runner: argparse.Namespace, log
     return 0
 
 
-def replay(log: str, execution_ms: Optional[float]) -> None:
+class Body:
+    """What the phone's physics (``devices.emulator.physics``) needs of a sleeping runner: its sleep stretched
+    by the clock the phone runs at now, and the time it slept told as busy cores."""
+
+    def __init__(self, root: Optional[str], threads: int):
+        self.threads = max(1, threads)
+        self.busy_ms = 0.0
+        self.busy_file: Optional[Path] = None
+        self.clock: Optional[tuple[Path, float]] = None
+        if not root or not (Path(root) / ".physics").is_dir():
+            return
+        self.busy_file = Path(root) / ".physics/busy" / str(os.getpid())
+        cores = sorted(Path(root, "sys/devices/system/cpu").glob("cpu[0-9]*"), key=lambda c: int(c.name[3:]))
+        if cores:  # the last core is a big one on the profiles the emulator has
+            cpufreq = cores[-1] / "cpufreq"
+            self.clock = (cpufreq / "scaling_cur_freq", float((cpufreq / "cpuinfo_max_freq").read_text()))
+
+    def stretch(self) -> float:
+        """How much longer an execution takes at the clock now than at the core's maximum."""
+        if self.clock is None:
+            return 1.0
+        try:
+            return self.clock[1] / max(1.0, float(self.clock[0].read_text()))
+        except (OSError, ValueError):
+            return 1.0
+
+    def slept(self, milliseconds: float) -> None:
+        if self.busy_file is None:
+            return
+        self.busy_ms += milliseconds * self.threads
+        temporary = self.busy_file.with_suffix(".new")
+        temporary.write_text(f"{self.busy_ms:.3f}")
+        os.replace(temporary, self.busy_file)
+
+
+def replay(log: str, execution_ms: Optional[float], body: Optional[Body] = None) -> None:
     """Print the recorded log, sleeping before each execution line; the total is recomputed."""
     total_ms = 0.0
     for line in log.splitlines():
         took = runlog.iteration_ms(line)
         if took is not None:
-            took = _sleep_ms(execution_ms if execution_ms is not None else took)
+            planned = execution_ms if execution_ms is not None else took
+            took = _sleep_ms(planned * (body.stretch() if body else 1.0))
+            if body:
+                body.slept(took)
             kind, count = line.split(" ", 2)[:2]
             total_ms += took if kind == "Execution" else 0.0
             line = f"{kind} {count} in {took:f} ms."
@@ -95,7 +133,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         code = record(args.runner, runner_argv, runner, log_path)
         if code != 0:
             return code
-    replay(log_path.read_text(), args.execution_ms)
+    threads = runner.cpu_threads if runner.cpu_threads > 0 else 1
+    replay(log_path.read_text(), args.execution_ms, Body(os.environ.get("REBIRTH_DEVICE_ROOT"), threads))
     if not runner.no_etdump:
         shutil.copyfile(log_path.with_suffix(".etdp"), runner.etdump_path)
     return 0

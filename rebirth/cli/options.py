@@ -40,6 +40,27 @@ def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's
                         help=f"timed runs (default: {whose} in devices.toml, else 20)")
     parser.add_argument("--threads", type=positive, default=None,
                         help=f"runtime threads (default: {whose}; phones: one per big core)")
+    parser.add_argument("--cool-below", type=non_negative_float, default=None, metavar="°C",
+                        help="before each measured run (each block of a comparison), wait until the hottest thermal "
+                             f"zone is below this (default: {whose} cool_below_c in devices.toml, else its learned "
+                             "idle temperature + 3 °C)")
+    parser.add_argument("--cool-wait", type=non_negative_float, default=None, metavar="SECONDS",
+                        help=f"the longest wait for it (default: {whose} cool_wait_s, else 120)")
+
+
+def thermal_options(args: argparse.Namespace) -> dict:
+    """The thermal gate's options of ``add_run_settings``, as ``ProfileOptions`` takes them."""
+    return {"cool_below_c": args.cool_below, "cool_wait_s": args.cool_wait}
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
 
 
 def add_budget(parser: argparse.ArgumentParser, runs: int = 40, seconds: float = 600.0) -> None:

@@ -7,7 +7,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.cli.options import add_budget, add_etrecord, add_run_settings, add_store, device_list, positive
+from rebirth.cli.options import (
+    add_budget,
+    add_etrecord,
+    add_run_settings,
+    add_store,
+    device_list,
+    positive,
+    thermal_options,
+)
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -165,7 +173,7 @@ def cmd_farm(args: argparse.Namespace) -> int:
     from rebirth.usecases.farm import farm_run
 
     options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
-                             threads=args.threads)
+                             threads=args.threads, **thermal_options(args))
     with FarmView(enabled=not args.quiet) as view:
         runs = farm_run(args.model, targets_of(args), args.store, options, view, etrecord=args.etrecord,
                         say=lambda text: print(text, file=sys.stderr))
@@ -308,7 +316,7 @@ def _regress_side_by_side(args: argparse.Namespace) -> list:
     from rebirth.usecases.regress import SideBySide, regress_side_by_side
 
     options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
-                             threads=args.threads)
+                             threads=args.threads, **thermal_options(args))
     request = SideBySide(args.ab[0], args.ab[1], targets_of(args, default=("local",)), options,
                          Budget(args.max_runs, args.max_time))
     with FarmView() as view:

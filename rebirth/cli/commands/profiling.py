@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.cli.options import BACKENDS, add_budget, add_etrecord, add_run_settings, add_top
+from rebirth.cli.options import BACKENDS, add_budget, add_etrecord, add_run_settings, add_top, thermal_options
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +72,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from rebirth.profiler import ProfileOptions
     from rebirth.usecases.profiling import profile
 
-    options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord)
+    options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord,
+                             **thermal_options(args))
     with ProgressView(enabled=not args.quiet) as view:
         result = profile(args.model, options, progress=view.update, stage=view.stage)
     if args.json:
@@ -147,7 +148,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rebirth.reports import render_comparison, write_report
     from rebirth.usecases.profiling import compare
 
-    options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads)
+    options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads,
+                             **thermal_options(args))
     budget = Budget(args.max_runs, args.max_time)
     with ProgressView() as view:
         result = compare(args.a, args.b, options, question=Question(args.precision / 100), budget=budget,

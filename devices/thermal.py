@@ -1,0 +1,84 @@
+"""The thermal gate: before a measured run, wait until the device's hottest thermal zone is below a limit.
+
+The limit is the inventory's ``cool_below_c`` (or ``--cool-below``), else learned: the lowest temperature this
+device showed before a run, among its last ``IDLE_HISTORY`` runs (kept in rebirth's cache, per device), plus
+``MARGIN_C``. A device never seen has no learned limit: its first run is not gated, and teaches one. The wait
+is bounded (``cool_wait_s``, default ``DEFAULT_WAIT_S``); a device still too hot then is said to be so, and a
+paired comparison discards the block (``profiler.paired``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+from rebirth.contract.cache import cache_root
+from rebirth.contract.device import Cooling
+from rebirth.contract.files import write_json_atomic
+
+MARGIN_C = 3.0
+DEFAULT_WAIT_S = 120.0
+POLL_S = 2.0
+IDLE_HISTORY = 20
+
+
+def _history_path(device_key: str) -> Path:
+    return cache_root() / "thermal" / (re.sub(r"[^\w.-]", "_", device_key) + ".json")
+
+
+def learned_idle(device_key: str) -> Optional[float]:
+    """The lowest temperature this device showed before a run, among its last ``IDLE_HISTORY``."""
+    try:
+        readings = json.loads(_history_path(device_key).read_text())
+        return min(float(value) for value in readings) if readings else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def remember(device_key: str, temperature_c: Optional[float]) -> None:
+    """Keep a temperature read before a run (the idle the limit is learned from)."""
+    if temperature_c is None:
+        return
+    path = _history_path(device_key)
+    try:
+        readings = json.loads(path.read_text())
+        readings = [float(value) for value in readings][-(IDLE_HISTORY - 1):]
+    except (OSError, ValueError, TypeError):
+        readings = []
+    try:
+        write_json_atomic(path, [*readings, round(temperature_c, 2)])
+    except OSError:
+        pass  # a read-only cache costs the learning, not the run
+
+
+def limit_for(device_key: str, configured: Optional[float], source: str) -> tuple[Optional[float], str]:
+    """The limit to cool below, and where it came from."""
+    if configured is not None:
+        return configured, source
+    idle = learned_idle(device_key)
+    if idle is None:
+        return None, "nothing learned yet: this run teaches the device's idle temperature"
+    return idle + MARGIN_C, f"learned: idle {idle:.1f} °C + {MARGIN_C:.0f} °C"
+
+
+def cool(read: Callable[[], Optional[float]], limit_c: Optional[float], source: str, bound_s: float,
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+         poll_s: float = POLL_S) -> Cooling:
+    """Wait, reading the hottest zone every ``poll_s``, until it is at or below ``limit_c`` or ``bound_s``
+    has passed. ``read`` returns None where the device has no readable zone: then there is no gate."""
+    start = clock()
+    first = current = read()
+    if current is None:
+        return Cooling(None, "the device shows no readable thermal zone")
+    if limit_c is None:
+        return Cooling(None, source, first, current)
+    while current > limit_c and clock() - start < bound_s:
+        sleep(min(poll_s, max(0.0, bound_s - (clock() - start))))
+        current = read()
+        if current is None:
+            return Cooling(None, "the thermal zone could not be read while waiting", first, None, clock() - start)
+    return Cooling(limit_c, source, first, current, clock() - start, current <= limit_c, bound_s)
