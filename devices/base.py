@@ -31,6 +31,8 @@ class RunRequest:
     etdump: bool = True
     paired_model_path: Optional[Path] = None
     """A second .pte run alternately with the first in the same process (``Device.pairs_in_process``)."""
+    drop_page_cache: bool = False
+    """Drop the model's file from the device's page cache right before the runner starts (a cold start)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class RunResult:
     samples: tuple[Sample, ...] = ()
     """Readings of the device while the runner ran (memory, temperature, clock, battery current), in time
     order; empty where the device cannot be read during a run."""
+    page_cache_flushed: Optional[bool] = None
+    """Whether the model's file was dropped from the page cache before the runner started (None: not asked);
+    a note says why not."""
 
     @property
     def baseline_rss_bytes(self) -> Optional[int]:

@@ -16,11 +16,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Optional
 
+from rebirth.contract import notes
 from rebirth.contract.device import NATIVE, PYTHON, CheckItem, DeviceInfo, DeviceReport, DeviceState, Zone
 from rebirth.contract.errors import MissingToolError, RunnerBuildError
 from rebirth.contract.files import sha256_file
 from rebirth.contract.notes import PYTHON_RUNNER, Note
-from rebirth.devices import runlog
+from rebirth.devices import pagecache, runlog
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.hoststate import cpu_model, host_state
 from rebirth.devices.phonestate import big_core_mask
@@ -149,6 +150,7 @@ class LocalDevice:
         """Run the runner once; raise ``ModelRejectedError`` when the runtime refuses the model."""
         if request.cooldown_s:
             time.sleep(request.cooldown_s)
+        flushed = _drop_page_cache(request) if request.drop_page_cache else None
         before = self.state()
         harness_start = _own_cpu_ticks()
         etdump_path = workdir / "model.etdp"
@@ -175,12 +177,22 @@ class LocalDevice:
         # work: with the runner's it is what the device would have been doing anyway.
         # The runner has been reaped, so its whole time is in the children's share; the last poll missed its end.
         ours = max(cpu or 0, _own_cpu_ticks() - harness_start)
-        note = self.runner().note
+        notes = tuple(note for note in (self.runner().note, flushed) if note is not None)
         return RunResult(etdump_path if request.etdump else None, log,
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
                          threads=request.threads,
                          cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
-                         notes=(note,) if note else (), runner_cpu_ticks=ours if cpu is not None else None)
+                         notes=notes, runner_cpu_ticks=ours if cpu is not None else None,
+                         page_cache_flushed=None if not request.drop_page_cache else flushed is None)
+
+
+def _drop_page_cache(request: RunRequest) -> Optional[Note]:
+    """Drop the model (and the paired one) from the host's page cache; a note when some of it stayed."""
+    for path in filter(None, (request.model_path, request.paired_model_path)):
+        why = pagecache.drop(path)
+        if why:
+            return Note(notes.NOT_FLUSHED, f"page cache not flushed: {why}")
+    return None
 
 
 def _own_cpu_ticks() -> int:
