@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as mypy and readers see them
     from rebirth.contract.cache import cache_root
+    from rebirth.contract.cold import ColdStart
     from rebirth.contract.device import (
                                  Battery,
                                  CheckItem,
@@ -64,7 +65,8 @@ if TYPE_CHECKING:  # the names as mypy and readers see them
     from rebirth.contract.stored import StoredRun, device_fingerprint, key_of, model_key
 
 _WHERE = {
-    "cache_root": "cache", "Battery": "device", "CheckItem": "device", "CoreInfo": "device", "CoreState": "device",
+    "cache_root": "cache", "ColdStart": "cold", "Battery": "device",
+    "CheckItem": "device", "CoreInfo": "device", "CoreState": "device",
     "DeviceInfo": "device", "DeviceReport": "device", "DeviceState": "device", "DeviceStatus": "device",
     "Zone": "device", "ConfigError": "errors", "DeviceError": "errors", "EmptyETDumpError": "errors",
     "ExitStatus": "errors", "InputError": "errors", "MissingOperatorError": "errors", "MissingToolError": "errors",
@@ -79,7 +81,7 @@ _WHERE = {
     "StoredRun": "stored", "device_fingerprint": "stored", "key_of": "stored", "model_key": "stored"
 }
 __all__ = [
-    "Accuracy", "Battery", "cache_root", "CATEGORIES", "CheckItem", "ConfigError", "CoreInfo", "CoreState",
+    "Accuracy", "Battery", "cache_root", "CATEGORIES", "CheckItem", "ColdStart", "ConfigError", "CoreInfo", "CoreState",
     "device_fingerprint", "DeviceError", "DeviceInfo", "DeviceReport", "DeviceState", "DeviceStatus",
     "EmptyETDumpError", "exit_status_of", "ExitStatus", "FRAMEWORK", "InputError", "key_of", "Latency",
     "LayerSummary", "Memory", "MergeRecord", "MissingOperatorError", "MissingToolError", "model_key",

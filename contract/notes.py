@@ -13,6 +13,9 @@ NO_ETRECORD, ETRECORD_MISMATCH, ETRECORD_UNREADABLE = "no_etrecord", "etrecord_m
 EMULATED, PYTHON_RUNNER, OTHER = "emulated", "python_runner", "other"
 """Warnings: ops without source layers (no, another model's, or an unreadable ETRecord); an emulated CPU; the
 fallback Python runner; anything else."""
+NOT_FLUSHED, NO_PHASES = "not_flushed", "no_phases"
+"""Cold start: the model's file was not dropped from the page cache before a process; the runner does not say
+the load's phases or each execution's time."""
 
 
 @dataclass(frozen=True)

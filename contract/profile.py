@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rebirth.contract import stats
+from rebirth.contract.cold import ColdStart
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
@@ -244,6 +245,9 @@ class Profile:
     throttling); empty when nothing says so."""
     energy: Optional[Energy] = None
     """Energy per inference from the battery's gauge, or why there is none; None in profiles made before it."""
+    cold: Optional[ColdStart] = None
+    """The program's start in fresh processes (``--cold N``); None when it was not measured. Optional and
+    added without a schema bump: older files have none, and older rebirths ignore it."""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

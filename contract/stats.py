@@ -7,8 +7,11 @@ samples agree.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
+
+Z95 = 1.959964
 
 
 def percentile(samples: Sequence[float], q: int) -> float:
@@ -31,3 +34,14 @@ def trimmed_mean(samples: Sequence[float], proportion: float = 0.1) -> float:
 def mean_std(samples: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single sample)."""
     return statistics.fmean(samples), statistics.stdev(samples) if len(samples) > 1 else 0.0
+
+
+def median_interval(samples: Sequence[float]) -> tuple[float, float]:
+    """The 95% interval of the median of ``samples`` from their order statistics (no assumption on their
+    distribution; the samples taken as independent): the sorted samples at ranks n/2 -/+ 1.96 sqrt(n)/2."""
+    ordered = sorted(samples)
+    count = len(ordered)
+    half = Z95 * math.sqrt(count) / 2
+    low = max(0, math.floor(count / 2 - half) - 1)
+    high = min(count - 1, math.ceil(count / 2 + half) - 1)
+    return ordered[low], ordered[high]

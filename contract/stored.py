@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,12 +15,12 @@ from typing import Any, Optional
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import InputError
 from rebirth.contract.profile import ModelInfo, Profile
+from rebirth.contract.stats import median_interval
 
 STORE_VERSION = 1
 RUN_FILE = re.compile(r"^(\d{4,})\.json$")
 """A run file's name: its number, four digits or more."""
 
-Z95 = 1.959964
 
 Key = tuple[str, str]
 """(device fingerprint, model key): what pairs a result with its baseline."""
@@ -143,17 +142,6 @@ def _text(value: Any) -> str:
 
 def _optional_text(value: Any) -> Optional[str]:
     return None if value is None else _text(value)
-
-
-def median_interval(samples: Sequence[float]) -> tuple[float, float]:
-    """The 95% interval of the median of ``samples`` from their order statistics (no assumption on their
-    distribution; the samples taken as independent): the sorted samples at ranks n/2 -/+ 1.96 sqrt(n)/2."""
-    ordered = sorted(samples)
-    count = len(ordered)
-    half = Z95 * math.sqrt(count) / 2
-    low = max(0, math.floor(count / 2 - half) - 1)
-    high = min(count - 1, math.ceil(count / 2 + half) - 1)
-    return ordered[low], ordered[high]
 
 
 def device_fingerprint(device: DeviceInfo) -> str:

@@ -71,6 +71,13 @@ IDLE_POLLS = 10
 """Looks at the battery's gauge before a metered run, every ``POLL_S``: the idle draw."""
 """The runner's memory is polled every ``POLL_S`` for its first ``FAST_POLLS`` looks, then every ``SLOW_POLL_S``."""
 STALE_RUN_MIN = 60
+_DROP = "sync; echo 3 > /proc/sys/vm/drop_caches"
+DROP_CACHES = (f"if [ \"$(id -u)\" = 0 ]; then sh -c {shlex.quote(_DROP)} && echo __flushed; "
+               "elif command -v su >/dev/null 2>&1 && "
+               f"{{ su 0 sh -c {shlex.quote(_DROP)} || su -c {shlex.quote(_DROP)}; }} </dev/null >/dev/null 2>&1; "
+               "then echo __flushed; else echo __not_root; fi")
+"""Drop the phone's page cache: directly as root (``adb root``), else through ``su`` (AOSP's ``su 0 CMD``, or
+Magisk's ``su -c CMD``), never waiting for input; ``__not_root`` where neither works."""
 
 
 def q(value: object) -> str:
@@ -186,6 +193,7 @@ class AdbDevice:
         self.transport = transport or make_transport(config)
         self._props: Optional[dict[str, str]] = None
         self._runner: Optional[PhoneRunner] = None
+        self._not_flushed: Optional[Note] = None
 
     def __enter__(self) -> AdbDevice:
         return self
@@ -399,6 +407,7 @@ class AdbDevice:
         cooling = self._cool(request) if request.gate else None
         if self.config.unplug:  # the framework then reports unplugged; the gauge's status says if it charges
             self.shell("dumpsys battery unplug", "unplug", check=False)
+        not_flushed = self.drop_page_cache() if request.drop_page_cache else None
         before = self.snapshot("state")
         if cooling is not None:
             thermal.remember(self._thermal_key(), before.state().temperature_c)
@@ -422,11 +431,12 @@ class AdbDevice:
             if self.config.unplug:
                 self._reset_battery()
         parsed = runlog.parse_log(log)
+        said = tuple(note for note in (EMULATED_NOTE if self.emulated else None, not_flushed) if note is not None)
         return RunResult(etdump, parsed, max(filter(None, (watch.peak, parsed.peak_rss_bytes)), default=None),
-                         before.state(), after.state(), threads=threads, cpu_affinity=mask,
-                         notes=(EMULATED_NOTE,) if self.emulated else (), runner_cpu_ticks=watch.cpu_ticks,
-                         cooling=cooling, samples=watch.samples(),
-                         energy_gauge=self._gauge_name(before.battery) if before.battery else None)
+                         before.state(), after.state(), threads=threads, cpu_affinity=mask, notes=said,
+                         runner_cpu_ticks=watch.cpu_ticks, cooling=cooling, samples=watch.samples(),
+                         energy_gauge=self._gauge_name(before.battery) if before.battery else None,
+                         page_cache_flushed=None if not request.drop_page_cache else not_flushed is None)
 
     def _reset_battery(self) -> None:
         try:
@@ -452,6 +462,18 @@ class AdbDevice:
     def _gauge_name(self, battery: str) -> str:
         unit = self.config.gauge_unit or "unit guessed from the readings' size"
         return f"{battery}/current_now ({unit})"
+
+    def drop_page_cache(self) -> Optional[Note]:
+        """Drop the phone's page cache (``/proc/sys/vm/drop_caches``: as root, or through ``su``); a note saying
+        why not where it cannot. A phone that refused once is not asked again (``su`` may ask its user)."""
+        if self._not_flushed is None:
+            output = self.shell(DROP_CACHES, "flush", check=False).output
+            if "__flushed" in output:
+                return None
+            why = ("the phone is not rooted (drop_caches needs root: adb root, or su)" if "__not_root" in output
+                   else f"drop_caches was refused: {runlog.last_error(output)}")
+            self._not_flushed = Note(notes.NOT_FLUSHED, f"page cache not flushed: {why}")
+        return self._not_flushed
 
     def pairs_in_process(self) -> bool:
         return self.find_runner().pairs

@@ -37,6 +37,8 @@ class RunRequest:
     """The limit to cool below; None: the inventory's, else the learned one."""
     cool_wait_s: Optional[float] = None
     """The longest wait; None: the inventory's, else ``devices.thermal.DEFAULT_WAIT_S``."""
+    drop_page_cache: bool = False
+    """Drop the model's file from the device's page cache right before the runner starts (a cold start)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class RunResult:
     draw the energy is measured over) have a negative time."""
     energy_gauge: Optional[str] = None
     """The battery gauge the samples' current came from (its folder and unit), None without one."""
+    page_cache_flushed: Optional[bool] = None
+    """Whether the model's file was dropped from the page cache before the runner started (None: not asked);
+    a note says why not."""
 
     @property
     def baseline_rss_bytes(self) -> Optional[int]:

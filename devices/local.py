@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Optional
 
+from rebirth.contract import notes
 from rebirth.contract.device import (
     NATIVE,
     PYTHON,
@@ -30,7 +31,7 @@ from rebirth.contract.device import (
 from rebirth.contract.errors import MissingToolError, RunnerBuildError
 from rebirth.contract.files import sha256_file
 from rebirth.contract.notes import PYTHON_RUNNER, Note
-from rebirth.devices import energy, hoststate, runlog, thermal
+from rebirth.devices import energy, hoststate, pagecache, runlog, thermal
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.hoststate import cpu_model, host_state
 from rebirth.devices.phonestate import big_core_mask
@@ -167,6 +168,7 @@ class LocalDevice:
         metered = battery is not None and energy.charging_status(hoststate.read_text(battery / "status")) is False
         idle = [_sample(None, battery, -SAMPLE_S * (IDLE_SAMPLES - i), wait=True) for i in range(IDLE_SAMPLES)
                 ] if metered and battery else []
+        flushed = _drop_page_cache(request) if request.drop_page_cache else None
         before = self.state()
         harness_start = _own_cpu_ticks()
         etdump_path = workdir / "model.etdp"
@@ -194,14 +196,15 @@ class LocalDevice:
         # work: with the runner's it is what the device would have been doing anyway.
         # The runner has been reaped, so its whole time is in the children's share; the last poll missed its end.
         ours = max(cpu or 0, _own_cpu_ticks() - harness_start)
-        note = self.runner().note
+        notes = tuple(note for note in (self.runner().note, flushed) if note is not None)
         return RunResult(etdump_path if request.etdump else None, log,
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
                          threads=request.threads,
                          cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
-                         notes=(note,) if note else (), runner_cpu_ticks=ours if cpu is not None else None,
+                         notes=notes, runner_cpu_ticks=ours if cpu is not None else None,
                          cooling=cooling, samples=(*idle, *samples),
-                         energy_gauge=f"{battery}/current_now" if battery else None)
+                         energy_gauge=f"{battery}/current_now" if battery else None,
+                         page_cache_flushed=None if not request.drop_page_cache else flushed is None)
 
     def _cool(self, request: RunRequest) -> Cooling:
         """The host's thermal gate: as a phone's, where the host has thermal zones (most servers show none)."""
@@ -212,6 +215,15 @@ class LocalDevice:
             return Cooling(None, "this host shows no thermal zone")
         thermal.remember(self.name + "@" + platform.node(), cooling.end_c)
         return cooling
+
+
+def _drop_page_cache(request: RunRequest) -> Optional[Note]:
+    """Drop the model (and the paired one) from the host's page cache; a note when some of it stayed."""
+    for path in filter(None, (request.model_path, request.paired_model_path)):
+        why = pagecache.drop(path)
+        if why:
+            return Note(notes.NOT_FLUSHED, f"page cache not flushed: {why}")
+    return None
 
 
 def _own_cpu_ticks() -> int:

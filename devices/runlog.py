@@ -16,6 +16,8 @@ EXIT_LOAD_FAILED = 3
 EXIT_RUN_FAILED = 4
 
 _LOADED = re.compile(r"Model loaded in ([\d.]+) ms")
+_PROGRAM_LOADED = re.compile(r"Program loaded in ([\d.]+) ms")
+_METHOD_LOADED = re.compile(r"Method loaded in ([\d.]+) ms")
 _EXECUTED = re.compile(r"Model executed successfully (\d+) time\(s\) in ([\d.]+) ms")
 _ITERATION = re.compile(r"(Warm-up|Execution) (\d+)/(\d+) in ([\d.]+) ms")
 _PAIRED = re.compile(r"Paired execution (\d+)/(\d+) in ([\d.]+) ms")
@@ -31,6 +33,13 @@ class RunLog:
     text: str = ""
     """The whole log, as it came."""
     load_ms: Optional[float] = None
+    """The whole load ("Model loaded in"): the program, its method and the inputs."""
+    program_load_ms: Optional[float] = None
+    """``Program::load``: the file opened and the program read and verified; None from a runner that does not
+    say (ExecuTorch's executor_runner, rebirth's runners before they said it)."""
+    method_load_ms: Optional[float] = None
+    """``Program::load_method``: the method's memory and ``Method::init``, where each delegate sets up (XNNPACK
+    builds its runtime and packs its weights); None where the runner does not say."""
     executions: Optional[int] = None
     total_ms: Optional[float] = None
     execution_ms: tuple[float, ...] = ()
@@ -53,6 +62,8 @@ def parse_log(text: str) -> RunLog:
     return RunLog(
         text=text,
         load_ms=load,
+        program_load_ms=_search_float(_PROGRAM_LOADED, text),
+        method_load_ms=_search_float(_METHOD_LOADED, text),
         executions=int(executed.group(1)) if executed else None,
         total_ms=float(executed.group(2)) if executed else None,
         execution_ms=timings,

@@ -5,10 +5,11 @@ Run as its own process so that its memory is measured apart from the CLI's::
     python -m rebirth.devices.runner --model_path m.pte --num_executions 20 --etdump_path m.etdp \
         --cpu_threads 2 --warmup 3
 
-It accepts the native runner's flags and prints the native runner's two log lines
-("Model loaded in %f ms." and "Model executed successfully N time(s) in %f ms."), plus
-lines the native runner lacks and that parsers treat as optional: the resident memory
-before the model is loaded and at the end, and one line per execution. ``--warmup W``
+It accepts the native runner's flags and prints the native runner's log lines: ExecuTorch's two
+("Model loaded in %f ms." and "Model executed successfully N time(s) in %f ms."), and those
+rebirth's runners add and parsers treat as optional: the load's phases ("Program loaded in",
+"Method loaded in"), the resident memory before the model is loaded and at the end, and one
+line per execution. ``--warmup W``
 runs W more executions first; they are traced too (an ETDump cannot be paused), and
 whoever reads the ETDump drops the first W samples.
 """
@@ -58,9 +59,14 @@ def load_runtime():
 
 
 def make_inputs(module):
+    """Tensors of ones for a loaded module's ``forward``."""
+    return inputs_of(module.method_meta("forward"))
+
+
+def inputs_of(meta):
+    """Tensors of ones of a method's input shapes and types."""
     import torch
 
-    meta = module.method_meta("forward")
     inputs = []
     for index in range(meta.num_inputs()):
         tensor = meta.input_tensor_meta(index)
@@ -79,19 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Baseline RSS: {(status_kib('VmRSS') or 0) * 1024} bytes", flush=True)
     start = time.perf_counter()
     try:
-        module = portable_lib._load_for_executorch(
-            args.model_path, enable_etdump=not args.no_etdump, debug_buffer_size=0)
-        inputs = make_inputs(module)
+        program = portable_lib._load_program(args.model_path, enable_etdump=not args.no_etdump, debug_buffer_size=0,
+                                             program_verification=portable_lib.Verification.InternalConsistency)
+        loaded = time.perf_counter()
+        method = program.load_method(program.get_method_name(0))
+        method_ms = (time.perf_counter() - loaded) * 1000
+        inputs = inputs_of(method.method_meta())
     except Exception as error:
         print(f"Error: loading {args.model_path} failed: {error}", file=sys.stderr, flush=True)
         return EXIT_LOAD_FAILED
+    print(f"Program loaded in {(loaded - start) * 1000:f} ms.", flush=True)
+    print(f"Method loaded in {method_ms:f} ms.", flush=True)
     print(f"Model loaded in {(time.perf_counter() - start) * 1000:f} ms.", flush=True)
     total = args.warmup + args.num_executions
     elapsed = 0.0
     for index in range(total):
         begin = time.perf_counter()
         try:
-            module.forward(inputs)
+            method.call(inputs)
         except Exception as error:
             print(f"Error: execution {index + 1} failed: {error}", file=sys.stderr, flush=True)
             return EXIT_RUN_FAILED
@@ -101,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind} {index + 1}/{total} in {took:f} ms.", flush=True)
     print(f"Model executed successfully {args.num_executions} time(s) in {elapsed:f} ms.", flush=True)
     if not args.no_etdump:
-        module.write_etdump_result_to_file(args.etdump_path)
+        program.write_etdump_result_to_file(args.etdump_path)
     print(f"Peak RSS: {(status_kib('VmHWM') or 0) * 1024} bytes", flush=True)
     return 0
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from rebirth.contract.cold import ColdStart
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
 from rebirth.contract.profile import Energy, Latency, Profile, Settings
 from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult
 from rebirth.models import Exported, PteFile
+from rebirth.profiler.cold import COLD_EXECUTIONS, cold_requests, measure_cold
 
 Stage = Callable[[str], None]
 """Called with the name of each stage as it starts: ``export``, ``read``, ``run``, ``analyse``."""
@@ -34,6 +36,10 @@ class ProfileOptions:
     cool_below_c: Optional[float] = None
     """Wait before each run until the device's hottest zone is below this; None: its inventory's or learned."""
     cool_wait_s: Optional[float] = None
+    cold: int = 0
+    """Fresh runner processes to time the program's start in (``ColdStart``); 0: none."""
+    cold_executions: int = COLD_EXECUTIONS
+    """Executions each of them times: the first inference and the warm-up curve."""
 
     def resolved(self, defaults: RunDefaults) -> ProfileOptions:
         """Options with the device's inventory settings filled in where the caller gave none."""
@@ -83,7 +89,18 @@ def profile_program(program: Program, device: Device, options: ProfileOptions,
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
         result = _run(device, run_request(program, options), Path(workdir), progress)
         announce("analyse")
-        return _build(program, result, device.describe(), options)
+        built = _build(program, result, device.describe(), options)
+    if not options.cold:
+        return built
+    announce("cold")
+    return replace(built, cold=measure_cold_start(program, device, options, progress))
+
+
+def measure_cold_start(program: Program, device: Device, options: ProfileOptions,
+                       progress: Optional[ProgressCallback] = None) -> ColdStart:
+    """Time the program's start in ``options.cold`` fresh processes on an open device (``profiler.cold``)."""
+    requests = cold_requests(program.pte.path.resolve(), options.cold, options.cold_executions, options.threads)
+    return measure_cold(device, requests, lambda on, request, workdir: _run(on, request, workdir, None), progress)
 
 
 def run_request(program: Program, options: ProfileOptions, traced: bool = True) -> RunRequest:

@@ -22,12 +22,14 @@ import jinja2
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
+from rebirth.contract.cold import PHASES, ColdStart, Distribution
 from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_text_atomic
 from rebirth.contract.paired import PairedComparison
 from rebirth.contract.profile import Profile
 from rebirth.contract.slim import SlimRecord
 from rebirth.reports.charts import CATEGORY_LABEL, figures
+from rebirth.reports.cold_view import heading, spread
 from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines, signed_pct
 from rebirth.reports.slim_view import evidence_text, quantization_text, step_how, step_savings, technique_lines
@@ -80,10 +82,18 @@ def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional
     return environment().get_template(TEMPLATE).render(
         title=f"rebirth report: {' vs '.join(side.model for side in comparison.headline.sides)}",
         sides=comparison.headline.sides, facts=headline_facts(comparison), warnings=_warnings(comparison),
-        tables=_tables(comparison), slim=slimmed, quantized=quantized,
+        tables=_tables(comparison), slim=slimmed, quantized=quantized, cold=_cold_notes(comparison),
         techniques=technique_lines(slimmed) if slimmed else [],
         charts={"config": PLOTLY_CONFIG, "figures": figures(comparison)},
         plotly_js=Markup(get_plotlyjs()))  # plotly's own code, not data: the one string not escaped
+
+
+def _cold_notes(comparison: Comparison) -> list[str]:
+    """How each cold start was measured and what its notes say, each line once."""
+    labels = ["before: ", "after: "] if comparison.after is not None else [""]
+    return list(dict.fromkeys(f"{label}{line}" for label, profile in zip(labels, comparison.profiles)
+                              if profile.cold is not None
+                              for line in [heading(profile.cold), *map(str, profile.cold.notes)]))
 
 
 @functools.cache
@@ -142,6 +152,8 @@ def _tables(comparison: Comparison) -> dict[str, Table]:
               "model": _property_table(comparison, MODEL_ROWS)}
     if comparison.slim:
         tables["merges"] = _merges_table(comparison.slim)
+    if any(profile.cold is not None for profile in comparison.profiles):
+        tables["cold"] = _cold_table(comparison)
     return tables
 
 
@@ -185,6 +197,30 @@ def _latency_table(comparison: Comparison) -> Table:
     columns = [Column("ms", lambda row: _text(row[0]))]
     columns += _side_columns(comparison, lambda row, profile: _number(row[1](profile), row[2]), numeric=True)
     return _table(columns, statistics, sortable=False, key="latency")
+
+
+def _cold_table(comparison: Comparison) -> Table:
+    """The cold start's phases and warm-up curve, one column per profile: median [95% interval] in ms."""
+    longest = max(len(profile.cold.curve) for profile in comparison.profiles if profile.cold is not None)
+    rows: list[tuple[str, Callable[[ColdStart], Optional[Distribution]]]] = [
+        (label, functools.partial(_cold_phase, index)) for index, label in enumerate(PHASES)]
+    rows += [(f"execution {index + 1}", functools.partial(_cold_point, index)) for index in range(1, longest)]
+    columns = [Column("ms, median [95% interval]", lambda row: _text(row[0]))]
+    columns += _side_columns(comparison, lambda row, profile: _cold_cell(profile.cold, row[1]), numeric=True)
+    return _table(columns, rows, sortable=False, key="cold")
+
+
+def _cold_phase(index: int, cold: ColdStart) -> Optional[Distribution]:
+    return cold.phases()[index][1]
+
+
+def _cold_point(index: int, cold: ColdStart) -> Optional[Distribution]:
+    return cold.curve[index] if index < len(cold.curve) else None
+
+
+def _cold_cell(cold: Optional[ColdStart], pick: Callable[[ColdStart], Optional[Distribution]]) -> Cell:
+    value = pick(cold) if cold is not None else None
+    return Cell(spread(value), None if value is None else value.median)
 
 
 def _category_table(comparison: Comparison) -> Table:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rebirth.contract.paired import PairedComparison
 from rebirth.contract.profile import OpTypeSummary, Profile
 from rebirth.contract.slim import SlimRecord
+from rebirth.reports.cold_view import cold_lines
 from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines
 from rebirth.reports.layout import NAME, NUMBER, SHORTEN, STACK, Column, Drop, FittedTable, Pair, arrow
@@ -29,6 +30,9 @@ def render_profile(profile: Profile, console: Optional[Console] = None, top: int
         console.print(line, highlight=False)
     for reason in profile.noise:
         console.print(f"[bold yellow]noisy:[/] {escape(str(reason))}", highlight=False)
+    if profile.cold is not None:
+        for line in cold_lines(profile.cold):
+            console.print(escape(line), highlight=False)
     console.print(op_type_table(profile, top))
     if profile.summary.top_layers:
         console.print(layer_table(profile, top))

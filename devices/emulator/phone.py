@@ -158,6 +158,8 @@ class Sandbox:
         self._tool("getprop", self._getprop_script())
         self._tool("dumpsys", self._dumpsys_script())
         self._tool("taskset", TASKSET.replace("#REGISTER", self._register()))
+        self._tool("id", SHELL_ID)
+        self._tool("su", NO_SU)
         if self.emulated_cpu:
             from rebirth.devices.native import require
 
@@ -240,4 +242,20 @@ esac
 shift
 #REGISTER
 exec "$@"
+"""
+
+SHELL_ID = """#!/bin/sh
+# adb shell on a user-build phone runs as the shell user, not root (this host's user may be root).
+case "$1" in
+  -u) echo 2000 ;;
+  -g) echo 2000 ;;
+  -un) echo shell ;;
+  *) echo "uid=2000(shell) gid=2000(shell) groups=2000(shell)" ;;
+esac
+"""
+
+NO_SU = """#!/bin/sh
+# A user-build phone has no su (this host's su would make the phone root).
+echo "/system/bin/sh: su: inaccessible or not found" >&2
+exit 127
 """

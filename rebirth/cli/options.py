@@ -84,3 +84,31 @@ def add_store(parser: argparse.ArgumentParser) -> None:
 
 def add_top(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=positive, default=15, help="rows in the terminal tables (default: 15)")
+
+
+COLD_EXECUTIONS = 5
+"""``profiler.cold.COLD_EXECUTIONS``, repeated so that ``--help`` imports nothing."""
+
+
+def add_cold(parser: argparse.ArgumentParser) -> None:
+    """--cold N and --cold-executions K: the model's start timed in N fresh processes."""
+    parser.add_argument("--cold", type=int, default=None, metavar="N",
+                        help="also time the start in N fresh runner processes (page cache dropped where allowed): "
+                             "program load, method init, first inference and the warm-up curve")
+    parser.add_argument("--cold-executions", type=int, default=COLD_EXECUTIONS, metavar="K",
+                        help=f"executions timed in each fresh process (default: {COLD_EXECUTIONS})")
+
+
+def cold_settings(args: argparse.Namespace) -> tuple[int, int]:
+    """``ProfileOptions``' ``cold`` and ``cold_executions`` from --cold and --cold-executions (0: no cold start).
+
+    Raises:
+        InputError: either is below 1 (one line, exit 2, as every mistake of a user).
+    """
+    from rebirth.contract import InputError
+
+    for flag, value in (("--cold", args.cold), ("--cold-executions", args.cold_executions)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} {value}: give at least 1 (the number of fresh processes, or of executions "
+                             "timed in each)")
+    return args.cold or 0, args.cold_executions

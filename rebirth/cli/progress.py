@@ -18,7 +18,8 @@ from rich.progress import (
 
 STAGES = {"export": "exporting the model (torch.export + lowering)", "read": "reading the .pte",
           "run": "running on the device", "analyse": "reading the ETDump",
-          "build": "building rebirth's runner for the phone (once)"}
+          "build": "building rebirth's runner for the phone (once)",
+          "cold": "timing the start in fresh runner processes (--cold)"}
 
 
 BYTE_STAGES = ("push", "pull")

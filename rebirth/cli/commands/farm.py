@@ -9,9 +9,11 @@ from pathlib import Path
 
 from rebirth.cli.options import (
     add_budget,
+    add_cold,
     add_etrecord,
     add_run_settings,
     add_store,
+    cold_settings,
     device_list,
     positive,
     thermal_options,
@@ -54,6 +56,7 @@ def register(commands) -> None:
     which.add_argument("--group", metavar="NAME", help="a group of devices.toml's [groups] table")
     add_stf(run, which)
     add_run_settings(run, whose="each device's")
+    add_cold(run)
     add_etrecord(run)
     add_store(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
@@ -172,8 +175,10 @@ def cmd_farm(args: argparse.Namespace) -> int:
     from rebirth.reports import render_farm_summary
     from rebirth.usecases.farm import farm_run
 
+    cold, cold_executions = cold_settings(args)
     options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
-                             threads=args.threads, **thermal_options(args))
+                             threads=args.threads, cold=cold, cold_executions=cold_executions,
+                             **thermal_options(args))
     with FarmView(enabled=not args.quiet) as view:
         runs = farm_run(args.model, targets_of(args), args.store, options, view, etrecord=args.etrecord,
                         say=lambda text: print(text, file=sys.stderr))

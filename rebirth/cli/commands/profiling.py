@@ -6,13 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.cli.options import BACKENDS, add_budget, add_etrecord, add_run_settings, add_top, thermal_options
+from rebirth.cli.options import (
+    BACKENDS,
+    add_budget,
+    add_cold,
+    add_etrecord,
+    add_run_settings,
+    add_top,
+    cold_settings,
+    thermal_options,
+)
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .pte, a .pt2, file.py:NAME (returns (model, example_inputs)) or zoo:NAME")
     parser.add_argument("--device", default="local", help="device name (default: local, this host)")
     add_run_settings(parser)
+    add_cold(parser)
     add_etrecord(parser)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the Profile record here")
     parser.add_argument("--html", type=Path, default=None, metavar="PATH",
@@ -72,8 +82,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from rebirth.profiler import ProfileOptions
     from rebirth.usecases.profiling import profile
 
+    cold, cold_executions = cold_settings(args)
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord,
-                             **thermal_options(args))
+                             cold=cold, cold_executions=cold_executions, **thermal_options(args))
     with ProgressView(enabled=not args.quiet) as view:
         result = profile(args.model, options, progress=view.update, stage=view.stage)
     if args.json:
