@@ -406,7 +406,7 @@ class AdbDevice:
             time.sleep(request.cooldown_s)
         cooling = self._cool(request) if request.gate else None
         if self.config.unplug:  # the framework then reports unplugged; the gauge's status says if it charges
-            self.shell("dumpsys battery unplug", "unplug", check=False)
+            self._unplug()
         not_flushed = self.drop_page_cache() if request.drop_page_cache else None
         before = self.snapshot("state")
         if cooling is not None:
@@ -437,6 +437,14 @@ class AdbDevice:
                          runner_cpu_ticks=watch.cpu_ticks, cooling=cooling, samples=watch.samples(),
                          energy_gauge=self._gauge_name(before.battery) if before.battery else None,
                          page_cache_flushed=None if not request.drop_page_cache else not_flushed is None)
+
+    def _unplug(self) -> None:
+        """``dumpsys battery unplug``, then a second for the battery's status to follow (where the charger
+        honours it; where it does not, the status stays "Charging" and the energy says so)."""
+        self.shell("dumpsys battery unplug; i=0; while [ $i -lt 10 ]; do for p in /sys/class/power_supply/*; do "
+                   "read -r k < \"$p/type\" 2>/dev/null; [ \"$k\" = Battery ] || continue; read -r s < \"$p/status\" "
+                   "2>/dev/null; [ \"$s\" = Charging ] || exit 0; done; i=$((i + 1)); sleep 0.1; done", "unplug",
+                   check=False)
 
     def _reset_battery(self) -> None:
         try:
@@ -506,9 +514,11 @@ class AdbDevice:
         snapshot = before or phonestate.Snapshot((), ())
         cores = phonestate.mask_cores(mask) if mask else tuple(core.index for core in snapshot.cores)
         battery = snapshot.battery
-        # The gauge is read only where it can give a number: a charging phone's says nothing of the model.
-        metered = battery is not None and energy.charging_status(snapshot.battery_status) is False
-        sample = phonestate.sampler(snapshot.hottest_zone(), max(cores) if cores else None, battery, metered)
+        # The idle draw is read only where the gauge can give a number: a charging phone's says nothing of the
+        # model (unless the inventory unplugs it, whose status may follow a moment later).
+        metered = battery is not None and (energy.charging_status(snapshot.battery_status) is False
+                                           or self.config.unplug)
+        sample = phonestate.sampler(snapshot.hottest_zone(), max(cores) if cores else None, battery)
         idle = (f"i=0; while [ $i -lt {IDLE_POLLS} ]; do {sample}; i=$((i + 1)); sleep {POLL_S}; done\n"
                 if metered else "")
         slow = POLL_S if metered else SLOW_POLL_S

@@ -35,9 +35,8 @@ MIN_READINGS = 3
 """Distinct gauge readings needed during the run and before it for a number."""
 CONFIDENCE = 0.95
 
-UNPLUG_HINT = ("measure unplugged: connect over Wi-Fi (adb tcpip 5555; adb connect PHONE:5555), pull the cable, "
-               "and run again; or set unplug = true for the phone in devices.toml to send `dumpsys battery unplug` "
-               "(it only works where the charger honours it)")
+UNPLUG_HINT = ("measure it unplugged, over Wi-Fi ADB (adb tcpip 5555; adb connect PHONE:5555), or with unplug = "
+               "true in devices.toml where the charger honours `dumpsys battery unplug`")
 
 
 def charging_status(text: Optional[str]) -> Optional[bool]:

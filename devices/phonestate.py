@@ -142,19 +142,17 @@ SAMPLE_FIELDS = "__s"
 """The line a run's poller prints per look: ``__s UPTIME RSS_KIB TEMP FREQ CURRENT VOLTAGE STATUS``."""
 
 
-def sampler(zone: Optional[int], core: Optional[int], battery: Optional[str], metered: bool = True) -> str:
+def sampler(zone: Optional[int], core: Optional[int], battery: Optional[str]) -> str:
     """Shell that prints one ``__s`` line: the uptime, the runner's VmRSS (``$pid``), the temperature of one
-    zone, the clock of one core and the battery's gauge (its status alone when not ``metered``); ``-`` where a
-    file cannot be read. Uses ``r`` of
+    zone, the clock of one core and the battery's gauge; ``-`` where a file cannot be read. Uses ``r`` of
     the poller (``read`` into ``$v``). Paths are rebirth's own (sysfs names read from the phone are never
     pasted: a zone or core is an index, the battery a folder name checked by ``safe_supply``)."""
     temp = f"r /sys/class/thermal/thermal_zone{int(zone)}/temp; t=$v; " if zone is not None else "t=-; "
     freq = (f"r /sys/devices/system/cpu/cpu{int(core)}/cpufreq/scaling_cur_freq; f=$v; "
             if core is not None else "f=-; ")
     gauge = "c=-; u=-; s=-; "
-    if battery is not None and safe_supply(battery):  # not metered (charging): its status only
-        gauge = (f"r {battery}/current_now; c=$v; r {battery}/voltage_now; u=$v; " if metered else "c=-; u=-; ") + \
-            f"r {battery}/status; s=$v; "
+    if battery is not None and safe_supply(battery):
+        gauge = f"r {battery}/current_now; c=$v; r {battery}/voltage_now; u=$v; r {battery}/status; s=$v; "
     return ("m=-; while read -r key value unit; do [ \"$key\" = VmRSS: ] && m=$value; done 2>/dev/null "
             "< /proc/$pid/status; "
             f"{temp}{freq}{gauge}read -r up rest < /proc/uptime; echo \"__s $up $m $t $f $c $u $s\"")

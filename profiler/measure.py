@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -190,7 +191,9 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
     device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
                                                   running(result), result.cooling)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
-    built = replace(built, energy=energy_of(result, built.latency.mean, device.kind))
+    # The runner's own time per execution is the time the draw lasted (the tracer's op times sum to less).
+    per_execution = statistics.fmean(log.execution_ms) if log.execution_ms else built.latency.mean
+    built = replace(built, energy=energy_of(result, per_execution, device.kind))
     return replace(built, warnings=result.notes + built.warnings) if result.notes else built
 
 
@@ -202,9 +205,14 @@ def energy_of(result: RunResult, mean_execution_ms: float, kind: str) -> Energy:
         where = "this host has no battery fuel gauge" if kind == "local" else \
             "the device shows no battery fuel gauge (/sys/class/power_supply/*/current_now)"
         return Energy(why_not=where)
+    if any(sample.charging for sample in result.samples):
+        return Energy(why_not=f"the phone was charging: {energy.UNPLUG_HINT}", gauge=result.energy_gauge)
     idle = [sample for sample in result.samples if sample.t_s < 0]
     running = energy.during_executions([s for s in result.samples if s.t_s >= 0], result.log.load_ms,
                                        result.log.total_ms)
+    if not running:
+        return Energy(why_not="the run was over before the gauge could be read: a longer run (more --iterations) "
+                              "gives a number", gauge=result.energy_gauge)
     return energy.estimate(idle, running, mean_execution_ms, result.energy_gauge)
 
 

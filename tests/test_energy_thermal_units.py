@@ -125,9 +125,9 @@ def test_the_snapshot_finds_the_battery_and_the_sampler_reads_only_safe_paths():
                               "supply usb USB -\nsupply battery Battery Discharging\n")
     assert snapshot.battery == "/sys/class/power_supply/battery" and snapshot.battery_status == "Discharging"
     assert snapshot.hottest_zone() == 0
-    script = sampler(0, 7, snapshot.battery, metered=True)
+    script = sampler(0, 7, snapshot.battery)
     assert "/sys/class/power_supply/battery/current_now" in script and "thermal_zone0/temp" in script
-    assert "current_now" not in sampler(0, 7, snapshot.battery, metered=False)
+    assert "cpu7/cpufreq/scaling_cur_freq" in script and "current_now" not in sampler(0, 7, None)
     assert not safe_supply("/sys/class/power_supply/x; rm -rf /")
     assert "rm -rf" not in sampler(0, 7, "/sys/class/power_supply/x; rm -rf /")
 
