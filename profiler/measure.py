@@ -6,13 +6,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from rebirth.contract.device import DeviceInfo
 from rebirth.contract.errors import MissingOperatorError, ModelFileError, ModelRejectedError, RunnerError
 from rebirth.contract.profile import Latency, Profile, Settings
 from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult
 from rebirth.models import Exported, PteFile
+
+if TYPE_CHECKING:
+    from rebirth.profiler.timeline import Timelines
 
 Stage = Callable[[str], None]
 """Called with the name of each stage as it starts: ``export``, ``read``, ``run``, ``analyse``."""
@@ -71,16 +74,27 @@ def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Op
 
 
 def profile_program(program: Program, device: Device, options: ProfileOptions,
-                    progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None) -> Profile:
+                    progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None, *,
+                    timelines: Optional[Timelines] = None, role: Optional[str] = None) -> Profile:
     """Run a prepared program on an open device and build its Profile (the farm runs one program on
-    many devices this way)."""
+    many devices this way).
+
+    Args:
+        timelines: where the run's timeline goes, read from the ETDump before it is removed (``--trace``).
+        role: what the run is in a larger job (``A``, ``before``), which starts its timeline's label.
+    """
     announce = stage or _silent
     options = options.resolved(device.defaults)
     announce("run")
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
         result = _run(device, run_request(program, options), Path(workdir), progress)
         announce("analyse")
-        return _build(program, result, device.describe(), options)
+        built = _build(program, result, device.describe(), options)
+        if timelines is not None:
+            assert result.etdump_path is not None
+            timelines.add(result.etdump_path, label=f"{role}: {program.source}" if role else program.source,
+                          device=device.name, warmup=options.warmup or 0, samples=result.samples)
+        return built
 
 
 def run_request(program: Program, options: ProfileOptions, traced: bool = True) -> RunRequest:

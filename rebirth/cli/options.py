@@ -63,3 +63,9 @@ def add_store(parser: argparse.ArgumentParser) -> None:
 
 def add_top(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=positive, default=15, help="rows in the terminal tables (default: 15)")
+
+
+def add_trace(parser: argparse.ArgumentParser, what: str = "the run") -> None:
+    parser.add_argument("--trace", type=Path, default=None, metavar="FILE",
+                        help=f"write {what} as a timeline here: Chrome trace-event JSON that ui.perfetto.dev and "
+                             "chrome://tracing open (each execution's ops, nested delegate ops, device counters)")

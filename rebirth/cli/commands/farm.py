@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rebirth.cli.options import add_budget, add_etrecord, add_run_settings, add_store, device_list, positive
+from rebirth.cli.options import add_budget, add_etrecord, add_run_settings, add_store, add_trace, device_list, positive
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +48,7 @@ def register(commands) -> None:
     add_run_settings(run, whose="each device's")
     add_etrecord(run)
     add_store(run)
+    add_trace(run, "every device's run, one process per device in one file,")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     run.add_argument("--summary", type=Path, default=None, metavar="PATH",
                      help="also write the outcome as Markdown here (for a CI step summary or a pull-request comment)")
@@ -159,6 +160,7 @@ def targets_of(args: argparse.Namespace, default: tuple[str, ...] = ()):
 
 def cmd_farm(args: argparse.Namespace) -> int:
     from rebirth.cli.farm_progress import FarmView
+    from rebirth.cli.tracing import timelines_for, write_trace_file
     from rebirth.contract import ExitStatus, InputError
     from rebirth.profiler import ProfileOptions
     from rebirth.reports import render_farm_summary
@@ -166,10 +168,12 @@ def cmd_farm(args: argparse.Namespace) -> int:
 
     options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
                              threads=args.threads)
+    timelines = timelines_for(args)
     with FarmView(enabled=not args.quiet) as view:
         runs = farm_run(args.model, targets_of(args), args.store, options, view, etrecord=args.etrecord,
-                        say=lambda text: print(text, file=sys.stderr))
+                        say=lambda text: print(text, file=sys.stderr), timelines=timelines)
     render_farm_summary(runs)
+    write_trace_file(args, timelines)
     if args.summary:
         from rebirth.reports.markdown import write_farm_summary
 
