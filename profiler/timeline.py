@@ -155,11 +155,20 @@ def _capped(executions: list[Execution], max_slices: Optional[int]) -> tuple[Exe
     if max_slices is None or total <= max_slices or not executions:
         return tuple(executions)
     per_execution = max(1, max(len(execution.slices) for execution in executions))
-    count = max(1, max_slices // per_execution)
     slowest = max(range(len(executions)), key=lambda index: executions[index].ms)
-    last = len(executions) - 1
-    spaced = {round(step * last / (count - 2)) for step in range(count - 1)} if count > 2 else {0}
-    kept = (spaced | {slowest}) if count > 1 else {slowest}
+    kept = {slowest} | set(_spaced([i for i in range(len(executions)) if i != slowest],
+                                   max_slices // per_execution - 1))
     return tuple(execution if index in kept else Execution(execution.index, execution.warmup, execution.start_ns,
                                                            execution.end_ns)
                  for index, execution in enumerate(executions))
+
+
+def _spaced(indices: list[int], count: int) -> list[int]:
+    """``count`` of ``indices``, evenly spaced, the first and last among them."""
+    if count <= 0 or not indices:
+        return []
+    if count == 1:
+        return indices[:1]
+    if count >= len(indices):
+        return indices
+    return [indices[round(step * (len(indices) - 1) / (count - 1))] for step in range(count)]
