@@ -245,3 +245,45 @@ def test_hostile_op_and_run_names_show_as_text_in_the_html_timeline(hostile_repo
             assert name in hover, hover
         assert page.evaluate("document.querySelectorAll('img, b').length") == 0
         assert page.dialogs == [] and page.errors == []
+
+
+@pytest.fixture
+def two_phones(tmp_path, monkeypatch):
+    """Two emulated phones running rebirth's runner, named p0 and p1 in the working directory's devices.toml."""
+    from tests.phones import Phone
+
+    phones = [Phone(tmp_path / f"phone{index}").start() for index in range(2)]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "devices.toml").write_text("".join(f'[devices.p{index}]\naddress = "{phone.address}"\n'
+                                              for index, phone in enumerate(phones)))
+    monkeypatch.chdir(cwd)
+    yield phones
+    for phone in phones:
+        phone.stop()
+
+
+def test_the_emulated_phone_profile_writes_its_trace(two_phones, firenet_ptes, tmp_path, capsys):
+    trace = tmp_path / "phone.json"
+    code = cli.profile_main(["--device", "p0", str(firenet_ptes["xnnpack"]), "--warmup", "1", "--iterations", "3",
+                             "--trace", str(trace)])
+    assert code == 0, capsys.readouterr().err
+    assert "4 executions in 1 process" in capsys.readouterr().out
+    document = check_trace_format(trace.read_text())
+    assert [e["args"]["name"] for e in document["traceEvents"] if e["name"] == "process_name"] == [
+        f"{firenet_ptes['xnnpack']} on p0"]
+    assert {e["cat"] for e in document["traceEvents"] if e["ph"] == "X"} == {"run", "rt", "dlg"}
+    roots = devtools_tree(trace)["1"]["1"]
+    assert [root["name"] for root in roots].count("Method::execute") == 4
+
+
+def test_a_farm_run_writes_one_process_per_device(two_phones, firenet_ptes, tmp_path, capsys):
+    trace = tmp_path / "farm.json"
+    code = cli.main(["farm", "run", str(firenet_ptes["portable"]), "--devices", "p0,p1", "--warmup", "1",
+                     "--iterations", "2", "--store", str(tmp_path / "results"), "-q", "--trace", str(trace)])
+    assert code == 0, capsys.readouterr().err
+    document = check_trace_format(trace.read_text())
+    names = sorted(e["args"]["name"] for e in document["traceEvents"] if e["name"] == "process_name")
+    assert names == [f"{firenet_ptes['portable']} on p0", f"{firenet_ptes['portable']} on p1"]
+    executions = [e for e in document["traceEvents"] if e["name"] == "Method::execute"]
+    assert sorted(e["pid"] for e in executions) == [1, 1, 1, 2, 2, 2]
