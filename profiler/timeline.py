@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -47,8 +47,14 @@ def read_timeline(etdump_path: Path, *, label: str, device: str, warmup: int, sa
     warmups = warmup if len(built) > warmup else 0
     executions = [Execution(index, index < warmups, span[0], span[1], tuple(slices))
                   for index, (span, slices, _) in enumerate(built)]
-    return Timeline(label, device, _capped(executions, max_slices), tuple(samples), _load(runs),
-                    sum(clamped for _, _, clamped in built), max_slices)
+    return cap(Timeline(label, device, tuple(executions), tuple(samples), _load(runs),
+                        sum(clamped for _, _, clamped in built)), max_slices)
+
+
+def cap(timeline: Timeline, max_slices: Optional[int]) -> Timeline:
+    """``timeline`` with at most ``max_slices`` op slices (None: all): the ops of evenly spaced executions and
+    of the slowest are kept, every other execution keeps its span only."""
+    return replace(timeline, executions=_capped(list(timeline.executions), max_slices), max_slices=max_slices)
 
 
 class Timelines:
