@@ -287,3 +287,19 @@ def test_a_farm_run_writes_one_process_per_device(two_phones, firenet_ptes, tmp_
     assert names == [f"{firenet_ptes['portable']} on p0", f"{firenet_ptes['portable']} on p1"]
     executions = [e for e in document["traceEvents"] if e["name"] == "Method::execute"]
     assert sorted(e["pid"] for e in executions) == [1, 1, 1, 2, 2, 2]
+
+
+@pytest.mark.slow  # trains DigitsNet and slims it before the traced runs
+def test_optimize_writes_its_traced_before_and_after_runs(trained_digits_net, tmp_path, capsys):
+    _, _, source = trained_digits_net
+    out, trace = tmp_path / "out", tmp_path / "optimize.json"
+    code = cli.main(["optimize", f"{source}:make", "--data", f"{source}:loaders", "--skip",
+                     "reduce_channels,low_rank,int8", "--warmup", "1", "--iterations", "3", "--precision", "50",
+                     "--max-runs", "4", "--max-time", "30", "-o", str(out), "--trace", str(trace)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert f"trace written to {trace}" in printed and "8 executions in 2 processes" in printed
+    document = check_trace_format(trace.read_text())
+    names = {e["pid"]: e["args"]["name"] for e in document["traceEvents"] if e["name"] == "process_name"}
+    assert names == {1: f"before: {source}:make on local", 2: f"after: {out / 'slim.pte'} on local"}
+    assert 'id="chart-timeline"' in (out / "report.html").read_text()
