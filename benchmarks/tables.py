@@ -400,6 +400,22 @@ def runner(data: Data) -> Section:
     return section
 
 
+def trace(data: Data) -> Section:
+    stamp, run = Stamp.of(data), data["trace"]
+    section = Section("The timeline (--trace)", "python benchmarks/trace_bench.py",
+                      f"The Chrome trace of {run['model']} ({run['backend']}) profiled with {run['executions']} "
+                      f"executions on `{run['device']}`, with rebirth's cap of {run['cap_op_slices']} op slices (the "
+                      "ops of evenly spaced executions and of the slowest kept, every execution's span) and without "
+                      "it.")
+    section.goal(stamp, "trace size <= 1 MB per 100 executions", f"{mb(run['bytes_per_100_executions'])} per 100",
+                 run["bytes_per_100_executions"] <= run["goal_bytes_per_100_executions"])
+    table = Table(("executions", "op slices each", "executions with their ops", "trace", "without the cap"))
+    table.add(stamp, run["executions"], run["op_slices_per_execution"], run["executions_with_ops"], mb(run["bytes"]),
+              mb(run["uncapped_bytes"]))
+    section.tables.append(table)
+    return section
+
+
 def devices(data: Data) -> Section:
     stamp, throughput, run = Stamp.of(data), data["throughput"], data["orchestration"]
     section = Section("Phones over ADB", "python benchmarks/devices_bench.py [--only throughput|orchestration]",
@@ -594,7 +610,8 @@ def store(data: Data) -> Section:
 
 SECTIONS: dict[str, Callable[[Data], Section]] = {
     "optimize.json": optimize, "repro.json": repro, "compress.json": compress, "optimize_hog.json": optimize_hog,
-    "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "runner.json": runner,
+    "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "trace.json": trace,
+    "runner.json": runner,
     "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
     "changes.json": changes, "store.json": store,
 }

@@ -9,6 +9,7 @@ so that ``rebirth-profile --help`` stays fast. Which device and which model are 
 from rebirth.profiler.build import Measurement, build_profile
 from rebirth.profiler.measure import ProfileOptions, Program, prepare, profile_program
 from rebirth.profiler.taxonomy import Rule, classify, register
+from rebirth.profiler.timeline import Timelines, cap, read_timeline
 
-__all__ = ["Measurement", "ProfileOptions", "Program", "Rule", "build_profile", "classify", "prepare",
-           "profile_program", "register"]
+__all__ = ["Measurement", "ProfileOptions", "Program", "Rule", "Timelines", "build_profile", "cap", "classify",
+           "prepare", "profile_program", "read_timeline", "register"]

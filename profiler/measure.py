@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from rebirth.contract.cold import ColdStart
 from rebirth.contract.device import DeviceInfo
@@ -16,6 +16,9 @@ from rebirth.contract.profile import Energy, Latency, Profile, Settings
 from rebirth.devices import Device, ProgressCallback, RunDefaults, RunLog, RunRequest, RunResult
 from rebirth.models import Exported, PteFile
 from rebirth.profiler.cold import COLD_EXECUTIONS, cold_requests, measure_cold
+
+if TYPE_CHECKING:
+    from rebirth.profiler.timeline import Timelines
 
 Stage = Callable[[str], None]
 """Called with the name of each stage as it starts: ``export``, ``read``, ``run``, ``analyse``."""
@@ -81,9 +84,15 @@ def prepare(model: str, backend: str, etrecord: Optional[Path] = None, stage: Op
 
 
 def profile_program(program: Program, device: Device, options: ProfileOptions,
-                    progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None) -> Profile:
+                    progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None, *,
+                    timelines: Optional[Timelines] = None, role: Optional[str] = None) -> Profile:
     """Run a prepared program on an open device and build its Profile (the farm runs one program on
-    many devices this way)."""
+    many devices this way).
+
+    Args:
+        timelines: where the run's timeline goes, read from the ETDump before it is removed (``--trace``).
+        role: what the run is in a larger job (``A``, ``before``), which starts its timeline's label.
+    """
     announce = stage or _silent
     options = options.resolved(device.defaults)
     announce("run")
@@ -91,6 +100,10 @@ def profile_program(program: Program, device: Device, options: ProfileOptions,
         result = _run(device, run_request(program, options), Path(workdir), progress)
         announce("analyse")
         built = _build(program, result, device.describe(), options)
+        if timelines is not None:
+            assert result.etdump_path is not None
+            timelines.add(result.etdump_path, label=f"{role}: {program.source}" if role else program.source,
+                          device=device.name, warmup=options.warmup or 0, samples=result.samples)
     if not options.cold:
         return built
     announce("cold")

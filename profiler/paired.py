@@ -37,6 +37,7 @@ from rebirth.contract.profile import Latency, Profile
 from rebirth.devices import Device, ProgressCallback
 from rebirth.profiler.measure import ProfileOptions, Program, Stage, profile_program, time_pair, time_program
 from rebirth.profiler.noise import noise_flags
+from rebirth.profiler.timeline import Timelines
 
 CONFIDENCE = 0.95
 STATISTIC = "p50"
@@ -96,13 +97,14 @@ def decide(estimate: Interval, question: Question) -> Optional[tuple[str, str]]:
 def compare_programs(a: Program, b: Program, device: Device, options: ProfileOptions,
                      question: Question = PRECISION, budget: Budget = BUDGET,
                      progress: Optional[ProgressCallback] = None, stage: Optional[Stage] = None,
-                     clock: Callable[[], float] = time.monotonic) -> PairedResult:
+                     clock: Callable[[], float] = time.monotonic, *, timelines: Optional[Timelines] = None,
+                     roles: tuple[str, str] = ("A", "B")) -> PairedResult:
     """Run A and B alternately on ``device`` in blocks until ``question`` is answered or ``budget`` spent,
-    then trace one run of each for the per-layer report."""
+    then trace one run of each for the per-layer report (and for ``timelines``, labelled with ``roles``)."""
     comparison = measure_pairs(a, b, device, options, question, budget, progress, stage, clock)
     (stage or (lambda text: None))("tracing one run of each for the per-layer report")
-    first = profile_program(a, device, options, progress)
-    second = profile_program(b, device, options, progress)
+    first = profile_program(a, device, options, progress, timelines=timelines, role=roles[0])
+    second = profile_program(b, device, options, progress, timelines=timelines, role=roles[1])
     return PairedResult(comparison=with_energy(comparison, first, second), a=first, b=second)
 
 

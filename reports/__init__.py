@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "Comparison": "compare", "compare": "compare",
+    "Comparison": "compare", "compare": "compare", "chrome_trace": "chrome_trace", "write_trace": "chrome_trace",
     "check_lines": "device_view", "render_device": "device_view", "render_device_list": "device_view",
     "render_farm_summary": "farm_view", "results_table": "farm_view",
     "render_html": "html", "write_html": "html", "write_report": "html",

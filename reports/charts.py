@@ -11,6 +11,7 @@ from html import escape
 from typing import Any, Optional
 
 from rebirth.contract.profile import Profile
+from rebirth.contract.timeline import Execution, Timeline
 from rebirth.reports.compare import Comparison, LayerRow
 from rebirth.reports.units import mib, pct
 
@@ -122,3 +123,40 @@ def _short(name: str, width: int = 40) -> str:
 
 def _mib_or_none(value: Optional[int]) -> Optional[float]:
     return None if value is None else value / MIB
+
+
+def timeline_figure(timelines: Sequence[Timeline]) -> dict:
+    """A compact timeline: for each run, its first, median and slowest timed executions that kept their ops,
+    one row each, every call and op a bar at its time from the execution's start, coloured by category."""
+    rows = [(f"{escape(_short(timeline.label, 30))} · {which} #{execution.index}", execution)
+            for timeline in timelines for which, execution in _shown_executions(timeline)]
+    data = []
+    for category in ("framework", "tensor", "non_tensor"):
+        bars = [(label, s, execution.start_ns) for label, execution in rows for s in execution.slices
+                if s.category == category]
+        data.append({"type": "bar", "orientation": "h", "name": CATEGORY_LABEL[category],
+                     "y": [label for label, _, _ in bars], "base": [(s.start_ns - zero) / 1e6 for _, s, zero in bars],
+                     "x": [(s.end_ns - s.start_ns) / 1e6 for _, s, _ in bars],
+                     "customdata": [escape(s.name) for _, s, _ in bars],
+                     "opacity": 0.45 if category == "framework" else 0.95,
+                     "marker": {"color": CATEGORY_COLOR[category], "line": {"width": 0}},
+                     "hovertemplate": "%{customdata}: %{x:.3f} ms from %{base:.3f} ms<extra>%{fullData.name}</extra>"})
+    return {"data": data, "layout": _layout(90 + 34 * max(len(rows), 1), barmode="overlay", bargap=0.3,
+                                            xaxis={"title": {"text": "time from the execution's start (ms)"},
+                                                   "rangemode": "tozero", "automargin": True},
+                                            yaxis={"automargin": True, "autorange": "reversed",
+                                                   "type": "category"})}
+
+
+def _shown_executions(timeline: Timeline) -> list[tuple[str, Execution]]:
+    """The first, median and slowest timed executions that kept their ops (each once)."""
+    kept = [e for e in timeline.executions if e.slices and not e.warmup] or [e for e in timeline.executions
+                                                                            if e.slices]
+    if not kept:
+        return []
+    by_time = sorted(kept, key=lambda e: e.ms)
+    chosen = {"first": kept[0], "median": by_time[len(by_time) // 2], "slowest": by_time[-1]}
+    shown: dict[int, tuple[str, Execution]] = {}
+    for which, execution in chosen.items():
+        shown.setdefault(execution.index, (which, execution))
+    return list(shown.values())

@@ -28,7 +28,8 @@ from rebirth.contract.files import write_text_atomic
 from rebirth.contract.paired import PairedComparison
 from rebirth.contract.profile import Profile
 from rebirth.contract.slim import SlimRecord
-from rebirth.reports.charts import CATEGORY_LABEL, figures
+from rebirth.contract.timeline import Timeline
+from rebirth.reports.charts import CATEGORY_LABEL, figures, timeline_figure
 from rebirth.reports.cold_view import heading, spread
 from rebirth.reports.compare import Comparison, OpTypeRow, compare
 from rebirth.reports.headline import headline_facts, noise_lines, signed_pct
@@ -71,9 +72,9 @@ class Table:
 
 
 def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional[SlimRecord] = None,
-                paired: Optional[PairedComparison] = None) -> str:
+                paired: Optional[PairedComparison] = None, timelines: Sequence[Timeline] = ()) -> str:
     """The report of ``before`` (and its comparison with ``after``, measured side by side in ``paired``, and
-    slim.json's merges) as HTML."""
+    slim.json's merges) as HTML; with ``timelines`` (``--trace``), a timeline of a few executions of each run."""
     from plotly.offline import get_plotlyjs
 
     comparison = compare(before, after, slim, paired)
@@ -84,7 +85,7 @@ def render_html(before: Profile, after: Optional[Profile] = None, slim: Optional
         sides=comparison.headline.sides, facts=headline_facts(comparison), warnings=_warnings(comparison),
         tables=_tables(comparison), slim=slimmed, quantized=quantized, cold=_cold_notes(comparison),
         techniques=technique_lines(slimmed) if slimmed else [],
-        charts={"config": PLOTLY_CONFIG, "figures": figures(comparison)},
+        charts={"config": PLOTLY_CONFIG, "figures": _figures(comparison, timelines)},
         plotly_js=Markup(get_plotlyjs()))  # plotly's own code, not data: the one string not escaped
 
 
@@ -108,22 +109,24 @@ def environment() -> jinja2.Environment:
 
 
 def write_html(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
-               slim: Optional[SlimRecord] = None, paired: Optional[PairedComparison] = None) -> Path:
+               slim: Optional[SlimRecord] = None, paired: Optional[PairedComparison] = None,
+               timelines: Sequence[Timeline] = ()) -> Path:
     """Write the report to ``path`` atomically (a temporary file, then a rename) and return the path."""
     path = Path(path)
-    write_text_atomic(path, render_html(before, after, slim, paired))
+    write_text_atomic(path, render_html(before, after, slim, paired, timelines))
     return path
 
 
 def write_report(path: str | os.PathLike, before: Profile, after: Optional[Profile] = None,
-                 slim: Optional[SlimRecord] = None, paired: Optional[PairedComparison] = None) -> Path:
+                 slim: Optional[SlimRecord] = None, paired: Optional[PairedComparison] = None,
+                 timelines: Sequence[Timeline] = ()) -> Path:
     """``write_html`` for a path the user named: one that cannot be written is the user's error.
 
     Raises:
         InputError: the file cannot be written.
     """
     try:
-        return write_html(path, before, after, slim, paired)
+        return write_html(path, before, after, slim, paired, timelines)
     except OSError as error:
         raise InputError(f"{path}: cannot write the report ({error.strerror or error})") from None
 
@@ -135,6 +138,13 @@ def script_json(data: Any) -> str:
 
 
 # --- what the page shows ------------------------------------------------------------------
+
+def _figures(comparison: Comparison, timelines: Sequence[Timeline]) -> dict[str, dict]:
+    drawn = figures(comparison)
+    if any(timeline.detailed for timeline in timelines):
+        drawn["timeline"] = timeline_figure(timelines)
+    return drawn
+
 
 def _warnings(comparison: Comparison) -> list[str]:
     """Every profile's warnings under the headline, which they may spoil, each said once."""

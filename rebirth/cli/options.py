@@ -112,3 +112,9 @@ def cold_settings(args: argparse.Namespace) -> tuple[int, int]:
             raise InputError(f"{flag} {value}: give at least 1 (the number of fresh processes, or of executions "
                              "timed in each)")
     return args.cold or 0, args.cold_executions
+
+
+def add_trace(parser: argparse.ArgumentParser, what: str = "the run") -> None:
+    parser.add_argument("--trace", type=Path, default=None, metavar="FILE",
+                        help=f"write {what} as a timeline here: Chrome trace-event JSON that ui.perfetto.dev and "
+                             "chrome://tracing open (each execution's ops, nested delegate ops, device counters)")

@@ -28,7 +28,7 @@ from typing import Any, Generic, Optional, Protocol, TypeVar
 from rebirth.contract.errors import DeviceError, InputError
 from rebirth.contract.profile import Profile
 from rebirth.devices import Device, Outcome, open_device, resolve_targets
-from rebirth.profiler import ProfileOptions, prepare, profile_program
+from rebirth.profiler import ProfileOptions, Timelines, prepare, profile_program
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -259,8 +259,10 @@ FarmRun = Outcome[Stored]
 
 
 def farm_run(model: str, targets: Targets, store: Optional[str], options: ProfileOptions, listener: FarmListener,
-             *, etrecord: Optional[Path] = None, say: Say = lambda text: None) -> list[FarmRun]:
-    """`rebirth farm run`: export ``model`` once, profile it on every target at once, store each result.
+             *, etrecord: Optional[Path] = None, say: Say = lambda text: None,
+             timelines: Optional[Timelines] = None) -> list[FarmRun]:
+    """`rebirth farm run`: export ``model`` once, profile it on every target at once, store each result (and
+    each device's timeline into ``timelines`` when given).
 
     Raises:
         InputError: the model cannot be read or exported (before any device is used), or a bad inventory.
@@ -278,7 +280,7 @@ def farm_run(model: str, targets: Targets, store: Optional[str], options: Profil
             name = device.name
             profiled = profile_program(program, device, options,
                                        progress=lambda stage, done, total: listener.progress(name, stage, done, total),
-                                       stage=lambda stage: listener.stage(name, stage))
+                                       stage=lambda stage: listener.stage(name, stage), timelines=timelines)
             listener.stage(name, "store")
             return Stored(profiled, opened.save_run(profiled, commit, batch, branch=branch).where)
 

@@ -10,14 +10,15 @@ from rebirth.contract.paired import Budget, Question
 from rebirth.contract.profile import Profile
 from rebirth.devices import ProgressCallback, open_device
 from rebirth.models import Exported, export_model, parse_spec
-from rebirth.profiler import ProfileOptions, prepare, profile_program
+from rebirth.profiler import ProfileOptions, Timelines, prepare, profile_program
 from rebirth.profiler.measure import Stage
 from rebirth.profiler.paired import BUDGET, PRECISION, PairedResult, compare_programs
 
 
 def profile(model: str, options: Optional[ProfileOptions] = None, *, progress: Optional[ProgressCallback] = None,
-            stage: Optional[Stage] = None) -> Profile:
-    """Export ``model`` if needed, run it on ``options.device`` and build its Profile.
+            stage: Optional[Stage] = None, timelines: Optional[Timelines] = None) -> Profile:
+    """Export ``model`` if needed, run it on ``options.device`` and build its Profile (and its timeline into
+    ``timelines`` when given).
 
     Raises:
         InputError: the model argument, file or ETDump is wrong, or the device is unknown.
@@ -27,7 +28,7 @@ def profile(model: str, options: Optional[ProfileOptions] = None, *, progress: O
     parse_spec(model)  # a wrong model argument is reported first, an unknown device next, before any export
     with open_device(options.device) as device:
         program = prepare(model, options.backend, options.etrecord, stage)
-        return profile_program(program, device, options, progress, stage)
+        return profile_program(program, device, options, progress, stage, timelines=timelines)
 
 
 def export(model: str, output: Path, *, backend: str = "xnnpack") -> Exported:
@@ -41,10 +42,10 @@ def export(model: str, output: Path, *, backend: str = "xnnpack") -> Exported:
 
 def compare(model_a: str, model_b: str, options: Optional[ProfileOptions] = None, *,
             question: Question = PRECISION, budget: Budget = BUDGET, progress: Optional[ProgressCallback] = None,
-            stage: Optional[Stage] = None, etrecords: tuple[Optional[Path], Optional[Path]] = (None, None)
-            ) -> PairedResult:
+            stage: Optional[Stage] = None, etrecords: tuple[Optional[Path], Optional[Path]] = (None, None),
+            timelines: Optional[Timelines] = None) -> PairedResult:
     """Export both models if needed, then measure them side by side on ``options.device`` until ``question`` is
-    answered or ``budget`` spent, and trace one run of each.
+    answered or ``budget`` spent, and trace one run of each (their timelines, A then B, into ``timelines``).
 
     Raises:
         InputError: a model argument, file or export is wrong, or the device is unknown.
@@ -55,4 +56,4 @@ def compare(model_a: str, model_b: str, options: Optional[ProfileOptions] = None
     with open_device(options.device) as device:
         a = prepare(model_a, options.backend, etrecords[0], stage)
         b = prepare(model_b, options.backend, etrecords[1], stage)
-        return compare_programs(a, b, device, options, question, budget, progress, stage)
+        return compare_programs(a, b, device, options, question, budget, progress, stage, timelines=timelines)

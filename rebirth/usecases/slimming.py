@@ -18,7 +18,7 @@ from rebirth.contract.paired import Budget, PairedComparison, Question
 from rebirth.contract.profile import Profile
 from rebirth.contract.slim import JSON, RECORD, OutputFile, PlannedMerge, SlimRecord
 from rebirth.devices import ProgressCallback
-from rebirth.profiler import ProfileOptions
+from rebirth.profiler import ProfileOptions, Timelines
 from rebirth.reports import write_report
 from rebirth.slimmer import (
     DeviceTimer,
@@ -146,12 +146,13 @@ def _slim_and_write(request: SlimRequest, source: str, model, inputs: tuple, tra
 
 
 def optimize(request: OptimizeRequest, *, say: Say = _quiet, progress: Optional[ProgressCallback] = None,
-             stage: Optional[Stage] = None) -> Optimized:
+             stage: Optional[Stage] = None, timelines: Optional[Timelines] = None) -> Optimized:
     """`rebirth optimize`: profile, slim the worst offenders, then measure the original and the slimmed
     model side by side (alternating runs on the device until the speed-up is known to ``precision``), and
     write the report; writes plan.json (the profile the steps were ranked by), slim.json (with the programs
     it lists), before.json and after.json (each side's run of median latency), comparison.json and report.html
     into OUTDIR. An int8 program is kept only where the device does not run it slower than the float one.
+    The timelines of the traced before and after runs go into ``timelines`` when given.
 
     Raises:
         InputError: the model cannot be slimmed or OUTDIR cannot be written.
@@ -172,14 +173,15 @@ def optimize(request: OptimizeRequest, *, say: Say = _quiet, progress: Optional[
                                         data=request.data, options=request.options),
                             say=say, progress=progress, timer=_device_timer(options, progress))
         announce(f"3/{count} {OPTIMIZE_STAGES[2]}")
-        result = _side_by_side(request, options, progress, stage)
+        result = _side_by_side(request, options, progress, stage, timelines)
         result.a.save(outdir / "before.json")
         result.b.save(outdir / "after.json")
         result.comparison.save(outdir / "comparison.json")
     except OSError as error:
         raise InputError(f"{outdir}: cannot write ({error.strerror or error})") from None
     announce(f"4/{count} {OPTIMIZE_STAGES[3]}")
-    write_report(outdir / "report.html", result.a, result.b, record, result.comparison)
+    write_report(outdir / "report.html", result.a, result.b, record, result.comparison,
+                 timelines=timelines.items if timelines else ())
     return Optimized(result.a, result.b, record, result.comparison)
 
 
@@ -200,7 +202,7 @@ def _device_timer(options: ProfileOptions, progress: Optional[ProgressCallback])
 
 
 def _side_by_side(request: OptimizeRequest, options: ProfileOptions, progress: Optional[ProgressCallback],
-                  stage: Optional[Stage]):
+                  stage: Optional[Stage], timelines: Optional[Timelines]):
     """The original and the slimmed model run alternately on the device until the speed-up is known."""
     from rebirth.devices import open_device
     from rebirth.profiler import prepare
@@ -210,4 +212,5 @@ def _side_by_side(request: OptimizeRequest, options: ProfileOptions, progress: O
         original = prepare(request.model, options.backend)
         slimmed = prepare(str(request.outdir / "slim.pte"), options.backend, request.outdir / "slim.etrecord")
         return compare_programs(original, slimmed, device, options, Question(request.precision),
-                                Budget(request.max_runs, request.max_seconds), progress, stage)
+                                Budget(request.max_runs, request.max_seconds), progress, stage, timelines=timelines,
+                                roles=("before", "after"))

@@ -13,6 +13,7 @@ from rebirth.cli.options import (
     add_etrecord,
     add_run_settings,
     add_store,
+    add_trace,
     cold_settings,
     device_list,
     positive,
@@ -59,6 +60,7 @@ def register(commands) -> None:
     add_cold(run)
     add_etrecord(run)
     add_store(run)
+    add_trace(run, "every device's run, one process per device in one file,")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     run.add_argument("--summary", type=Path, default=None, metavar="PATH",
                      help="also write the outcome as Markdown here (for a CI step summary or a pull-request comment)")
@@ -170,6 +172,7 @@ def targets_of(args: argparse.Namespace, default: tuple[str, ...] = ()):
 
 def cmd_farm(args: argparse.Namespace) -> int:
     from rebirth.cli.farm_progress import FarmView
+    from rebirth.cli.tracing import timelines_for, write_trace_file
     from rebirth.contract import ExitStatus, InputError
     from rebirth.profiler import ProfileOptions
     from rebirth.reports import render_farm_summary
@@ -179,10 +182,12 @@ def cmd_farm(args: argparse.Namespace) -> int:
     options = ProfileOptions(backend=args.backend, warmup=args.warmup, iterations=args.iterations,
                              threads=args.threads, cold=cold, cold_executions=cold_executions,
                              **thermal_options(args))
+    timelines = timelines_for(args)
     with FarmView(enabled=not args.quiet) as view:
         runs = farm_run(args.model, targets_of(args), args.store, options, view, etrecord=args.etrecord,
-                        say=lambda text: print(text, file=sys.stderr))
+                        say=lambda text: print(text, file=sys.stderr), timelines=timelines)
     render_farm_summary(runs)
+    write_trace_file(args, timelines)
     if args.summary:
         from rebirth.reports.markdown import write_farm_summary
 

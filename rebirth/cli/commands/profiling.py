@@ -13,6 +13,7 @@ from rebirth.cli.options import (
     add_etrecord,
     add_run_settings,
     add_top,
+    add_trace,
     cold_settings,
     thermal_options,
 )
@@ -27,6 +28,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the Profile record here")
     parser.add_argument("--html", type=Path, default=None, metavar="PATH",
                         help="write the profile as a self-contained HTML report here")
+    add_trace(parser)
     add_top(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no terminal report, no progress")
     parser.set_defaults(handler=cmd_profile)
@@ -59,6 +61,7 @@ def register(commands) -> None:
                          help="stop once the latency ratio's 95%% interval is within ±PERCENT (default: 2)")
     compare.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the comparison record here")
     compare.add_argument("--html", type=Path, default=None, metavar="PATH", help="write the report of A and B here")
+    add_trace(compare, "the traced run of A and of B (one process each)")
     add_top(compare)
     compare.set_defaults(handler=cmd_compare)
     report = commands.add_parser(
@@ -79,20 +82,23 @@ def register(commands) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
+    from rebirth.cli.tracing import timelines_for, write_trace_file
     from rebirth.profiler import ProfileOptions
     from rebirth.usecases.profiling import profile
 
     cold, cold_executions = cold_settings(args)
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads, args.etrecord,
                              cold=cold, cold_executions=cold_executions, **thermal_options(args))
+    timelines = timelines_for(args)
     with ProgressView(enabled=not args.quiet) as view:
-        result = profile(args.model, options, progress=view.update, stage=view.stage)
+        result = profile(args.model, options, progress=view.update, stage=view.stage, timelines=timelines)
     if args.json:
         save_profile(result, args.json)
     if args.html:
         from rebirth.reports import write_report
 
-        write_report(args.html, result)
+        write_report(args.html, result, timelines=timelines.items if timelines else ())
+    write_trace_file(args, timelines)
     if args.quiet:
         for warning in result.warnings:
             print(f"rebirth: warning: {warning}", file=sys.stderr)
@@ -153,6 +159,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
+    from rebirth.cli.tracing import timelines_for, write_trace_file
     from rebirth.contract import ExitStatus
     from rebirth.contract.paired import Budget, Question
     from rebirth.profiler import ProfileOptions
@@ -162,14 +169,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     options = ProfileOptions(args.device, args.backend, args.warmup, args.iterations, args.threads,
                              **thermal_options(args))
     budget = Budget(args.max_runs, args.max_time)
+    timelines = timelines_for(args)
     with ProgressView() as view:
         result = compare(args.a, args.b, options, question=Question(args.precision / 100), budget=budget,
-                         progress=view.update, stage=view.stage)
+                         progress=view.update, stage=view.stage, timelines=timelines)
     paired = result.comparison
     if args.json:
         save_profile(paired, args.json, "comparison")
     if args.html:
-        write_report(args.html, result.a, result.b, paired=paired)
+        write_report(args.html, result.a, result.b, paired=paired, timelines=timelines.items if timelines else ())
+    write_trace_file(args, timelines)
     render_comparison(result.a, result.b, top=args.top, paired=paired)
     print(f"{paired.outcome}: {paired.reason}")
     return ExitStatus.OK if paired.decided else ExitStatus.NO_ANSWER

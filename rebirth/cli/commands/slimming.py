@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rebirth.cli.options import BACKENDS, add_budget, add_run_settings, non_negative
+from rebirth.cli.options import BACKENDS, add_budget, add_run_settings, add_trace, non_negative
 
 if TYPE_CHECKING:
     from rebirth.contract.slim import SlimRecord
@@ -81,6 +81,7 @@ def register(commands) -> None:
                           help="measure the original and the slimmed model side by side until the speed-up's 95%% "
                                "interval is within ±PERCENT (default: 3)")
     add_budget(optimize, runs=40, seconds=300)
+    add_trace(optimize, "the traced before and after runs (one process each)")
     optimize.add_argument("--plan", default=None, metavar="FILE",
                           help="replay the steps a slim.json (or its folder) kept, in its order, each judged again, "
                                "instead of the steps this profile ranks best")
@@ -176,6 +177,7 @@ def written(record: SlimRecord) -> str:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from rebirth.cli.progress import ProgressView
+    from rebirth.cli.tracing import timelines_for, write_trace_file
     from rebirth.reports import render_comparison
     from rebirth.usecases.slimming import OptimizeRequest, optimize
 
@@ -183,9 +185,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                               iterations=args.iterations, threads=args.threads, data=args.data,
                               precision=args.precision / 100, max_runs=args.max_runs, max_seconds=args.max_time,
                               options=slim_options(args))
+    timelines = timelines_for(args)
     with ProgressView() as view:
-        result = optimize(request, say=view.say, progress=view.update, stage=view.stage)
+        result = optimize(request, say=view.say, progress=view.update, stage=view.stage, timelines=timelines)
     render_comparison(result.before, result.after, result.slim, paired=result.paired)
     print(f"speed-up measured side by side: {result.paired.outcome}: {result.paired.reason}")
     print(f"wrote {args.output}/plan.json, slim.json, before.json, after.json, comparison.json and report.html")
+    write_trace_file(args, timelines)
     return 0
