@@ -151,7 +151,7 @@ def test_single_profile_has_no_deltas():
     assert comparison.headline.speedup is None and comparison.after is None
     assert all(row.delta_ms is None and row.after_ms is None for row in comparison.layers)
     assert all(row.delta_ms is None for row in comparison.op_types)
-    assert [fact.key for fact in headline_facts(comparison)] == ["latency", "planned", "model_rss", "device"]
+    assert [fact.key for fact in headline_facts(comparison)] == ["latency", "planned", "model_rss", "energy", "device"]
 
 
 def test_op_types_and_categories_cover_both_sides():

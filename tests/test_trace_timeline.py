@@ -156,12 +156,16 @@ def test_counter_tracks_come_from_the_runs_samples_and_none_from_empty_ones(fire
     timelines = Timelines()
     with open_device("local") as local:
         profile_program(program, _Sampled(local, samples), OPTIONS, timelines=timelines, role="A")
-        profile_program(program, local, OPTIONS, timelines=timelines, role="B")
-    with_samples, without = timelines.items
+        profile_program(program, _Sampled(local, ()), OPTIONS, timelines=timelines, role="B")
+        profile_program(program, local, OPTIONS, timelines=timelines, role="C")
+    with_samples, without, sampled = timelines.items
     assert with_samples.label.startswith("A: ") and with_samples.samples == samples and without.samples == ()
+    # The host samples its runner's memory as it runs (this one shows no thermal zone, clock or battery).
+    assert sampled.samples and all(sample.rss_bytes for sample in sampled.samples if sample.t_s > 0)
     document = check_trace_format(json.dumps(chrome_trace(timelines.items)))
     counters = [e for e in document["traceEvents"] if e["ph"] == "C"]
-    assert {e["pid"] for e in counters} == {1}
+    assert {e["pid"] for e in counters} == {1, 3}
+    counters = [e for e in counters if e["pid"] == 1]
     by_name = {name: [(e["ts"], e["args"]) for e in counters if e["name"] == name]
                for name in {e["name"] for e in counters}}
     assert by_name["RSS"] == [(0, {"MB": 50.0}), (50000, {"MB": 61.0}), (100000, {"MB": 62.5})]
@@ -171,10 +175,11 @@ def test_counter_tracks_come_from_the_runs_samples_and_none_from_empty_ones(fire
     processes = document["otherData"]["processes"]
     assert processes[0]["counters"] == ["clock", "temperature", "RSS", "current", "voltage"]
     assert processes[1]["counters"] == [] and "approximate" in processes[0]["sample_alignment"]
+    assert "RSS" in processes[2]["counters"]
 
 
 class _Sampled:
-    """The local device, its run results carrying the samples a test made (devices do not sample yet)."""
+    """The local device, its run results carrying the samples a test made instead of its own."""
 
     def __init__(self, device, samples):
         self._device, self._samples = device, samples
