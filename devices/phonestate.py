@@ -108,3 +108,8 @@ def big_core_mask(cores: tuple[CoreState, ...]) -> Optional[str]:
 def mask_cores(mask: str) -> tuple[int, ...]:
     value = int(mask, 16)
     return tuple(index for index in range(value.bit_length()) if value >> index & 1)
+
+
+def core_mask(cores: tuple[int, ...]) -> str:
+    """Hex ``taskset`` mask of core indices: ``(4, 5, 6, 7)`` -> ``f0``."""
+    return format(sum(1 << index for index in cores), "x")
