@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from rebirth.contract.records import from_dict
 SCHEMA_VERSION = 1
 
 REFERENCE, DECIDED, SLOWER, UNDECIDED = "reference", "decided", "slower", "undecided"
-"""A row's status: the default itself; its ratio known to the precision asked; dropped once its interval lay
-wholly above ``CLEARLY_SLOWER`` (it cannot be the best); or the budget ran out first."""
+"""A row's status: the default itself; its ratio known to the precision asked; dropped once it was over 1.5x the
+default's latency in each of two blocks or more (it cannot be the best); or the budget ran out first."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ class TunedSetting:
         return self.status != REFERENCE and self.high < 1.0
 
 
+_BOUNDS = {"ratio": math.nan, "low": 0.0, "high": math.inf}
+"""A row's ratio and bounds where they are not known, as read back from JSON's null."""
+
+
 @dataclass(frozen=True)
 class TuneRecord:
     """Every setting measured on one device for one model, against rebirth's default."""
@@ -111,7 +116,10 @@ class TuneRecord:
         return 1.0 / row.ratio, 1.0 / row.high, 1.0 / row.low
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON has no infinity: an interval not known yet (one block) is written with null bounds."""
         data = dataclasses.asdict(self)
+        for row in data["rows"]:
+            row.update({key: None if not math.isfinite(row[key]) else row[key] for key in _BOUNDS})
         return {"schema_version": data.pop("schema_version"), **data}
 
     @classmethod
@@ -119,7 +127,9 @@ class TuneRecord:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version {version!r} is not one this rebirth reads")
-        return from_dict(cls, data)
+        rows = [dict(row, **{key: _BOUNDS[key] for key in _BOUNDS if row.get(key) is None})
+                for row in data.get("rows", ())]
+        return from_dict(cls, dict(data, rows=rows))
 
     def save(self, path: str | os.PathLike) -> None:
         write_json_atomic(Path(path), self.to_dict())

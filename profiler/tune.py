@@ -5,8 +5,10 @@ Settings that differ in threads, cores or backend cannot share one process, so e
 setting still being measured, back to back, the default first in even blocks and last in odd ones (A B C ...,
 ... C B A), so that drift hits every setting alike. Each block gives each setting one ratio of its p50 over the
 default's; the estimate and its interval are ``paired.interval`` of those ratios, and a setting stops once
-``paired.decide`` says its ratio is known to the precision asked, or once it is clearly slower than the default
-(it cannot be the best). The budget (``contract.paired.Budget``) bounds the whole measurement.
+``paired.decide`` says its ratio is known to the precision asked, or once it was more than ``CLEARLY_SLOWER``
+times the default's latency in each of at least two blocks (it cannot be the best). The intervals hold for all
+settings together (Bonferroni, ``each_confidence``): the best of many settings is otherwise often a fluke. The
+budget (``contract.paired.Budget``) bounds the whole measurement.
 
 Core sets come from each core's maximum frequency: the cores of one frequency are a cluster (``little``,
 ``mid``, ``big`` from the slowest up) and ``all`` is every core. Thread counts are pruned to 1, the powers of
@@ -32,7 +34,8 @@ from rebirth.profiler.paired import CONFIDENCE, interval, lengthened
 
 XNNPACK, PORTABLE = "xnnpack", "portable"
 CLEARLY_SLOWER = 1.5
-"""A setting whose ratio's interval lies wholly above this (after two blocks) is dropped: it cannot be the best."""
+"""A setting this much slower than the default in each of its blocks (two at least) is dropped: it cannot be the
+best, and measuring it further would spend the budget on an answer no one needs."""
 ENERGY_ATTRIBUTE = "energy_mj"
 """Energy per inference, read from a run's Latency (else its RunResult) where the device measured it."""
 
@@ -205,7 +208,7 @@ def _status(log_ratios: list[float], question: Question, budget: Budget, confide
 
     if len(log_ratios) >= budget.min_blocks and decide(interval(log_ratios, confidence), question) is not None:
         return DECIDED
-    if len(log_ratios) >= 2 and interval(log_ratios).low > CLEARLY_SLOWER:  # out of the running: no need for more
+    if len(log_ratios) >= 2 and min(log_ratios) > math.log(CLEARLY_SLOWER):  # out of the running: no need for more
         return SLOWER
     return UNDECIDED
 
