@@ -80,7 +80,7 @@ def _record(model: str, device: str, reference: Setting, tuned: Tuned, notes: tu
         verdict = f"no setting is told apart from rebirth's default ({reference}) as faster: keep it" + left
     else:
         speedup, low, high = 1 / winner.ratio, 1 / winner.high, 1 / winner.low
-        verdict = (f"best: {winner.setting}: {speedup:.2f}x rebirth's default ({reference}), "
+        verdict = (f"best: {winner.setting}: {speedup:.2f}x as fast as rebirth's default ({reference}), "
                    f"{CONFIDENCE:.0%} CI {low:.2f}-{high:.2f}x" + left)
     together = (f"the intervals are {CONFIDENCE:.0%} for all {len(tuned.rows) - 1} settings together (each at "
                 f"{tuned.confidence:.2%})",) if len(tuned.rows) > 2 else ()
