@@ -608,12 +608,43 @@ def store(data: Data) -> Section:
     return section
 
 
+def tune(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    section = Section("The best run setting, tuned", "python benchmarks/tune_bench.py",
+                      f"`rebirth tune {data['model']}` on `local` and on the emulated arm64 phone (qemu-user, the "
+                      "galaxy-s6's 4 + 4 cores): every backend, core set and thread count measured side by side "
+                      "against rebirth's default until its ratio is known to ±5% (intervals 95% for all settings "
+                      "together) or the budget is spent. The phone's timings are qemu's and mean nothing: its rows "
+                      "show the path (both clusters pinned, the best saved into devices.toml, a farm run using it).")
+    for name, title in (("local", "local"), ("arm64_qemu", "emulated arm64 phone (qemu)")):
+        if name not in data:
+            continue
+        run = data[name]
+        gain = run["gain"]
+        section.goal(stamp, f"{title}: the best setting's gain over rebirth's default",
+                     f"{times(gain['speedup'])} ({interval(gain['low'], gain['high'])})" if gain else
+                     "none told apart from the default", None if gain is None else gain["low"] > 1)
+        table = Table((f"{title}: setting", "p50", "vs default (95% CI)", "peak RSS", "energy", "status"))
+        for row in run["rows"]:
+            ratio = "1.00x" if row["status"] == "reference" else (
+                f"{row['ratio']:.2f}x ({row['low'] or 0:.2f}-{row['high']:.2f})" if row["high"] else "-")
+            table.add(stamp, row["setting"], ms(row["p50_ms"]),
+                      ratio, mib(row["peak_rss_bytes"]) if row["peak_rss_bytes"] else "-",
+                      f"{row['energy_mj']:.2f} mJ" if row["energy_mj"] is not None else "-", row["status"])
+        section.tables.append(table)
+    farm = data.get("arm64_qemu", {}).get("farm_run")
+    if farm is not None:
+        section.goal(stamp, "a farm run on the emulated phone uses the saved setting",
+                     f"threads {farm['threads']}, cores {farm['cpu_affinity']}, {farm['backend']}", farm["uses_saved"])
+    return section
+
+
 SECTIONS: dict[str, Callable[[Data], Section]] = {
     "optimize.json": optimize, "repro.json": repro, "compress.json": compress, "optimize_hog.json": optimize_hog,
     "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "trace.json": trace,
     "runner.json": runner,
     "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
-    "changes.json": changes, "store.json": store,
+    "changes.json": changes, "store.json": store, "tune.json": tune,
 }
 """Results file -> its section, in the page's order."""
 

@@ -1,5 +1,5 @@
-"""Any record rebirth writes, read by what it holds: a Profile, a slim record, a paired comparison or a stored
-run."""
+"""Any record rebirth writes, read by what it holds: a Profile, a slim record, a paired comparison, a stored run
+or a tune record."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from rebirth.contract.paired import PairedComparison
 from rebirth.contract.profile import Profile
 from rebirth.contract.slim import SlimRecord
 from rebirth.contract.stored import StoredRun
+from rebirth.contract.tune import TuneRecord
 
-Record = Union[Profile, SlimRecord, PairedComparison, StoredRun]
+Record = Union[Profile, SlimRecord, PairedComparison, StoredRun, TuneRecord]
 
 
 def load_record(path: str | os.PathLike) -> Record:
@@ -38,6 +39,8 @@ def load_record(path: str | os.PathLike) -> Record:
         return Profile.load(path)
     if "merges" in data:
         return SlimRecord.load(path)
+    if "reference" in data and "rows" in data:
+        return TuneRecord.load(path)
     if "runs" in data and "blocks" in data:
         return PairedComparison.load(path)
-    raise InputError(f"{path}: not a rebirth record (a profile, slim record, comparison or stored run)")
+    raise InputError(f"{path}: not a rebirth record (a profile, slim record, comparison, stored run or tune record)")

@@ -204,7 +204,9 @@ class AdbDevice:
     @property
     def defaults(self) -> RunDefaults:
         config = self.config
-        return RunDefaults(config.warmup, config.iterations, config.threads, config.cooldown_s)
+        affinity = phonestate.mask_cores(config.cpu_mask) if config.cpu_mask else None
+        return RunDefaults(config.warmup, config.iterations, config.threads, config.cooldown_s, affinity,
+                           config.backend)
 
     # -- the choke point ------------------------------------------------------------------------
     def call(self, step: str, command: str, action: Callable[[], object]):
@@ -411,7 +413,8 @@ class AdbDevice:
         before = self.snapshot("state")
         if cooling is not None:
             thermal.remember(self._thermal_key(), before.state().temperature_c)
-        mask = self.config.cpu_mask or phonestate.big_core_mask(before.cores)
+        mask = (phonestate.core_mask(request.cpu_affinity) if request.cpu_affinity else
+                self.config.cpu_mask or phonestate.big_core_mask(before.cores))
         threads = request.threads or self.config.threads or (len(phonestate.mask_cores(mask)) if mask else None)
         run_dir = f"{self.workdir}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.shell(f"mkdir -p {q(run_dir)}", "prepare")

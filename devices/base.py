@@ -27,6 +27,8 @@ class RunRequest:
     warmup: int = 3
     threads: Optional[int] = None
     cpu_affinity: Optional[tuple[int, ...]] = None
+    """The device's cores to pin the runner to (None: the device's setting, else its default: a phone's big
+    cores, the host unpinned)."""
     cooldown_s: float = 0.0
     etdump: bool = True
     paired_model_path: Optional[Path] = None
@@ -49,6 +51,10 @@ class RunDefaults:
     iterations: Optional[int] = None
     threads: Optional[int] = None
     cooldown_s: Optional[float] = None
+    cpu_affinity: Optional[tuple[int, ...]] = None
+    """The cores to pin to (devices.toml's ``cpu_mask``)."""
+    backend: Optional[str] = None
+    """The backend to lower a model to for this device (``rebirth tune --save`` writes it)."""
 
 
 @dataclass(frozen=True)

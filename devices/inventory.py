@@ -44,6 +44,8 @@ FILE_NAME = "devices.toml"
 DEFAULT_WORKDIR = "/data/local/tmp/rebirth"
 TransportKind = Literal["tcp", "usb", "adb-server"]
 TRANSPORTS: tuple[str, ...] = get_args(TransportKind)
+BackendName = Literal["portable", "xnnpack"]
+"""``models.BACKENDS``, repeated here because devices do not import models (a test checks they agree)."""
 
 
 def host_port(address: str) -> str:
@@ -100,6 +102,9 @@ class DeviceConfig:
     """The unit of the battery gauge's ``current_now``. Default: guessed from its size (``devices.energy``)."""
     unplug: bool = False
     """Send ``dumpsys battery unplug`` before a run (and ``reset`` after), for a phone whose charger honours it."""
+    backend: Optional[BackendName] = None
+    """The backend a model is lowered to for this phone when the command line names none (``rebirth tune
+    --save`` writes it with ``threads`` and ``cpu_mask``). Default: xnnpack."""
     key: Optional[Path] = None
     """The ADB private key. Default: ``~/.android/adbkey``."""
     auth_timeout_s: Annotated[float, at_least(0)] = 10.0
@@ -111,6 +116,20 @@ class DeviceConfig:
         if self.transport == "tcp":
             return self.address or ""
         return f"{self.transport}:{self.serial or 'any'}"
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The ``[local]`` table: run settings for this host (``rebirth tune --device local --save`` writes them)."""
+
+    cpu_mask: Optional[Annotated[str, hex_mask]] = None
+    """Hex mask of the host's cores to pin the runner to. Default: not pinned."""
+    threads: Optional[Annotated[int, at_least(1)]] = None
+    """Runtime threads. Default: the runtime's."""
+    backend: Optional[BackendName] = None
+    warmup: Optional[Annotated[int, at_least(0)]] = None
+    iterations: Optional[Annotated[int, at_least(1)]] = None
+    cooldown_s: Optional[Annotated[float, at_least(0)]] = None
 
 
 def inventory_path(cwd: Optional[Path] = None) -> Optional[Path]:
@@ -138,6 +157,8 @@ class Inventory:
     path: Optional[Path] = None
     stf: dict[str, str] = field(default_factory=dict)
     """The ``[stf]`` table: ``url`` of a DeviceFarmer STF server, and ``token`` (better: ``$STF_TOKEN``)."""
+    local: LocalConfig = field(default_factory=LocalConfig)
+    """The ``[local]`` table: this host's run settings."""
 
 
 def load_inventory(path: Optional[Path] = None) -> dict[str, DeviceConfig]:
@@ -167,7 +188,7 @@ def read_inventory(path: Optional[Path] = None) -> Inventory:
     tables = _tables(path, data)
     configs = {name: _entry(path, name, entry) for name, entry in tables.devices.items()}
     groups = {name: _group(path, name, members, configs) for name, members in tables.groups.items()}
-    return Inventory(configs, groups, path, _stf(path, tables.stf))
+    return Inventory(configs, groups, path, _stf(path, tables.stf), _local(path, tables.local))
 
 
 @dataclass(frozen=True)
@@ -177,6 +198,7 @@ class _InventoryTables:
     devices: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
     stf: dict = field(default_factory=dict)
+    local: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -188,7 +210,7 @@ class _StfTable:
 
 
 def _tables(path: Path, data: dict) -> _InventoryTables:
-    expected = f"{path}: expected only [devices.NAME] tables, a [groups] and an [stf] table"
+    expected = f"{path}: expected only [devices.NAME] tables, a [groups], an [stf] and a [local] table"
     try:
         return load_table(_InventoryTables, data)
     except UnknownKeyError as error:
@@ -204,6 +226,13 @@ def _stf(path: Path, table: dict) -> dict[str, str]:
     except FieldError as error:
         raise ConfigError(f"{path}: [stf] {error}", step="inventory") from None
     return {key: value for key, value in dataclasses.asdict(stf).items() if value is not None}
+
+
+def _local(path: Path, table: dict) -> LocalConfig:
+    try:
+        return load_table(LocalConfig, table)
+    except FieldError as error:
+        raise ConfigError(f"{path}: [local] {error}", device="local", step="inventory") from None
 
 
 def _group(path: Path, name: str, members, devices: dict[str, DeviceConfig]) -> tuple[str, ...]:
@@ -255,7 +284,8 @@ def _entry(path: Path, name: str, entry) -> DeviceConfig:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a table", device=name, step="inventory")
     if not is_name(name) or name == "local":
-        raise ConfigError(f"{where}: {name!r} cannot name a phone ({NAME_RULE}; not 'local')",
+        raise ConfigError(f"{where}: {name!r} cannot name a phone ({NAME_RULE}; not 'local': this host's "
+                          "settings go in a [local] table)",
                           device=name, step="inventory")
     usb = "serial" in entry and "address" not in entry
     try:

@@ -34,7 +34,8 @@ from rebirth.contract.notes import PYTHON_RUNNER, Note
 from rebirth.devices import energy, hoststate, pagecache, runlog, thermal
 from rebirth.devices.base import ProbeModel, ProgressCallback, RunDefaults, RunRequest, RunResult
 from rebirth.devices.hoststate import cpu_model, host_state
-from rebirth.devices.phonestate import big_core_mask
+from rebirth.devices.inventory import LocalConfig
+from rebirth.devices.phonestate import big_core_mask, mask_cores
 from rebirth.devices.procstatus import process_cpu_ticks, status_kib
 
 POLL_S = 0.01
@@ -91,9 +92,12 @@ class LocalDevice:
 
     kind = "local"
 
-    def __init__(self, name: str = "local", python: str = sys.executable, runner: str = NATIVE):
-        """``runner``: ``native`` (the default; the Python runner where it cannot be built) or ``python``."""
+    def __init__(self, name: str = "local", python: str = sys.executable, runner: str = NATIVE,
+                 config: Optional[LocalConfig] = None):
+        """``runner``: ``native`` (the default; the Python runner where it cannot be built) or ``python``.
+        ``config``: devices.toml's ``[local]`` table (None: no settings)."""
         self.name = name
+        self.config = config or LocalConfig()
         self.python = python
         self.prefer = runner
         self._runner: Optional[HostRunner] = None
@@ -113,7 +117,9 @@ class LocalDevice:
 
     @property
     def defaults(self) -> RunDefaults:
-        return RunDefaults()
+        config = self.config
+        return RunDefaults(config.warmup, config.iterations, config.threads, config.cooldown_s,
+                           mask_cores(config.cpu_mask) if config.cpu_mask else None, config.backend)
 
     def close(self) -> None:
         """Nothing to close: each run is its own process."""
@@ -148,8 +154,9 @@ class LocalDevice:
         command = [*self.runner().command, "--model_path", str(request.model_path),
                    "--num_executions", str(request.iterations), "--etdump_path", str(etdump_path),
                    "--warmup", str(request.warmup)]
-        if request.threads:
-            command += ["--cpu_threads", str(request.threads)]
+        threads = request.threads or self.config.threads
+        if threads:
+            command += ["--cpu_threads", str(threads)]
         if not request.etdump:
             command.append("--no_etdump")
         if request.paired_model_path is not None:
@@ -176,8 +183,9 @@ class LocalDevice:
         process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, env=_runner_env())
         self._running = process
-        if request.cpu_affinity:
-            _pin(process.pid, request.cpu_affinity)
+        affinity = request.cpu_affinity or self.defaults.cpu_affinity
+        if affinity:
+            _pin(process.pid, affinity)
         lines: list[str] = []
         errors: list[str] = []
         readers = [_reader(process.stdout, lines, progress, request), _reader(process.stderr, errors, None, request)]
@@ -199,8 +207,8 @@ class LocalDevice:
         notes = tuple(note for note in (self.runner().note, flushed) if note is not None)
         return RunResult(etdump_path if request.etdump else None, log,
                          max(filter(None, (peak, log.peak_rss_bytes)), default=None), before, self.state(),
-                         threads=request.threads,
-                         cpu_affinity=",".join(map(str, request.cpu_affinity)) if request.cpu_affinity else None,
+                         threads=request.threads or self.config.threads,
+                         cpu_affinity=",".join(map(str, affinity)) if affinity else None,
                          notes=notes, runner_cpu_ticks=ours if cpu is not None else None,
                          cooling=cooling, samples=(*idle, *samples),
                          energy_gauge=f"{battery}/current_now" if battery else None,

@@ -161,3 +161,8 @@ def sampler(zone: Optional[int], core: Optional[int], battery: Optional[str]) ->
 def safe_supply(path: str) -> bool:
     """A power-supply folder rebirth may put in a shell command unquoted (letters, digits, ``_-.``)."""
     return re.fullmatch(r"/sys/class/power_supply/[\w.-]+", path) is not None
+
+
+def core_mask(cores: tuple[int, ...]) -> str:
+    """Hex ``taskset`` mask of core indices: ``(4, 5, 6, 7)`` -> ``f0``."""
+    return format(sum(1 << index for index in cores), "x")

@@ -17,9 +17,10 @@ def open_device(name: str) -> Device:
         ConfigError: the inventory is wrong.
     """
     if name == DEFAULT_DEVICE:
+        from rebirth.devices.inventory import read_inventory
         from rebirth.devices.local import LocalDevice
 
-        return LocalDevice()
+        return LocalDevice(config=read_inventory().local)
     if ":" in name:  # inventory names cannot hold one
         from rebirth.devices.adb import AdbDevice
         from rebirth.devices.inventory import adhoc_config

@@ -24,12 +24,14 @@ Stage = Callable[[str], None]
 """Called with the name of each stage as it starts: ``export``, ``read``, ``run``, ``analyse``."""
 
 DEFAULT_WARMUP, DEFAULT_ITERATIONS = 3, 20
+DEFAULT_BACKEND = "xnnpack"
 
 
 @dataclass(frozen=True)
 class ProfileOptions:
     device: str = "local"
-    backend: str = "xnnpack"
+    backend: Optional[str] = None
+    """None: the device's setting in devices.toml, else xnnpack."""
     warmup: Optional[int] = None
     """None: the device's setting in devices.toml, else 3."""
     iterations: Optional[int] = None
@@ -44,6 +46,12 @@ class ProfileOptions:
     """Fresh runner processes to time the program's start in (``ColdStart``); 0: none."""
     cold_executions: int = COLD_EXECUTIONS
     """Executions each of them times: the first inference and the warm-up curve."""
+    cpu_affinity: Optional[tuple[int, ...]] = None
+    """The device's cores to pin to; None: the device's setting in devices.toml, else its default."""
+
+    def backend_on(self, defaults: RunDefaults) -> str:
+        """The backend to lower to: this option's, else the device's in devices.toml, else xnnpack."""
+        return self.backend or defaults.backend or DEFAULT_BACKEND
 
     def resolved(self, defaults: RunDefaults) -> ProfileOptions:
         """Options with the device's inventory settings filled in where the caller gave none."""
@@ -121,8 +129,8 @@ def run_request(program: Program, options: ProfileOptions, traced: bool = True) 
     """What to ask the device for, with ``options`` resolved against the device's defaults."""
     assert options.warmup is not None and options.iterations is not None
     return RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
-                      cooldown_s=options.cooldown_s or 0.0, etdump=traced, cool_below_c=options.cool_below_c,
-                      cool_wait_s=options.cool_wait_s)
+                      options.cpu_affinity, cooldown_s=options.cooldown_s or 0.0, etdump=traced,
+                      cool_below_c=options.cool_below_c, cool_wait_s=options.cool_wait_s)
 
 
 def timed_samples(samples: tuple[float, ...], log: RunLog, warmup: int) -> tuple[float, ...]:

@@ -153,7 +153,7 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
         if len(ratios) >= budget.min_blocks:
             verdict = decide(estimate, question)
         if len(ratios) == 1 and verdict is None:
-            options = _lengthened(options, device, max(run.latency_ms for run in runs[-2:]), announce)
+            options = lengthened(options, device, max(run.latency_ms for run in runs[-2:]), announce)
         block += 1
     if not ratios:
         outcome = UNDECIDED
@@ -171,7 +171,7 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
                             reason, clock() - start, together)
 
 
-def _lengthened(options: ProfileOptions, device: Device, slower_ms: float, announce: Stage) -> ProfileOptions:
+def lengthened(options: ProfileOptions, device: Device, slower_ms: float, announce: Stage) -> ProfileOptions:
     """``options`` with enough executions per run for a side to last ``MIN_RUN_MS``, when no one chose the count."""
     import dataclasses
 

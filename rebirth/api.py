@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rebirth.usecases.slimming import Optimized
 
 
-def profile(model: str, *, device: str = "local", backend: str = "xnnpack", warmup: Optional[int] = None,
+def profile(model: str, *, device: str = "local", backend: Optional[str] = None, warmup: Optional[int] = None,
             iterations: Optional[int] = None, threads: Optional[int] = None,
             etrecord: Optional[str | os.PathLike] = None) -> Profile:
     """Profile ``model`` per layer on ``device``: `rebirth profile`.
@@ -29,6 +29,7 @@ def profile(model: str, *, device: str = "local", backend: str = "xnnpack", warm
     Args:
         model: a .pte, a .pt2, ``file.py:NAME`` (returns ``(model, example_inputs)``) or ``zoo:NAME``.
         device: ``local`` (this host) or a device of devices.toml, ``host:port`` or ``adb:SERIAL``.
+        backend: ``xnnpack`` or ``portable`` (None: the device's in devices.toml, else xnnpack).
         warmup, iterations, threads: as on the command line (None: the device's settings, else 3 and 20).
         etrecord: the ETRecord of a .pte (default: NAME.etrecord beside it).
 
@@ -45,7 +46,7 @@ def profile(model: str, *, device: str = "local", backend: str = "xnnpack", warm
     return run(model, options)
 
 
-def compare(a: str, b: str, *, device: str = "local", backend: str = "xnnpack", warmup: Optional[int] = None,
+def compare(a: str, b: str, *, device: str = "local", backend: Optional[str] = None, warmup: Optional[int] = None,
             iterations: Optional[int] = None, threads: Optional[int] = None, precision: float = 0.02,
             max_runs: int = 40, max_seconds: float = 600.0) -> PairedResult:
     """Measure ``a`` and ``b`` side by side on one device until B's latency over A's is known to ``precision``

@@ -19,6 +19,7 @@ _WHERE = {
     "write_junit": "junit", "write_summary": "markdown", "render_verdicts": "regress_view",
     "render_plan": "slim_view", "render_slim": "slim_view",
     "render_comparison": "terminal", "render_profile": "terminal",
+    "render_tune": "tune_view",
 }
 __all__ = sorted(_WHERE)
 

@@ -254,7 +254,7 @@ def test_devices_come_from_names_all_groups_remote_endpoints_and_an_adb_server(i
     ('[groups]\nlab = []\n', "must be a non-empty list"),
     ('[groups]\n"l a b" = ["s6"]\n', "cannot name a group"),
     ('[groups]\nlab = ["s6", "x:port"]\n', "[groups] lab: not a device name, host:port or adb:SERIAL"),
-    ("groups = 3\n", "expected only [devices.NAME] tables, a [groups] and an [stf] table"),
+    ("groups = 3\n", "expected only [devices.NAME] tables, a [groups], an [stf] and a [local] table"),
 ])
 def test_a_wrong_group_is_a_one_line_config_error(inventory, capsys, body, words):
     path = inventory(body + '[devices.s6]\naddress = "127.0.0.1:5555"\n')

@@ -82,10 +82,10 @@ def test_relative_runner_and_key_paths_are_relative_to_the_file(elsewhere, monke
     ('[devices.local]\naddress = "x:1"\n', "cannot name a phone"),
     ('[devices.s6]\ntransport = "adb-server"\n', "needs serial"),
     ('[devices.s6\naddress = "x:1"\n', "not valid TOML"),
-    ('[phones.s6]\naddress = "x:1"\n', "expected only [devices.NAME] tables, a [groups] and an [stf] table; "
+    ('[phones.s6]\naddress = "x:1"\n', "expected only [devices.NAME] tables, a [groups], an [stf] and a [local] table; "
                                        "found 'phones'"),
     ('[device.s6]\naddress = "x:1"\n', "found 'device' (did you mean [devices]?)"),
-    ('devices = "s6"\n', "[stf] table; devices must be a table, not a string"),
+    ('devices = "s6"\n', "[local] table; devices must be a table, not a string"),
     ('[devices]\ns6 = "127.0.0.1:5555"\n', "[devices.s6] must be a table"),
     ('[stf]\nurl = "https://stf"\ntokn = "x"\n', "[stf] unknown key 'tokn' (did you mean 'token'?)"),
     ('[stf]\nurl = 3\n', "[stf] url must be a string, not an integer (3)"),

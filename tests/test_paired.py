@@ -236,14 +236,14 @@ def test_runs_of_a_fast_model_are_lengthened_unless_someone_chose_the_count():
 
     from rebirth.devices.base import RunDefaults
     from rebirth.profiler.measure import ProfileOptions
-    from rebirth.profiler.paired import MIN_RUN_MS, _lengthened
+    from rebirth.profiler.paired import MIN_RUN_MS, lengthened
 
     said = []
     device = SimpleNamespace(defaults=RunDefaults())
-    fast = _lengthened(ProfileOptions(), device, 0.3, said.append)
+    fast = lengthened(ProfileOptions(), device, 0.3, said.append)
     assert fast.iterations == 667 and fast.iterations * 0.3 >= MIN_RUN_MS and "667 executions" in said[0]
-    assert _lengthened(ProfileOptions(), device, 40.0, said.append).iterations is None  # 20 x 40 ms is long enough
-    assert _lengthened(ProfileOptions(iterations=20), device, 0.3, said.append).iterations == 20
-    assert _lengthened(ProfileOptions(), SimpleNamespace(defaults=RunDefaults(iterations=30)), 0.3,
+    assert lengthened(ProfileOptions(), device, 40.0, said.append).iterations is None  # 20 x 40 ms is long enough
+    assert lengthened(ProfileOptions(iterations=20), device, 0.3, said.append).iterations == 20
+    assert lengthened(ProfileOptions(), SimpleNamespace(defaults=RunDefaults(iterations=30)), 0.3,
                        said.append).iterations is None
-    assert _lengthened(ProfileOptions(), device, 0.0001, said.append).iterations == 1000
+    assert lengthened(ProfileOptions(), device, 0.0001, said.append).iterations == 1000

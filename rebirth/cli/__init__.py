@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Optional
 
-from rebirth.cli.commands import devices, farm, profiling, slimming
+from rebirth.cli.commands import devices, farm, profiling, slimming, tune
 
 EXIT_BUG, EXIT_INTERRUPTED = 70, 130
 """``contract.ExitStatus.BUG`` and ``INTERRUPTED``, here so that the error path imports nothing."""
@@ -22,7 +22,7 @@ EXIT_BUG, EXIT_INTERRUPTED = 70, 130
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rebirth", description="Profile and slim neural networks on phones.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (profiling, slimming, devices, farm):
+    for area in (profiling, slimming, devices, farm, tune):
         area.register(commands)
     return parser
 

@@ -30,10 +30,18 @@ def device_list(text: str) -> list[str]:
     return names
 
 
-def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's") -> None:
-    """--backend, --warmup, --iterations and --threads: how a model is lowered and run on a device."""
-    parser.add_argument("--backend", choices=BACKENDS, default="xnnpack",
-                        help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
+def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's", device_backend: bool = True) -> None:
+    """--backend, --warmup, --iterations and --threads: how a model is lowered and run on a device.
+
+    ``device_backend``: without --backend, each device's backend from devices.toml (``rebirth tune --save``);
+    else xnnpack for every device."""
+    if device_backend:
+        parser.add_argument("--backend", choices=BACKENDS, default=None,
+                            help=f"backend to lower to when MODEL is not a .pte (default: {whose} in devices.toml, "
+                                 "else xnnpack)")
+    else:
+        parser.add_argument("--backend", choices=BACKENDS, default="xnnpack",
+                            help="backend to lower to when MODEL is not a .pte (default: xnnpack)")
     parser.add_argument("--warmup", type=non_negative, default=None,
                         help=f"untimed runs first (default: {whose} in devices.toml, else 3)")
     parser.add_argument("--iterations", type=positive, default=None,

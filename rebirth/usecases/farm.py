@@ -28,7 +28,8 @@ from typing import Any, Generic, Optional, Protocol, TypeVar
 from rebirth.contract.errors import DeviceError, InputError
 from rebirth.contract.profile import Profile
 from rebirth.devices import Device, Outcome, open_device, resolve_targets
-from rebirth.profiler import ProfileOptions, Timelines, prepare, profile_program
+from rebirth.profiler import ProfileOptions, Program, Timelines, prepare, profile_program
+from rebirth.profiler.measure import DEFAULT_BACKEND
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -272,16 +273,34 @@ def farm_run(model: str, targets: Targets, store: Optional[str], options: Profil
     from rebirth.results import current_branch, current_commit, open_store
 
     with open_store(store, say) as opened, FarmSession(targets, listener, say) as session:
-        program = prepare(model, options.backend, etrecord)
+        programs = _Programs(model, options.backend, etrecord)
+        programs.get(None)  # a wrong model is said before any device is used
         commit, branch = current_commit(), current_branch()
         batch = f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
 
         def job(device: Device) -> Stored:
             name = device.name
-            profiled = profile_program(program, device, options,
+            profiled = profile_program(programs.get(device.defaults.backend), device, options,
                                        progress=lambda stage, done, total: listener.progress(name, stage, done, total),
                                        stage=lambda stage: listener.stage(name, stage), timelines=timelines)
             listener.stage(name, "store")
             return Stored(profiled, opened.save_run(profiled, commit, batch, branch=branch).where)
 
         return session.run(job)
+
+
+class _Programs:
+    """The model exported once per backend the farm's devices want: the command line's backend for every device
+    when it names one, else each device's from devices.toml (``rebirth tune --save``), else xnnpack."""
+
+    def __init__(self, model: str, backend: Optional[str], etrecord: Optional[Path]):
+        self.model, self.backend, self.etrecord = model, backend, etrecord
+        self._made: dict[str, Program] = {}
+        self._lock = threading.Lock()
+
+    def get(self, device_backend: Optional[str]) -> Program:
+        backend = self.backend or device_backend or DEFAULT_BACKEND
+        with self._lock:
+            if backend not in self._made:
+                self._made[backend] = prepare(self.model, backend, self.etrecord)
+            return self._made[backend]

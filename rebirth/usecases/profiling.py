@@ -27,7 +27,7 @@ def profile(model: str, options: Optional[ProfileOptions] = None, *, progress: O
     options = options or ProfileOptions()
     parse_spec(model)  # a wrong model argument is reported first, an unknown device next, before any export
     with open_device(options.device) as device:
-        program = prepare(model, options.backend, options.etrecord, stage)
+        program = prepare(model, options.backend_on(device.defaults), options.etrecord, stage)
         return profile_program(program, device, options, progress, stage, timelines=timelines)
 
 
@@ -54,6 +54,7 @@ def compare(model_a: str, model_b: str, options: Optional[ProfileOptions] = None
     options = options or ProfileOptions()
     parse_spec(model_a), parse_spec(model_b)
     with open_device(options.device) as device:
-        a = prepare(model_a, options.backend, etrecords[0], stage)
-        b = prepare(model_b, options.backend, etrecords[1], stage)
+        backend = options.backend_on(device.defaults)
+        a = prepare(model_a, backend, etrecords[0], stage)
+        b = prepare(model_b, backend, etrecords[1], stage)
         return compare_programs(a, b, device, options, question, budget, progress, stage, timelines=timelines)

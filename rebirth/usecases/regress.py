@@ -21,6 +21,7 @@ from rebirth.contract.stored import Key, StoredRun
 from rebirth.devices import Device
 from rebirth.profiler import ProfileOptions, prepare
 from rebirth.profiler.checks import RUN_NOISE, judge, judge_paired, spread_of
+from rebirth.profiler.measure import DEFAULT_BACKEND
 from rebirth.profiler.paired import PairedResult, compare_programs
 from rebirth.usecases.farm import FarmListener, FarmSession, Targets
 
@@ -125,7 +126,8 @@ def regress_side_by_side(request: SideBySide, checks: Iterable[str | Check], lis
         raise InputError("--ab judges one latency check, on p50 (e.g. --fail p50:5%), beside memory and share checks")
     question = Question(threshold=latency[0].amount)
     with FarmSession(request.targets, listener) as session:
-        a, b = prepare(request.baseline, request.options.backend), prepare(request.candidate, request.options.backend)
+        backend = request.options.backend or DEFAULT_BACKEND  # one export for every device: not per device
+        a, b = prepare(request.baseline, backend), prepare(request.candidate, backend)
 
         def job(device: Device) -> PairedResult:
             name = device.name

@@ -194,8 +194,8 @@ def _device_timer(options: ProfileOptions, progress: Optional[ProgressCallback])
         from rebirth.profiler.paired import compare_programs
 
         with open_device(options.device) as device:
-            first = prepare(str(a), options.backend, a.with_suffix(".etrecord"))
-            second = prepare(str(b), options.backend, b.with_suffix(".etrecord"))
+            first = prepare(str(a), options.backend_on(device.defaults), a.with_suffix(".etrecord"))
+            second = prepare(str(b), options.backend_on(device.defaults), b.with_suffix(".etrecord"))
             return compare_programs(first, second, device, options, question, budget, progress).comparison
 
     return DeviceTimer(options.device, compare)
@@ -209,8 +209,9 @@ def _side_by_side(request: OptimizeRequest, options: ProfileOptions, progress: O
     from rebirth.profiler.paired import compare_programs
 
     with open_device(options.device) as device:
-        original = prepare(request.model, options.backend)
-        slimmed = prepare(str(request.outdir / "slim.pte"), options.backend, request.outdir / "slim.etrecord")
+        backend = options.backend_on(device.defaults)
+        original = prepare(request.model, backend)
+        slimmed = prepare(str(request.outdir / "slim.pte"), backend, request.outdir / "slim.etrecord")
         return compare_programs(original, slimmed, device, options, Question(request.precision),
                                 Budget(request.max_runs, request.max_seconds), progress, stage, timelines=timelines,
                                 roles=("before", "after"))

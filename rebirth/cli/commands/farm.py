@@ -141,7 +141,7 @@ def register(commands) -> None:
     regress.add_argument("--all", action="store_true", help="with --ab: every device of devices.toml")
     regress.add_argument("--group", metavar="NAME", help="with --ab: a group of devices.toml")
     add_stf(regress, ending="check")
-    add_run_settings(regress, whose="each device's")
+    add_run_settings(regress, whose="each device's", device_backend=False)
     add_budget(regress, runs=40, seconds=600)
     regress.add_argument("--fail", action="append", default=[], metavar="CHECK",
                          help="a threshold such as p50:5%%, peak_rss:3%% or non_tensor_share:+2pt (repeatable; "

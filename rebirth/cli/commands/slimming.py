@@ -76,7 +76,7 @@ def register(commands) -> None:
     optimize.add_argument("model", help="file.py:NAME or zoo:NAME")
     optimize.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
     optimize.add_argument("--device", default="local", help="device name (default: local, this host)")
-    add_run_settings(optimize)
+    add_run_settings(optimize, device_backend=False)
     optimize.add_argument("--precision", type=float, default=3.0, metavar="PERCENT",
                           help="measure the original and the slimmed model side by side until the speed-up's 95%% "
                                "interval is within ±PERCENT (default: 3)")
