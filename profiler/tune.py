@@ -29,15 +29,13 @@ from rebirth.contract.device import CoreState
 from rebirth.contract.paired import Budget, Question
 from rebirth.contract.tune import DECIDED, REFERENCE, SLOWER, UNDECIDED, Setting, TunedSetting
 from rebirth.devices import Device
-from rebirth.profiler.measure import ProfileOptions, Program, Stage, time_program
+from rebirth.profiler.measure import ProfileOptions, Program, Stage, energy_of, time_program
 from rebirth.profiler.paired import CONFIDENCE, interval, lengthened
 
 XNNPACK, PORTABLE = "xnnpack", "portable"
 CLEARLY_SLOWER = 1.5
 """A setting this much slower than the default in each of its blocks (two at least) is dropped: it cannot be the
 best, and measuring it further would spend the budget on an answer no one needs."""
-ENERGY_ATTRIBUTE = "energy_mj"
-"""Energy per inference, read from a run's Latency (else its RunResult) where the device measured it."""
 
 
 @dataclass(frozen=True)
@@ -228,11 +226,9 @@ def _row(setting: Setting, measured: _Measured, confidence: float) -> TunedSetti
 
 def _device_runner(programs: Mapping[str, Program], device: Device) -> Runner:
     def run(setting: Setting, options: ProfileOptions) -> tuple[float, Optional[int], Optional[float]]:
-        latency, result, _ = time_program(programs[setting.backend], device, options)
-        energy = getattr(latency, ENERGY_ATTRIBUTE, None)
-        if energy is None:
-            energy = getattr(result, ENERGY_ATTRIBUTE, None)
-        return latency.p50, result.peak_rss_bytes, energy
+        latency, result, described = time_program(programs[setting.backend], device, options)
+        per_execution = statistics.fmean(result.log.execution_ms) if result.log.execution_ms else latency.mean
+        return latency.p50, result.peak_rss_bytes, energy_of(result, per_execution, described.kind).mj_per_inference
 
     return run
 

@@ -26,7 +26,7 @@ def render_tune(record: TuneRecord, console: Optional[Console] = None) -> None:
     for row in sorted(record.rows, key=_order):
         setting = row.setting
         table.add_row(f"{setting.backend} {setting.core_set} {core_list(setting.cores)} x{setting.threads}",
-                      ms(row.p50_ms), ratio_text(row),
+                      ms(row.p50_ms) if not math.isnan(row.p50_ms) else "not run", ratio_text(row),
                       mib(row.peak_rss_bytes) if row.peak_rss_bytes is not None else DASH,
                       f"{row.energy_mj:.2f} mJ" if row.energy_mj is not None else DASH, _status(row, record))
     console.print(table)
