@@ -85,11 +85,14 @@ class DeviceInfo:
     freq_khz_low: Optional[int] = None
     """The lowest clock of the runner's cores sampled while it ran (``Sample.freq_khz``)."""
     freq_khz_high: Optional[int] = None
+    freq_khz_top: Optional[int] = None
+    """The maximum clock of the core those samples read (its ``cpuinfo_max_freq``)."""
     temperature_c_peak: Optional[float] = None
     """The hottest reading sampled while the runner ran."""
 
     def with_run(self, before: DeviceState, after: DeviceState, runner_cpu_ticks: Optional[int] = None,
-                 samples: tuple[Sample, ...] = (), cooling: Optional[Cooling] = None) -> DeviceInfo:
+                 samples: tuple[Sample, ...] = (), cooling: Optional[Cooling] = None,
+                 sampled_core: Optional[int] = None) -> DeviceInfo:
         """This device with the clocks and temperatures read before and after a run, and the share of its
         CPU that other work took meanwhile (given the runner's own CPU time); with the samples taken while it
         ran, the range of its clock and its hottest reading, and how it was let cool before."""
@@ -97,13 +100,14 @@ class DeviceInfo:
         cores = tuple(CoreInfo(c.index, c.max_freq_khz, c.governor, c.cur_freq_khz,
                                end[c.index].cur_freq_khz if c.index in end else None) for c in before.cores)
         running = [sample for sample in samples if sample.t_s >= 0]
+        top = next((core.max_freq_khz for core in before.cores if core.index == sampled_core), None)
         clocks = [sample.freq_khz for sample in running if sample.freq_khz]
         temperatures = [sample.temperature_c for sample in running if sample.temperature_c is not None]
         return dataclasses.replace(self, cores=cores, temperature_c_start=before.temperature_c,
                                    temperature_c_end=after.temperature_c, throttled=throttled(before, after),
                                    other_load=other_load(before, after, runner_cpu_ticks), cooling=cooling,
                                    freq_khz_low=min(clocks) if clocks else None,
-                                   freq_khz_high=max(clocks) if clocks else None,
+                                   freq_khz_high=max(clocks) if clocks else None, freq_khz_top=top,
                                    temperature_c_peak=max(temperatures) if temperatures else None)
 
 

@@ -438,6 +438,7 @@ class AdbDevice:
         return RunResult(etdump, parsed, max(filter(None, (watch.peak, parsed.peak_rss_bytes)), default=None),
                          before.state(), after.state(), threads=threads, cpu_affinity=mask, notes=said,
                          runner_cpu_ticks=watch.cpu_ticks, cooling=cooling, samples=watch.samples(),
+                         sampled_core=max(phonestate.mask_cores(mask)) if mask else None,
                          energy_gauge=self._gauge_name(before.battery) if before.battery else None,
                          page_cache_flushed=None if not request.drop_page_cache else not_flushed is None)
 

@@ -81,6 +81,8 @@ class RunResult:
     """Readings of the device while the runner ran (memory, temperature, clock, battery current), in time
     order; empty where the device cannot be read during a run. Readings before the runner started (the idle
     draw the energy is measured over) have a negative time."""
+    sampled_core: Optional[int] = None
+    """The core whose clock the samples read (the fastest of those the runner was pinned to)."""
     energy_gauge: Optional[str] = None
     """The battery gauge the samples' current came from (its folder and unit), None without one."""
     page_cache_flushed: Optional[bool] = None

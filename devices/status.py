@@ -88,6 +88,13 @@ class EmulatorOptions:
     abi: Optional[str] = None
     """The phone's ABI: default this host's (the phone runs rebirth's host runner, timings faithful to the
     host); ``arm64-v8a`` on a PC makes a phone whose CPU qemu-user emulates, with no runner of its own."""
+    body: bool = True
+    """Heat from its runners' work, clocks that throttle, a fuel gauge (``devices.emulator.physics``); False:
+    fixed readings."""
+    start_c: Optional[float] = None
+    """The temperature it starts at (a hot phone); default: the ambient 35 °C."""
+    plugged: bool = True
+    """On USB, charging (no energy per inference) until ``dumpsys battery unplug``; False: on battery."""
 
 
 def build_runner(abi: str, say=lambda text: None) -> tuple[Path, int]:
@@ -134,8 +141,11 @@ def start_emulator(options: EmulatorOptions):
             raise InputError(f"--authorized-keys: {error}") from None
     root = options.root or Path(tempfile.mkdtemp(prefix=f"rebirth-{options.phone}-"))
     try:
+        from rebirth.devices.emulator import Physics
+
+        physics = Physics(start_c=options.start_c, plugged=options.plugged) if options.body else None
         return EmulatedPhone(root, PHONES[options.phone], host=options.host, port=options.port,
-                             authorized_keys=keys, abi=options.abi).start()
+                             authorized_keys=keys, abi=options.abi, physics=physics).start()
     except ValueError as error:
         raise InputError(str(error)) from None
     except OSError as error:

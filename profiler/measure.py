@@ -42,6 +42,9 @@ class ProfileOptions:
     cool_below_c: Optional[float] = None
     """Wait before each run until the device's hottest zone is below this; None: its inventory's or learned."""
     cool_wait_s: Optional[float] = None
+    thermal_gate: bool = True
+    """Wait for the device to cool before each measured run, and leave out of a paired comparison a block whose
+    clocks moved, that throttled or that ran too hot; False: neither (``--no-thermal-gate``)."""
     cold: int = 0
     """Fresh runner processes to time the program's start in (``ColdStart``); 0: none."""
     cold_executions: int = COLD_EXECUTIONS
@@ -130,7 +133,7 @@ def run_request(program: Program, options: ProfileOptions, traced: bool = True) 
     assert options.warmup is not None and options.iterations is not None
     return RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
                       options.cpu_affinity, cooldown_s=options.cooldown_s or 0.0, etdump=traced,
-                      cool_below_c=options.cool_below_c, cool_wait_s=options.cool_wait_s)
+                      cool_below_c=options.cool_below_c, cool_wait_s=options.cool_wait_s, gate=options.thermal_gate)
 
 
 def timed_samples(samples: tuple[float, ...], log: RunLog, warmup: int) -> tuple[float, ...]:
@@ -150,10 +153,12 @@ def time_program(program: Program, device: Device, options: ProfileOptions,
     """
     options = options.resolved(device.defaults)
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
-        result = _run(device, replace(run_request(program, options, traced=False), gate=gate), Path(workdir),
+        result = _run(device, replace(run_request(program, options, traced=False), gate=gate and options.thermal_gate),
+                      Path(workdir),
                       progress)
     described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
-                                                  running(result), result.cooling)
+                                                  running(result), result.cooling,
+                                                  result.sampled_core)
     samples = timed_samples(result.log.execution_ms, result.log, options.warmup or 0)
     if samples:
         return Latency.from_samples(samples, result.log.load_ms), result, described
@@ -177,7 +182,8 @@ def time_pair(first: Program, second: Program, device: Device, options: ProfileO
         raise RunnerError(f"{device.name}: the runner did not run the two programs side by side",
                           device=device.name, step="run", output=result.log.text)
     described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
-                                                  running(result), result.cooling)
+                                                  running(result), result.cooling,
+                                                  result.sampled_core)
     return (Latency.from_samples(samples), Latency.from_samples(result.log.paired_execution_ms), result,
             described)
 
@@ -210,7 +216,8 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
                         threads=result.threads or options.threads, cpu_affinity=result.cpu_affinity,
                         cooldown_s=options.cooldown_s or 0.0)
     device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
-                                                  running(result), result.cooling)
+                                                  running(result), result.cooling,
+                                                  result.sampled_core)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
     # The runner's own time per execution is the time the draw lasted (the tracer's op times sum to less).
     per_execution = statistics.fmean(log.execution_ms) if log.execution_ms else built.latency.mean

@@ -6,7 +6,7 @@ other processes took while it ran, clocks that changed between its start and its
 
 from __future__ import annotations
 
-from rebirth.contract.device import DeviceInfo
+from rebirth.contract.device import THROTTLED_BELOW, DeviceInfo
 from rebirth.contract.notes import BUSY, CLOCKS_MOVED, THROTTLED, TOO_HOT, WIDE_SPREAD, Note
 from rebirth.contract.profile import Latency
 
@@ -35,8 +35,11 @@ def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[Note, ...]:
             MAX_CLOCK_CHANGE:
         flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run ({device.freq_khz_low / 1000:.0f}-"
                                         f"{device.freq_khz_high / 1000:.0f} MHz sampled)"))
+    if device.freq_khz_high and device.freq_khz_top and device.freq_khz_high < THROTTLED_BELOW * device.freq_khz_top:
+        flags.append(Note(THROTTLED, f"the device ran throttled: its clock was at most "
+                                     f"{device.freq_khz_high / 1000:.0f} of {device.freq_khz_top / 1000:.0f} MHz"))
+    elif device.throttled:
+        flags.append(Note(THROTTLED, "the device throttled (a core ended below 90% of its maximum clock)"))
     if device.cooling is not None and not device.cooling.cooled:
         flags.append(Note(TOO_HOT, f"the device was {device.cooling.shown()}"))
-    if device.throttled:
-        flags.append(Note(THROTTLED, "the device throttled (a core ended below 90% of its maximum clock)"))
     return tuple(flags)

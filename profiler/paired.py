@@ -138,7 +138,7 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
     block = 0
     while verdict is None and len(runs) + 2 <= budget.max_runs and clock() - start < budget.max_seconds:
         pair = _block(a, b, block, device, options, progress, together)
-        reason = _invalid(pair)
+        reason = _invalid(pair) if options.thermal_gate else None
         if reason:
             runs += [dataclasses.replace(run, discarded=reason) for run in pair]
             announce(f"block {block + 1} discarded and re-run ({reason}: "

@@ -2,6 +2,7 @@
 runner's work, clocks that throttle above a trip point, a fuel gauge): rebirth reads it over ADB as a phone."""
 
 import math
+import re
 import shutil
 import threading
 import time
@@ -113,8 +114,8 @@ def test_a_phone_that_starts_charging_mid_run_gives_no_number(phone_with, firene
 
 
 def test_a_hot_phone_is_let_cool_below_its_limit_before_the_run(phone_with, firenet_ptes):
-    phone_with("cool_below_c = 40\ncool_wait_s = 60\n", start_c=52.0, tau_s=1.5)
-    result = profile(str(firenet_ptes["xnnpack"]), ProfileOptions(device="s6", warmup=1, iterations=20))
+    phone_with("cool_below_c = 40\ncool_wait_s = 60\n", start_c=52.0, tau_s=1.5, heat_per_core_c=2.0)
+    result = profile(str(firenet_ptes["xnnpack"]), ProfileOptions(device="s6", **OPTIONS))
     cooling = result.device.cooling
     assert cooling.cooled and cooling.start_c > 45 and cooling.end_c <= 40 and cooling.waited_s > 0.5
     assert cooling.source == "devices.toml" and "cooled from" in cooling.shown()
@@ -167,3 +168,34 @@ def test_the_phone_heats_with_its_runners_work(phone_with, firenet_ptes):
     assert emulated.sandbox.body.temperature_c > start + 2.0
     temp = int((Path(emulated.sandbox.root) / "sys/class/thermal/thermal_zone0/temp").read_text())
     assert temp > (start + 2.0) * 1000
+
+
+def test_the_cli_emulated_phone_has_a_body_a_profile_cools_it_and_measures_energy(firenet_ptes, tmp_path,
+                                                                                   monkeypatch):
+    import subprocess
+    import sys
+
+    from tests.phones import free_port
+
+    port = free_port()
+    emulator = subprocess.Popen([sys.executable, "-m", "rebirth", "devices", "emulate", "--port", str(port),
+                                 "--root", str(tmp_path / "phone"), "--hot", "48", "--unplugged"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        said = emulator.stdout.readline()
+        assert "48 °C, on battery listening on" in said, said
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "devices.toml").write_text(f'[devices.s6]\naddress = "127.0.0.1:{port}"\n')
+        done = subprocess.run([sys.executable, "-m", "rebirth", "profile", str(firenet_ptes["xnnpack"]), "--device",
+                               "s6", "--warmup", "5", "--iterations", "15000", "--threads", "1", "--cool-below",
+                               "40", "--cool-wait", "120"], capture_output=True, text=True, timeout=600)
+        out = " ".join(done.stdout.split())
+        assert done.returncode == 0, done.stderr
+        assert re.search(r"device: cooled from 4[78]\.\d to (3\d|40)\.\d °C in \d+ s, below 40\.0 °C \(--cool-below\)",
+                         out), out
+        assert "energy: " in out and " mJ per inference (95% CI " in out, out
+        # Cooled below the point where its clocks come back (43 °C), it ran at full clock.
+        assert "while running: clock 2100-2100 MHz" in out and "throttled" not in out, out
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)

@@ -54,11 +54,14 @@ def add_run_settings(parser: argparse.ArgumentParser, whose: str = "the device's
                              "idle temperature + 3 °C)")
     parser.add_argument("--cool-wait", type=non_negative_float, default=None, metavar="SECONDS",
                         help=f"the longest wait for it (default: {whose} cool_wait_s, else 120)")
+    parser.add_argument("--no-thermal-gate", action="store_true",
+                        help="neither wait for the device to cool nor leave out blocks whose clocks moved, that "
+                             "throttled or that ran too hot (the numbers then carry whatever the heat did)")
 
 
 def thermal_options(args: argparse.Namespace) -> dict:
     """The thermal gate's options of ``add_run_settings``, as ``ProfileOptions`` takes them."""
-    return {"cool_below_c": args.cool_below, "cool_wait_s": args.cool_wait}
+    return {"cool_below_c": args.cool_below, "cool_wait_s": args.cool_wait, "thermal_gate": not args.no_thermal_gate}
 
 
 def non_negative_float(text: str) -> float:

@@ -41,6 +41,13 @@ def register(commands) -> None:
                          help="arm64-v8a: a phone whose CPU qemu-user emulates, with no runner of its own, so that "
                               "rebirth pushes its arm64 runner as to a real phone (timings mean nothing); default: "
                               "this host's ABI, the phone running rebirth's host runner")
+    emulate.add_argument("--hot", type=float, default=None, metavar="°C",
+                         help="start this hot (above 45 °C its clocks throttle until it cools; default: 35 °C)")
+    emulate.add_argument("--unplugged", action="store_true",
+                         help="on battery, as a phone over Wi-Fi ADB: its fuel gauge then gives the energy per "
+                              "inference (default: on USB, charging, until `dumpsys battery unplug`)")
+    emulate.add_argument("--no-body", action="store_true",
+                         help="fixed temperatures, clocks and battery instead of a heat model and a fuel gauge")
     emulate.set_defaults(handler=cmd_emulate)
     runner = actions.add_parser("runner", help="rebirth's native runner",
                                 description="rebirth's native runner (ExecuTorch's executor_runner command line).")
@@ -87,14 +94,17 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     from rebirth.devices import EmulatorOptions, start_emulator
 
     options = EmulatorOptions(args.phone, args.port, args.host, args.root, args.auth, tuple(args.authorized_keys or ()),
-                              args.abi)
+                              args.abi, body=not args.no_body, start_c=args.hot, plugged=not args.unplugged)
     phone = start_emulator(options)
     keys = phone.keys
     auth = f", RSA authentication on ({len(keys)} key{'s' if len(keys) != 1 else ''})" if keys else ""
     cpu = (f", {phone.sandbox.abi} CPU emulated by qemu (timings mean nothing)" if phone.sandbox.emulated_cpu
            else f", {phone.sandbox.abi}")
-    print(f"emulated {args.phone}{cpu} listening on {phone.address}{auth}, file system in {phone.sandbox.root}; "
-          f"try: adb connect {phone.address}", flush=True)
+    body = phone.sandbox.physics
+    state = "" if body is None else \
+        f", {phone.sandbox.body.temperature_c:.0f} °C, {'on USB (charging)' if body.plugged else 'on battery'}"
+    print(f"emulated {args.phone}{cpu}{state} listening on {phone.address}{auth}, file system in "
+          f"{phone.sandbox.root}; try: adb connect {phone.address}", flush=True)
     print(f"to profile on it, put in devices.toml:  [devices.s6]  address = \"{phone.address}\"  "
           "(two lines), then: rebirth-profile --device s6 MODEL", flush=True)
     threading.Event().wait()
