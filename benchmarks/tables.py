@@ -639,12 +639,60 @@ def tune(data: Data) -> Section:
     return section
 
 
+def phone(data: Data) -> Section:
+    stamp = Stamp.of(data)
+    section = Section("What a phone does: thermal gating and energy per inference", "python benchmarks/phone_bench.py",
+                      "On the emulated phone with a body (heat from its runners' CPU time, clocks at 60% above its "
+                      "45 °C trip point until it falls below 43 °C, a fuel gauge drawing 450 mA per busy core). "
+                      "Gating: an unchanged program against itself side by side, from a phone that starts at 55 °C, "
+                      "ungated (`--no-thermal-gate`) and gated (cool below 40 °C before each block, blocks whose "
+                      "clocks moved or that throttled discarded); the runner sleeps its executions, stretched by the "
+                      "clock. Energy: a program with about 30% more multiply-adds against the original on the "
+                      "phone's real runner, the gauge read over ADB, its idle draw subtracted.")
+    gating = data.get("gating")
+    if gating:
+        gated, ungated = gating["gated"], gating["ungated"]
+        worst = max(abs(run["ratio"] - 1) for run in gated)
+        section.goal(stamp, "gated: an unchanged program against itself within 2% of 1",
+                     ", ".join(f"{run['ratio']:.3f}" for run in gated) + f" (worst {pct(worst)} off)", worst <= 0.02)
+        section.goal(stamp, "ungated, from the same hot start (what it does)",
+                     "; ".join(f"{run['ratio']:.3f} ({interval(run['low'], run['high'], 3)}) {run['outcome']}"
+                               for run in ungated), None)
+        table = Table(("side by side", "B/A latency (95% CI)", "outcome", "blocks kept", "discarded", "cooling waits",
+                       "time"))
+        for mode in ("ungated", "gated"):
+            for run in gating[mode]:
+                discarded = ", ".join(f"{count} {reason}" for reason, count in run["discarded"].items()) or "-"
+                table.add(stamp, mode, f"{run['ratio']:.3f} ({interval(run['low'], run['high'], 3)})",
+                          run["outcome"], run["blocks"], discarded, seconds(run["waited_s"]), seconds(run["seconds"]))
+        section.tables.append(table)
+    measured = data.get("energy")
+    if measured:
+        off = measured["energy_ratio"] / measured["cpu_ratio"] - 1
+        section.goal(stamp, "energy ratio within 5% of the CPU-time ratio",
+                     f"{measured['energy_ratio']:.3f} vs {measured['cpu_ratio']:.3f} ({off:+.1%}; multiply-adds "
+                     f"{measured['macs_ratio']:.3f})", abs(off) <= 0.05)
+        section.goal(stamp, "energy ratio told apart from 1",
+                     f"95% CI {measured['energy_low']:.3f}-{measured['energy_high']:.3f} over "
+                     f"{len(measured['energy_ratios'])} pairs", measured["energy_low"] > 1)
+        table = Table(("program", "mJ per inference (95% CI)", "draw over idle", "gauge readings",
+                       "CPU per execution", "time per execution"))
+        for name, runs in measured["pairs"].items():
+            for run in runs:
+                energy = "-" if run["mj"] is None else f"{run['mj']:.3f} ({run['low']:.3f}-{run['high']:.3f})"
+                draw = "-" if run["run_ma"] is None else f"{run['run_ma'] - run['idle_ma']:.0f} mA"
+                table.add(stamp, name, energy, draw, run["readings"], ms(run["cpu_ms_per_execution"]),
+                          ms(run["mean_ms"]))
+        section.tables.append(table)
+    return section
+
+
 SECTIONS: dict[str, Callable[[Data], Section]] = {
     "optimize.json": optimize, "repro.json": repro, "compress.json": compress, "optimize_hog.json": optimize_hog,
     "paired.json": paired, "regress.json": regress, "profiler.json": profiler, "trace.json": trace,
     "runner.json": runner,
     "devices.json": devices, "farm.json": farm, "stf.json": stf, "report.json": report, "startup.json": startup,
-    "changes.json": changes, "store.json": store, "tune.json": tune,
+    "changes.json": changes, "store.json": store, "tune.json": tune, "phone.json": phone,
 }
 """Results file -> its section, in the page's order."""
 

@@ -38,19 +38,28 @@ class DeviceOutcome(Protocol):
 def render_farm_summary(runs: Sequence[DeviceOutcome], console: Optional[Console] = None) -> None:
     """One row per device: fingerprint, p50, peak RSS, and the stored run or the error (numbered notes under
     the table where the console is too narrow for them)."""
-    table = FittedTable([Column("device"), Column("fingerprint", NAME), Column("p50", NUMBER),
-                         Column("peak RSS", NUMBER), Column("stored run / error", PROSE)], "farm run",
-                        steps=(Notes("stored run / error"), SHORTEN))
+    energies = {run.device: _energy(run.result.profile) for run in runs if run.result is not None}
+    metered = any(value != "-" for value in energies.values())
+    columns = [Column("device"), Column("fingerprint", NAME), Column("p50", NUMBER), Column("peak RSS", NUMBER),
+               *([Column("energy", NUMBER)] if metered else []), Column("stored run / error", PROSE)]
+    table = FittedTable(columns, "farm run", steps=(Notes("stored run / error"), SHORTEN))
     for run in runs:
         stored = run.result
         if stored is not None:
             memory = stored.profile.memory.peak_rss_bytes
             table.add_row(escape(run.device), device_fingerprint(stored.profile.device),
                           ms(stored.profile.latency.p50), mib(memory) if memory is not None else "-",
-                          escape(stored.where))
+                          *([energies[run.device]] if metered else []), escape(stored.where))
         else:
-            table.add_row(escape(run.device), "-", "-", "-", f"[red]FAILED: {escape(run.error or '')}[/]")
+            table.add_row(escape(run.device), "-", "-", "-", *(["-"] if metered else []),
+                          f"[red]FAILED: {escape(run.error or '')}[/]")
     (console or Console()).print(table)
+
+
+def _energy(profile) -> str:
+    """``1.23 mJ`` per inference where the device's battery gave it, else ``-``."""
+    energy = profile.energy
+    return f"{energy.mj_per_inference:.3g} mJ" if energy is not None and energy.mj_per_inference is not None else "-"
 
 
 def results_table(runs: Sequence[StoredRun]) -> list[str]:

@@ -199,3 +199,30 @@ def test_the_cli_emulated_phone_has_a_body_a_profile_cools_it_and_measures_energ
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
+
+
+def test_a_farm_run_gates_each_phone_and_stores_each_ones_energy(tmp_path, firenet_ptes, monkeypatch, capsys):
+    from rebirth.results import store
+
+    phones = [EmulatedPhone(tmp_path / f"phone{index}", PHONES[name], runner=SleepingRunner(EXECUTION_MS,
+                                                                                         tmp_path / "recordings"),
+                            physics=Physics(tick_s=0.05, plugged=plugged, start_c=start, tau_s=1.0,
+                                            heat_per_core_c=2.0)).start()
+              for index, (name, plugged, start) in enumerate((("galaxy-s6", False, 50.0), ("pixel-7", True, 35.0)))]
+    try:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "devices.toml").write_text(
+            f'[devices.s6]\naddress = "{phones[0].address}"\ncool_below_c = 40\n'
+            f'[devices.p7]\naddress = "{phones[1].address}"\n[groups]\nlab = ["s6", "p7"]\n')
+        code = rebirth("farm", "run", firenet_ptes["xnnpack"], "--group", "lab", "--warmup", "2", "--iterations",
+                       "300", "--store", tmp_path / "results")
+        out = " ".join(capsys.readouterr().out.split())
+    finally:
+        for emulated in phones:
+            emulated.stop()
+    assert code == 0 and "energy" in out, out
+    runs = {run.device: run for run in store.list_runs(tmp_path / "results")}
+    s6, p7 = runs["s6"], runs["p7"]
+    assert s6.summary.energy_mj is not None and s6.summary.energy_mj > 0
+    assert s6.profile.device.cooling.cooled and s6.profile.device.cooling.start_c > 45
+    assert p7.summary.energy_mj is None and "charging" in p7.profile.energy.why_not
