@@ -147,8 +147,12 @@ def _where(comparison: Comparison) -> Fact:
     sides = comparison.headline.sides
     device = _same_or_arrow([side.device for side in sides])
     backend = _same_or_arrow([side.backend for side in sides])
+    labels = ["before", "after"] if comparison.after is not None else [""]
+    gates = [f"{label}: {profile.device.cooling.shown()}" if label else profile.device.cooling.shown()
+             for label, profile in zip(labels, comparison.profiles)
+             if profile.device.cooling is not None and profile.device.cooling.limit_c is not None]
     return Fact("device", "device and backend", f"{device} · {backend}",
-                _same_or_arrow([side.model for side in sides]))
+                "; ".join([_same_or_arrow([side.model for side in sides]), *gates]))
 
 
 def _same_or_arrow(values: list[str]) -> str:

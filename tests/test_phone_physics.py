@@ -63,11 +63,15 @@ def test_energy_per_inference_is_the_runners_draw_over_idle(phone_with, firenet_
     assert result.device.temperature_c_peak > 35.0 and result.device.freq_khz_low == max(PHONES[phone].max_freq_khz)
 
 
-def test_a_charging_phone_gets_no_number_and_one_line_saying_why(phone_with, firenet_ptes, capsys):
-    phone_with()  # on USB, charging: as a phone on a farm's hub
-    code = rebirth("profile", firenet_ptes["xnnpack"], "--device", "s6", "--warmup", "1", "--iterations", "20")
+def test_a_charging_phone_gets_no_number_and_one_line_saying_why(phone_with, firenet_ptes, capsys, tmp_path):
+    phone_with("cool_below_c = 40\n")  # on USB, charging: as a phone on a farm's hub
+    code = rebirth("profile", firenet_ptes["xnnpack"], "--device", "s6", "--warmup", "1", "--iterations", "20",
+                   "--html", tmp_path / "report.html")
     out = capsys.readouterr().out
     assert code == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "energy per inference" in page and "the phone was charging" in page
+    assert "35.0 °C, below the 40.0 °C limit (devices.toml)" in page
     said = " ".join(out.split())
     assert said.count("energy: not measured: the phone was charging") == 1 and "adb tcpip 5555" in said, out
 
