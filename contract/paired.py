@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,17 +144,26 @@ class PairedComparison:
 
     @property
     def speedup_interval(self) -> tuple[float, float]:
-        return 1.0 / self.high, 1.0 / self.low
+        """A over B's interval (0 to infinity when no block was kept, or only one)."""
+        return (1.0 / self.high if math.isfinite(self.high) and self.high > 0 else 0.0,
+                1.0 / self.low if self.low > 0 else math.inf)
 
     @property
     def decided(self) -> bool:
         return self.outcome != UNDECIDED
 
     def side(self, name: str) -> tuple[PairedRun, ...]:
-        return tuple(run for run in self.runs if run.side == name)
+        """The runs of side ``a`` or ``b`` that count: those of the blocks kept (all of them when none was)."""
+        runs = tuple(run for run in self.runs if run.side == name)
+        kept = tuple(run for run in runs if not run.discarded)
+        return kept or runs
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON has no infinity: an interval no block bounds (none kept, or one) is written with null ends."""
         data = dataclasses.asdict(self)
+        for key in ("ratio", "low", "high"):
+            if not math.isfinite(data[key]):
+                data[key] = None
         return {"schema_version": data.pop("schema_version"), **data}
 
     @classmethod
@@ -165,6 +175,8 @@ class PairedComparison:
             runs = [dict(run, noise=[dataclasses.asdict(from_text(text)) for text in run.get("noise", ())])
                     for run in data.get("runs", ())]
             data = dict(data, runs=runs, schema_version=2)
+        unbounded = {"ratio": math.nan, "low": 0.0, "high": math.inf}
+        data = dict(data, **{key: value for key, value in unbounded.items() if data.get(key) is None})
         return from_dict(cls, data)
 
     def to_dataframe(self):

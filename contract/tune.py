@@ -79,8 +79,8 @@ class TunedSetting:
         return self.status != REFERENCE and self.high < 1.0
 
 
-_BOUNDS = {"ratio": math.nan, "low": 0.0, "high": math.inf}
-"""A row's ratio and bounds where they are not known, as read back from JSON's null."""
+_BOUNDS = {"ratio": math.nan, "low": 0.0, "high": math.inf, "p50_ms": math.nan}
+"""A row's ratio, bounds and p50 where they are not known (a setting never run), as read back from JSON's null."""
 
 
 @dataclass(frozen=True)

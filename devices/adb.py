@@ -67,9 +67,10 @@ MIN_BYTES_PER_S = 1 << 20
 POLL_S = 0.1
 SLOW_POLL_S = 0.5
 FAST_POLLS = 10
-IDLE_POLLS = 10
-"""Looks at the battery's gauge before a metered run, every ``POLL_S``: the idle draw."""
 """The runner's memory is polled every ``POLL_S`` for its first ``FAST_POLLS`` looks, then every ``SLOW_POLL_S``."""
+IDLE_POLLS, IDLE_READINGS = 50, 10
+"""Looks at the battery's gauge before a metered run, every ``POLL_S``, until it gave ``IDLE_READINGS`` new
+values or ``IDLE_POLLS`` looks (5 s) went by: the idle draw, from a gauge refreshing ten times a second or twice."""
 STALE_RUN_MIN = 60
 _DROP = "sync; echo 3 > /proc/sys/vm/drop_caches"
 DROP_CACHES = (f"if [ \"$(id -u)\" = 0 ]; then sh -c {shlex.quote(_DROP)} && echo __flushed; "
@@ -407,8 +408,17 @@ class AdbDevice:
         if request.cooldown_s:
             time.sleep(request.cooldown_s)
         cooling = self._cool(request) if request.gate else None
-        if self.config.unplug:  # the framework then reports unplugged; the gauge's status says if it charges
+        if not self.config.unplug:
+            return self._measure(request, workdir, progress, runner, model, paired, cooling)
+        try:  # the framework then reports unplugged; the gauge's status says whether it still charges
             self._unplug()
+            return self._measure(request, workdir, progress, runner, model, paired, cooling)
+        finally:
+            self._reset_battery()
+
+    def _measure(self, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback],
+                 runner: PhoneRunner, model: str, paired: Optional[str], cooling: Optional[Cooling]) -> RunResult:
+        """The run itself, once the phone has cooled: read its state, run the runner watched, pull the ETDump."""
         not_flushed = self.drop_page_cache() if request.drop_page_cache else None
         before = self.snapshot("state")
         if cooling is not None:
@@ -431,14 +441,12 @@ class AdbDevice:
                 self._pull_etdump(f"{run_dir}/model.etdp", etdump, progress)
         finally:
             self._cleanup(run_dir)
-            if self.config.unplug:
-                self._reset_battery()
         parsed = runlog.parse_log(log)
         said = tuple(note for note in (EMULATED_NOTE if self.emulated else None, not_flushed) if note is not None)
         return RunResult(etdump, parsed, max(filter(None, (watch.peak, parsed.peak_rss_bytes)), default=None),
                          before.state(), after.state(), threads=threads, cpu_affinity=mask, notes=said,
                          runner_cpu_ticks=watch.cpu_ticks, cooling=cooling, samples=watch.samples(),
-                         sampled_core=max(phonestate.mask_cores(mask)) if mask else None,
+                         sampled_core=phonestate.fastest_core(mask, before.cores),
                          energy_gauge=self._gauge_name(before.battery) if before.battery else None,
                          page_cache_flushed=None if not request.drop_page_cache else not_flushed is None)
 
@@ -469,6 +477,8 @@ class AdbDevice:
         bound = thermal.DEFAULT_WAIT_S
         for given in (self.config.cool_wait_s, request.cool_wait_s):
             bound = given if given is not None else bound
+        if request.cool_wait_cap_s is not None:
+            bound = max(0.0, min(bound, request.cool_wait_cap_s))
         return thermal.cool(lambda: self.snapshot("cool").state().temperature_c, limit, source, bound)
 
     def _gauge_name(self, battery: str) -> str:
@@ -516,14 +526,15 @@ class AdbDevice:
         command = self.run_command(runner, model, run_dir, executions, mask, threads, request.etdump,
                                    (paired, request.warmup) if paired else None)
         snapshot = before or phonestate.Snapshot((), ())
-        cores = phonestate.mask_cores(mask) if mask else tuple(core.index for core in snapshot.cores)
         battery = snapshot.battery
         # The idle draw is read only where the gauge can give a number: a charging phone's says nothing of the
         # model (unless the inventory unplugs it, whose status may follow a moment later).
         metered = battery is not None and (energy.charging_status(snapshot.battery_status) is False
                                            or self.config.unplug)
-        sample = phonestate.sampler(snapshot.hottest_zone(), max(cores) if cores else None, battery)
-        idle = (f"i=0; while [ $i -lt {IDLE_POLLS} ]; do {sample}; i=$((i + 1)); sleep {POLL_S}; done\n"
+        sample = phonestate.sampler(snapshot.hottest_zone(), phonestate.fastest_core(mask, snapshot.cores), battery)
+        # The idle draw: looks every POLL_S until the gauge has given IDLE_READINGS new values, or IDLE_POLLS looks.
+        idle = (f"i=0; n=0; last=; while [ $i -lt {IDLE_POLLS} ] && [ $n -lt {IDLE_READINGS} ]; do {sample}; "
+                f"[ \"$c\" = \"$last\" ] || n=$((n + 1)); last=$c; i=$((i + 1)); sleep {POLL_S}; done\n"
                 if metered else "")
         slow = POLL_S if metered else SLOW_POLL_S
         # The runner in the background, waited for at once; beside it a poller reads its VmHWM from /proc (a

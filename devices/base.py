@@ -38,6 +38,8 @@ class RunRequest:
     cool_below_c: Optional[float] = None
     """The limit to cool below; None: the inventory's, else the learned one."""
     cool_wait_s: Optional[float] = None
+    cool_wait_cap_s: Optional[float] = None
+    """At most this wait, whatever the settings say (what is left of a comparison's budget)."""
     """The longest wait; None: the inventory's, else ``devices.thermal.DEFAULT_WAIT_S``."""
     drop_page_cache: bool = False
     """Drop the model's file from the device's page cache right before the runner starts (a cold start)."""

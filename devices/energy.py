@@ -7,8 +7,8 @@ The kernel's power-supply class gives ``current_now`` and ``voltage_now`` under
   between about 50 mA and 10 A, so a magnitude below ``MA_BELOW`` is taken as mA, else µA; an inventory's
   ``gauge_unit`` overrides the guess.
 - sign: the ABI says negative while discharging; some vendors report the draw as positive. The battery's
-  ``status`` file (``Charging`` / ``Discharging`` / ``Not charging`` / ``Full``) decides: while it is not
-  charging, the draw is the magnitude whatever the sign.
+  ``status`` file (``Charging`` / ``Discharging`` / ``Not charging`` / ``Full``) decides: while it discharges,
+  the draw is the magnitude whatever the sign.
 - voltage: µV by the ABI, mV on a few (below ``MV_BELOW``).
 - update rate: gauges refresh from several times a second to once in ten seconds. Repeated readings are the
   same reading, so only changes count as samples.
@@ -40,13 +40,16 @@ UNPLUG_HINT = ("measure it unplugged, over Wi-Fi ADB (adb tcpip 5555; adb connec
 
 
 def charging_status(text: Optional[str]) -> Optional[bool]:
-    """The battery's ``status`` file: True while it charges (``Full`` on a charger too), None when unknown."""
+    """The battery's ``status`` file: True while the phone is on its charger (``Charging``; ``Full`` and
+    ``Not charging`` too: the kernel's words for external power that is not charging the battery, held full or
+    at a charge limit, and the phone then runs from the charger), False on battery (``Discharging``), None when
+    unknown."""
     if not text:
         return None
     word = text.strip().lower()
-    if word in ("charging", "full"):
+    if word in ("charging", "full", "not charging"):
         return True
-    if word in ("discharging", "not charging"):
+    if word == "discharging":
         return False
     return None
 
@@ -84,53 +87,67 @@ def changes(values: Sequence[float]) -> list[float]:
     return kept
 
 
+def readings(samples: Sequence[Sample]) -> list[tuple[float, float]]:
+    """``(mA, mW)`` of each new gauge reading (a repeated current is the gauge not having refreshed): the draw,
+    and the power at that moment's voltage (which sags under load)."""
+    kept: list[tuple[float, float]] = []
+    last: Optional[float] = None
+    for sample in samples:
+        if sample.current_ua is None or sample.current_ua == last:
+            continue
+        last = sample.current_ua
+        if sample.voltage_uv:
+            kept.append((sample.current_ua / 1000, sample.current_ua / 1000 * sample.voltage_uv / 1e6))
+    return kept
+
+
 def estimate(idle: Sequence[Sample], run: Sequence[Sample], mean_execution_ms: Optional[float],
              gauge: Optional[str] = None) -> Energy:
-    """The energy of one inference: (draw while running - draw just before) x voltage x the mean execution
-    time, with a Welch interval on the difference of the two mean currents. No number, with the reason, when
-    the phone charged, the gauge went or refreshed too rarely."""
+    """The energy of one inference: (power while running - power just before) x the mean execution time, with a
+    Welch interval on the difference of the two mean powers. The gauge's readings are taken as independent; a
+    gauge that averages over a window makes neighbours alike, and the interval then narrower than it should be.
+    No number, with the reason, when the phone was on its charger, the gauge went or refreshed too rarely."""
     if not run and not idle:
         return Energy(why_not="the device has no battery fuel gauge it lets rebirth read", gauge=gauge)
     if any(sample.charging for sample in (*idle, *run)):
-        return Energy(why_not=f"the phone was charging: {UNPLUG_HINT}", gauge=gauge)
+        return Energy(why_not=f"the phone was charging (on its charger): {UNPLUG_HINT}", gauge=gauge)
     if any(sample.current_ua is None for sample in (*idle, *run)):
         return Energy(why_not="the fuel gauge could not be read through the run (its files went away)",
                       gauge=gauge)
-    run_ua = changes([s.current_ua for s in run if s.current_ua is not None])
-    idle_ua = changes([s.current_ua for s in idle if s.current_ua is not None])
-    volts = [s.voltage_uv / 1e6 for s in (*run, *idle) if s.voltage_uv]
-    if len(run_ua) < MIN_READINGS or len(idle_ua) < MIN_READINGS:
-        return Energy(why_not=f"the fuel gauge gave {len(run_ua)} new readings during the run and {len(idle_ua)} "
-                              f"before it (at least {MIN_READINGS} each are needed): a longer run (more "
-                              "--iterations) gives a number", gauge=gauge, readings=len(run_ua),
-                      idle_readings=len(idle_ua))
-    if not volts or mean_execution_ms is None:
-        return Energy(why_not="the battery's voltage could not be read", gauge=gauge)
+    running, before = readings(run), readings(idle)
+    short = []
+    if len(running) < MIN_READINGS:
+        short.append(f"{len(running)} during the run (a longer run, more --iterations, gives more)")
+    if len(before) < MIN_READINGS:
+        short.append(f"{len(before)} in the seconds before it (the gauge refreshes too rarely)")
+    if short:
+        return Energy(why_not=f"the fuel gauge gave too few new readings, at least {MIN_READINGS} each are needed: "
+                              + "; ".join(short), gauge=gauge, readings=len(running), idle_readings=len(before))
+    if mean_execution_ms is None:
+        return Energy(why_not="the runner's time per execution is unknown", gauge=gauge)
     from scipy.special import stdtrit
 
-    voltage = statistics.fmean(volts)
-    run_ma, idle_ma = statistics.fmean(run_ua) / 1000, statistics.fmean(idle_ua) / 1000
-    var_run = statistics.variance(run_ua) / len(run_ua) / 1e6
-    var_idle = statistics.variance(idle_ua) / len(idle_ua) / 1e6
-    spread = math.sqrt(var_run + var_idle)
+    run_mw, idle_mw = [mw for _, mw in running], [mw for _, mw in before]
+    var_run = statistics.variance(run_mw) / len(run_mw)
+    var_idle = statistics.variance(idle_mw) / len(idle_mw)
     # Welch-Satterthwaite degrees of freedom; with no spread at all the interval is the point.
-    denominator = (var_run ** 2 / (len(run_ua) - 1) + var_idle ** 2 / (len(idle_ua) - 1)) or 1.0
+    denominator = (var_run ** 2 / (len(run_mw) - 1) + var_idle ** 2 / (len(idle_mw) - 1)) or 1.0
     freedom = max(1.0, (var_run + var_idle) ** 2 / denominator)
-    half = float(stdtrit(freedom, (1 + CONFIDENCE) / 2)) * spread
-    per_ma = voltage * mean_execution_ms / 1000  # mJ per mA of draw over one inference
+    half = float(stdtrit(freedom, (1 + CONFIDENCE) / 2)) * math.sqrt(var_run + var_idle)
 
-    def mj(milliamps: float) -> float:
-        return max(0.0, milliamps * per_ma)
+    def mj(milliwatts: float) -> float:
+        return max(0.0, milliwatts * mean_execution_ms / 1000)
 
-    difference = run_ma - idle_ma
+    difference = statistics.fmean(run_mw) - statistics.fmean(idle_mw)
+    voltage = statistics.fmean(mw / ma for ma, mw in (*running, *before) if ma)
     return Energy(mj_per_inference=mj(difference), low=mj(difference - half), high=mj(difference + half),
-                  confidence=CONFIDENCE, idle_ma=idle_ma, run_ma=run_ma, voltage_v=voltage,
-                  readings=len(run_ua), idle_readings=len(idle_ua), gauge=gauge)
+                  confidence=CONFIDENCE, idle_ma=statistics.fmean(ma for ma, _ in before),
+                  run_ma=statistics.fmean(ma for ma, _ in running), voltage_v=voltage,
+                  readings=len(running), idle_readings=len(before), gauge=gauge)
 
 
-def during_executions(samples: Sequence[Sample], load_ms: Optional[float], total_ms: Optional[float]
-                      ) -> list[Sample]:
-    """The samples taken while the runner executed the model: after its load, before its end."""
+def during_executions(samples: Sequence[Sample], load_ms: Optional[float]) -> list[Sample]:
+    """The samples taken while the runner executed the model: after its load, to its end (the watcher stops
+    looking once the runner has exited; warm-ups and a paired program's executions are inside)."""
     start = (load_ms or 0.0) / 1000
-    end = start + total_ms / 1000 if total_ms else math.inf
-    return [sample for sample in samples if start <= sample.t_s <= end]
+    return [sample for sample in samples if sample.t_s >= start]

@@ -3,6 +3,7 @@ Python runner where no C++ compiler can build the native one."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -41,7 +42,7 @@ from rebirth.devices.procstatus import process_cpu_ticks, status_kib
 POLL_S = 0.01
 SAMPLE_S = 0.1
 """A sample of the host (memory, temperature, clock, battery) every this many seconds of a run."""
-IDLE_SAMPLES = 10
+IDLE_SAMPLES, IDLE_READINGS = 50, 10
 
 
 def python_runner_sha256() -> str:
@@ -173,8 +174,7 @@ class LocalDevice:
         cooling = self._cool(request) if request.gate else None
         battery = hoststate.battery_folder()
         metered = battery is not None and energy.charging_status(hoststate.read_text(battery / "status")) is False
-        idle = [_sample(None, battery, -SAMPLE_S * (IDLE_SAMPLES - i), wait=True) for i in range(IDLE_SAMPLES)
-                ] if metered and battery else []
+        idle = _idle(battery) if metered and battery else []
         flushed = _drop_page_cache(request) if request.drop_page_cache else None
         before = self.state()
         harness_start = _own_cpu_ticks()
@@ -218,6 +218,8 @@ class LocalDevice:
         """The host's thermal gate: as a phone's, where the host has thermal zones (most servers show none)."""
         limit, source = thermal.limit_for(self.name + "@" + platform.node(), request.cool_below_c, "--cool-below")
         bound = request.cool_wait_s if request.cool_wait_s is not None else thermal.DEFAULT_WAIT_S
+        if request.cool_wait_cap_s is not None:
+            bound = max(0.0, min(bound, request.cool_wait_cap_s))
         cooling = thermal.cool(hoststate.temperature_c, limit, source, bound)
         if cooling.limit_c is None and cooling.start_c is None:
             return Cooling(None, "this host shows no thermal zone")
@@ -281,6 +283,16 @@ def _watch(process: subprocess.Popen, samples: list[Sample], battery: Optional[P
             next_sample += SAMPLE_S
         time.sleep(POLL_S)
     return peak, cpu
+
+
+def _idle(battery: Path) -> list[Sample]:
+    """The battery's idle draw before a run: samples every ``SAMPLE_S`` until ``IDLE_READINGS`` new values or
+    ``IDLE_SAMPLES`` looks, timed before the run (negative)."""
+    taken: list[Sample] = []
+    while len(taken) < IDLE_SAMPLES and len(energy.changes([s.current_ua or 0.0 for s in taken])) < IDLE_READINGS:
+        taken.append(_sample(None, battery, 0.0, wait=True))
+    return [dataclasses.replace(sample, t_s=round(-SAMPLE_S * (len(taken) - index), 3))
+            for index, sample in enumerate(taken)]
 
 
 def _sample(pid: Optional[int], battery: Optional[Path], t_s: float, wait: bool = False) -> Sample:

@@ -166,3 +166,12 @@ def safe_supply(path: str) -> bool:
 def core_mask(cores: tuple[int, ...]) -> str:
     """Hex ``taskset`` mask of core indices: ``(4, 5, 6, 7)`` -> ``f0``."""
     return format(sum(1 << index for index in cores), "x")
+
+
+def fastest_core(mask: Optional[str], cores: tuple[CoreState, ...]) -> Optional[int]:
+    """The core whose clock a run's samples read: of those in ``mask`` (all when None), the one with the highest
+    maximum clock (the highest index among equals); None when there is none."""
+    pinned = set(mask_cores(mask)) if mask else {core.index for core in cores}
+    known = {core.index: core.max_freq_khz or 0 for core in cores}
+    candidates = sorted(pinned)
+    return max(candidates, key=lambda index: (known.get(index, 0), index)) if candidates else None

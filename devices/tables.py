@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -124,8 +125,10 @@ def _unknown(key: str, known: list[str]) -> UnknownKeyError:
 
 
 def at_least(low: float) -> Callable[[Any], Any]:
-    """A check: the value is ``low`` or more."""
+    """A check: the value is ``low`` or more, and a finite number (TOML has ``inf`` and ``nan``)."""
     def check(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
         if value < low:
             raise ValueError(f"must be at least {low}" if low else "must not be negative")
         return value

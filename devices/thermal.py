@@ -1,16 +1,18 @@
 """The thermal gate: before a measured run, wait until the device's hottest thermal zone is below a limit.
 
-The limit is the inventory's ``cool_below_c`` (or ``--cool-below``), else learned: the lowest temperature this
-device showed before a run, among its last ``IDLE_HISTORY`` runs (kept in rebirth's cache, per device), plus
-``MARGIN_C``. A device never seen has no learned limit: its first run is not gated, and teaches one. The wait
-is bounded (``cool_wait_s``, default ``DEFAULT_WAIT_S``); a device still too hot then is said to be so, and a
-paired comparison discards the block (``profiler.paired``).
+The limit is the inventory's ``cool_below_c`` (or ``--cool-below``), else learned: the lower quartile of the
+temperatures this device showed before its last ``IDLE_HISTORY`` runs within six hours (kept in rebirth's cache,
+per device), plus ``MARGIN_C``. A device never seen has no learned limit: its first run is not gated, and
+teaches one. The wait is bounded (``cool_wait_s``, default ``DEFAULT_WAIT_S``, and what is left of a
+comparison's budget); a device still too hot then is flagged, and a paired comparison discards the block when
+the limit was set (a learned one may be off: ``profiler.paired``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,33 +26,40 @@ MARGIN_C = 3.0
 DEFAULT_WAIT_S = 120.0
 POLL_S = 2.0
 IDLE_HISTORY = 20
+IDLE_MAX_AGE_S = 6 * 3600.0
 
 
 def _history_path(device_key: str) -> Path:
     return cache_root() / "thermal" / (re.sub(r"[^\w.-]", "_", device_key) + ".json")
 
 
-def learned_idle(device_key: str) -> Optional[float]:
-    """The lowest temperature this device showed before a run, among its last ``IDLE_HISTORY``."""
+def _readings(device_key: str, now: float) -> list[tuple[float, float]]:
+    """``(time, °C)`` of the device's recent pre-run readings: the last ``IDLE_HISTORY`` within ``IDLE_MAX_AGE_S``."""
     try:
-        readings = json.loads(_history_path(device_key).read_text())
-        return min(float(value) for value in readings) if readings else None
+        stored = json.loads(_history_path(device_key).read_text())
+        readings = [(float(when), float(value)) for when, value in stored]
     except (OSError, ValueError, TypeError):
+        return []
+    return [(when, value) for when, value in readings if now - when <= IDLE_MAX_AGE_S][-IDLE_HISTORY:]
+
+
+def learned_idle(device_key: str, now: Optional[float] = None) -> Optional[float]:
+    """The device's idle temperature: the lower quartile of its recent pre-run readings (the lowest while
+    there are fewer than four). Readings expire, so that a warmer room or another season moves it back up."""
+    values = sorted(value for _, value in _readings(device_key, time.time() if now is None else now))
+    if not values:
         return None
+    return values[0] if len(values) < 4 else statistics.quantiles(values, n=4)[0]
 
 
-def remember(device_key: str, temperature_c: Optional[float]) -> None:
-    """Keep a temperature read before a run (the idle the limit is learned from)."""
+def remember(device_key: str, temperature_c: Optional[float], now: Optional[float] = None) -> None:
+    """Keep a temperature read before a run (what the idle temperature is learned from)."""
     if temperature_c is None:
         return
-    path = _history_path(device_key)
+    now = time.time() if now is None else now
+    readings = _readings(device_key, now)[-(IDLE_HISTORY - 1):]
     try:
-        readings = json.loads(path.read_text())
-        readings = [float(value) for value in readings][-(IDLE_HISTORY - 1):]
-    except (OSError, ValueError, TypeError):
-        readings = []
-    try:
-        write_json_atomic(path, [*readings, round(temperature_c, 2)])
+        write_json_atomic(_history_path(device_key), [*readings, (round(now, 1), round(temperature_c, 2))])
     except OSError:
         pass  # a read-only cache costs the learning, not the run
 

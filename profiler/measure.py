@@ -42,6 +42,8 @@ class ProfileOptions:
     cool_below_c: Optional[float] = None
     """Wait before each run until the device's hottest zone is below this; None: its inventory's or learned."""
     cool_wait_s: Optional[float] = None
+    cool_wait_cap_s: Optional[float] = None
+    """At most this wait, whatever the device's setting (what is left of a comparison's time budget)."""
     thermal_gate: bool = True
     """Wait for the device to cool before each measured run, and leave out of a paired comparison a block whose
     clocks moved, that throttled or that ran too hot; False: neither (``--no-thermal-gate``)."""
@@ -124,7 +126,11 @@ def profile_program(program: Program, device: Device, options: ProfileOptions,
 def measure_cold_start(program: Program, device: Device, options: ProfileOptions,
                        progress: Optional[ProgressCallback] = None) -> ColdStart:
     """Time the program's start in ``options.cold`` fresh processes on an open device (``profiler.cold``)."""
-    requests = cold_requests(program.pte.path.resolve(), options.cold, options.cold_executions, options.threads)
+    settings = run_request(program, options, traced=False)  # threads, cores and the thermal gate, as a profile
+    requests = [replace(request, threads=settings.threads, cpu_affinity=settings.cpu_affinity, gate=settings.gate,
+                        cool_below_c=settings.cool_below_c, cool_wait_s=settings.cool_wait_s,
+                        cool_wait_cap_s=settings.cool_wait_cap_s)
+                for request in cold_requests(program.pte.path.resolve(), options.cold, options.cold_executions)]
     return measure_cold(device, requests, lambda on, request, workdir: _run(on, request, workdir, None), progress)
 
 
@@ -133,7 +139,8 @@ def run_request(program: Program, options: ProfileOptions, traced: bool = True) 
     assert options.warmup is not None and options.iterations is not None
     return RunRequest(program.pte.path.resolve(), options.iterations, options.warmup, options.threads,
                       options.cpu_affinity, cooldown_s=options.cooldown_s or 0.0, etdump=traced,
-                      cool_below_c=options.cool_below_c, cool_wait_s=options.cool_wait_s, gate=options.thermal_gate)
+                      cool_below_c=options.cool_below_c, cool_wait_s=options.cool_wait_s, gate=options.thermal_gate,
+                      cool_wait_cap_s=options.cool_wait_cap_s)
 
 
 def timed_samples(samples: tuple[float, ...], log: RunLog, warmup: int) -> tuple[float, ...]:
@@ -192,8 +199,7 @@ def running(result: RunResult) -> tuple:
     """The samples taken while the runner executed the model (after its load)."""
     from rebirth.devices.energy import during_executions
 
-    return tuple(during_executions([s for s in result.samples if s.t_s >= 0], result.log.load_ms,
-                                   result.log.total_ms))
+    return tuple(during_executions(result.samples, result.log.load_ms))
 
 
 def _run(device: Device, request: RunRequest, workdir: Path, progress: Optional[ProgressCallback]) -> RunResult:
@@ -234,10 +240,10 @@ def energy_of(result: RunResult, mean_execution_ms: float, kind: str) -> Energy:
             "the device shows no battery fuel gauge (/sys/class/power_supply/*/current_now)"
         return Energy(why_not=where)
     if any(sample.charging for sample in result.samples):
-        return Energy(why_not=f"the phone was charging: {energy.UNPLUG_HINT}", gauge=result.energy_gauge)
+        return Energy(why_not=f"the phone was charging (on its charger): {energy.UNPLUG_HINT}",
+                      gauge=result.energy_gauge)
     idle = [sample for sample in result.samples if sample.t_s < 0]
-    running = energy.during_executions([s for s in result.samples if s.t_s >= 0], result.log.load_ms,
-                                       result.log.total_ms)
+    running = energy.during_executions(result.samples, result.log.load_ms)
     if not running:
         return Energy(why_not="the run was over before the gauge could be read: a longer run (more --iterations) "
                               "gives a number", gauge=result.energy_gauge)

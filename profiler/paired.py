@@ -119,8 +119,8 @@ def with_energy(comparison: PairedComparison, a: Profile, b: Profile) -> PairedC
         return dataclasses.replace(comparison, energy_note="A's energy per inference is not told apart from 0")
     return dataclasses.replace(comparison, energy_ratio=eb.mj_per_inference / ea.mj_per_inference,
                                energy_low=eb.low / ea.high, energy_high=eb.high / ea.low,
-                               energy_note="one traced run of each side; the interval is the ratio of the "
-                                           "intervals' far ends")
+                               energy_note="one traced run of each side; the bounds are the ratio of the two "
+                                           "95% intervals' far ends (wider than a 95% interval of the ratio)")
 
 
 def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOptions,
@@ -137,7 +137,11 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
     together = device.pairs_in_process()
     block = 0
     while verdict is None and len(runs) + 2 <= budget.max_runs and clock() - start < budget.max_seconds:
-        pair = _block(a, b, block, device, options, progress, together)
+        # A block's order follows the blocks kept (A B, B A, ...): a discarded block is re-run in its order. The
+        # wait for the device to cool is bounded by what is left of the budget.
+        left = budget.max_seconds - (clock() - start)
+        block_options = dataclasses.replace(options, cool_wait_cap_s=left)
+        pair = _block(a, b, block, device, block_options, progress, together, swap=len(ratios) % 2 == 1)
         reason = _invalid(pair) if options.thermal_gate else None
         if reason:
             runs += [dataclasses.replace(run, discarded=reason) for run in pair]
@@ -145,7 +149,7 @@ def measure_pairs(a: Program, b: Program, device: Device, options: ProfileOption
                      f"{'; '.join(note.text for run in pair for note in run.noise if note.code in DISCARDING)})")
             block += 1
             continue
-        runs += pair
+        runs += [dataclasses.replace(run, discarded=None) for run in pair]
         ratios.append(math.log(runs[-1].latency_ms / runs[-2].latency_ms) * (1 if runs[-1].side == "b" else -1))
         estimate = interval(ratios)
         announce(f"block {block + 1} ({len(runs)} runs): B/A latency {estimate.ratio:.3f} "
@@ -188,20 +192,39 @@ def lengthened(options: ProfileOptions, device: Device, slower_ms: float, announ
 
 
 DISCARDING = {CLOCKS_MOVED: "clocks moved", THROTTLED: "throttled", TOO_HOT: "too hot"}
-"""Noise that leaves a block out of the ratio: the device was not the same device for A and B."""
+"""Noise that can leave a block out of the ratio: the device was not the same device for A and B."""
+MAX_CLOCK_CHANGE = 0.10
 
 
 def _invalid(pair: list[PairedRun]) -> Optional[str]:
-    """Why a block is discarded (``clocks moved``, ``throttled``, ``too hot``), or None."""
-    codes = {note.code for run in pair for note in run.noise if note.code in DISCARDING}
-    return ", ".join(DISCARDING[code] for code in DISCARDING if code in codes) or None
+    """Why a block is discarded (``clocks moved``, ``throttled``, ``too hot``), or None: as each run said
+    (``_discard_reason``)."""
+    said = {reason for run in pair if run.discarded for reason in run.discarded.split(", ")}
+    return ", ".join(reason for reason in DISCARDING.values() if reason in said) or None
+
+
+def _discard_reason(noise: tuple, described: DeviceInfo) -> Optional[str]:
+    """Why this run would leave its block out: the clock sampled while it executed moved by more than 10%
+    (not a clock read before and after, which an idle core's governor moves), it ran throttled, or it was too
+    hot after the wait for a limit someone set (a learned limit may be off: then it is only a flag)."""
+    reasons = set()
+    if described.freq_khz_low and described.freq_khz_high and \
+            described.freq_khz_high / described.freq_khz_low - 1 > MAX_CLOCK_CHANGE:
+        reasons.add(DISCARDING[CLOCKS_MOVED])
+    codes = {note.code for note in noise}
+    if THROTTLED in codes:
+        reasons.add(DISCARDING[THROTTLED])
+    cooling = described.cooling
+    if TOO_HOT in codes and cooling is not None and not cooling.source.startswith("learned"):
+        reasons.add(DISCARDING[TOO_HOT])
+    return ", ".join(reason for reason in DISCARDING.values() if reason in reasons) or None
 
 
 def _block(a: Program, b: Program, block: int, device: Device, options: ProfileOptions,
-           progress: Optional[ProgressCallback], together: bool) -> list[PairedRun]:
-    """One block: A then B (B then A in odd blocks), in one process alternating their executions where the
+           progress: Optional[ProgressCallback], together: bool, swap: bool = False) -> list[PairedRun]:
+    """One block: A then B (B then A when ``swap``), in one process alternating their executions where the
     runner can, else as two runs back to back. The device is let cool before the block's first run only."""
-    order = ("a", "b") if block % 2 == 0 else ("b", "a")
+    order = ("b", "a") if swap else ("a", "b")
     programs = {"a": a, "b": b}
     if together:
         first, second, result, described = time_pair(programs[order[0]], programs[order[1]], device, options,
@@ -217,9 +240,10 @@ def _block(a: Program, b: Program, block: int, device: Device, options: ProfileO
 def _paired_run(side: str, block: int, latency: Latency, peak_rss: Optional[int], described: DeviceInfo
                 ) -> PairedRun:
     cooling = described.cooling
-    return PairedRun(side, block, _statistic(latency), latency.cv, peak_rss, noise_flags(latency, described),
-                     described.temperature_c_start, described.freq_khz_low, described.freq_khz_high,
-                     cooling.waited_s if cooling else 0.0)
+    noise = noise_flags(latency, described)
+    return PairedRun(side, block, _statistic(latency), latency.cv, peak_rss, noise, described.temperature_c_start,
+                     described.freq_khz_low, described.freq_khz_high, cooling.waited_s if cooling else 0.0,
+                     _discard_reason(noise, described))
 
 
 def _statistic(latency: Latency) -> float:

@@ -226,7 +226,7 @@ def paired_speedup(paired: PairedComparison) -> Spread:
     return Spread(paired.speedup, low, high, paired.confidence, paired=True, blocks=paired.blocks,
                   runs=len(paired.runs), decided=paired.decided, reason=paired.reason,
                   how=paired.how + (f"; {paired.discarded_shown()}" if paired.discarded else ""),
-                  noisy_runs=sum(1 for run in paired.runs if run.noise))
+                  noisy_runs=sum(1 for run in paired.runs if run.noise and not run.discarded))
 
 
 def speedup(before: Sequence[float], after: Sequence[float], before_p50: float, after_p50: float,

@@ -51,15 +51,19 @@ def _energy(comparison: Comparison) -> Fact:
         assert only is not None
         return Fact("energy", "energy per inference", f"{only.mj_per_inference:.3g} mJ", only.shown())
     first, second = energies
-    assert first is not None and second is not None and first.mj_per_inference and second.mj_per_inference
-    ratio_value = second.mj_per_inference / first.mj_per_inference
+    assert first is not None and second is not None
+    before, after = first.mj_per_inference or 0.0, second.mj_per_inference or 0.0
+    values = f"{before:.3g} mJ → {after:.3g} mJ"
+    if not before or not first.low:
+        return Fact("energy", "energy per inference", values,
+                    "before's energy per inference is not told apart from 0: no ratio")
+    ratio_value = after / before
     interval = ""
-    if first.low and first.high and second.low is not None and second.high is not None:
-        interval = f" (95% CI {second.low / first.high:.2f}–{second.high / first.low:.2f}×)"
+    if first.high and second.low is not None and second.high is not None:
+        interval = f" (between {second.low / first.high:.2f}× and {second.high / first.low:.2f}×: each side's 95% CI)"
     tone = GOOD if second.high is not None and first.low and second.high < first.low else \
         BAD if second.low is not None and first.high and second.low > first.high else NEUTRAL
-    return Fact("energy", "energy per inference",
-                f"{first.mj_per_inference:.3g} mJ → {second.mj_per_inference:.3g} mJ",
+    return Fact("energy", "energy per inference", values,
                 f"after/before {ratio_value:.2f}×{interval}, one traced run of each, from the battery's gauge", tone)
 
 

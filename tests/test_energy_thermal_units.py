@@ -2,6 +2,7 @@
 body, on numbers and files: no runner."""
 
 import math
+import time
 
 import pytest
 
@@ -18,7 +19,7 @@ from rebirth.profiler.noise import noise_flags
     ("-450000", "Discharging", None, 450_000.0),   # the kernel's ABI: µA, negative while discharging
     ("450000", "Discharging", None, 450_000.0),    # a vendor that reports the draw positive
     ("450", "Discharging", None, 450_000.0),       # older Samsung kernels: mA
-    ("-450", "Not charging", None, 450_000.0),
+    ("-450", "Not charging", None, -450_000.0),   # on external power, the battery held: not the model's draw
     ("1200000", "Charging", None, -1_200_000.0),   # into the battery: negative draw
     ("15000", "Discharging", "uA", 15_000.0),      # the inventory says µA: a 15 mA draw is not 15 A
     ("15000", "Discharging", None, 15_000_000.0),
@@ -35,7 +36,7 @@ def test_gauge_voltage_and_status():
     assert energy.voltage_uv("3850000") == 3_850_000 and energy.voltage_uv("3850") == 3_850_000
     assert energy.voltage_uv("0") is None and energy.voltage_uv("x") is None
     assert [energy.charging_status(s) for s in ("Charging", "Full", "Discharging", "Not charging", "Unknown", None)] \
-        == [True, True, False, False, None, None]
+        == [True, True, False, True, None, None]
 
 
 def _samples(values_ma, start, step=0.1, volts=3.8, charging=False):
@@ -74,9 +75,9 @@ def test_no_number_while_charging_or_when_the_gauge_went_away():
 
 
 def test_the_run_window_starts_after_the_load():
-    samples = [Sample(t) for t in (0.0, 0.05, 0.2, 0.5, 0.9, 1.3)]
-    kept = energy.during_executions(samples, load_ms=100.0, total_ms=700.0)
-    assert [s.t_s for s in kept] == [0.2, 0.5]
+    samples = [Sample(t) for t in (-0.5, 0.0, 0.05, 0.2, 0.5, 0.9, 1.3)]
+    kept = energy.during_executions(samples, load_ms=100.0)
+    assert [s.t_s for s in kept] == [0.2, 0.5, 0.9, 1.3]
 
 
 def test_cool_waits_until_below_the_limit_and_no_longer_than_the_bound():
@@ -106,6 +107,24 @@ def test_the_limit_is_learned_from_the_lowest_idle_reading():
     for _ in range(thermal.IDLE_HISTORY):
         thermal.remember(key, 45.0)  # the old idle ages out
     assert thermal.limit_for(key, None, "x")[0] == 45.0 + thermal.MARGIN_C
+    # A quartile, not the coldest moment ever: one cold reading does not set the limit for good ...
+    stale = "emu-stale"
+    for reading in (30.0, 40.0, 40.5, 41.0, 41.5, 42.0):
+        thermal.remember(stale, reading)
+    assert thermal.learned_idle(stale) == pytest.approx(37.5)
+    # ... and readings expire: a warmer room moves the idle back up.
+    later = time.time() + thermal.IDLE_MAX_AGE_S + 60
+    thermal.remember(stale, 44.0, now=later)
+    assert thermal.learned_idle(stale, now=later) == 44.0
+
+
+def test_the_sampled_core_is_the_fastest_pinned_one():
+    from rebirth.contract.device import CoreState
+    from rebirth.devices.phonestate import fastest_core
+
+    pixel = tuple(CoreState(i, f) for i, f in enumerate((1_803_000,) * 4 + (2_348_000,) * 2 + (2_850_000,) * 2))
+    assert fastest_core("3f", pixel) == 5 and fastest_core(None, pixel) == 7 and fastest_core("f", pixel) == 3
+    assert fastest_core(None, ()) is None
 
 
 def test_a_run_too_hot_or_with_moving_clocks_is_flagged():

@@ -128,18 +128,36 @@ def test_a_hot_phone_is_let_cool_below_its_limit_before_the_run(phone_with, fire
     assert not {THROTTLED, TOO_HOT} & {note.code for note in result.noise}
 
 
-def test_a_phone_too_hot_to_cool_within_the_bound_is_said_so_and_its_blocks_discarded(phone_with, firenet_ptes):
+def test_a_phone_too_hot_to_cool_within_the_bound_is_said_so_and_its_blocks_discarded(phone_with, firenet_ptes,
+                                                                                      tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from rebirth.contract.paired import PairedComparison
+    from rebirth.reports.html import render_html
+    from rebirth.reports.terminal import render_comparison
+
     phone_with("cool_below_c = 40\ncool_wait_s = 1\n", start_c=60.0, ambient_c=58.0, tau_s=60.0)
     result = profile(str(firenet_ptes["xnnpack"]), ProfileOptions(device="s6", warmup=1, iterations=10))
     assert not result.device.cooling.cooled
     assert any(note.code == TOO_HOT and "too hot" in note.text for note in result.noise)
     program = prepare(str(firenet_ptes["xnnpack"]), "xnnpack")
     with open_device("s6") as device:
-        paired = compare_programs(program, program, device, ProfileOptions(device="s6", warmup=1, iterations=10),
-                                  budget=Budget(max_runs=8, max_seconds=120, min_blocks=2)).comparison
+        both = compare_programs(program, program, device, ProfileOptions(device="s6", warmup=1, iterations=10),
+                                budget=Budget(max_runs=8, max_seconds=120, min_blocks=2))
+    paired = both.comparison
     assert paired.outcome == "undecided" and paired.blocks == 0 and "every block was discarded" in paired.reason
     assert paired.discarded == {"throttled, too hot": 4} or sum(paired.discarded.values()) == 4, paired.discarded
     assert all(run.discarded for run in paired.runs) and "4 blocks discarded" in paired.discarded_shown()
+    # Said, saved and read back: no interval to show is not a crash.
+    shown = io.StringIO()
+    render_comparison(both.a, both.b, paired=paired, console=Console(file=shown, width=100))
+    assert "undecided" in shown.getvalue() and "every block was discarded" in " ".join(shown.getvalue().split())
+    assert "undecided" in render_html(both.a, both.b, paired=paired)
+    paired.save(tmp_path / "comparison.json")
+    again = PairedComparison.load(tmp_path / "comparison.json")
+    assert (again.low, again.high, again.blocks) == (0.0, math.inf, 0) and again.discarded == paired.discarded
 
 
 def test_a_block_whose_clocks_fell_is_discarded_and_re_run(phone_with, firenet_ptes):

@@ -63,6 +63,8 @@ class OptimizeRequest:
     warmup: Optional[int] = None
     iterations: Optional[int] = None
     threads: Optional[int] = None
+    thermal: dict = field(default_factory=dict)
+    """The thermal gate's options (``ProfileOptions``' cool_below_c, cool_wait_s, thermal_gate)."""
     data: str = "digits"
     precision: float = 0.03
     """The paired speed-up is measured until its interval is within ± this."""
@@ -163,7 +165,7 @@ def optimize(request: OptimizeRequest, *, say: Say = _quiet, progress: Optional[
     announce = stage or _quiet
     count = len(OPTIMIZE_STAGES)
     options = ProfileOptions(request.device, request.options.backend, request.warmup, request.iterations,
-                             request.threads)
+                             request.threads, **request.thermal)
     outdir = request.outdir
     try:
         announce(f"1/{count} {OPTIMIZE_STAGES[0]}")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rebirth.cli.options import BACKENDS, add_budget, add_run_settings, add_trace, non_negative
+from rebirth.cli.options import BACKENDS, add_budget, add_run_settings, add_trace, non_negative, thermal_options
 
 if TYPE_CHECKING:
     from rebirth.contract.slim import SlimRecord
@@ -184,7 +184,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     request = OptimizeRequest(model=args.model, outdir=args.output, device=args.device, warmup=args.warmup,
                               iterations=args.iterations, threads=args.threads, data=args.data,
                               precision=args.precision / 100, max_runs=args.max_runs, max_seconds=args.max_time,
-                              options=slim_options(args))
+                              options=slim_options(args), thermal=thermal_options(args))
     timelines = timelines_for(args)
     with ProgressView() as view:
         result = optimize(request, say=view.say, progress=view.update, stage=view.stage, timelines=timelines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -51,8 +52,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from rebirth.reports import render_tune
     from rebirth.usecases.tune import TuneOptions, check_save, save_best, tune
 
-    if args.budget_s <= 0 or args.precision <= 0:
-        raise InputError("--budget-s and --precision must be positive")
+    if not (0 < args.budget_s < math.inf and 0 < args.precision < math.inf):  # nan fails too
+        raise InputError("--budget-s and --precision must be positive numbers")
     options = TuneOptions(device=args.device, backends=tuple(dict.fromkeys(args.backend or ("xnnpack", "portable"))),
                           warmup=args.warmup, iterations=args.iterations, precision=args.precision / 100,
                           max_seconds=args.budget_s, max_runs=args.max_runs,
