@@ -64,8 +64,12 @@ def _energy(profile) -> str:
 
 def results_table(runs: Sequence[StoredRun]) -> list[str]:
     """`rebirth results list`: aligned plain-text rows (a header first), easy to read and to grep."""
-    rows = [("fingerprint", "run", "device", "model", "commit", "time", "p50", "peak RSS")]
+    metered = any(run.summary.energy_mj is not None for run in runs)
+    rows = [("fingerprint", "run", "device", "model", "commit", "time", "p50", "peak RSS",
+             *(("energy",) if metered else ()))]
     rows += [(run.fingerprint, f"{run.number:04d}", run.device, run.model_key, (run.commit or "-")[:10], run.time,
-              ms(run.summary.p50_ms), mib(run.summary.peak_rss_bytes)) for run in runs]
+              ms(run.summary.p50_ms), mib(run.summary.peak_rss_bytes),
+              *((f"{run.summary.energy_mj:.3g} mJ" if run.summary.energy_mj is not None else "-",) if metered else ()))
+             for run in runs]
     widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

@@ -248,3 +248,6 @@ def test_a_farm_run_gates_each_phone_and_stores_each_ones_energy(tmp_path, firen
     assert s6.summary.energy_mj is not None and s6.summary.energy_mj > 0
     assert s6.profile.device.cooling.cooled and s6.profile.device.cooling.start_c > 45
     assert p7.summary.energy_mj is None and "charging" in p7.profile.energy.why_not
+    assert rebirth("results", "list", "--store", tmp_path / "results") == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[-1] == "energy" and any(line.endswith(" mJ") for line in listing[1:])
