@@ -106,6 +106,9 @@ def gating(work: Path, repeats: int) -> dict:
                 "waited_s": round(sum(run.waited_s for run in comparison.runs), 1),
                 "seconds": round(time.monotonic() - start, 1),
                 "block_ratios": _block_ratios(comparison),
+                "a_p50_ms": statistics.median(run.latency_ms for run in comparison.side("a")),
+                "throttled_runs": sum(1 for run in comparison.runs
+                                      if any(note.code == "throttled" for note in run.noise)),
             })
             print(f"{mode} {repeat + 1}: {comparison.ratio:.3f} ({comparison.low:.3f}-{comparison.high:.3f}) "
                   f"{comparison.outcome}, {comparison.blocks} blocks, discarded {comparison.discarded}", flush=True)

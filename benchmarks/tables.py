@@ -627,6 +627,7 @@ def tune(data: Data) -> Section:
         table = Table((f"{title}: setting", "p50", "vs default (95% CI)", "peak RSS", "energy", "status"))
         for row in run["rows"]:
             ratio = "1.00x" if row["status"] == "reference" else (
+                f"{row['ratio']:.2f}x (dropped: over 1.5x in each of its blocks)" if row["status"] == "slower" else
                 f"{row['ratio']:.2f}x ({row['low'] or 0:.2f}-{row['high']:.2f})" if row["high"] else "-")
             table.add(stamp, row["setting"], ms(row["p50_ms"]),
                       ratio, mib(row["peak_rss_bytes"]) if row["peak_rss_bytes"] else "-",
@@ -658,13 +659,14 @@ def phone(data: Data) -> Section:
         section.goal(stamp, "ungated, from the same hot start (what it does)",
                      "; ".join(f"{run['ratio']:.3f} ({interval(run['low'], run['high'], 3)}) {run['outcome']}"
                                for run in ungated), None)
-        table = Table(("side by side", "B/A latency (95% CI)", "outcome", "blocks kept", "discarded", "cooling waits",
-                       "time"))
+        table = Table(("side by side", "B/A latency (95% CI)", "outcome", "blocks kept", "discarded", "runs throttled",
+                       "A's p50", "cooling waits", "time"))
         for mode in ("ungated", "gated"):
             for run in gating[mode]:
                 discarded = ", ".join(f"{count} {reason}" for reason, count in run["discarded"].items()) or "-"
                 table.add(stamp, mode, f"{run['ratio']:.3f} ({interval(run['low'], run['high'], 3)})",
-                          run["outcome"], run["blocks"], discarded, seconds(run["waited_s"]), seconds(run["seconds"]))
+                          run["outcome"], run["blocks"], discarded, f"{run['throttled_runs']} of {run['runs']}",
+                          ms(run["a_p50_ms"]), seconds(run["waited_s"]), seconds(run["seconds"]))
         section.tables.append(table)
     measured = data.get("energy")
     if measured:
