@@ -121,7 +121,8 @@ class _Watch:
     unit: Optional[str] = None
     """The gauge's unit, where the inventory says."""
     t0: Optional[float] = None
-    raw: list[tuple[float, Sample]] = field(default_factory=list)
+    raw: list[tuple[float, Sample, Optional[str]]] = field(default_factory=list)
+    """Each look: its uptime, its sample without the current, and the gauge's current as it read."""
 
     def start(self, line: str) -> None:
         self.t0 = _float(line.split()[1]) if len(line.split()) > 1 else None
@@ -136,14 +137,17 @@ class _Watch:
         charging = energy.charging_status(status if status != "-" else None)
         self.raw.append((uptime, Sample(
             0.0, int(rss) * 1024 if rss.isdigit() else None, phonestate.celsius(_int(temp)), _int(freq),
-            energy.current_ua(current if current != "-" else None, charging, self.unit),
-            energy.voltage_uv(volts if volts != "-" else None), charging)))
+            None, energy.voltage_uv(volts if volts != "-" else None), charging), current if current != "-" else None))
 
     def samples(self) -> tuple[Sample, ...]:
-        """The samples on the runner's clock (seconds since it started; the idle ones before are negative)."""
+        """The samples on the runner's clock (seconds since it started; the idle ones before are negative), the
+        gauge's unit decided once for the run from its readings' median size (``energy.run_unit``)."""
         if self.t0 is None:
             return ()
-        return tuple(dataclasses.replace(sample, t_s=round(uptime - self.t0, 3)) for uptime, sample in self.raw)
+        unit = self.unit or energy.run_unit([current for _, _, current in self.raw])
+        return tuple(dataclasses.replace(sample, t_s=round(uptime - self.t0, 3),
+                                         current_ua=energy.current_ua(current, sample.charging, unit))
+                     for uptime, sample, current in self.raw)
 
 
 def _float(text: str) -> Optional[float]:

@@ -68,6 +68,24 @@ def current_ua(raw: Optional[str], charging: Optional[bool], unit: Optional[str]
     return -magnitude if charging else magnitude
 
 
+def run_unit(raws: Sequence[Optional[str]]) -> Optional[str]:
+    """The unit of a run's ``current_now`` readings, decided once from their median size (a µA gauge whose
+    draw dips under 20 mA for a reading must not read as amperes for it); None when none is a number."""
+    sizes = []
+    for raw in raws:
+        if raw is None:
+            continue
+        try:
+            size = abs(float(raw))
+        except ValueError:
+            continue
+        if math.isfinite(size):
+            sizes.append(size)
+    if not sizes:
+        return None
+    return "mA" if statistics.median(sizes) < MA_BELOW else "uA"
+
+
 def voltage_uv(raw: Optional[str]) -> Optional[float]:
     try:
         value = float(raw) if raw is not None else math.nan

@@ -32,6 +32,13 @@ def test_gauge_current_is_normalised_to_microamps_drawn(raw, status, unit, expec
     assert value == expected
 
 
+def test_a_runs_unit_is_decided_once_from_its_readings():
+    # A µA gauge whose draw dips under 20 mA for one reading stays µA for it.
+    assert energy.run_unit(["-15000", "-250000", "-260000", None, "-"]) == "uA"
+    assert energy.run_unit(["450", "-", "300", "800"]) == "mA" and energy.run_unit([None, "-"]) is None
+    assert energy.current_ua("-15000", False, "uA") == 15_000.0
+
+
 def test_gauge_voltage_and_status():
     assert energy.voltage_uv("3850000") == 3_850_000 and energy.voltage_uv("3850") == 3_850_000
     assert energy.voltage_uv("0") is None and energy.voltage_uv("x") is None
