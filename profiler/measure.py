@@ -160,12 +160,10 @@ def time_program(program: Program, device: Device, options: ProfileOptions,
     """
     options = options.resolved(device.defaults)
     with tempfile.TemporaryDirectory(prefix="rebirth-run-") as workdir:
-        result = _run(device, replace(run_request(program, options, traced=False), gate=gate and options.thermal_gate),
-                      Path(workdir),
-                      progress)
+        request = replace(run_request(program, options, traced=False), gate=gate and options.thermal_gate)
+        result = _run(device, request, Path(workdir), progress)
     described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
-                                                  running(result), result.cooling,
-                                                  result.sampled_core)
+                                           running(result), result.cooling, result.sampled_core)
     samples = timed_samples(result.log.execution_ms, result.log, options.warmup or 0)
     if samples:
         return Latency.from_samples(samples, result.log.load_ms), result, described
@@ -189,8 +187,7 @@ def time_pair(first: Program, second: Program, device: Device, options: ProfileO
         raise RunnerError(f"{device.name}: the runner did not run the two programs side by side",
                           device=device.name, step="run", output=result.log.text)
     described = device.describe().with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
-                                                  running(result), result.cooling,
-                                                  result.sampled_core)
+                                           running(result), result.cooling, result.sampled_core)
     return (Latency.from_samples(samples), Latency.from_samples(result.log.paired_execution_ms), result,
             described)
 
@@ -222,8 +219,7 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
                         threads=result.threads or options.threads, cpu_affinity=result.cpu_affinity,
                         cooldown_s=options.cooldown_s or 0.0)
     device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
-                                                  running(result), result.cooling,
-                                                  result.sampled_core)
+                                  running(result), result.cooling, result.sampled_core)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
     # The runner's own time per execution is the time the draw lasted (the tracer's op times sum to less).
     per_execution = statistics.fmean(log.execution_ms) if log.execution_ms else built.latency.mean
