@@ -24,7 +24,7 @@ from typing import Optional
 
 from rebirth.contract import checks
 from rebirth.contract.checks import IMPROVEMENT, PASS, REGRESSION, UNDECIDED
-from rebirth.contract.device import DeviceInfo
+from rebirth.contract.device import THROTTLED_BELOW, DeviceInfo
 from rebirth.contract.notes import CLOCKS_MOVED, THROTTLED, TOO_HOT
 from rebirth.contract.paired import (
     DECIDED,
@@ -204,16 +204,17 @@ def _invalid(pair: list[PairedRun]) -> Optional[str]:
 
 
 def _discard_reason(noise: tuple, described: DeviceInfo) -> Optional[str]:
-    """Why this run would leave its block out: the clock sampled while it executed moved by more than 10%
-    (not a clock read before and after, which an idle core's governor moves), it ran throttled, or it was too
-    hot after the wait for a limit someone set (a learned limit may be off: then it is only a flag)."""
+    """Why this run would leave its block out: the clock sampled while it executed moved by more than 10%, or
+    stayed below 90% of its core's maximum (not clocks read before and after the run, which a governor moves as
+    the runner starts and ends), or it was too hot after the wait for a limit someone set (a learned limit may
+    be off: then it is only a flag)."""
     reasons = set()
-    if described.freq_khz_low and described.freq_khz_high and \
-            described.freq_khz_high / described.freq_khz_low - 1 > MAX_CLOCK_CHANGE:
+    low, high, top = described.freq_khz_low, described.freq_khz_high, described.freq_khz_top
+    if low and high and high / low - 1 > MAX_CLOCK_CHANGE:
         reasons.add(DISCARDING[CLOCKS_MOVED])
-    codes = {note.code for note in noise}
-    if THROTTLED in codes:
+    if high and top and high < THROTTLED_BELOW * top:
         reasons.add(DISCARDING[THROTTLED])
+    codes = {note.code for note in noise}
     cooling = described.cooling
     if TOO_HOT in codes and cooling is not None and not cooling.source.startswith("learned"):
         reasons.add(DISCARDING[TOO_HOT])
