@@ -49,8 +49,9 @@ def stf_api_description(cache: Optional[Path] = None) -> dict[str, Any]:
                 done = subprocess.run(["npm", "pack", f"@devicefarmer/stf@{STF_VERSION}", "--silent"], cwd=folder,
                                       capture_output=True, text=True, timeout=300)
             except FileNotFoundError:
-                raise RuntimeError("the STF tests need npm (apt-get install npm) to fetch STF's API "
-                                   "description") from None
+                raise RuntimeError("the STF tests need npm to fetch STF's API description: scripts/setup-host "
+                                   "installs it where it is missing (a Node.js that ships its own npm keeps it)"
+                                   ) from None
             if done.returncode != 0:
                 raise RuntimeError(f"npm pack @devicefarmer/stf@{STF_VERSION} failed: {done.stderr.strip()[-300:]}")
             tarball = next(Path(folder).glob("*.tgz"))

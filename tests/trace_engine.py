@@ -39,8 +39,9 @@ def trace_engine(cache: Optional[Path] = None) -> Path:
             done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
                                    f"{ENGINE}@{ENGINE_VERSION}"], capture_output=True, text=True, timeout=300)
         except FileNotFoundError:
-            raise RuntimeError("the trace tests need npm (apt-get install npm) to install Chrome DevTools' trace "
-                               "engine") from None
+            raise RuntimeError("the trace tests need npm to install Chrome DevTools' trace engine: "
+                               "scripts/setup-host installs it where it is missing (a Node.js that ships its own "
+                               "npm keeps it)") from None
         if done.returncode != 0:
             raise RuntimeError(f"npm install {ENGINE}@{ENGINE_VERSION} failed: {done.stderr.strip()[-300:]}")
     return folder
