@@ -18,6 +18,18 @@ MAX_CLOCK_CHANGE = 0.10
 """Relative change of a core's clock between the start and the end of the run."""
 
 
+def sampled_clock_moved(device: DeviceInfo) -> bool:
+    """The clock sampled while the model executed moved by more than ``MAX_CLOCK_CHANGE``."""
+    low, high = device.freq_khz_low, device.freq_khz_high
+    return bool(low and high and high / low - 1 > MAX_CLOCK_CHANGE)
+
+
+def sampled_throttled(device: DeviceInfo) -> bool:
+    """The clock sampled while the model executed stayed below 90% of its core's maximum."""
+    high, top = device.freq_khz_high, device.freq_khz_top
+    return bool(high and top and high < THROTTLED_BELOW * top)
+
+
 def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[Note, ...]:
     """Why a profile's latency may not be the model's alone; empty when nothing says so."""
     flags = []
@@ -31,13 +43,13 @@ def noise_flags(latency: Latency, device: DeviceInfo) -> tuple[Note, ...]:
              and abs(core.cur_freq_khz_end / core.cur_freq_khz_start - 1) > MAX_CLOCK_CHANGE]
     if moved:
         flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run (cores {', '.join(map(str, moved))})"))
-    elif device.freq_khz_low and device.freq_khz_high and device.freq_khz_high / device.freq_khz_low - 1 > \
-            MAX_CLOCK_CHANGE:
-        flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run ({device.freq_khz_low / 1000:.0f}-"
-                                        f"{device.freq_khz_high / 1000:.0f} MHz sampled)"))
-    if device.freq_khz_high and device.freq_khz_top and device.freq_khz_high < THROTTLED_BELOW * device.freq_khz_top:
+    elif sampled_clock_moved(device):
+        flags.append(Note(CLOCKS_MOVED, f"clocks moved during the run ({(device.freq_khz_low or 0) / 1000:.0f}-"
+                                        f"{(device.freq_khz_high or 0) / 1000:.0f} MHz sampled)"))
+    if sampled_throttled(device):
         flags.append(Note(THROTTLED, f"the device ran throttled: its clock was at most "
-                                     f"{device.freq_khz_high / 1000:.0f} of {device.freq_khz_top / 1000:.0f} MHz"))
+                                     f"{(device.freq_khz_high or 0) / 1000:.0f} of "
+                                     f"{(device.freq_khz_top or 0) / 1000:.0f} MHz"))
     elif device.throttled:
         flags.append(Note(THROTTLED, "the device throttled (a core ended below 90% of its maximum clock)"))
     if device.cooling is not None and not device.cooling.cooled:

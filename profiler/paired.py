@@ -24,7 +24,7 @@ from typing import Optional
 
 from rebirth.contract import checks
 from rebirth.contract.checks import IMPROVEMENT, PASS, REGRESSION, UNDECIDED
-from rebirth.contract.device import THROTTLED_BELOW, DeviceInfo
+from rebirth.contract.device import DeviceInfo
 from rebirth.contract.notes import CLOCKS_MOVED, THROTTLED, TOO_HOT
 from rebirth.contract.paired import (
     DECIDED,
@@ -36,7 +36,7 @@ from rebirth.contract.paired import (
 from rebirth.contract.profile import Latency, Profile
 from rebirth.devices import Device, ProgressCallback
 from rebirth.profiler.measure import ProfileOptions, Program, Stage, profile_program, time_pair, time_program
-from rebirth.profiler.noise import noise_flags
+from rebirth.profiler.noise import noise_flags, sampled_clock_moved, sampled_throttled
 from rebirth.profiler.timeline import Timelines
 
 CONFIDENCE = 0.95
@@ -193,7 +193,6 @@ def lengthened(options: ProfileOptions, device: Device, slower_ms: float, announ
 
 DISCARDING = {CLOCKS_MOVED: "clocks moved", THROTTLED: "throttled", TOO_HOT: "too hot"}
 """Noise that can leave a block out of the ratio: the device was not the same device for A and B."""
-MAX_CLOCK_CHANGE = 0.10
 
 
 def _invalid(pair: list[PairedRun]) -> Optional[str]:
@@ -203,20 +202,18 @@ def _invalid(pair: list[PairedRun]) -> Optional[str]:
     return ", ".join(reason for reason in DISCARDING.values() if reason in said) or None
 
 
-def _discard_reason(noise: tuple, described: DeviceInfo) -> Optional[str]:
+def _discard_reason(described: DeviceInfo) -> Optional[str]:
     """Why this run would leave its block out: the clock sampled while it executed moved by more than 10%, or
     stayed below 90% of its core's maximum (not clocks read before and after the run, which a governor moves as
     the runner starts and ends), or it was too hot after the wait for a limit someone set (a learned limit may
     be off: then it is only a flag)."""
     reasons = set()
-    low, high, top = described.freq_khz_low, described.freq_khz_high, described.freq_khz_top
-    if low and high and high / low - 1 > MAX_CLOCK_CHANGE:
+    if sampled_clock_moved(described):
         reasons.add(DISCARDING[CLOCKS_MOVED])
-    if high and top and high < THROTTLED_BELOW * top:
+    if sampled_throttled(described):
         reasons.add(DISCARDING[THROTTLED])
-    codes = {note.code for note in noise}
     cooling = described.cooling
-    if TOO_HOT in codes and cooling is not None and not cooling.source.startswith("learned"):
+    if cooling is not None and not cooling.cooled and not cooling.source.startswith("learned"):
         reasons.add(DISCARDING[TOO_HOT])
     return ", ".join(reason for reason in DISCARDING.values() if reason in reasons) or None
 
@@ -244,7 +241,7 @@ def _paired_run(side: str, block: int, latency: Latency, peak_rss: Optional[int]
     noise = noise_flags(latency, described)
     return PairedRun(side, block, _statistic(latency), latency.cv, peak_rss, noise, described.temperature_c_start,
                      described.freq_khz_low, described.freq_khz_high, cooling.waited_s if cooling else 0.0,
-                     _discard_reason(noise, described))
+                     _discard_reason(described))
 
 
 def _statistic(latency: Latency) -> float:
