@@ -478,12 +478,8 @@ class AdbDevice:
         if request.cool_below_c is not None:
             configured, source = request.cool_below_c, "--cool-below"
         limit, source = thermal.limit_for(self._thermal_key(), configured, source)
-        bound = thermal.DEFAULT_WAIT_S
-        for given in (self.config.cool_wait_s, request.cool_wait_s):
-            bound = given if given is not None else bound
-        if request.cool_wait_cap_s is not None:
-            bound = max(0.0, min(bound, request.cool_wait_cap_s))
-        return thermal.cool(lambda: self.snapshot("cool").state().temperature_c, limit, source, bound)
+        return thermal.cool(lambda: self.snapshot("cool").state().temperature_c, limit, source,
+                            thermal.wait_bound(request, self.config.cool_wait_s))
 
     def _gauge_name(self, battery: str) -> str:
         unit = self.config.gauge_unit or "unit guessed from the readings' size"

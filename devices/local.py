@@ -217,10 +217,7 @@ class LocalDevice:
     def _cool(self, request: RunRequest) -> Cooling:
         """The host's thermal gate: as a phone's, where the host has thermal zones (most servers show none)."""
         limit, source = thermal.limit_for(self.name + "@" + platform.node(), request.cool_below_c, "--cool-below")
-        bound = request.cool_wait_s if request.cool_wait_s is not None else thermal.DEFAULT_WAIT_S
-        if request.cool_wait_cap_s is not None:
-            bound = max(0.0, min(bound, request.cool_wait_cap_s))
-        cooling = thermal.cool(hoststate.temperature_c, limit, source, bound)
+        cooling = thermal.cool(hoststate.temperature_c, limit, source, thermal.wait_bound(request))
         if cooling.limit_c is None and cooling.start_c is None:
             return Cooling(None, "this host shows no thermal zone")
         thermal.remember(self.name + "@" + platform.node(), cooling.end_c)

@@ -21,6 +21,7 @@ from typing import Optional
 from rebirth.contract.cache import cache_root
 from rebirth.contract.device import Cooling
 from rebirth.contract.files import write_json_atomic
+from rebirth.devices.base import RunRequest
 
 MARGIN_C = 3.0
 DEFAULT_WAIT_S = 120.0
@@ -72,6 +73,13 @@ def limit_for(device_key: str, configured: Optional[float], source: str) -> tupl
     if idle is None:
         return None, "nothing learned yet: this run teaches the device's idle temperature"
     return idle + MARGIN_C, f"learned: idle {idle:.1f} °C + {MARGIN_C:.0f} °C"
+
+
+def wait_bound(request: RunRequest, configured_s: Optional[float] = None) -> float:
+    """The longest wait before a run: the request's, else the device's setting, else ``DEFAULT_WAIT_S``; never
+    beyond the request's cap (what is left of a comparison's budget)."""
+    bound = next((s for s in (request.cool_wait_s, configured_s) if s is not None), DEFAULT_WAIT_S)
+    return bound if request.cool_wait_cap_s is None else max(0.0, min(bound, request.cool_wait_cap_s))
 
 
 def cool(read: Callable[[], Optional[float]], limit_c: Optional[float], source: str, bound_s: float,
