@@ -7,7 +7,6 @@ The record keeps every run's latency and memory; the ratio and its interval come
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -15,13 +14,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rebirth.contract.checks import UNDECIDED
-from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
 from rebirth.contract.notes import Note, from_text
-from rebirth.contract.records import from_dict
+from rebirth.contract.records import from_dict, nulls_for_unknown, read_record, unknown_for_nulls
 
 SCHEMA_VERSION = 2
 """2: a run's noise is notes (a code and its text), not bare text."""
+
+_UNBOUNDED = {"ratio": math.nan, "low": 0.0, "high": math.inf}
+"""The ratio and bounds of a comparison that no kept block bounds, as read back from JSON's null."""
 
 DECIDED = "decided"
 """The outcome of a precision question once the interval is as narrow as asked; ``undecided`` when the budget
@@ -160,10 +161,7 @@ class PairedComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON has no infinity: an interval no block bounds (none kept, or one) is written with null ends."""
-        data = dataclasses.asdict(self)
-        for key in ("ratio", "low", "high"):
-            if not math.isfinite(data[key]):
-                data[key] = None
+        data = nulls_for_unknown(dataclasses.asdict(self), _UNBOUNDED)
         return {"schema_version": data.pop("schema_version"), **data}
 
     @classmethod
@@ -175,9 +173,7 @@ class PairedComparison:
             runs = [dict(run, noise=[dataclasses.asdict(from_text(text)) for text in run.get("noise", ())])
                     for run in data.get("runs", ())]
             data = dict(data, runs=runs, schema_version=2)
-        unbounded = {"ratio": math.nan, "low": 0.0, "high": math.inf}
-        data = dict(data, **{key: value for key, value in unbounded.items() if data.get(key) is None})
-        return from_dict(cls, data)
+        return from_dict(cls, unknown_for_nulls(data, _UNBOUNDED))
 
     def to_dataframe(self):
         """One row per run (pandas): side, block, latency_ms, cv, peak_rss_bytes, noise."""
@@ -196,10 +192,4 @@ class PairedComparison:
         Raises:
             InputError: the file is missing or is not a paired comparison.
         """
-        path = Path(path)
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such comparison") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
-            raise InputError(f"{path}: not a rebirth comparison ({error})") from None
+        return read_record(path, cls.from_dict, "comparison")

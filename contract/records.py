@@ -4,11 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import math
+import os
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
+from rebirth.contract.errors import InputError
+
 T = TypeVar("T")
+
+
+def nulls_for_unknown(data: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """``data`` with each of ``keys`` whose value is not finite (an unbounded interval, a setting never run)
+    written as null: JSON has no infinity or NaN."""
+    return {**data, **{key: None for key in keys if not math.isfinite(data[key])}}
+
+
+def unknown_for_nulls(data: dict[str, Any], unknown: Mapping[str, float]) -> dict[str, Any]:
+    """``data`` read back: each key of ``unknown`` that is null takes the value standing for "not known"."""
+    return {**data, **{key: value for key, value in unknown.items() if data.get(key) is None}}
+
+
+def read_record(path: str | os.PathLike, build: Callable[[Any], T], what: str) -> T:
+    """``build`` the record in the JSON file ``path``.
+
+    Raises:
+        InputError: the file is missing (``no such {what}``) or is not one (``not a rebirth {what}``).
+    """
+    path = Path(path)
+    try:
+        return build(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise InputError(f"{path}: not a rebirth {what} ({error})") from None
 
 
 def from_dict(cls: type[T], data: Any) -> T:

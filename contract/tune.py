@@ -6,16 +6,14 @@ setting, when one is told apart from the default.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from rebirth.contract.errors import InputError
 from rebirth.contract.files import write_json_atomic
-from rebirth.contract.records import from_dict
+from rebirth.contract.records import from_dict, nulls_for_unknown, read_record, unknown_for_nulls
 
 SCHEMA_VERSION = 1
 
@@ -118,8 +116,7 @@ class TuneRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON has no infinity: an interval not known yet (one block) is written with null bounds."""
         data = dataclasses.asdict(self)
-        for row in data["rows"]:
-            row.update({key: None if not math.isfinite(row[key]) else row[key] for key in _BOUNDS})
+        data["rows"] = [nulls_for_unknown(row, _BOUNDS) for row in data["rows"]]
         return {"schema_version": data.pop("schema_version"), **data}
 
     @classmethod
@@ -127,8 +124,7 @@ class TuneRecord:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version {version!r} is not one this rebirth reads")
-        rows = [dict(row, **{key: _BOUNDS[key] for key in _BOUNDS if row.get(key) is None})
-                for row in data.get("rows", ())]
+        rows = [unknown_for_nulls(row, _BOUNDS) for row in data.get("rows", ())]
         return from_dict(cls, dict(data, rows=rows))
 
     def save(self, path: str | os.PathLike) -> None:
@@ -141,10 +137,4 @@ class TuneRecord:
         Raises:
             InputError: the file is missing or is not a tune record.
         """
-        path = Path(path)
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such tune record") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
-            raise InputError(f"{path}: not a rebirth tune record ({error})") from None
+        return read_record(path, cls.from_dict, "tune record")
