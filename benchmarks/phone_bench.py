@@ -147,7 +147,7 @@ def energy(work: Path, pairs: int) -> dict:
                     options = ProfileOptions(device="s6", warmup=3, iterations=iterations, threads=1)
                     latency, result, described = time_program(programs[name], device, options)
                     per_execution = statistics.fmean(result.log.execution_ms)
-                    spent = energy_of(result, per_execution, described.kind)
+                    spent = energy_of(result, described.kind, latency.mean)
                     ticks = result.runner_cpu_ticks or 0
                     measured[name].append({
                         "iterations": iterations, "mean_ms": per_execution, "p50_ms": latency.p50,

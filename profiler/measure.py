@@ -221,16 +221,18 @@ def _build(program: Program, result: RunResult, description: DeviceInfo, options
     device = description.with_run(result.state_before, result.state_after, result.runner_cpu_ticks,
                                   running(result), result.cooling, result.sampled_core)
     built = build_profile(program.pte, program.exported.etrecord, program.source, measurement, device, settings)
-    # The runner's own time per execution is the time the draw lasted (the tracer's op times sum to less).
-    per_execution = statistics.fmean(log.execution_ms) if log.execution_ms else built.latency.mean
-    built = replace(built, energy=energy_of(result, per_execution, device.kind))
+    built = replace(built, energy=energy_of(result, device.kind, built.latency.mean))
     return replace(built, warnings=result.notes + built.warnings) if result.notes else built
 
 
-def energy_of(result: RunResult, mean_execution_ms: float, kind: str) -> Energy:
-    """The energy per inference of a run from the battery gauge's samples, or why there is none."""
+def energy_of(result: RunResult, kind: str, latency_mean_ms: float) -> Energy:
+    """The energy per inference of a run from the battery gauge's samples, or why there is none. The draw lasts
+    the runner's own time per execution (the tracer's op times sum to less); ``latency_mean_ms`` stands in for
+    it when the runner logged none."""
     from rebirth.devices import energy
 
+    logged = result.log.execution_ms
+    mean_execution_ms = statistics.fmean(logged) if logged else latency_mean_ms
     if result.energy_gauge is None:
         where = "this host has no battery fuel gauge" if kind == "local" else \
             "the device shows no battery fuel gauge (/sys/class/power_supply/*/current_now)"

@@ -227,8 +227,7 @@ def _row(setting: Setting, measured: _Measured, confidence: float) -> TunedSetti
 def _device_runner(programs: Mapping[str, Program], device: Device) -> Runner:
     def run(setting: Setting, options: ProfileOptions) -> tuple[float, Optional[int], Optional[float]]:
         latency, result, described = time_program(programs[setting.backend], device, options)
-        per_execution = statistics.fmean(result.log.execution_ms) if result.log.execution_ms else latency.mean
-        return latency.p50, result.peak_rss_bytes, energy_of(result, per_execution, described.kind).mj_per_inference
+        return latency.p50, result.peak_rss_bytes, energy_of(result, described.kind, latency.mean).mj_per_inference
 
     return run
 
