@@ -1,6 +1,6 @@
 """The judge's early stops: a check whose refusal is not recorded scores the original's misses first and stops as
 soon as a step cannot be within the budget, and says exactly what a whole pass says; an end-to-end fit asks once,
-halfway, whether it is within already."""
+halfway, whether it is within already. Scored in bfloat16, every decision is float32's."""
 
 import copy
 import random
@@ -16,6 +16,12 @@ from rebirth.slimmer import judge as judging
 from rebirth.slimmer.judge import Judge
 
 SAMPLES, CLASSES = 400, 10
+
+
+@pytest.fixture(autouse=True)
+def float32(monkeypatch):
+    """The judge scores in float32 (the tests of bfloat16 scoring turn it on), so that passes can be counted."""
+    monkeypatch.setattr(judging, "LOW_PRECISION", False)
 
 
 class Lookup(nn.Module):
@@ -127,3 +133,79 @@ def test_end_to_end_fitting_asks_once_halfway_and_stops_at_a_yes(answer, taken):
     steps = fit_end_to_end(student, TeacherLogits(teacher, batches), 20, lr=1e-2, decay=True, enough=enough,
                            progress=lambda stage, step, total: done.append(step))
     assert steps == taken and done[-1] == taken and asked == [10]
+
+
+class Convolutional(nn.Module):
+    """A small untrained convolutional network: many of its samples' top two logits are close."""
+
+    def __init__(self, cancel: float = 0.0):
+        super().__init__()
+        torch.manual_seed(3)
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(32, CLASSES)
+        self.cancel = cancel
+        self.calls: list[torch.dtype] = []
+
+    def forward(self, images):
+        self.calls.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        logits = self.head(self.features(images))
+        return (logits + self.cancel) - self.cancel  # bfloat16 keeps too few digits of a large value to take away
+
+
+def _images_judge(model: nn.Module, budget: float = 0.5):
+    torch.manual_seed(5)
+    images = torch.randn(SAMPLES, 3, 12, 12)
+    labels = torch.randint(0, CLASSES, (SAMPLES,))
+    with torch.no_grad():
+        teacher = model(images) + 0.05 * torch.randn(SAMPLES, CLASSES)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=64)
+    return Judge(SimpleNamespace(held_out=loader), teacher, TOP1, 50.0, budget)
+
+
+def test_bfloat16_scoring_decides_as_float32_does(monkeypatch):
+    model = Convolutional()
+    judge = _images_judge(model)
+    exact = judge.examine(copy.deepcopy(model))
+    monkeypatch.setattr(judging, "LOW_PRECISION", True)
+    low = _images_judge(model)
+    found = low.examine(model)
+    assert found == exact  # the same predictions: the same quality, losses, changes and bound
+    assert torch.bfloat16 in model.calls
+    precision = low._precision
+    assert precision.scored == SAMPLES and 0 < precision.rescored < SAMPLES and precision.redone == 0
+    assert low.fitting(copy.deepcopy(model), 0.0) == judge.fitting(copy.deepcopy(model), 0.0)
+
+
+def test_ties_are_scored_in_float32_and_broken_alike(monkeypatch):
+    monkeypatch.setattr(judging, "LOW_PRECISION", True)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.Linear(4 * 12 * 12, CLASSES))
+    with torch.no_grad():
+        model[2].weight.zero_()
+        model[2].bias.zero_()  # all-zero logits: every sample ties
+    judge = _images_judge(model)
+    evidence = judge.examine(model)
+    assert judge._precision.rescored == SAMPLES
+    assert evidence.quality == pytest.approx(100.0 * (judge.labels == 0).float().mean().item())  # the first wins
+
+
+def test_a_pass_whose_bfloat16_errs_too_much_is_made_again_in_float32(monkeypatch):
+    exact = _images_judge(Convolutional(cancel=300.0)).examine(Convolutional(cancel=300.0))
+    monkeypatch.setattr(judging, "LOW_PRECISION", True)
+    model = Convolutional(cancel=300.0)
+    judge = _images_judge(model)
+    assert judge.examine(model) == exact
+    assert judge._precision.redone == 1 and model.calls[-1] == torch.float32
+
+
+def test_a_model_bfloat16_cannot_run_is_scored_in_float32(monkeypatch):
+    class Fussy(Convolutional):
+        def forward(self, images):
+            if torch.is_autocast_enabled("cpu"):
+                raise RuntimeError("no bfloat16 kernel for this operator")
+            return super().forward(images)
+
+    exact = _images_judge(Fussy()).examine(Fussy())
+    monkeypatch.setattr(judging, "LOW_PRECISION", True)
+    judge = _images_judge(Fussy())
+    assert judge.examine(Fussy()) == exact and judge._precision.off
