@@ -158,11 +158,27 @@ class AnchorTargets:
 
 class TeacherLogits:
     """The training batches with the teacher's logits for each, computed when first needed and kept:
-    every end-to-end pass of a slimming run learns from the same teacher."""
+    every end-to-end pass of a slimming run learns from the same teacher. ``known`` are batches' logits computed
+    before (``slimmer.memo.teacher_logits`` reads them from the cache); ``computed`` tells which are new."""
 
-    def __init__(self, teacher: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, teacher: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                 known: Optional[dict[int, torch.Tensor]] = None,
+                 keep: Optional[Callable[[TeacherLogits], None]] = None):
         self.teacher, self.batches = teacher.eval(), batches
-        self.logits: dict[int, torch.Tensor] = {}
+        self.logits: dict[int, torch.Tensor] = dict(known or {})
+        self.known = set(self.logits)
+        self.keep = keep
+        """What keeps the logits computed in this run (``slimmer.memo``), called by ``kept``."""
+
+    @property
+    def computed(self) -> set[int]:
+        """The batches whose logits this run computed."""
+        return set(self.logits) - self.known
+
+    def kept(self) -> None:
+        """Hand the logits to ``keep`` where this run computed any."""
+        if self.keep is not None and self.computed:
+            self.keep(self)
 
     def __len__(self) -> int:
         return len(self.batches)

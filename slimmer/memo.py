@@ -1,6 +1,7 @@
-"""The original model's held-out logits, kept on disk by what they are computed from, so that slimming the same
-model on the same data again (another budget, another technique) does not score the original again: a pass over
-the 899 held-out digits at 224 px takes full-size GoogLeNet 24-28 s on this host.
+"""The original model's held-out logits, and its logits on the training batches that end-to-end fine-tuning learns
+from, kept on disk by what they are computed from, so that slimming the same model on the same data again (another
+budget, another technique, the same command again) does not compute them again: a pass over the 899 held-out
+digits at 224 px takes full-size GoogLeNet 24-28 s on this host, its 113 training batches of 8 about 29 s.
 
 The key is a hash of everything the logits depend on: the graph's code, every parameter and buffer (names,
 types, shapes, bytes), every other attribute of every module (its ``repr``: one without a stable ``repr``, such as
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler, TensorDataset, default_collate
 
+from rebirth.slimmer.finetune import TeacherLogits
 from rebirth.slimmer.train import INFERENCE_ELEMENTS, exported, logits_of
 
 VERSION = b"rebirth held-out logits 1"
@@ -55,7 +58,41 @@ def held_out_logits(model: nn.Module, held_out) -> tuple[torch.Tensor, torch.Ten
     return logits, labels
 
 
-def _key(model: nn.Module, held_out) -> str:
+def teacher_logits(teacher: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                   loader) -> TeacherLogits:
+    """``TeacherLogits(teacher, batches)`` with the logits of every batch an earlier run computed read from the
+    cache; the ones this run computes are kept when it calls ``TeacherLogits.kept``. ``batches`` are ``loader``'s,
+    in order, laid out; only a loader that reads tensors held in memory in order is cached (``held_out_logits``)."""
+    if not _in_memory(loader):
+        return TeacherLogits(teacher, batches)
+    path = memo_dir() / f"{_key(teacher, loader, TRAINING)}.pt"
+    return TeacherLogits(teacher, batches, _read_batches(path, [len(labels) for _, labels in batches]),
+                         lambda logits: _write_batches(path, logits))
+
+
+TRAINING = "training batches, each whole"
+"""What the training logits' key adds: each batch is computed whole (``TeacherLogits``), not in ``pieces``."""
+
+
+def _read_batches(path: Path, sizes: list[int]) -> dict[int, torch.Tensor]:
+    """The batches' logits kept at ``path``, each one a row per sample of its batch; none when unreadable."""
+    try:
+        kept = torch.load(path, weights_only=True)
+        found = {int(index): logits for index, logits in kept["batches"].items()}
+    except _UNREADABLE:
+        return {}
+    if not all(0 <= index < len(sizes) and isinstance(logits, torch.Tensor) and logits.dim() == 2 and
+               len(logits) == sizes[index] for index, logits in found.items()):
+        return {}
+    return found
+
+
+def _write_batches(path: Path, logits: TeacherLogits) -> None:
+    if sum(value.numel() * value.element_size() for value in logits.logits.values()) <= MOST_BYTES:
+        _save(path, {"batches": logits.logits})
+
+
+def _key(model: nn.Module, held_out, what: str = "") -> str:
     digest = hashlib.blake2b(VERSION, digest_size=20)
 
     def add(*parts: object) -> None:
@@ -75,6 +112,8 @@ def _key(model: nn.Module, held_out) -> str:
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
         add(name, tensor.dtype, tuple(tensor.shape), _bytes(tensor))
     add(held_out.batch_size, held_out.drop_last)
+    if what:  # the held-out logits' keys stay those of the caches written before training logits were kept
+        add(what)
     for tensor in held_out.dataset.tensors:
         add(tensor.dtype, tuple(tensor.shape), _bytes(tensor))
     return digest.hexdigest()
@@ -100,11 +139,15 @@ def _bytes(tensor: torch.Tensor) -> numpy.ndarray:
     return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
+_UNREADABLE = (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError)
+"""What reading a cache file that is not whole, or not one of rebirth's, raises."""
+
+
 def _read(path: Path) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
     try:
         kept = torch.load(path, weights_only=True)
         logits, labels = kept["logits"], kept["labels"]
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
+    except _UNREADABLE:
         return None
     if not (isinstance(logits, torch.Tensor) and isinstance(labels, torch.Tensor)) or logits.dim() != 2 or \
             len(logits) != len(labels):
@@ -113,11 +156,15 @@ def _read(path: Path) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def _write(path: Path, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    _save(path, {"logits": logits, "labels": labels})
+
+
+def _save(path: Path, kept: dict) -> None:
     """Best effort, whole or not at all: a cache that cannot be written is a cache not kept."""
     from rebirth.contract.files import write_text_atomic
 
     buffer = io.BytesIO()
-    torch.save({"logits": logits, "labels": labels}, buffer)
+    torch.save(kept, buffer)
     try:
         write_text_atomic(path, buffer.getvalue())
     except OSError:

@@ -14,7 +14,7 @@ from torch import fx, nn
 from rebirth.contract.slim import SLIM, Allocation, MergeRecord, PlannedMerge, QuantizationRecord, SkipRecord
 from rebirth.slimmer.allocate import run_allocated
 from rebirth.slimmer.cost import layer_macs, parameters
-from rebirth.slimmer.finetune import StepCallback, TeacherLogits
+from rebirth.slimmer.finetune import StepCallback
 from rebirth.slimmer.graph import trace
 from rebirth.slimmer.judge import Assessment, agreement, assess, fidelity
 from rebirth.slimmer.options import SlimOptions
@@ -92,6 +92,8 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
         if item.reason and item.reason != "--skip":
             say(f"{item.name} not made: {item.reason}")
     allocated = run_allocated(techniques, current, judge, context)
+    if context.lessons is not None:
+        context.lessons.logits.kept()
     done = [(made.name, made.outcome) for made in allocated.made]
     final = done[-1][1].model if done else current
     result = _result(final, done, assessment, example_inputs, sum(original_macs.values()), parameters(teacher),
@@ -106,9 +108,10 @@ def _lessons(teacher: fx.GraphModule, loaders, trained: bool) -> Optional[Lesson
 
     plain = DataLoader(loaders.train.dataset, loaders.train.batch_size, shuffle=False)
     labelled = [(laid_out(images), labels) for images, labels in plain]
+    from rebirth.slimmer.memo import teacher_logits
     from rebirth.slimmer.quantize import calibration_batches
 
-    return Lessons(teacher, [images for images, _ in labelled], TeacherLogits(teacher, labelled), trained,
+    return Lessons(teacher, [images for images, _ in labelled], teacher_logits(teacher, labelled, plain), trained,
                    calibration_batches(loaders.train))
 
 

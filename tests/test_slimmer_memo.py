@@ -1,4 +1,5 @@
-"""The original's held-out logits kept on disk by what they are computed from (``slimmer.memo``)."""
+"""The original's held-out logits, and its logits on the training batches, kept on disk by what they are computed
+from (``slimmer.memo``)."""
 
 import pytest
 import torch
@@ -70,6 +71,9 @@ def test_a_damaged_cache_file_is_computed_again(monkeypatch):
     path.write_bytes(path.read_bytes()[:20])
     logits, _ = memo.held_out_logits(model, data)
     assert len(calls) == 2 and torch.equal(logits, memo.logits_of(model, data)[0])
+    path.write_bytes(b"not a tensor file")  # not a truncated one: the unpickler refuses it
+    memo.held_out_logits(model, data)
+    assert len(calls) == 4  # and one more by the check above
 
 
 def test_the_key_is_the_same_in_another_process_whatever_its_string_hashing():
@@ -97,3 +101,48 @@ def test_a_loader_that_does_more_than_read_tensors_in_memory_is_scored_every_tim
     for held_out in (shuffled, shuffled, listed, listed):
         memo.held_out_logits(net(), held_out)
     assert len(calls) == 4 and not memo.memo_dir().exists()
+
+
+def _training(model: nn.Module, data: DataLoader):
+    batches = [(images.contiguous(memory_format=torch.channels_last), labels) for images, labels in data]
+    return memo.teacher_logits(model, batches, data)
+
+
+def test_the_teacher_logits_of_training_batches_a_run_computed_are_read_back_by_the_next():
+    data = loader()
+    first = _training(net(), data)
+    assert [len(first[index][2]) for index in (2, 0)] == [2, 4]  # two of the three batches, as a short run asks
+    first.kept()
+    again = _training(net(), data)  # the next run, with its own copy of the model
+    assert again.known == {0, 2} and not again.computed
+    for index in (0, 2):
+        assert torch.equal(again.logits[index], first.logits[index])
+        assert torch.equal(again.logits[index], net()(first.batches[index][0]).detach())
+    again[1]
+    again.kept()
+    assert _training(net(), data).known == {0, 1, 2}
+    assert _training(net(), loader(seed=1)).known == set()  # other images
+    changed = net()
+    with torch.no_grad():
+        changed.get_submodule("4").bias[0] += 1e-6
+    assert _training(changed, data).known == set()
+
+
+def test_damaged_or_foreign_teacher_logits_are_computed_again():
+    data = loader()
+    first = _training(net(), data)
+    first[0]
+    first.kept()
+    path = next(memo.memo_dir().iterdir())
+    torch.save({"batches": {0: torch.zeros(3, 3)}}, path)  # a batch of 4 samples with 3 rows
+    assert _training(net(), data).known == set()
+    path.write_bytes(b"not a tensor file")
+    assert _training(net(), data).known == set()
+
+
+def test_teacher_logits_of_a_loader_that_does_more_than_read_tensors_are_not_kept():
+    shuffled = DataLoader(loader().dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    logits = _training(net(), shuffled)
+    logits[0]
+    logits.kept()
+    assert not memo.memo_dir().exists()
