@@ -131,9 +131,7 @@ def fit_block(student: nn.Module, teacher: nn.Module, anchors, regenerated, batc
 
 class AnchorTargets:
     """The teacher's outputs at every anchor (a module, or several concatenated on channels) for a batch,
-    all from one forward pass that stops at the last of them, computed as the student's are (``LOW_PRECISION``:
-    in bfloat16, kept as float32; the teacher's forward passes were 47% of the block fits' time on full GoogLeNet
-    in float32); kept per batch up to ``CACHE_BYTES``."""
+    all from one forward pass that stops at the last of them; kept per batch up to ``CACHE_BYTES``."""
 
     def __init__(self, teacher: nn.Module, targets: list[str | tuple[str, ...]]):
         self.teacher = teacher.eval()
@@ -147,9 +145,8 @@ class AnchorTargets:
     def __call__(self, index: int, images: torch.Tensor) -> list[torch.Tensor]:
         if index in self.kept:
             return self.kept[index]
-        with _forward_precision():
-            by_name = dict(zip(self.names, self.taps(self.teacher, images)))
-        found = [torch.cat([by_name[name].float() for name in group], 1).clone() for group in self.groups]
+        by_name = dict(zip(self.names, self.taps(self.teacher, images)))
+        found = [torch.cat([by_name[name] for name in group], 1).clone() for group in self.groups]
         size = sum(value.numel() * value.element_size() for value in found)
         if self.kept_bytes + size <= CACHE_BYTES:
             self.kept[index], self.kept_bytes = found, self.kept_bytes + size

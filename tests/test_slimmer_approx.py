@@ -224,9 +224,8 @@ def test_block_fit_computes_no_gradient_for_what_does_not_learn_and_gives_it_bac
 
 @pytest.mark.parametrize("low", [True, False])
 def test_fine_tuning_computes_in_bfloat16_only_where_asked_and_keeps_float32_weights(monkeypatch, low):
-    """``LOW_PRECISION`` (native bfloat16 kernels): the forward passes of block and end-to-end fits, and the
-    teacher's towards a block fit's targets, compute in bfloat16; the weights, their updates, the targets, the
-    teacher's logits and the losses stay float32; without it, all is float32."""
+    """``LOW_PRECISION`` (native bfloat16 kernels): the forward passes of block and end-to-end fits compute in
+    bfloat16; the weights, their updates and the losses stay float32; without it, all is float32."""
     import copy
 
     from rebirth.slimmer import finetune
@@ -238,18 +237,9 @@ def test_fine_tuning_computes_in_bfloat16_only_where_asked_and_keeps_float32_wei
                                   torch.nn.Linear(8 * 6 * 6, 4)).eval()
     student = copy.deepcopy(teacher)
     student[3].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
-    taught: list[torch.dtype] = []
-    teacher[3].register_forward_hook(lambda module, inputs, output: taught.append(output.dtype))
     batches = [torch.randn(4, 3, 6, 6) for _ in range(3)]
-    targets = finetune.AnchorTargets(teacher, ["3"])
-    assert targets(0, batches[0])[0].dtype == torch.float32
-    targets.close()
     finetune.fit_block(student, teacher, (("3", "3"),), ("3",), batches, steps=2)
     labelled = [(images, torch.arange(4)) for images in batches]
-    logits = finetune.TeacherLogits(teacher, labelled)
-    finetune.fit_end_to_end(student, logits, 2)
-    low_or_not = torch.bfloat16 if low else torch.float32
-    assert seen == [low_or_not] * 4
-    assert taught == [low_or_not] * 3 + [torch.float32] * 2  # the targets of 1 + 2 batches, then 2 batches' logits
-    assert all(value.dtype == torch.float32 for value in logits.logits.values())
+    finetune.fit_end_to_end(student, finetune.TeacherLogits(teacher, labelled), 2)
+    assert seen == [torch.bfloat16 if low else torch.float32] * 4
     assert all(p.dtype == torch.float32 for p in student.parameters())
