@@ -21,7 +21,8 @@ from typing import Optional
 
 from torch import fx
 
-from rebirth.contract.slim import TOP1, Allocation, Evidence, MergeRecord, Revisit, SkipRecord, TechniqueEstimate
+from rebirth.contract.slim import SLIM, TOP1, Allocation, Evidence, MergeRecord, Revisit, SkipRecord, TechniqueEstimate
+from rebirth.models.lowering import Lowering
 from rebirth.slimmer.cost import layer_macs
 from rebirth.slimmer.judge import Judge
 from rebirth.slimmer.steps import Considered, Step, StepContext, StepResult
@@ -52,6 +53,8 @@ class Allocated:
 
     made: tuple[Made, ...]
     allocation: Allocation
+    lowering: Optional[Lowering] = None
+    """The worker lowering the float programs, if int8 ran: its caller closes it once the programs are written."""
 
 
 def run_allocated(considered: Sequence[Considered], model: fx.GraphModule, judge: Optional[Judge],
@@ -63,12 +66,29 @@ def run_allocated(considered: Sequence[Considered], model: fx.GraphModule, judge
     compressions = [item.step for at, item in enumerate(considered)
                     if item.step is not None and at > base_at and item.name != PROBED]
     last = [item.step for item in considered if item.step is not None and item.name == PROBED]
+    lowering = Lowering(context.options.backend) if last and judge is not None and context.lessons is not None \
+        else None
+    try:
+        found = _allocated(considered, model, judge, dataclasses.replace(context, lowering=lowering), head,
+                           compressions, last)
+    except BaseException:
+        if lowering is not None:
+            lowering.close()
+        raise
+    return dataclasses.replace(found, lowering=lowering)
+
+
+def _allocated(considered: Sequence[Considered], model: fx.GraphModule, judge: Optional[Judge], context: StepContext,
+               head: list[Step], compressions: list[Step], last: list[Step]) -> Allocated:
     made: list[Made] = []
     for step in head:
         model, context = _run(step, model, judge, context, made)
     replay = context.options.replay
     if replay is not None:  # the recorded plan decides what is tried: no probe, no reserve, no revisit
-        for step in compressions + last:
+        for step in compressions:
+            model, context = _run(step, model, judge, context, made)
+        for step in last:
+            _lower_behind(made, context)
             model, context = _run(step, model, judge, context, made)
         budget = judge.budget if judge is not None else context.options.max_accuracy_drop
         return Allocated(tuple(made), Allocation(budget, rule=f"replayed from {replay.source}: the steps it kept, in "
@@ -81,11 +101,32 @@ def run_allocated(considered: Sequence[Considered], model: fx.GraphModule, judge
     for step in compressions:
         model, context = _run(step, model, judged, context, made)
     for step in last:
+        _lower_behind(made, context)
         model, context = _run(step, model, judge, context, made)
         if judge is not None and _short_of_budget(made[-1].outcome):
             made, revisits = revisit(step, made, judge, context, len(head))
             allocation = dataclasses.replace(allocation, revisits=revisits)
     return Allocated(tuple(made), dataclasses.replace(allocation, estimated_speedup=kept_speedup(made, context)))
+
+
+def _lower_behind(made: Sequence[Made], context: StepContext) -> None:
+    """Hand the programs the steps so far offered (each technique's model, written where a later one changed it)
+    to the lowering worker, to be lowered while int8 runs here."""
+    lowering = context.lowering
+    if lowering is None:
+        return
+    import torch
+
+    from rebirth.contract.quiet import quiet
+
+    for item in made:
+        for program in item.outcome.programs:
+            if program.lowered is None and program.role != SLIM:
+                exported = program.exported
+                if exported is None:
+                    with quiet():
+                        exported = torch.export.export(program.model, context.example_inputs)
+                lowering.submit(id(program.model), exported, program.model)
 
 
 def _run(step: Step, model: fx.GraphModule, judge: Optional[Judge], context: StepContext,

@@ -12,6 +12,7 @@ from typing import Optional
 from torch import fx, nn
 
 from rebirth.contract.slim import SLIM, Allocation, MergeRecord, PlannedMerge, QuantizationRecord, SkipRecord
+from rebirth.models.lowering import Lowering
 from rebirth.slimmer.allocate import run_allocated
 from rebirth.slimmer.cost import layer_macs, parameters
 from rebirth.slimmer.finetune import StepCallback
@@ -49,6 +50,9 @@ class SlimResult:
     """The steps run, in order (a revisited int8 once, as it was kept)."""
     allocation: Optional[Allocation] = None
     """How the budget was shared across the techniques."""
+    lowering: Optional[Lowering] = None
+    """The worker that lowered float programs beside int8 (``write_programs`` takes what it wrote); whoever
+    writes the programs closes it."""
 
     @property
     def accuracy_before(self) -> Optional[Accuracy]:
@@ -98,7 +102,7 @@ def slim(model: nn.Module, example_inputs: tuple, times: dict[str, float], loade
     final = done[-1][1].model if done else current
     result = _result(final, done, assessment, example_inputs, sum(original_macs.values()), parameters(teacher),
                      loaders, trained)
-    return dataclasses.replace(result, allocation=allocated.allocation)
+    return dataclasses.replace(result, allocation=allocated.allocation, lowering=allocated.lowering)
 
 
 def _lessons(teacher: fx.GraphModule, loaders, trained: bool) -> Optional[Lessons]:

@@ -138,12 +138,15 @@ def _slim_and_write(request: SlimRequest, source: str, model, inputs: tuple, tra
         raise InputError(f"{source}: the slimmer cannot trace this model ({type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else ''}); it was left as it is") from None
     try:
-        files = write_programs(result.programs, inputs, options.backend, request.outdir, source)
+        files = write_programs(result.programs, inputs, options.backend, request.outdir, source, result.lowering)
         record = slim_record(result, source, options.backend, str(request.profile) if request.profile else None,
                              messages, files + (OutputFile("slim.json", RECORD, JSON),))
         record.save(request.outdir / "slim.json")
     except OSError as error:
         raise InputError(f"{request.outdir}: cannot write the slimmed model ({error.strerror or error})") from None
+    finally:
+        if result.lowering is not None:
+            result.lowering.close()
     return record
 
 

@@ -14,6 +14,7 @@ from torch import fx, nn
 
 from rebirth.contract.paired import Budget, PairedComparison, Question
 from rebirth.contract.slim import MergeRecord, QuantizationRecord, SkipRecord
+from rebirth.models.lowering import Lowering
 from rebirth.slimmer.finetune import StepCallback, TeacherLogits
 from rebirth.slimmer.judge import Judge
 from rebirth.slimmer.options import SlimOptions
@@ -69,6 +70,9 @@ class StepContext:
     say: Say = say_nothing
     progress: Optional[StepCallback] = None
     timer: Optional[DeviceTimer] = None
+    lowering: Optional[Lowering] = None
+    """A worker process that lowers float programs while int8's is lowered here (``models.lowering``); None:
+    every program is lowered in this process."""
 
     @property
     def least_gain_ms(self) -> float:

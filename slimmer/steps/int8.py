@@ -217,6 +217,8 @@ class _Candidates:
 
     @classmethod
     def make(cls, model: fx.GraphModule, quantized: quantize.Quantized, context: StepContext) -> _Candidates:
+        """The float program lowered by the worker (``context.lowering``) while the int8 one is lowered here, or
+        both here."""
         import torch
 
         from rebirth.models import lower
@@ -224,16 +226,32 @@ class _Candidates:
         with quiet():
             exported = torch.export.export(model, context.example_inputs)
         backend = context.options.backend
-        return cls(model, quantized, exported, lower(exported, backend), lower(quantized.program, backend))
+        if context.lowering is not None:
+            context.lowering.submit(id(model), exported, model)
+        int8_lowered = lower(quantized.program, backend)
+        return cls(model, quantized, exported, None if context.lowering is not None else lower(exported, backend),
+                   int8_lowered)
 
     def written(self, folder: Path, context: StepContext) -> _Candidates:
-        """These candidates, written to ``folder`` as slim.pte (int8) and slim-float.pte."""
-        from rebirth.models import write_lowered
+        """These candidates, written to ``folder`` as slim.pte (int8) and slim-float.pte (the worker's, or lowered
+        here where it has none); the worker has finished every job it has, so that nothing else runs on this
+        machine while the programs are timed."""
+        from rebirth.models import lower, write_lowered
+        from rebirth.models.lowering import copy_written
 
         backend = context.options.backend
         write_lowered(self.int8_lowered, backend, folder / program_name(SLIM), "int8 candidate")
-        write_lowered(self.float_lowered, backend, folder / program_name(FLOAT), "float candidate")
-        return dataclasses.replace(self, folder=folder)
+        found, floating = self, folder / program_name(FLOAT)
+        worker = context.lowering.written(id(self.model)) if context.lowering is not None else None
+        if worker is not None:
+            copy_written(worker, floating, "float candidate", backend)
+        else:
+            if self.float_lowered is None:
+                found = dataclasses.replace(self, float_lowered=lower(self.float_exported, backend))
+            write_lowered(found.float_lowered, backend, floating, "float candidate")
+        if context.lowering is not None:
+            context.lowering.finish()
+        return dataclasses.replace(found, folder=folder)
 
     def programs(self, ran: float) -> tuple[Program, ...]:
         """The int8 program as the slimmed one (``ran``: its quality as the runtime ran it), the float beside it."""
