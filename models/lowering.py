@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -34,7 +35,14 @@ class Lowering:
         self._jobs: dict[int, tuple[Any, Path]] = {}
         self._answers: dict[Path, Optional[str]] = {}
         """Each job's answer once read: None when done, else why not."""
+        self._later: list[tuple[int, Callable[[], Any], Any]] = []
         atexit.register(self.close)
+
+    def later(self, key: int, exported: Callable[[], Any], holding: Any = None) -> None:
+        """Submit ``exported()`` under ``key`` right after the next ``submit``'s job, if there is one: the
+        worker starts when this process has a program to lower itself, so that the two share no core while this
+        one computes on all of them (calibrating int8 beside the worker took twice as long)."""
+        self._later.append((key, exported, holding))
 
     def submit(self, key: int, exported: Any, holding: Any = None) -> None:
         """Lower ``exported`` (an ``ExportedProgram``) in the worker, under ``key``; ``holding`` is kept alive
@@ -61,6 +69,13 @@ class Lowering:
             process.stdin.flush()
         except OSError:  # the worker is gone: the job is answered as failed when asked
             self._answers[pte] = "the lowering process has ended"
+        waiting, self._later = self._later, []
+        for later, exported_later, held in waiting:
+            try:
+                program = exported_later()
+            except Exception:  # not exported here either: written() says None, and the caller lowers it
+                continue
+            self.submit(later, program, held)
 
     def written(self, key: int) -> Optional[Path]:
         """The .pte (its .etrecord beside it) the worker wrote for ``key``, waiting for it; None when the key was

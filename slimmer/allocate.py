@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 from torch import fx
@@ -25,7 +26,7 @@ from rebirth.contract.slim import SLIM, TOP1, Allocation, Evidence, MergeRecord,
 from rebirth.models.lowering import Lowering
 from rebirth.slimmer.cost import layer_macs
 from rebirth.slimmer.judge import Judge
-from rebirth.slimmer.steps import Considered, Step, StepContext, StepResult
+from rebirth.slimmer.steps import Considered, Program, Step, StepContext, StepResult
 
 INT8_SPEEDUP = 2.0
 """What int8 kernels are assumed to make of the conv and linear layers' time: XNNPACK's int8 programs ran the
@@ -111,22 +112,25 @@ def _allocated(considered: Sequence[Considered], model: fx.GraphModule, judge: O
 
 def _lower_behind(made: Sequence[Made], context: StepContext) -> None:
     """Hand the programs the steps so far offered (each technique's model, written where a later one changed it)
-    to the lowering worker, to be lowered while int8 runs here."""
+    to the lowering worker, to be lowered while int8's program is lowered here (``Lowering.later``)."""
     lowering = context.lowering
     if lowering is None:
         return
+    for item in made:
+        for program in item.outcome.programs:
+            if program.lowered is None and program.role != SLIM:
+                lowering.later(id(program.model), partial(_exported, program, context.example_inputs), program.model)
+
+
+def _exported(program: Program, example_inputs: tuple):
     import torch
 
     from rebirth.contract.quiet import quiet
 
-    for item in made:
-        for program in item.outcome.programs:
-            if program.lowered is None and program.role != SLIM:
-                exported = program.exported
-                if exported is None:
-                    with quiet():
-                        exported = torch.export.export(program.model, context.example_inputs)
-                lowering.submit(id(program.model), exported, program.model)
+    if program.exported is not None:
+        return program.exported
+    with quiet():
+        return torch.export.export(program.model, example_inputs)
 
 
 def _run(step: Step, model: fx.GraphModule, judge: Optional[Judge], context: StepContext,
