@@ -7,16 +7,17 @@ rebirth.models.lowering BACKEND``), as .pt2 files, one job per line on its stand
 each in turn and writes its .pte and .etrecord (``write_lowered``), answering one line per job. A job the worker
 could not do (its process died, or lowering raised) is answered None, and the caller lowers that program itself,
 so that an error reaches the user as it would without the worker. The worker's files live in a scratch folder
-that ``close`` removes (and the process's exit, if nothing closed it)."""
+that ``close`` removes (or the collection of the ``Lowering``, or the process's exit, if nothing closed it).
+A worker still lowering 5 s after it is told to stop is killed."""
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Optional
@@ -36,7 +37,9 @@ class Lowering:
         self._answers: dict[Path, Optional[str]] = {}
         """Each job's answer once read: None when done, else why not."""
         self._later: list[tuple[int, Callable[[], Any], Any]] = []
-        atexit.register(self.close)
+        self._worker: list[subprocess.Popen] = []
+        """The worker, once started, where ``close`` (or the collection of this object, or the exit) finds it."""
+        self._closed = weakref.finalize(self, _stop, self._worker, self.folder)
 
     def later(self, key: int, exported: Callable[[], Any], holding: Any = None) -> None:
         """Submit ``exported()`` under ``key`` right after the next ``submit``'s job, if there is one: the
@@ -96,21 +99,8 @@ class Lowering:
 
     def close(self) -> None:
         """Stop the worker and remove its files."""
-        process, self._process = self._process, None
-        if process is not None:
-            if process.stdin is not None:
-                try:
-                    process.stdin.close()
-                except OSError:
-                    pass
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self._process = None
+        self._closed()
 
     def _started(self) -> subprocess.Popen:
         if self._process is None:
@@ -120,6 +110,7 @@ class Lowering:
                 self._process = subprocess.Popen([sys.executable, "-m", "rebirth.models.lowering", self.backend],
                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                                  text=True, env=env, cwd=self.folder)
+            self._worker.append(self._process)
         return self._process
 
     def _read_answer(self) -> bool:
@@ -134,6 +125,25 @@ class Lowering:
         where, _, why = rest.partition("\t")
         self._answers[Path(where)] = None if kind == DONE else (why or "lowering failed")
         return True
+
+
+def _stop(worker: list[subprocess.Popen], folder: Path) -> None:
+    """End the worker (its jobs' line closed, killed if it does not end within 5 s) and remove ``folder``."""
+    while worker:
+        process = worker.pop()
+        if process.stdin is not None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def copy_written(pte: Path, out_pte: Path, source: str, backend: str, exported_program: Any = None):

@@ -107,3 +107,16 @@ def test_programs_for_later_are_sent_after_the_next_submitted_one_and_not_before
         assert lowering.written(id(first)) is not None and lowering.written(id(later)) is not None
     finally:
         lowering.close()
+
+
+def test_a_lowering_nobody_closed_stops_its_worker_when_it_is_collected():
+    import gc
+
+    model = small()
+    lowering = Lowering("xnnpack")
+    lowering.submit(id(model), torch.export.export(model, INPUTS), model)
+    process, folder = lowering._process, lowering.folder
+    assert process is not None and folder.exists()
+    del lowering
+    gc.collect()
+    assert process.poll() is not None and not folder.exists()
