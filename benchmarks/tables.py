@@ -223,7 +223,7 @@ def repro(data: Data) -> Section:
                       "confidence unless a budget is given) run again and again, each in its own process, the "
                       "trained weights and exports cached by an uncounted first run (or by earlier runs of the "
                       "same model, with `--no-warm-up`), and with them the original's logits on the held-out and "
-                      "the training samples (`slimmer/memo.py`; full GoogLeNet computes them in about 50 s when "
+                      "the training samples (`slimmer/memo.py`; full GoogLeNet computes them in about a minute when "
                       "they are not). Each run's kept steps, "
                       "speed-up side by side (original against the slimmed program on `local`, until ±3% or 40 "
                       "runs), runner peak RSS and wall time. Reproducible means the same kept steps in at least 4 "
