@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -79,19 +80,33 @@ def write_lowered(program: Any, backend: Backend | str, out_pte: Path, source: s
     """
     import torch
 
-    out_pte.parent.mkdir(parents=True, exist_ok=True)
-    targets = {"pte": out_pte, "etrecord": out_pte.with_suffix(".etrecord"), "pt2": out_pte.with_suffix(".pt2")}
-    with tempfile.TemporaryDirectory(dir=out_pte.parent, prefix=".export-") as staging:
-        staged = {kind: Path(staging) / f"model.{kind}" for kind in targets}
+    def write(staged: dict[str, Path]) -> None:
         staged["pte"].write_bytes(program.buffer)
         with quiet():
             program.get_etrecord().save(str(staged["etrecord"]))
             if exported_program is not None:
                 torch.export.save(exported_program, str(staged["pt2"]))
-        for kind in ("pt2", "etrecord", "pte"):  # the .pte last: its presence means the rest is there
+
+    return Exported(out_pte, write_staged(out_pte, write)["etrecord"], Backend(backend).value, source)
+
+
+def write_staged(out_pte: Path, write: Callable[[dict[str, Path]], None]) -> dict[str, Path]:
+    """The files of one program, each kind (``pte``, ``etrecord``, ``pt2``) written by ``write`` to the staged path
+    it is given in a folder beside ``out_pte``, then moved into place, the .pte last: every file appears whole or
+    not at all, and a .pte there means the rest is there. Where each kind is now.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    out_pte.parent.mkdir(parents=True, exist_ok=True)
+    targets = {"pte": out_pte, "etrecord": out_pte.with_suffix(".etrecord"), "pt2": out_pte.with_suffix(".pt2")}
+    with tempfile.TemporaryDirectory(dir=out_pte.parent, prefix=".export-") as staging:
+        staged = {kind: Path(staging) / f"model.{kind}" for kind in targets}
+        write(staged)
+        for kind in ("pt2", "etrecord", "pte"):
             if staged[kind].exists():
                 os.replace(staged[kind], targets[kind])
-    return Exported(out_pte, targets["etrecord"], Backend(backend).value, source)
+    return targets
 
 
 def export_to(spec: ModelSpec, backend: Backend | str, out_pte: Path) -> Exported:

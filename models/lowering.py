@@ -62,16 +62,14 @@ class Lowering:
         try:
             with quiet():
                 torch.export.save(exported, str(pt2))
-        except Exception as error:  # a program .pt2 cannot hold: the caller lowers it itself
-            self._answers[pte] = f"cannot be saved for the worker ({type(error).__name__})"
-            return
-        process = self._started()
-        try:
+            process = self._started()
             assert process.stdin is not None
             process.stdin.write(f"{pt2}\t{pte}\n")
             process.stdin.flush()
-        except OSError:  # the worker is gone: the job is answered as failed when asked
+        except OSError:  # the worker could not start, or is gone: the job is answered as failed when asked
             self._answers[pte] = "the lowering process has ended"
+        except Exception as error:  # a program .pt2 cannot hold: the caller lowers it itself
+            self._answers[pte] = f"cannot be saved for the worker ({type(error).__name__})"
         waiting, self._later = self._later, []
         for later, exported_later, held in waiting:
             try:
@@ -148,25 +146,24 @@ def _stop(worker: list[subprocess.Popen], folder: Path) -> None:
 
 def copy_written(pte: Path, out_pte: Path, source: str, backend: str, exported_program: Any = None):
     """``pte`` and its .etrecord (written by the worker) as ``out_pte`` and its .etrecord, with ``exported_program``
-    as its .pt2 when given; every file appears whole or not at all (as ``write_lowered``)."""
+    as its .pt2 when given; every file appears whole or not at all (``write_staged``).
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
     import torch
 
     from rebirth.contract.quiet import quiet
-    from rebirth.models.export import Backend, Exported
+    from rebirth.models.export import Backend, Exported, write_staged
 
-    out_pte.parent.mkdir(parents=True, exist_ok=True)
-    targets = {"pte": out_pte, "etrecord": out_pte.with_suffix(".etrecord"), "pt2": out_pte.with_suffix(".pt2")}
-    with tempfile.TemporaryDirectory(dir=out_pte.parent, prefix=".export-") as staging:
-        staged = {kind: Path(staging) / f"model.{kind}" for kind in targets}
+    def write(staged: dict[str, Path]) -> None:
         shutil.copyfile(pte, staged["pte"])
         shutil.copyfile(pte.with_suffix(".etrecord"), staged["etrecord"])
         if exported_program is not None:
             with quiet():
                 torch.export.save(exported_program, str(staged["pt2"]))
-        for kind in ("pt2", "etrecord", "pte"):  # the .pte last: its presence means the rest is there
-            if staged[kind].exists():
-                os.replace(staged[kind], targets[kind])
-    return Exported(out_pte, targets["etrecord"], Backend(backend).value, source)
+
+    return Exported(out_pte, write_staged(out_pte, write)["etrecord"], Backend(backend).value, source)
 
 
 def _serve(backend: str, jobs: IO[str], answers: IO[str]) -> None:

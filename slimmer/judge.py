@@ -86,6 +86,8 @@ class Judge:
         if LOW_PRECISION and self.measure == TOP1 and not exported(model) and not self._precision.off:
             try:
                 return scored(_LowScore(model, self._precision))
+            except _NotLogits:  # float32 from now on
+                self._precision.off = True
             except _Unsure:
                 self._precision.redone += 1
             except Exception:  # an operator the model uses has no bfloat16 kernel: float32 from now on
@@ -113,16 +115,16 @@ class Judge:
         if missed is None or self.budget - margin >= 50:
             evidence = self.examine(model)
             return evidence if evidence.fits(margin) else None
-        logits = self._scoring(model, lambda forward: self._misses_first(model, forward, missed, margin))
+        logits = self._scoring(model, lambda forward: self._misses_first(forward, missed, margin))
         if logits is None:
             return None
         self._last.remember(model, logits)
         evidence = self.examine_logits(logits)
         return evidence if evidence.fits(margin) else None
 
-    def _misses_first(self, model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
-                      missed: tuple[torch.Tensor, torch.Tensor], margin: float) -> Optional[torch.Tensor]:
-        """``fitting``'s pass: ``model``'s held-out logits (``forward``), the original's misses first; None as soon
+    def _misses_first(self, forward: Callable[[torch.Tensor], torch.Tensor], missed: tuple[torch.Tensor, torch.Tensor],
+                      margin: float) -> Optional[torch.Tensor]:
+        """``fitting``'s pass: a model's held-out logits (``forward``), the original's misses first; None as soon
         as the samples scored show it cannot be within the budget."""
         images, where = missed
         labels, samples = self.labels, len(self.labels)
@@ -200,6 +202,10 @@ class _Unsure(Exception):  # noqa: N818 (a signal, not an error)
     """A sample scored in both precisions was further off in bfloat16 than ``LOW_ERROR``."""
 
 
+class _NotLogits(_Unsure):
+    """The model's output is not one row of two or more class logits per sample: it is scored in float32."""
+
+
 @dataclass
 class _Precision:
     """How a judge's passes went in bfloat16: turned off (the model has an operator without a bfloat16 kernel),
@@ -228,7 +234,7 @@ class _LowScore:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = self.model(inputs).float()
         if low.dim() != 2 or low.shape[1] < 2:
-            raise _Unsure  # not one row of class logits per sample: float32
+            raise _NotLogits
         top = low.topk(2, dim=1).values
         size = low.abs().amax(dim=1)
         unsure = torch.arange(len(low)) if self.first else \

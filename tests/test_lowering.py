@@ -120,3 +120,16 @@ def test_a_lowering_nobody_closed_stops_its_worker_when_it_is_collected():
     del lowering
     gc.collect()
     assert process.poll() is not None and not folder.exists()
+
+
+def test_a_worker_that_cannot_start_leaves_every_job_to_this_process(monkeypatch):
+    import sys
+
+    model = small()
+    lowering = Lowering("xnnpack")
+    monkeypatch.setattr(sys, "executable", str(lowering.folder / "no-such-python"))
+    try:
+        lowering.submit(id(model), torch.export.export(model, INPUTS), model)
+        assert lowering.written(id(model)) is None
+    finally:
+        lowering.close()

@@ -209,3 +209,15 @@ def test_a_model_bfloat16_cannot_run_is_scored_in_float32(monkeypatch):
     monkeypatch.setattr(judging, "LOW_PRECISION", True)
     judge = _images_judge(Fussy())
     assert judge.examine(Fussy()) == exact and judge._precision.off
+
+
+def test_a_model_that_gives_no_class_logits_is_scored_in_float32(monkeypatch):
+    class One(Convolutional):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(32, 1)
+
+    exact = _images_judge(One()).examine(One())
+    monkeypatch.setattr(judging, "LOW_PRECISION", True)
+    judge = _images_judge(One())
+    assert judge.examine(One()) == exact and judge._precision.off and judge._precision.redone == 0
