@@ -1,6 +1,7 @@
 """The lowering worker (``models.lowering``): a second process lowers float programs while the slimmer lowers its
 int8 one; what it writes runs as the program lowered here does, and what it cannot do is lowered here."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -23,24 +24,31 @@ def outputs(pte) -> torch.Tensor:
     return torch.as_tensor(module.forward(INPUTS)[0])
 
 
-def test_the_worker_writes_a_program_that_runs_as_the_one_lowered_here(tmp_path):
-    from rebirth.models import lower, write_lowered
-
+@pytest.fixture
+def lowered():
+    """A small model, its exported program, a Lowering whose worker was given it, and what the worker wrote."""
     model = small()
     exported = torch.export.export(model, INPUTS)
     lowering = Lowering("xnnpack")
     try:
         lowering.submit(id(model), exported, model)
-        written = lowering.written(id(model))
-        assert written is not None and written.with_suffix(".etrecord").stat().st_size > 0
-        here = tmp_path / "here.pte"
-        write_lowered(lower(exported, "xnnpack"), "xnnpack", here, "test")
-        copied = copy_written(written, tmp_path / "out" / "copied.pte", "test", "xnnpack", exported)
-        assert copied.etrecord is not None and copied.etrecord.exists() and copied.pte.with_suffix(".pt2").exists()
-        assert torch.equal(outputs(copied.pte), outputs(here))
-        assert torch.allclose(outputs(here), model(*INPUTS), atol=1e-5)
+        yield model, exported, lowering, lowering.written(id(model))
     finally:
         lowering.close()
+
+
+def test_the_worker_writes_a_program_that_runs_as_the_one_lowered_here(tmp_path, lowered):
+    from rebirth.models import lower, write_lowered
+
+    model, exported, lowering, written = lowered
+    assert written is not None and written.with_suffix(".etrecord").stat().st_size > 0
+    here = tmp_path / "here.pte"
+    write_lowered(lower(exported, "xnnpack"), "xnnpack", here, "test")
+    copied = copy_written(written, tmp_path / "out" / "copied.pte", "test", "xnnpack", exported)
+    assert copied.etrecord is not None and copied.etrecord.exists() and copied.pte.with_suffix(".pt2").exists()
+    assert torch.equal(outputs(copied.pte), outputs(here))
+    assert torch.allclose(outputs(here), model(*INPUTS), atol=1e-5)
+    lowering.close()
     assert not lowering.folder.exists()
 
 
@@ -73,21 +81,14 @@ def test_a_worker_that_died_is_answered_none_and_the_next_close_is_clean():
     assert not lowering.folder.exists()
 
 
-def test_write_programs_takes_the_worker_program_and_keeps_the_pt2_where_asked(tmp_path):
-    model = small()
-    exported = torch.export.export(model, INPUTS)
-    lowering = Lowering("xnnpack")
-    try:
-        lowering.submit(id(model), exported, model)
-        worker = lowering.written(id(model))
-        assert worker is not None
-        files = write_programs([Program("float", model, exported, keep_pt2=True)], INPUTS, "xnnpack", tmp_path,
-                               "test", lowering)
-        assert [file.name for file in files] == ["slim-float.pt2", "slim-float.pte", "slim-float.etrecord"]
-        assert (tmp_path / "slim-float.pte").read_bytes() == worker.read_bytes()
-        assert torch.export.load(str(tmp_path / "slim-float.pt2")).module()(*INPUTS).shape == (1, 3)
-    finally:
-        lowering.close()
+def test_write_programs_takes_the_worker_program_and_keeps_the_pt2_where_asked(tmp_path, lowered):
+    model, exported, lowering, worker = lowered
+    assert worker is not None
+    files = write_programs([Program("float", model, exported, keep_pt2=True)], INPUTS, "xnnpack", tmp_path, "test",
+                           lowering)
+    assert [file.name for file in files] == ["slim-float.pt2", "slim-float.pte", "slim-float.etrecord"]
+    assert (tmp_path / "slim-float.pte").read_bytes() == worker.read_bytes()
+    assert torch.export.load(str(tmp_path / "slim-float.pt2")).module()(*INPUTS).shape == (1, 3)
 
 
 def test_programs_for_later_are_sent_after_the_next_submitted_one_and_not_before():
