@@ -166,6 +166,27 @@ def copy_written(pte: Path, out_pte: Path, source: str, backend: str, exported_p
     return Exported(out_pte, write_staged(out_pte, write)["etrecord"], Backend(backend).value, source)
 
 
+def write_via(lowering: Optional[Lowering], key: int, lowered: Any, exported: Any, backend: str, out_pte: Path,
+              source: str, pt2: Any = None) -> Any:
+    """Write the program under ``key`` as ``out_pte`` (with ``pt2`` as its .pt2 when given): the worker's files where
+    ``lowering`` has them, else ``lowered``, lowered here from ``exported`` when None. The program lowered here, or
+    None where the worker's files were taken.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    from rebirth.models.export import lower, write_lowered
+
+    worker = lowering.written(key) if lowering is not None and lowered is None else None
+    if worker is not None:
+        copy_written(worker, out_pte, source, backend, pt2)
+        return None
+    if lowered is None:
+        lowered = lower(exported, backend)
+    write_lowered(lowered, backend, out_pte, source, pt2)
+    return lowered
+
+
 def _serve(backend: str, jobs: IO[str], answers: IO[str]) -> None:
     """The worker: lower each job ``PT2<TAB>PTE`` read from ``jobs`` and answer ``done<TAB>PTE`` or
     ``failed<TAB>PTE<TAB>why`` on ``answers``, until ``jobs`` ends."""

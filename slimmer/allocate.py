@@ -26,7 +26,7 @@ from rebirth.contract.slim import SLIM, TOP1, Allocation, Evidence, MergeRecord,
 from rebirth.models.lowering import Lowering
 from rebirth.slimmer.cost import layer_macs
 from rebirth.slimmer.judge import Judge
-from rebirth.slimmer.steps import Considered, Program, Step, StepContext, StepResult
+from rebirth.slimmer.steps import Considered, Step, StepContext, StepResult
 
 INT8_SPEEDUP = 2.0
 """What int8 kernels are assumed to make of the conv and linear layers' time: XNNPACK's int8 programs ran the
@@ -119,18 +119,7 @@ def _lower_behind(made: Sequence[Made], context: StepContext) -> None:
     for item in made:
         for program in item.outcome.programs:
             if program.lowered is None and program.role != SLIM:
-                lowering.later(id(program.model), partial(_exported, program, context.example_inputs), program.model)
-
-
-def _exported(program: Program, example_inputs: tuple):
-    import torch
-
-    from rebirth.contract.quiet import quiet
-
-    if program.exported is not None:
-        return program.exported
-    with quiet():
-        return torch.export.export(program.model, example_inputs)
+                lowering.later(id(program.model), partial(program.export, context.example_inputs), program.model)
 
 
 def _run(step: Step, model: fx.GraphModule, judge: Optional[Judge], context: StepContext,

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from rebirth.contract.quiet import quiet
 from rebirth.contract.slim import ETRECORD, PT2, PTE, OutputFile, program_name
 from rebirth.models.lowering import Lowering
 from rebirth.slimmer.steps import Program
@@ -21,24 +20,15 @@ def write_programs(programs: Sequence[Program], example_inputs: tuple, backend: 
     Raises:
         OSError: the folder cannot be written.
     """
-    import torch
-
-    from rebirth.models import lower, write_lowered
-    from rebirth.models.lowering import copy_written
+    from rebirth.models.lowering import write_via
 
     files: list[OutputFile] = []
     for program in programs:
-        written = lowering.written(id(program.model)) if lowering is not None and program.lowered is None else None
-        exported = program.exported
-        if exported is None and (written is None or program.keep_pt2):
-            with quiet():
-                exported = torch.export.export(program.model, example_inputs)
-        out = outdir / program_name(program.role)
-        if written is not None:
-            copy_written(written, out, source, backend, exported if program.keep_pt2 else None)
-        else:
-            lowered = program.lowered if program.lowered is not None else lower(exported, backend)
-            write_lowered(lowered, backend, out, source, exported if program.keep_pt2 else None)
+        key = id(program.model)
+        worker = program.lowered is None and lowering is not None and lowering.written(key) is not None
+        exported = program.export(example_inputs) if not worker or program.keep_pt2 else None
+        write_via(lowering, key, program.lowered, exported, backend, outdir / program_name(program.role), source,
+                  exported if program.keep_pt2 else None)
         kinds = (PT2, PTE, ETRECORD) if program.keep_pt2 else (PTE, ETRECORD)
         files += [OutputFile(program_name(program.role, kind), program.role, kind, program.about) for kind in kinds]
     return tuple(files)

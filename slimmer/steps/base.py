@@ -98,6 +98,17 @@ class Program:
     quality: Optional[float] = None
     """The quality of the program as ExecuTorch's runtime ran it on the held-out samples, when measured."""
 
+    def export(self, example_inputs: tuple) -> Any:
+        """The exported program: the step's, else ``model`` exported now."""
+        if self.exported is not None:
+            return self.exported
+        import torch
+
+        from rebirth.contract.quiet import quiet
+
+        with quiet():
+            return torch.export.export(self.model, example_inputs)
+
 
 @dataclass(frozen=True)
 class StepResult:

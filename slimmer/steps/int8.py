@@ -236,22 +236,17 @@ class _Candidates:
         """These candidates, written to ``folder`` as slim.pte (int8) and slim-float.pte (the worker's, or lowered
         here where it has none); the worker has finished every job it has, so that nothing else runs on this
         machine while the programs are timed."""
-        from rebirth.models import lower, write_lowered
-        from rebirth.models.lowering import copy_written
+        from rebirth.models import write_lowered
+        from rebirth.models.lowering import write_via
 
         backend = context.options.backend
         write_lowered(self.int8_lowered, backend, folder / program_name(SLIM), "int8 candidate")
-        found, floating = self, folder / program_name(FLOAT)
-        worker = context.lowering.written(id(self.model)) if context.lowering is not None else None
-        if worker is not None:
-            copy_written(worker, floating, "float candidate", backend)
-        else:
-            if self.float_lowered is None:
-                found = dataclasses.replace(self, float_lowered=lower(self.float_exported, backend))
-            write_lowered(found.float_lowered, backend, floating, "float candidate")
+        lowered = write_via(context.lowering, id(self.model), self.float_lowered, self.float_exported, backend,
+                            folder / program_name(FLOAT), "float candidate")
         if context.lowering is not None:
             context.lowering.finish()
-        return dataclasses.replace(found, folder=folder)
+        return dataclasses.replace(self, folder=folder,
+                                   float_lowered=lowered if lowered is not None else self.float_lowered)
 
     def programs(self, ran: float) -> tuple[Program, ...]:
         """The int8 program as the slimmed one (``ran``: its quality as the runtime ran it), the float beside it."""
